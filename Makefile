@@ -1,0 +1,48 @@
+# tailboard: `make demo` trains a few runs and serves them; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+LOGDIR ?= demo-logs
+PORT   ?= 6007
+
+.PHONY: venv chromium test test-py test-js demo bench lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+# Debian's Chromium for the browser tests (Playwright's own download does not work everywhere).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+test: venv chromium test-js test-py
+
+test-py: venv
+	$(PY) -m pytest -q
+
+test-js:
+	node --test viewer/tests/
+
+demo: venv
+	$(PY) examples/demo.py --logdir $(LOGDIR) --port $(PORT)
+
+bench: venv
+	$(PY) bench/writer.py
+	$(PY) bench/ingest.py
+	$(PY) bench/latency.py
+
+lint: venv
+	$(PY) -m ruff check writer sidecar tests bench examples
+	$(PY) -m mypy writer sidecar
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -1,0 +1,1 @@
+"""The viewer's static files (served by the sidecar at /)."""

@@ -1,0 +1,182 @@
+"""The on-disk record format, defined once (docs/format.md).
+
+Both the writer and the sidecar import this module: the key names, the record kinds, how
+non-finite floats are spelled in strict JSON, and how JSONL that tailboard did not write is read.
+Standard library only; orjson is used for encoding when it is importable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Iterable, Mapping
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "KIND",
+    "K_HEADER",
+    "K_CONFIG",
+    "K_SCALARS",
+    "K_VECTOR",
+    "K_HIST",
+    "K_TEXT",
+    "K_END",
+    "KINDS",
+    "STATUS_FINISHED",
+    "STATUS_FAILED",
+    "STEP_KEYS",
+    "TIME_KEYS",
+    "NAN",
+    "POS_INF",
+    "NEG_INF",
+    "encode",
+    "encode_float",
+    "decode_float",
+    "to_json_value",
+    "flatten",
+    "foreign_scalars",
+    "is_tailboard_record",
+    "STREAM_SUFFIX",
+]
+
+FORMAT = "tailboard"
+FORMAT_VERSION = 1
+
+# Every tailboard record carries its kind under this key.
+KIND = "k"
+K_HEADER = "header"
+K_CONFIG = "config"
+K_SCALARS = "scalars"
+K_VECTOR = "vector"
+K_HIST = "hist"
+K_TEXT = "text"
+K_END = "end"
+KINDS = frozenset({K_HEADER, K_CONFIG, K_SCALARS, K_VECTOR, K_HIST, K_TEXT, K_END})
+
+STATUS_FINISHED = "finished"
+STATUS_FAILED = "failed"
+
+STREAM_SUFFIX = ".jsonl"
+
+# Keys that carry the step / wall time in JSONL written by other tools, in order of preference.
+STEP_KEYS = ("step", "global_step", "iteration", "iter", "epoch")
+TIME_KEYS = ("t", "time", "timestamp", "wall_time", "_timestamp")
+
+# Strict JSON has no NaN or Infinity tokens. Python's json writes bare `NaN` (invalid JSON) and orjson
+# writes `null` (silently losing the signal of a diverging run), so non-finite floats are spelled as
+# these strings wherever a number is expected.
+NAN = "NaN"
+POS_INF = "Infinity"
+NEG_INF = "-Infinity"
+_NONFINITE = {NAN: math.nan, POS_INF: math.inf, NEG_INF: -math.inf}
+
+try:  # orjson is several times faster; the writer must work without it.
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - exercised in the no-orjson test via a subprocess
+    _orjson = None
+
+
+def encode_float(x: float) -> float | str:
+    """A float as it is written: itself when finite, else one of NAN / POS_INF / NEG_INF."""
+    if math.isfinite(x):
+        return x
+    if x != x:
+        return NAN
+    return POS_INF if x > 0 else NEG_INF
+
+
+def decode_float(v: Any) -> float | None:
+    """A written number back as a float; None when ``v`` is not a number at all.
+
+    Booleans are not numbers here (``True`` is not a metric value of 1.0).
+    """
+    if type(v) is float or type(v) is int:
+        return float(v)
+    if isinstance(v, str):
+        return _NONFINITE.get(v)
+    return None
+
+
+def to_json_value(v: Any) -> Any:
+    """Recursively replace non-finite floats inside lists and dicts by their string spelling."""
+    if type(v) is float:
+        return v if math.isfinite(v) else encode_float(v)
+    if isinstance(v, dict):
+        return {k: to_json_value(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [to_json_value(x) for x in v]
+    return v
+
+
+def _json_default(o: Any) -> Any:
+    # Objects neither encoder knows (paths, enums, numpy scalars on the json path) become text.
+    item = getattr(o, "item", None)
+    if callable(item):
+        try:
+            return to_json_value(item())
+        except Exception:
+            pass
+    return str(o)
+
+
+def encode(record: Mapping[str, Any]) -> bytes:
+    """One record as one complete line of strict JSON, newline included.
+
+    The caller has already replaced non-finite floats (``encode_float`` / ``to_json_value``); this
+    function does not walk the record again, so the hot path pays for that walk once.
+    """
+    if _orjson is not None:
+        return _orjson.dumps(record, default=_json_default, option=_orjson.OPT_APPEND_NEWLINE)
+    text = json.dumps(record, separators=(",", ":"), allow_nan=False, default=_json_default)
+    return text.encode("utf-8") + b"\n"
+
+
+def flatten(obj: Mapping[str, Any], prefix: str = "", sep: str = "/") -> dict[str, Any]:
+    """Nested dicts flattened to one level, keys joined with "/": {"a": {"b": 1}} -> {"a/b": 1}."""
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        name = f"{prefix}{sep}{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name, sep))
+        else:
+            out[name] = value
+    return out
+
+
+def is_tailboard_record(obj: Mapping[str, Any]) -> bool:
+    """True when the object is a record tailboard wrote (it has a known kind)."""
+    return obj.get(KIND) in KINDS
+
+
+def foreign_scalars(
+    obj: Mapping[str, Any], step_keys: Iterable[str] = STEP_KEYS, time_keys: Iterable[str] = TIME_KEYS
+) -> tuple[float | None, float | None, dict[str, float]]:
+    """Read a JSON object that tailboard did not write as (step, wall_time, metrics).
+
+    Nested objects are flattened with "/"; every numeric field (or non-finite spelling) that is
+    not the step or the time is a metric; everything else is ignored. ``step`` is the first of
+    ``step_keys`` present with a numeric value; when none is, it is None and the reader numbers
+    the line itself.
+    """
+    flat = flatten(obj)
+    step = None
+    for key in step_keys:
+        v = decode_float(flat.get(key))
+        if v is not None:
+            step = v
+            del flat[key]
+            break
+    wall = None
+    for key in time_keys:
+        v = decode_float(flat.get(key))
+        if v is not None:
+            wall = v
+            del flat[key]
+            break
+    metrics: dict[str, float] = {}
+    for key, value in flat.items():
+        v = decode_float(value)
+        if v is not None:
+            metrics[key] = v
+    return step, wall, metrics
