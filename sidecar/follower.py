@@ -1,0 +1,254 @@
+"""Follower: the glue from the log tree to the store (watch -> discovery -> tail -> store).
+
+``await Follower(root, store).start()`` finds every run, makes the watcher live, then catches up the
+whole backlog, then follows. Because the watcher is live before the first byte is read, whatever is
+appended after the catch-up read a file has an event (or a poll, or the sweep) waiting for it: there
+is no gap between catch-up and live following, and offsets make re-reads free of duplicates.
+
+All file reading and all store feeding happen in one worker thread at a time (the store is fed by
+nobody else), so the event loop stays free to serve while a big backlog loads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .discovery import StreamRef, scan
+from .tail import Chunk, FileTail, Opened, Reset, Skipped
+from .watch import Hints, Watcher
+
+__all__ = ["Follower"]
+
+logger = logging.getLogger(__name__)
+
+#: Progress is reported to the store at most this often during catch-up.
+PROGRESS_EVERY = 0.1
+
+
+@dataclass
+class _Followed:
+    tail: FileTail
+    ref: StreamRef
+
+
+class Follower:
+    """Follow every ``*.jsonl`` file under ``root`` and feed ``store``.
+
+    ``poll=True`` uses the stat poller instead of inotify (network and overlay filesystems give no
+    events); inotify falls back to it by itself when it cannot start. ``hot_interval`` is how often
+    files that changed in the last seconds are polled in that mode.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        store: Any,
+        *,
+        poll: bool = False,
+        poll_interval: float = 0.25,
+        hot_interval: float = 0.01,
+        sweep_interval: float = 1.0,
+        debounce_ms: int = 50,
+        max_line_bytes: int = 1 << 20,
+        read_bytes: int = 1 << 22,
+    ) -> None:
+        self.root = os.path.abspath(os.fspath(root))
+        self.store = store
+        self.max_line_bytes = max_line_bytes
+        self.read_bytes = read_bytes
+        self._files: dict[str, _Followed] = {}
+        self._runs: dict[str, str] = {}  # run id -> folder
+        self._watch_paths: tuple[str, ...] = ()  # replaced whole, read from the loop thread
+        self._hints = Hints()
+        self._watcher = Watcher(
+            self.root,
+            self._hints,
+            lambda: self._watch_paths,
+            poll=poll,
+            poll_interval=poll_interval,
+            hot_interval=hot_interval,
+            sweep_interval=sweep_interval,
+            debounce_ms=debounce_ms,
+        )
+        self._consumer: asyncio.Task[None] | None = None
+        self._catch_up_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._started = False
+
+    @property
+    def mode(self) -> str:
+        """``"inotify"`` or ``"poll"`` (after a fallback, ``"poll"``)."""
+        return self._watcher.mode
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def start(self, *, wait: bool = True) -> None:
+        """Find the runs, make the watcher live, catch up the backlog, then follow.
+
+        With ``wait=False`` this returns as soon as the watcher is live; the backlog then loads in
+        the background and ``store.set_progress`` tells how far it got.
+        """
+        if self._started:
+            raise RuntimeError("Follower.start() called twice")
+        self._started = True
+        _raise_open_file_limit()
+        await asyncio.to_thread(self._rediscover)
+        await self._watcher.start()
+        logger.info("following %s with %s (%d files)", self.root, self.mode, len(self._files))
+        self._catch_up_task = asyncio.create_task(self._catch_up_then_follow())
+        if wait:
+            await asyncio.shield(self._catch_up_task)
+
+    async def stop(self) -> None:
+        """Stop following and close every file. The store keeps what it was given."""
+        self._stopping = True
+        await self._watcher.stop()
+        self._hints.add_full()  # wake the consumer so it sees _stopping
+        for task in (self._catch_up_task, self._consumer):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for followed in self._files.values():
+            followed.tail.close()
+        self._files.clear()
+
+    async def _catch_up_then_follow(self) -> None:
+        await asyncio.to_thread(self._catch_up)
+        if not self._stopping:
+            self._consumer = asyncio.create_task(self._consume())
+
+    async def _consume(self) -> None:
+        while not self._stopping:
+            paths, full = await self._hints.wait()
+            if self._stopping:
+                return
+            try:
+                await asyncio.to_thread(self._process, paths, full)
+            except Exception:
+                # A bug here must not end following: log it, the next sweep retries everything.
+                logger.exception("following %s failed for one batch", self.root)
+
+    # -- work done in the worker thread -------------------------------------------------------
+
+    def _catch_up(self) -> None:
+        files = list(self._files.values())
+        total = 0
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.stat(f.ref.path).st_size
+        loaded = 0
+        last_report = 0.0
+        self._progress(0, total, False)
+        for f in files:
+            if self._stopping:
+                return
+            loaded += self._pump(f)
+            now = time.monotonic()
+            if now - last_report >= PROGRESS_EVERY:
+                last_report = now
+                self._progress(min(loaded, total), total, False)
+        self._progress(total, total, True)
+        logger.info("caught up %d bytes in %d files under %s", loaded, len(files), self.root)
+
+    def _progress(self, loaded: int, total: int, done: bool) -> None:
+        try:
+            self.store.set_progress(loaded, total, done)
+        except Exception:
+            logger.exception("store.set_progress failed")
+
+    def _process(self, paths: set[str], full: bool) -> None:
+        new: list[_Followed] = []
+        if full or any(p not in self._files for p in paths):
+            new = self._rediscover()
+        if full:
+            targets = list(self._files.values())
+        else:
+            targets = [self._files[p] for p in paths if p in self._files]
+            targets += [f for f in new if f.ref.path not in paths]
+        for f in targets:
+            if self._stopping:
+                return
+            self._pump(f)
+        if full:
+            try:
+                self.store.tick(time.time())
+            except Exception:
+                logger.exception("store.tick failed")
+
+    def _rediscover(self) -> list[_Followed]:
+        """Scan the tree: follow new files, mark runs whose folder is gone. Returns the new files."""
+        found = scan(self.root)
+        held = {f.tail.identity for f in self._files.values() if f.tail.is_open}
+        new = []
+        for path, ref in found.items():
+            if path in self._files:
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in held:
+                logger.debug("%s is a second name of a file already followed", path)
+                continue
+            f = _Followed(FileTail(path, max_line_bytes=self.max_line_bytes,
+                                   read_bytes=self.read_bytes, root=self.root), ref)
+            self._files[path] = f
+            held.add((st.st_dev, st.st_ino))
+            self._runs.setdefault(ref.run_id, ref.folder)
+            new.append(f)
+        for run_id, folder in list(self._runs.items()):
+            if os.path.isdir(folder):
+                continue
+            for path in [p for p, f in self._files.items() if f.ref.run_id == run_id]:
+                f = self._files.pop(path)
+                self._pump(f)  # whatever is still readable through the open descriptor
+                f.tail.close()
+            del self._runs[run_id]
+            logger.info("run %s is gone", run_id)
+            self._call("mark_gone", run_id)
+        self._watch_paths = (self.root, *self._runs.values(), *self._files)
+        return new
+
+    def _pump(self, f: _Followed) -> int:
+        """Read what is new in one file and hand it to the store. Returns the bytes handed over."""
+        run_id, stream = f.ref.run_id, f.ref.stream
+        handed = 0
+        try:
+            for ev in f.tail.read():
+                if isinstance(ev, Chunk):
+                    handed += len(ev.data)
+                    self._call("ingest", run_id, stream, ev.data, ev.start, ev.end)
+                elif isinstance(ev, Opened):
+                    self._call("open_stream", run_id, stream, f.ref.path, ev.key)
+                elif isinstance(ev, Skipped):
+                    logger.info("%s: skipped (%s)", f.ref.path, ev.reason)
+                    self._call("skip", run_id, stream, ev.reason, ev.count)
+                elif isinstance(ev, Reset):
+                    logger.info("%s: reset (%s)", f.ref.path, ev.reason)
+                    self._call("reset_stream", run_id, stream, ev.reason, ev.key)
+        except OSError as exc:
+            logger.warning("reading %s failed: %s", f.ref.path, exc)
+        return handed
+
+    def _call(self, method: str, *args: Any) -> None:
+        try:
+            getattr(self.store, method)(*args)
+        except Exception:
+            # The store counts bad input itself; anything raised here is a bug in it, and one bad
+            # batch must not stop every other file from being followed.
+            logger.exception("store.%s failed for %s", method, args[:2])
+
+
+def _raise_open_file_limit() -> None:
+    """Every followed file holds a descriptor: lift the soft limit to the hard one."""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -1,0 +1,317 @@
+"""FileTail: follow one JSONL file by identity, handing out complete lines only.
+
+A tail owns one open file descriptor and a byte offset that only ever advances to just after a
+newline (or past bytes it deliberately skips). Each call to :meth:`FileTail.read` re-checks the file
+and yields what changed, as plain events:
+
+- :class:`Opened` - the file's key is known (its head holds a full first line or 256 bytes); the
+  stream now continues in this file from offset 0. Also sent after a rotation.
+- :class:`Chunk` - bytes ``[start, end)`` of the file, complete lines only.
+- :class:`Skipped` - something was stepped over (an over-long line, a run of NUL bytes).
+- :class:`Reset` - the data seen so far is void (the file was truncated or deleted and
+  re-created); the stream restarts at offset 0 of the file with the given key.
+
+Identity is ``(st_dev, st_ino)`` plus a signature of the head. Because the descriptor stays open,
+the inode cannot be reused while it is followed, so a different ``(dev, ino)`` at the path means a
+different file. Truncation is noticed when the file shrinks below what was read, or when the bytes
+just before the read position no longer match (a copy-truncate followed by fresh writes).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+__all__ = [
+    "Chunk",
+    "FileTail",
+    "Opened",
+    "Reset",
+    "Skipped",
+    "TailEvent",
+    "head_signature",
+    "split_lines",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Bytes of the head hashed into the signature (less if the first line is shorter).
+HEAD_BYTES = 256
+#: Bytes before the read position remembered to notice a rewrite (Fluent Bit uses 32 too).
+GUARD_BYTES = 32
+#: Default size of one read; large reads keep catch-up fast, memory stays bounded by it.
+READ_BYTES = 1 << 22
+
+
+@dataclass(frozen=True)
+class Opened:
+    key: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    data: bytes
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Skipped:
+    reason: str
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class Reset:
+    reason: str
+    key: str
+
+
+TailEvent = Opened | Chunk | Skipped | Reset
+
+
+def head_signature(head: bytes) -> str | None:
+    """Signature of a file's head, or None while the head is not settled yet.
+
+    The head is the first line (with its newline) cut at HEAD_BYTES; until the file holds a newline or
+    HEAD_BYTES bytes it may still grow, so no signature is given.
+    """
+    nl = head.find(b"\n", 0, HEAD_BYTES)
+    if nl >= 0:
+        head = head[: nl + 1]
+    elif len(head) < HEAD_BYTES:
+        return None
+    else:
+        head = head[:HEAD_BYTES]
+    return hashlib.blake2b(head, digest_size=8).hexdigest()
+
+
+def split_lines(buf: bytes, max_line: int) -> tuple[list[tuple[str, int, int]], int, bool]:
+    """Cut ``buf`` (which starts at a line start) into pieces.
+
+    Returns ``(pieces, consumed, overlong)``: ``pieces`` are ``(kind, a, b)`` with kind ``"data"``
+    (complete lines), ``"line_too_long"`` (one line longer than ``max_line`` bytes, newline
+    included) or ``"nul_bytes"`` (a run of NULs where a line should start, as a copy-truncate
+    with a writer still at its old offset leaves). ``buf[consumed:]`` is an incomplete trailing
+    line; ``overlong`` says it is already longer than ``max_line``.
+    """
+    pieces: list[tuple[str, int, int]] = []
+    n = len(buf)
+    data_from = 0  # start of the pending run of good lines
+    p = 0  # a line start
+    has_nul = b"\0" in buf
+    while p < n:
+        if has_nul and buf[p] == 0:
+            q = p
+            while q < n and buf[q] == 0:
+                q += 1
+            if data_from < p:
+                pieces.append(("data", data_from, p))
+            pieces.append(("nul_bytes", p, q))
+            p = data_from = q
+            continue
+        # Jump by up to max_line bytes at a time: when lines are short the last newline in the
+        # window is close to its end, so this costs about n / max_line searches, not one per line.
+        window_end = min(p + max_line, n)
+        r = buf.rfind(b"\n", p, window_end)
+        if r < 0:
+            if window_end == n:
+                break  # an incomplete last line, not over the limit yet
+            # No newline within max_line bytes of a line start: an over-long line.
+            if data_from < p:
+                pieces.append(("data", data_from, p))
+            nl = buf.find(b"\n", window_end)
+            if nl < 0:
+                return pieces, p, True
+            pieces.append(("line_too_long", p, nl + 1))
+            p = data_from = nl + 1
+            continue
+        if has_nul:
+            # A NUL run may start right after any newline inside the window: stop at the first.
+            z = buf.find(b"\n\0", p, r + 1)
+            if z >= 0:
+                p = z + 1
+                continue
+        p = r + 1
+    if data_from < p:
+        pieces.append(("data", data_from, p))
+    return pieces, p, False
+
+
+class FileTail:
+    """Follow the file at ``path``; see the module docstring for the events it yields."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        max_line_bytes: int = 1 << 20,
+        read_bytes: int = READ_BYTES,
+        root: str | None = None,
+    ) -> None:
+        if max_line_bytes < 2:
+            raise ValueError(f"max_line_bytes must be at least 2, got {max_line_bytes}")
+        if read_bytes < 1:
+            raise ValueError(f"read_bytes must be positive, got {read_bytes}")
+        self.path = path
+        self.max_line_bytes = max_line_bytes
+        self.read_bytes = read_bytes
+        self._root = os.path.realpath(root) if root is not None else None
+        self._fd: int | None = None
+        self.dev = 0
+        self.ino = 0
+        self.key: str | None = None  # last key told to the consumer
+        self.offset = 0  # everything before it is consumed; a line starts here
+        self._partial = b""  # bytes from offset on, read but not yet a complete line
+        self._guard = b""  # up to GUARD_BYTES before offset + len(partial), as read
+        self._skipping = False  # inside an over-long line, discarding up to its newline
+        self._signature: str | None = None
+        self._lost: str | None = None  # why the previous file ended: "rotated" / "replaced"
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self._fd is not None
+
+    @property
+    def identity(self) -> tuple[int, int] | None:
+        return (self.dev, self.ino) if self._fd is not None else None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _file_key(self) -> str:
+        return f"{self.dev}:{self.ino}:{self._signature or ''}"
+
+    def _contained(self) -> bool:
+        if self._root is None:
+            return True
+        real = os.path.realpath(self.path)
+        return real == self._root or real.startswith(self._root + os.sep)
+
+    def _open(self) -> bool:
+        if not self._contained():
+            logger.warning("not following %s: it resolves outside the log root", self.path)
+            return False
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EISDIR):
+                raise
+            return False
+        st = os.fstat(fd)
+        self._fd, self.dev, self.ino = fd, st.st_dev, st.st_ino
+        self._restart()
+        return True
+
+    def _restart(self) -> None:
+        self.offset = 0
+        self._partial = b""
+        self._guard = b""
+        self._skipping = False
+        self._signature = None
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def read(self) -> Iterator[TailEvent]:
+        """Yield everything new since the last call. Never raises for what the file contains."""
+        if self._fd is None:
+            if not self._open():
+                return
+            if self._lost == "replaced":
+                # A new file under the same name: the old one's data is void.
+                yield Reset("replaced", self._file_key())
+                self.key = self._file_key()
+            self._lost = None
+        yield from self._drain()
+        # The path may now name another file (rotation or delete + re-create): we have just read
+        # the old descriptor to its end, so move on.
+        try:
+            st = os.stat(self.path)
+            moved = (st.st_dev, st.st_ino) != (self.dev, self.ino)
+        except OSError:
+            st, moved = None, True
+        if not moved:
+            return
+        assert self._fd is not None
+        self._lost = "replaced" if os.fstat(self._fd).st_nlink == 0 else "rotated"
+        logger.info("%s: file %s (%d bytes read)", self.path, self._lost, self.offset)
+        self.close()
+        if st is not None:
+            yield from self.read()
+
+    def _drain(self) -> Iterator[TailEvent]:
+        fd = self._fd
+        assert fd is not None
+        if self._truncated(fd):
+            logger.info("%s: truncated at offset %d, reading from the start", self.path, self.offset)
+            self._restart()
+            self._signature = self._head(fd)
+            self.key = self._file_key()
+            yield Reset("truncated", self.key)
+        if self._signature is None:
+            self._signature = self._head(fd)
+            if self._signature is None:
+                return  # the head is still growing; nothing complete to hand out
+        if self.key != self._file_key():
+            self.key = self._file_key()
+            yield Opened(self.key)
+        while True:
+            pos = self.offset + len(self._partial)
+            new = os.pread(fd, self.read_bytes, pos)
+            if not new:
+                return
+            self._remember(new)
+            if self._skipping:
+                nl = new.find(b"\n")
+                if nl < 0:
+                    self.offset += len(new)
+                    continue
+                self.offset += nl + 1
+                self._skipping = False
+                yield Skipped("line_too_long")
+                new = new[nl + 1 :]
+            buf = self._partial + new if self._partial else new
+            pieces, consumed, overlong = split_lines(buf, self.max_line_bytes)
+            base = self.offset
+            for kind, a, b in pieces:
+                if kind == "data":
+                    yield Chunk(buf[a:b], base + a, base + b)
+                else:
+                    yield Skipped(kind)
+            if overlong:
+                # Drop the over-long line's bytes now and keep dropping up to its newline:
+                # memory stays bounded whatever its length.
+                self.offset = base + len(buf)
+                self._partial = b""
+                self._skipping = True
+            else:
+                self.offset = base + consumed
+                self._partial = buf[consumed:]
+            if len(new) < self.read_bytes:
+                return
+
+    def _remember(self, new: bytes) -> None:
+        if len(new) >= GUARD_BYTES:
+            self._guard = new[-GUARD_BYTES:]
+        else:
+            self._guard = (self._guard + new)[-GUARD_BYTES:]
+
+    def _truncated(self, fd: int) -> bool:
+        seen = self.offset + len(self._partial)
+        if seen == 0:
+            return False
+        if os.fstat(fd).st_size < seen:
+            return True
+        start = seen - len(self._guard)
+        return os.pread(fd, len(self._guard), start) != self._guard
+
+    def _head(self, fd: int) -> str | None:
+        return head_signature(os.pread(fd, HEAD_BYTES, 0))

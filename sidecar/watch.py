@@ -1,0 +1,251 @@
+"""Wake-up hints for the follower: inotify through watchfiles, a stat poller, a periodic sweep.
+
+Nothing here reads a file. Each hint only means "look at this path again" (or "look at everything
+again"); the tail re-checks the file itself from its own offset, so a lost, merged or spurious hint
+costs at most one sweep interval, never data.
+
+- inotify (watchfiles ``awatch``, debounce 50 ms and step 5 ms instead of its 1600/50 defaults, and
+  a filter that accepts the paths its default filter would drop, such as ``.git`` or ``.venv``).
+  watchfiles gives no ready signal, so a sentinel file in a private temp folder, watched alongside
+  the root, is touched until its own event comes back: from then on every change has an event.
+- a stat poller, used with ``poll=True`` or when inotify cannot start (the watch limit, no free
+  descriptors). It compares device, inode, size and mtime in nanoseconds (watchfiles' own poller
+  compares whole seconds and ignores size). Files that changed in the last few seconds are polled
+  every ``hot_interval``, the rest every ``poll_interval``.
+- a sweep every ``sweep_interval`` in either mode: the trusted safety net for events that were never
+  delivered (queue overflow, network filesystems, folders created before their watch existed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+
+import watchfiles
+
+__all__ = ["Hints", "StatPoller", "Watcher", "stat_signature"]
+
+logger = logging.getLogger(__name__)
+
+#: A file that changed less than this many seconds ago is polled at the hot interval.
+HOT_SECONDS = 3.0
+#: How long start() waits for the sentinel's event before falling back to polling.
+READY_TIMEOUT = 3.0
+
+
+class Hints:
+    """Merged hints waiting for the follower: a set of paths, and a flag to re-check everything."""
+
+    def __init__(self) -> None:
+        self._paths: set[str] = set()
+        self._full = False
+        self._event = asyncio.Event()
+
+    def add(self, paths: Iterable[str]) -> None:
+        self._paths.update(paths)
+        if self._paths:
+            self._event.set()
+
+    def add_full(self) -> None:
+        self._full = True
+        self._event.set()
+
+    async def wait(self) -> tuple[set[str], bool]:
+        """Wait for at least one hint, then take everything pending."""
+        await self._event.wait()
+        self._event.clear()
+        paths, full = self._paths, self._full
+        self._paths, self._full = set(), False
+        return paths, full
+
+
+def stat_signature(path: str) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class StatPoller:
+    """Compare stat signatures of the paths it is given with those of the previous call."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[int, int, int, int] | None] = {}
+        self._changed_at: dict[str, float] = {}
+
+    def check(self, paths: Iterable[str], now: float) -> list[str]:
+        changed = []
+        for path in paths:
+            sig = stat_signature(path)
+            old = self._last.get(path, sig)  # a path seen first sets its baseline
+            self._last[path] = sig
+            if sig != old:
+                changed.append(path)
+                self._changed_at[path] = now
+        return changed
+
+    def hot(self, now: float) -> list[str]:
+        """Paths that changed recently; forgets the ones that went quiet."""
+        quiet = [p for p, t in self._changed_at.items() if now - t > HOT_SECONDS]
+        for p in quiet:
+            del self._changed_at[p]
+        return list(self._changed_at)
+
+    def forget(self, keep: set[str]) -> None:
+        for p in [p for p in self._last if p not in keep]:
+            del self._last[p]
+            self._changed_at.pop(p, None)
+
+
+def _accept(change: watchfiles.Change, path: str) -> bool:
+    # Everything that can matter: any .jsonl change, and any add/delete (it may be a folder).
+    # Modifications of other files (checkpoints being written...) are dropped.
+    return change != watchfiles.Change.modified or path.endswith(".jsonl")
+
+
+class Watcher:
+    """Feed ``hints`` from inotify or the poller, plus the sweep, until :meth:`stop`.
+
+    ``paths`` returns what the poller should stat: the followed files and the folders whose
+    entries may change.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        hints: Hints,
+        paths: Callable[[], Iterable[str]],
+        *,
+        poll: bool = False,
+        poll_interval: float = 0.25,
+        hot_interval: float = 0.01,
+        sweep_interval: float = 1.0,
+        debounce_ms: int = 50,
+        step_ms: int = 5,
+    ) -> None:
+        if poll_interval <= 0 or hot_interval <= 0 or sweep_interval <= 0:
+            raise ValueError("poll_interval, hot_interval and sweep_interval must be positive")
+        self.root = os.path.abspath(root)
+        self.hints = hints
+        self._paths = paths
+        self.poll_interval = poll_interval
+        self.hot_interval = min(hot_interval, poll_interval)
+        self.sweep_interval = sweep_interval
+        self.debounce_ms = debounce_ms
+        self.step_ms = step_ms
+        self.mode = "poll" if poll else "inotify"
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sentinel_dir: str | None = None
+        self._ready = asyncio.Event()
+        self._poller = StatPoller()
+
+    async def start(self) -> None:
+        """Return once changes from now on are sure to produce a hint (or be polled)."""
+        if self._tasks:
+            raise RuntimeError("Watcher.start() called twice")
+        if self.mode == "inotify" and not await self._start_inotify():
+            self.mode = "poll"
+        if self.mode == "poll":
+            # The first pass sets the baseline the next passes compare with.
+            self._poller.check(self._paths(), time.monotonic())
+            self._tasks.append(asyncio.create_task(self._run_poll()))
+        self._tasks.append(asyncio.create_task(self._run_sweep()))
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._sentinel_dir is not None:
+            shutil.rmtree(self._sentinel_dir, ignore_errors=True)
+            self._sentinel_dir = None
+
+    # -- inotify ------------------------------------------------------------------------------
+
+    async def _start_inotify(self) -> bool:
+        self._sentinel_dir = tempfile.mkdtemp(prefix="tailboard-watch-")
+        sentinel = os.path.join(self._sentinel_dir, "ready")
+        task = asyncio.create_task(self._run_inotify())
+        deadline = time.monotonic() + READY_TIMEOUT
+        # awatch starts watching on its first iteration and says nothing when it is live: touch
+        # the sentinel until its event arrives.
+        while not self._ready.is_set():
+            if task.done() or time.monotonic() > deadline:
+                break
+            with open(sentinel, "wb") as f:
+                f.write(b"x")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), 0.02)
+        if self._ready.is_set():
+            self._tasks.append(task)
+            return True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        logger.warning("inotify did not start under %s: polling instead", self.root)
+        return False
+
+    async def _run_inotify(self) -> None:
+        assert self._sentinel_dir is not None
+        sentinel_dir = self._sentinel_dir
+        try:
+            async for changes in watchfiles.awatch(
+                self.root,
+                sentinel_dir,
+                watch_filter=_accept,
+                debounce=self.debounce_ms,
+                step=self.step_ms,
+                stop_event=self._stop,
+                recursive=True,
+                ignore_permission_denied=True,
+                force_polling=False,
+            ):
+                paths = set()
+                for _change, path in changes:
+                    if path.startswith(sentinel_dir):
+                        self._ready.set()
+                    else:
+                        paths.add(path)
+                if paths:
+                    self.hints.add(paths)
+        except OSError as exc:
+            # Watch limit, no descriptors, a filesystem without inotify: poll from now on.
+            logger.warning("inotify failed under %s (%s): polling instead", self.root, exc)
+            if self._ready.is_set() and not self._stop.is_set():
+                self.mode = "poll"
+                self._poller.check(self._paths(), time.monotonic())
+                self.hints.add_full()
+                self._tasks.append(asyncio.create_task(self._run_poll()))
+
+    # -- polling and sweep --------------------------------------------------------------------
+
+    async def _run_poll(self) -> None:
+        next_full = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_full:
+                paths = list(self._paths())
+                self._poller.forget(set(paths))
+                next_full = now + self.poll_interval
+            else:
+                paths = self._poller.hot(now)
+            changed = self._poller.check(paths, now)
+            if changed:
+                self.hints.add(changed)
+            await asyncio.sleep(self.hot_interval)
+
+    async def _run_sweep(self) -> None:
+        while not self._stop.is_set():
+            await asyncio.sleep(self.sweep_interval)
+            self.hints.add_full()
