@@ -138,6 +138,9 @@ class Follower:
     # -- work done in the worker thread -------------------------------------------------------
 
     def _catch_up(self) -> None:
+        # Scan again now that the watcher is live: files created since the first scan may have
+        # had their only event before the watch existed.
+        self._rediscover()
         files = list(self._files.values())
         total = 0
         for f in files:

@@ -80,11 +80,19 @@ class StatPoller:
         self._last: dict[str, tuple[int, int, int, int] | None] = {}
         self._changed_at: dict[str, float] = {}
 
-    def check(self, paths: Iterable[str], now: float) -> list[str]:
+    def check(self, paths: Iterable[str], now: float, *, baseline: bool = False) -> list[str]:
+        """Paths whose signature changed. A path not seen before counts as changed (it may have
+        grown since it was found) unless ``baseline`` is set."""
         changed = []
         for path in paths:
             sig = stat_signature(path)
-            old = self._last.get(path, sig)  # a path seen first sets its baseline
+            if path not in self._last:
+                self._last[path] = sig
+                if not baseline:
+                    changed.append(path)
+                    self._changed_at[path] = now
+                continue
+            old = self._last[path]
             self._last[path] = sig
             if sig != old:
                 changed.append(path)
@@ -102,6 +110,11 @@ class StatPoller:
         for p in [p for p in self._last if p not in keep]:
             del self._last[p]
             self._changed_at.pop(p, None)
+
+
+def _touch(path: str) -> None:
+    with open(path, "wb") as f:
+        f.write(b"x")
 
 
 def _accept(change: watchfiles.Change, path: str) -> bool:
@@ -142,6 +155,7 @@ class Watcher:
         self.step_ms = step_ms
         self.mode = "poll" if poll else "inotify"
         self._stop = asyncio.Event()
+        self._inotify_stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._sentinel_dir: str | None = None
         self._ready = asyncio.Event()
@@ -155,12 +169,13 @@ class Watcher:
             self.mode = "poll"
         if self.mode == "poll":
             # The first pass sets the baseline the next passes compare with.
-            self._poller.check(self._paths(), time.monotonic())
+            self._poller.check(self._paths(), time.monotonic(), baseline=True)
             self._tasks.append(asyncio.create_task(self._run_poll()))
         self._tasks.append(asyncio.create_task(self._run_sweep()))
 
     async def stop(self) -> None:
         self._stop.set()
+        self._inotify_stop.set()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -175,7 +190,8 @@ class Watcher:
 
     async def _start_inotify(self) -> bool:
         self._sentinel_dir = tempfile.mkdtemp(prefix="tailboard-watch-")
-        sentinel = os.path.join(self._sentinel_dir, "ready")
+        # Named like a stream so that the filter lets its modifications through.
+        sentinel = os.path.join(self._sentinel_dir, "ready.jsonl")
         task = asyncio.create_task(self._run_inotify())
         deadline = time.monotonic() + READY_TIMEOUT
         # awatch starts watching on its first iteration and says nothing when it is live: touch
@@ -183,14 +199,15 @@ class Watcher:
         while not self._ready.is_set():
             if task.done() or time.monotonic() > deadline:
                 break
-            with open(sentinel, "wb") as f:
-                f.write(b"x")
+            _touch(sentinel)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._ready.wait(), 0.02)
         if self._ready.is_set():
             self._tasks.append(task)
             return True
-        task.cancel()
+        # Its Rust side checks the stop event every step: setting it ends the task at once, where a
+        # bare cancel would wait for the watcher thread's timeout.
+        self._inotify_stop.set()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
         logger.warning("inotify did not start under %s: polling instead", self.root)
@@ -206,7 +223,7 @@ class Watcher:
                 watch_filter=_accept,
                 debounce=self.debounce_ms,
                 step=self.step_ms,
-                stop_event=self._stop,
+                stop_event=self._inotify_stop,
                 recursive=True,
                 ignore_permission_denied=True,
                 force_polling=False,
@@ -224,7 +241,7 @@ class Watcher:
             logger.warning("inotify failed under %s (%s): polling instead", self.root, exc)
             if self._ready.is_set() and not self._stop.is_set():
                 self.mode = "poll"
-                self._poller.check(self._paths(), time.monotonic())
+                self._poller.check(self._paths(), time.monotonic(), baseline=True)
                 self.hints.add_full()
                 self._tasks.append(asyncio.create_task(self._run_poll()))
 

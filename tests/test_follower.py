@@ -1,0 +1,416 @@
+"""Follower end to end: real files in a temp tree, real watchfiles / the real poller."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import resource
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from followkit import LineSink, Writer, file_lines, until
+from tailboard.sidecar.follower import Follower
+
+MODES = ["inotify", "poll"]
+
+
+def make_follower(root: Path, store: Any, mode: str, **kw: Any) -> Follower:
+    opts: dict[str, Any] = {"poll": mode == "poll", "poll_interval": 0.05, "hot_interval": 0.01}
+    # inotify tests use a long sweep so that they prove events do the work; the poller relies on
+    # the sweep for folders it does not stat.
+    opts["sweep_interval"] = 0.3 if mode == "poll" else 30.0
+    opts.update(kw)
+    return Follower(root, store, **opts)
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def running(tmp_path: Path, mode: str) -> AsyncIterator[tuple[Path, LineSink, Follower]]:
+    root = tmp_path / "logs"
+    root.mkdir()
+    sink = LineSink()
+    follower = make_follower(root, sink, mode)
+    await follower.start()
+    assert follower.mode == mode
+    try:
+        yield root, sink, follower
+    finally:
+        await follower.stop()
+        assert sink.errors == []
+
+
+async def test_backlog_then_live_with_partial_line(tmp_path: Path, mode: str) -> None:
+    root = tmp_path / "logs"
+    run = root / "lr_0.1" / "seed0"
+    run.mkdir(parents=True)
+    w = Writer()
+    expected = w.append(run / "rank0.jsonl", 100)
+    with open(run / "rank0.jsonl", "ab") as f:
+        f.write(b'{"step":0,"part')
+    sink = LineSink()
+    follower = make_follower(root, sink, mode)
+    await follower.start()
+    try:
+        assert sink.held("lr_0.1/seed0", "rank0.jsonl") == expected
+        assert sink.progress[-1][2] is True
+        assert sink.progress[-1][0] == sink.progress[-1][1]
+        with open(run / "rank0.jsonl", "ab") as f:
+            f.write(b'ial":1}\n')
+        expected.append(b'{"step":0,"partial":1}')
+        expected += w.append(run / "rank0.jsonl", 5)
+        await until(lambda: sink.held("lr_0.1/seed0", "rank0.jsonl") == expected)
+    finally:
+        await follower.stop()
+    assert sink.errors == []
+
+
+async def test_new_runs_and_files_at_any_depth(running: tuple[Path, LineSink, Follower]) -> None:
+    root, sink, _ = running
+    w = Writer()
+    deep = root / "a" / "b" / "c" / "d"
+    deep.mkdir(parents=True)  # folders and file created at once: no watch on them yet
+    exp_deep = w.append(deep / "rank0.jsonl", 3)
+    (root / ".git").mkdir()  # watchfiles' default filter would drop this one
+    exp_git = w.append(root / ".git" / "x.jsonl", 2)
+    exp_top = w.append(root / "top.jsonl", 2)
+    await until(lambda: sink.held("a/b/c/d", "rank0.jsonl") == exp_deep, what="deep run")
+    await until(lambda: sink.held(".git", "x.jsonl") == exp_git, what=".git run")
+    await until(lambda: sink.held(".", "top.jsonl") == exp_top, what="root run")
+    exp_r1 = w.append(deep / "rank1.jsonl", 4)  # a second stream of an existing run
+    exp_deep += w.append(deep / "rank0.jsonl", 2)
+    await until(lambda: sink.held("a/b/c/d", "rank1.jsonl") == exp_r1)
+    await until(lambda: sink.held("a/b/c/d", "rank0.jsonl") == exp_deep)
+    (root / "notes.txt").write_text("not a stream")
+    await asyncio.sleep(0.1)
+    assert {k[0] for k in sink.lines} == {"a/b/c/d", ".git", "."}
+
+
+async def test_run_folder_removed_is_gone(running: tuple[Path, LineSink, Follower]) -> None:
+    root, sink, _ = running
+    w = Writer()
+    run = root / "exp" / "r1"
+    run.mkdir(parents=True)
+    exp = w.append(run / "rank0.jsonl", 3)
+    await until(lambda: sink.held("exp/r1", "rank0.jsonl") == exp)
+    for p in run.iterdir():
+        p.unlink()
+    run.rmdir()
+    await until(lambda: "exp/r1" in sink.gone, what="gone")
+    # a run with the same id that comes back is followed again from its start
+    run.mkdir()
+    exp2 = w.append(run / "rank0.jsonl", 2)
+    await until(lambda: sink.held("exp/r1", "rank0.jsonl") == exp + exp2
+                or sink.held("exp/r1", "rank0.jsonl") == exp2)
+    assert "exp/r1" not in sink.gone
+
+
+async def test_truncation_and_copytruncate_with_stale_writer(
+    running: tuple[Path, LineSink, Follower],
+) -> None:
+    root, sink, _ = running
+    w = Writer()
+    run = root / "r"
+    run.mkdir()
+    path = run / "rank0.jsonl"
+    stale = open(path, "wb", buffering=0)  # keeps its own offset, as a non-O_APPEND writer does
+    lines = [w.line("a") for _ in range(20)]
+    stale.write(b"".join(x + b"\n" for x in lines))
+    await until(lambda: sink.held("r", "rank0.jsonl") == lines)
+    os.truncate(path, 0)  # copytruncate
+    after = [w.line("b") for _ in range(3)]
+    stale.write(b"".join(x + b"\n" for x in after))  # lands past a hole of NULs
+    await until(lambda: sink.held("r", "rank0.jsonl") == after, what="after copytruncate")
+    assert ("r", "rank0.jsonl", "truncated") in sink.resets
+    assert sink.skips.get(("r", "rank0.jsonl", "nul_bytes"), 0) >= 1
+    stale.close()
+    # a plain truncation to a shorter file
+    with open(path, "wb") as f:
+        f.write(b"")
+    short = w.append(path, 1)
+    await until(lambda: sink.held("r", "rank0.jsonl") == short, what="after truncate")
+
+
+async def test_rapid_rename_rotations(running: tuple[Path, LineSink, Follower]) -> None:
+    root, sink, _ = running
+    w = Writer()
+    run = root / "r"
+    run.mkdir()
+    path = run / "rank0.jsonl"
+    expected: list[bytes] = []
+    # A generation must live at the path for one wake-up (an event batch or a poll) to be seen.
+    gap = 0.12
+    for gen in range(6):
+        f = open(path, "ab", buffering=0)
+        for _ in range(10):
+            line = w.line(f"g{gen}")
+            f.write(line + b"\n")
+            expected.append(line)
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(gap)
+        os.rename(path, run / f"rank0.jsonl.{gen}")
+        tail_line = w.line(f"g{gen}-late")
+        f.write(tail_line + b"\n")  # written after the rename, before the writer reopens
+        expected.append(tail_line)
+        f.close()
+    expected += w.append(path, 3, "last")
+    await until(lambda: sink.held("r", "rank0.jsonl") == expected, what="all generations")
+    assert not any(r[2] == "truncated" for r in sink.resets)
+
+
+async def test_delete_and_recreate_same_path(running: tuple[Path, LineSink, Follower]) -> None:
+    root, sink, _ = running
+    w = Writer()
+    run = root / "r"
+    run.mkdir()
+    (run / "keep.jsonl").write_bytes(b"")
+    path = run / "rank0.jsonl"
+    first = w.append(path, 5)
+    await until(lambda: sink.held("r", "rank0.jsonl") == first)
+    path.unlink()
+    second = w.append(path, 4)  # same name, new file (often the same inode number)
+    await until(lambda: sink.held("r", "rank0.jsonl") == second, what="re-read from start")
+    assert ("r", "rank0.jsonl", "replaced") in sink.resets
+    assert "r" not in sink.gone
+
+
+async def test_symlink_escaping_root_is_ignored(tmp_path: Path, mode: str) -> None:
+    root = tmp_path / "logs"
+    outside = tmp_path / "outside"
+    (root / "run").mkdir(parents=True)
+    outside.mkdir()
+    w = Writer()
+    w.append(outside / "secret.jsonl", 2)
+    (root / "escape").symlink_to(outside, target_is_directory=True)
+    (root / "run" / "leak.jsonl").symlink_to(outside / "secret.jsonl")
+    inside = w.append(root / "run" / "rank0.jsonl", 2)
+    (root / "alias").symlink_to(root / "run", target_is_directory=True)  # inside: fine, once
+    sink = LineSink()
+    follower = make_follower(root, sink, mode)
+    await follower.start()
+    try:
+        w.append(outside / "secret.jsonl", 2)
+        inside += w.append(root / "run" / "rank0.jsonl", 1)
+        await until(lambda: sum(len(v) for v in sink.lines.values()) == 3)
+        await asyncio.sleep(0.2)
+        assert list(sink.lines) in ([("run", "rank0.jsonl")], [("alias", "rank0.jsonl")])
+        assert next(iter(sink.lines.values())) == inside
+    finally:
+        await follower.stop()
+
+
+async def test_huge_line_skipped_between_good_lines(
+    running: tuple[Path, LineSink, Follower],
+) -> None:
+    root, sink, _ = running
+    w = Writer()
+    run = root / "r"
+    run.mkdir()
+    path = run / "rank0.jsonl"
+    before = w.append(path, 3)
+    with open(path, "ab") as f:
+        for _ in range(12):  # a 12 MB line written in pieces
+            f.write(b"x" * (1 << 20))
+            f.flush()
+        f.write(b"\n")
+    after = w.append(path, 3)
+    await until(lambda: sink.held("r", "rank0.jsonl") == before + after, timeout=10)
+    assert sink.skips[("r", "rank0.jsonl", "line_too_long")] == 1
+
+
+async def test_appends_in_the_startup_window(tmp_path: Path, mode: str) -> None:
+    """Write at each point of start(): between the scan and the watcher going live, between that
+    and the catch-up, and between the catch-up and the first hint being consumed."""
+    root = tmp_path / "logs"
+    run = root / "r"
+    run.mkdir(parents=True)
+    w = Writer()
+    expected = {("r", "rank0.jsonl"): w.append(run / "rank0.jsonl", 2)}
+
+    def inject(tag: str) -> None:
+        expected[("r", "rank0.jsonl")] += w.append(run / "rank0.jsonl", 2, tag)
+        new_run = root / f"new_{tag}"
+        new_run.mkdir()
+        expected[(f"new_{tag}", "a.jsonl")] = w.append(new_run / "a.jsonl", 1, tag)
+        expected[("r", f"{tag}.jsonl")] = w.append(run / f"{tag}.jsonl", 1, tag)
+
+    class Racy(Follower):
+        calls = 0
+
+        def _rediscover(self) -> Any:
+            found = super()._rediscover()
+            Racy.calls += 1
+            if Racy.calls == 1:
+                inject("before_watch")  # the scan is done, the watcher not yet live
+            return found
+
+        def _catch_up(self) -> None:
+            inject("before_catch_up")  # the watcher is live, nothing read yet
+            super()._catch_up()
+            inject("after_catch_up")  # read, but the consumer has not started
+
+    sink = LineSink()
+    # A long sweep: only events (or the poller) may find these in time.
+    follower = Racy(root, sink, poll=mode == "poll", poll_interval=0.05, sweep_interval=30.0)
+    await follower.start()
+    try:
+        def done() -> bool:
+            return all(sink.held(*k) == v for k, v in expected.items())
+
+        await until(done, timeout=5, what="every line written during start-up")
+    finally:
+        await follower.stop()
+    assert sink.errors == []
+
+
+async def test_partial_line_completed_across_restart(tmp_path: Path, mode: str) -> None:
+    root = tmp_path / "logs"
+    (root / "r").mkdir(parents=True)
+    path = root / "r" / "rank0.jsonl"
+    w = Writer()
+    lines = w.append(path, 3)
+    with open(path, "ab") as f:
+        f.write(b'{"step":99,')
+    sink1 = LineSink()
+    f1 = make_follower(root, sink1, mode)
+    await f1.start()
+    await until(lambda: sink1.held("r", "rank0.jsonl") == lines)
+    await f1.stop()
+    with open(path, "ab") as f:
+        f.write(b'"x":1}\n')
+    sink2 = LineSink()
+    f2 = make_follower(root, sink2, mode)
+    await f2.start()
+    try:
+        assert sink2.held("r", "rank0.jsonl") == lines + [b'{"step":99,"x":1}']
+        more = w.append(path, 2)
+        await until(lambda: sink2.held("r", "rank0.jsonl") == lines + [b'{"step":99,"x":1}'] + more)
+    finally:
+        await f2.stop()
+
+
+async def test_writer_keeps_appending_through_restarts(tmp_path: Path, mode: str) -> None:
+    root = tmp_path / "logs"
+    runs = [root / f"run{i}" for i in range(3)]
+    for r in runs:
+        r.mkdir(parents=True)
+    stop = threading.Event()
+
+    def write() -> None:
+        n = 0
+        files = [open(r / "rank0.jsonl", "ab", buffering=0) for r in runs]
+        while not stop.is_set():
+            for i, f in enumerate(files):
+                n += 1
+                f.write(b'{"step":%d,"x":%d}' % (n, i))  # two writes: partial lines are common
+                f.write(b"\n")
+            time.sleep(0.0005)
+        for f in files:
+            f.close()
+
+    t = threading.Thread(target=write)
+    t.start()
+    try:
+        for _ in range(3):
+            sink = LineSink()
+            follower = make_follower(root, sink, mode)
+            await follower.start()
+            await asyncio.sleep(0.15)
+            await follower.stop()
+    finally:
+        stop.set()
+        t.join()
+    sink = LineSink()
+    follower = make_follower(root, sink, mode)
+    await follower.start()
+    try:
+        for r in runs:
+            want = file_lines(r / "rank0.jsonl")
+            assert len(want) > 100
+            await until(lambda r=r, want=want: sink.held(r.name, "rank0.jsonl") == want)
+    finally:
+        await follower.stop()
+
+
+async def test_live_follow_while_writer_runs(tmp_path: Path, mode: str) -> None:
+    """Start while a writer is busy and stop the writer later: all lines, once, in order."""
+    root = tmp_path / "logs"
+    (root / "r").mkdir(parents=True)
+    path = root / "r" / "rank0.jsonl"
+    stop = threading.Event()
+
+    def write() -> None:
+        n = 0
+        with open(path, "ab", buffering=0) as f:
+            while not stop.is_set():
+                n += 1
+                f.write(b'{"step":%d}\n' % n)
+                if n % 7 == 0:
+                    time.sleep(0.001)
+
+    t = threading.Thread(target=write)
+    t.start()
+    sink = LineSink()
+    follower = make_follower(root, sink, mode)
+    try:
+        await asyncio.sleep(0.05)
+        await follower.start()
+        await asyncio.sleep(0.3)
+    finally:
+        stop.set()
+        t.join()
+    try:
+        want = file_lines(path)
+        await until(lambda: sink.held("r", "rank0.jsonl") == want)
+    finally:
+        await follower.stop()
+
+
+async def test_falls_back_to_polling_when_inotify_cannot_start(tmp_path: Path) -> None:
+    """No descriptor left for inotify: watchfiles raises OSError, the follower polls instead."""
+    root = tmp_path / "logs"
+    (root / "r").mkdir(parents=True)
+    w = Writer()
+    lines = w.append(root / "r" / "rank0.jsonl", 2)
+    sink = LineSink()
+    follower = Follower(root, sink, poll_interval=0.05, sweep_interval=30.0)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    fillers: list[int] = []
+    try:
+        # The follower lifts the soft limit to the hard one: fill up to that, leaving two
+        # descriptors (enough for the scan and the sentinel, not for inotify's three).
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        with contextlib.suppress(OSError):
+            while len(fillers) < 100_000:
+                fillers.append(os.open(os.devnull, os.O_RDONLY))
+        for _ in range(2):
+            os.close(fillers.pop())
+        await follower.start(wait=False)
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        assert follower.mode == "poll"
+        more = w.append(root / "r" / "rank0.jsonl", 3)
+        await until(lambda: sink.held("r", "rank0.jsonl") == lines + more)
+    finally:
+        await follower.stop()
+
+
+async def test_start_twice_is_an_error(tmp_path: Path) -> None:
+    follower = Follower(tmp_path, LineSink(), poll=True)
+    await follower.start()
+    try:
+        with pytest.raises(RuntimeError, match="twice"):
+            await follower.start()
+    finally:
+        await follower.stop()
