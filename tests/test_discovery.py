@@ -1,0 +1,84 @@
+"""Discovery on real trees: run ids, streams, containment, loops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tailboard.sidecar.discovery import StreamRef, contained, scan
+
+
+def touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    return path
+
+
+def runs(root: Path) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for ref in scan(str(root)).values():
+        out.setdefault(ref.run_id, []).append(ref.stream)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def test_runs_at_any_depth_and_streams(tmp_path: Path) -> None:
+    touch(tmp_path / "lr_0.1" / "seed0" / "rank0.jsonl")
+    touch(tmp_path / "lr_0.1" / "seed0" / "rank1.jsonl")
+    touch(tmp_path / "lr_0.1" / "seed0" / "ckpt.pt")
+    touch(tmp_path / "lr_0.1" / "train.jsonl")  # a parent can be a run too
+    touch(tmp_path / "a" / "b" / "c" / "d" / "e" / "x.jsonl")
+    touch(tmp_path / "top.jsonl")
+    touch(tmp_path / ".venv" / "hidden.jsonl")  # nothing is filtered by name
+    touch(tmp_path / "empty" / "notes.txt")
+    assert runs(tmp_path) == {
+        "lr_0.1/seed0": ["rank0.jsonl", "rank1.jsonl"],
+        "lr_0.1": ["train.jsonl"],
+        "a/b/c/d/e": ["x.jsonl"],
+        ".": ["top.jsonl"],
+        ".venv": ["hidden.jsonl"],
+    }
+    ref = scan(str(tmp_path))[str(tmp_path / "lr_0.1" / "seed0" / "rank1.jsonl")]
+    assert ref == StreamRef("lr_0.1/seed0", "rank1.jsonl",
+                            str(tmp_path / "lr_0.1" / "seed0" / "rank1.jsonl"),
+                            str(tmp_path / "lr_0.1" / "seed0"))
+
+
+def test_folder_named_jsonl_is_not_a_stream(tmp_path: Path) -> None:
+    (tmp_path / "odd.jsonl").mkdir()
+    touch(tmp_path / "odd.jsonl" / "real.jsonl")
+    assert runs(tmp_path) == {"odd.jsonl": ["real.jsonl"]}
+
+
+def test_symlinks_leaving_the_root_are_not_followed(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    touch(outside / "run" / "secret.jsonl")
+    touch(root / "mine" / "a.jsonl")
+    (root / "escape").symlink_to(outside, target_is_directory=True)
+    (root / "mine" / "leak.jsonl").symlink_to(outside / "run" / "secret.jsonl")
+    (root / "mine" / "dotdot.jsonl").symlink_to("../../outside/run/secret.jsonl")
+    (root / "dangling.jsonl").symlink_to(tmp_path / "nowhere.jsonl")
+    assert runs(root) == {"mine": ["a.jsonl"]}
+
+
+def test_symlinks_inside_the_root_are_walked_once(tmp_path: Path) -> None:
+    touch(tmp_path / "real" / "a.jsonl")
+    (tmp_path / "alias").symlink_to(tmp_path / "real", target_is_directory=True)
+    (tmp_path / "real" / "loop").symlink_to(tmp_path, target_is_directory=True)
+    (tmp_path / "real" / "b.jsonl").symlink_to(tmp_path / "real" / "a.jsonl")
+    found = runs(tmp_path)
+    assert len(found) == 1
+    assert next(iter(found.values())) == ["a.jsonl", "b.jsonl"]
+
+
+def test_missing_root_and_root_through_symlink(tmp_path: Path) -> None:
+    assert scan(str(tmp_path / "none")) == {}
+    touch(tmp_path / "data" / "r" / "a.jsonl")
+    (tmp_path / "link").symlink_to(tmp_path / "data", target_is_directory=True)
+    assert runs(tmp_path / "link") == {"r": ["a.jsonl"]}
+
+
+def test_contained() -> None:
+    assert contained("/a/b", "/a")
+    assert contained("/a", "/a")
+    assert not contained("/ab", "/a")
+    assert not contained("/", "/a")
+    assert contained("/x", "/")

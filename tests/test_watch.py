@@ -1,0 +1,149 @@
+"""The watcher's hints on real folders: inotify via watchfiles, the stat poller, the sweep."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tailboard.sidecar.watch import Hints, StatPoller, Watcher
+
+
+async def next_hints(hints: Hints, timeout: float = 3.0) -> tuple[set[str], bool]:
+    return await asyncio.wait_for(hints.wait(), timeout)
+
+
+async def collect(hints: Hints, want: str, timeout: float = 3.0) -> set[str]:
+    """Gather hinted paths until ``want`` is among them."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while want not in seen:
+        paths, _ = await next_hints(hints, max(0.01, deadline - time.monotonic()))
+        seen |= paths
+    return seen
+
+
+async def test_hints_merge() -> None:
+    hints = Hints()
+    hints.add(["a", "b"])
+    hints.add(["b", "c"])
+    hints.add([])
+    assert await next_hints(hints) == ({"a", "b", "c"}, False)
+    hints.add_full()
+    assert await next_hints(hints) == (set(), True)
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(hints.wait(), 0.05)
+
+
+def test_poller_sees_changes_within_one_second(tmp_path: Path) -> None:
+    p = tmp_path / "a.jsonl"
+    p.write_bytes(b"1\n")
+    poller = StatPoller()
+    assert poller.check([str(p)], 0.0, baseline=True) == []
+    assert poller.check([str(p)], 0.1) == []
+    st = os.stat(p)
+    with open(p, "ab") as f:
+        f.write(b"2\n")
+    # Same whole-second mtime as before: size alone must be enough.
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert poller.check([str(p)], 0.2) == [str(p)]
+    assert poller.hot(0.3) == [str(p)]
+    assert poller.hot(10.0) == []
+    # same size, new content (a rewrite): mtime in nanoseconds tells
+    with open(p, "r+b") as f:
+        f.write(b"3")
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 1000))
+    assert poller.check([str(p)], 0.4) == [str(p)]
+    # replaced by another file of the same size and time: the inode tells
+    q = tmp_path / "b.jsonl"
+    q.write_bytes(p.read_bytes())
+    st = os.stat(p)
+    os.utime(q, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(q, p)
+    assert poller.check([str(p)], 0.5) == [str(p)]
+    p.unlink()
+    assert poller.check([str(p)], 0.6) == [str(p)]
+    # a path seen for the first time after the baseline counts as changed
+    assert poller.check([str(tmp_path / "new.jsonl")], 0.7) == [str(tmp_path / "new.jsonl")]
+
+
+async def test_inotify_hints_include_paths_the_default_filter_drops(tmp_path: Path) -> None:
+    hints = Hints()
+    watcher = Watcher(str(tmp_path), hints, lambda: (), sweep_interval=30.0)
+    await watcher.start()
+    try:
+        assert watcher.mode == "inotify"
+        git = tmp_path / ".git" / "r"
+        git.mkdir(parents=True)
+        # Files made in a folder before its watch exists get no event (the follower rescans on
+        # the folder's own event); once the watch is there, they do.
+        seen = await collect(hints, str(tmp_path / ".git"))
+        await asyncio.sleep(0.1)
+        (git / "a.jsonl").write_bytes(b"x\n")
+        seen |= await collect(hints, str(git / "a.jsonl"))
+        assert not any("tailboard-watch-" in p for p in seen)
+        # a modified non-stream file gives no hint; a stream next to it does
+        (tmp_path / "ckpt.pt").write_bytes(b"")
+        await collect(hints, str(tmp_path / "ckpt.pt"))  # its creation is a hint (could be a folder)
+        with open(tmp_path / "ckpt.pt", "ab") as f:
+            f.write(b"weights")
+        with open(git / "a.jsonl", "ab") as f:
+            f.write(b"y\n")
+        seen = await collect(hints, str(git / "a.jsonl"))
+        assert str(tmp_path / "ckpt.pt") not in seen
+    finally:
+        await watcher.stop()
+    assert watcher._sentinel_dir is None
+
+
+async def test_inotify_latency_is_milliseconds(tmp_path: Path) -> None:
+    hints = Hints()
+    watcher = Watcher(str(tmp_path), hints, lambda: (), sweep_interval=30.0)
+    await watcher.start()
+    try:
+        p = tmp_path / "a.jsonl"
+        t0 = time.monotonic()
+        p.write_bytes(b"x\n")
+        await collect(hints, str(p))
+        # debounce 50 ms, step 5 ms: one quiet change comes back well under watchfiles' defaults
+        assert time.monotonic() - t0 < 1.0
+    finally:
+        await watcher.stop()
+
+
+async def test_poll_mode_and_sweep(tmp_path: Path) -> None:
+    p = tmp_path / "a.jsonl"
+    p.write_bytes(b"")
+    hints = Hints()
+    watcher = Watcher(str(tmp_path), hints, lambda: (str(p), str(tmp_path)), poll=True,
+                      poll_interval=0.05, hot_interval=0.01, sweep_interval=0.2)
+    await watcher.start()
+    try:
+        assert watcher.mode == "poll"
+        with open(p, "ab") as f:
+            f.write(b"1\n")
+        await collect(hints, str(p))
+        (tmp_path / "new").mkdir()  # the folder's mtime changes
+        await collect(hints, str(tmp_path))
+        full = False
+        deadline = time.monotonic() + 2
+        while not full and time.monotonic() < deadline:
+            _, full = await next_hints(hints)
+        assert full
+    finally:
+        await watcher.stop()
+
+
+async def test_misuse(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        Watcher(str(tmp_path), Hints(), lambda: (), poll_interval=0)
+    watcher = Watcher(str(tmp_path), Hints(), lambda: (), poll=True)
+    await watcher.start()
+    try:
+        with pytest.raises(RuntimeError, match="twice"):
+            await watcher.start()
+    finally:
+        await watcher.stop()
