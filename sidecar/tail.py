@@ -241,7 +241,12 @@ class FileTail:
         if not moved:
             return
         assert self._fd is not None
-        self._lost = "replaced" if os.fstat(self._fd).st_nlink == 0 else "rotated"
+        if self._signature is None:
+            # It never held a complete line, so nothing of it was handed out: whatever came
+            # next simply continues the stream.
+            self._lost = "rotated"
+        else:
+            self._lost = "replaced" if os.fstat(self._fd).st_nlink == 0 else "rotated"
         logger.info("%s: file %s (%d bytes read)", self.path, self._lost, self.offset)
         self.close()
         if st is not None:
@@ -251,23 +256,24 @@ class FileTail:
         fd = self._fd
         assert fd is not None
         if self._truncated(fd):
-            logger.info("%s: truncated at offset %d, reading from the start", self.path, self.offset)
-            self._restart()
-            self._signature = self._head(fd)
-            self.key = self._file_key()
-            yield Reset("truncated", self.key)
-        if self._signature is None:
-            self._signature = self._head(fd)
-            if self._signature is None:
-                return  # the head is still growing; nothing complete to hand out
-        if self.key != self._file_key():
-            self.key = self._file_key()
-            yield Opened(self.key)
+            yield from self._truncation(fd)
         while True:
+            if self._signature is None:
+                self._signature = self._head(fd)
+                if self._signature is None:
+                    return  # the head is still growing; nothing complete to hand out
+            if self.key != self._file_key():
+                self.key = self._file_key()
+                yield Opened(self.key)
             pos = self.offset + len(self._partial)
             new = os.pread(fd, self.read_bytes, pos)
             if not new:
                 return
+            if pos and os.pread(fd, len(self._guard), pos - len(self._guard)) != self._guard:
+                # Truncated and rewritten between the check above and this read: what was just
+                # read is new content at a wrong offset. Start over.
+                yield from self._truncation(fd)
+                continue
             self._remember(new)
             if self._skipping:
                 nl = new.find(b"\n")
@@ -297,6 +303,13 @@ class FileTail:
                 self._partial = buf[consumed:]
             if len(new) < self.read_bytes:
                 return
+
+    def _truncation(self, fd: int) -> Iterator[TailEvent]:
+        logger.info("%s: truncated at offset %d, reading from the start", self.path, self.offset)
+        self._restart()
+        self._signature = self._head(fd)
+        self.key = self._file_key()
+        yield Reset("truncated", self.key)
 
     def _remember(self, new: bytes) -> None:
         if len(new) >= GUARD_BYTES:
