@@ -56,6 +56,7 @@ class Follower:
         hot_interval: float = 0.01,
         sweep_interval: float = 1.0,
         debounce_ms: int = 50,
+        step_ms: int = 5,
         max_line_bytes: int = 1 << 20,
         read_bytes: int = 1 << 22,
     ) -> None:
@@ -76,6 +77,7 @@ class Follower:
             hot_interval=hot_interval,
             sweep_interval=sweep_interval,
             debounce_ms=debounce_ms,
+            step_ms=step_ms,
         )
         self._consumer: asyncio.Task[None] | None = None
         self._catch_up_task: asyncio.Task[None] | None = None

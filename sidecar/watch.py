@@ -10,7 +10,7 @@ costs at most one sweep interval, never data.
   the root, is touched until its own event comes back: from then on every change has an event.
 - a stat poller, used with ``poll=True`` or when inotify cannot start (the watch limit, no free
   descriptors). It compares device, inode, size and mtime in nanoseconds (watchfiles' own poller
-  compares whole seconds and ignores size). Files that changed in the last few seconds are polled
+  compares whole seconds and ignores size). Files that changed in the last 10 s are polled
   every ``hot_interval``, the rest every ``poll_interval``.
 - a sweep every ``sweep_interval`` in either mode: the trusted safety net for events that were never
   delivered (queue overflow, network filesystems, folders created before their watch existed).
@@ -34,7 +34,7 @@ __all__ = ["Hints", "StatPoller", "Watcher", "stat_signature"]
 logger = logging.getLogger(__name__)
 
 #: A file that changed less than this many seconds ago is polled at the hot interval.
-HOT_SECONDS = 3.0
+HOT_SECONDS = 10.0
 #: How long start() waits for the sentinel's event before falling back to polling.
 READY_TIMEOUT = 3.0
 
@@ -91,6 +91,8 @@ class StatPoller:
                 if not baseline:
                     changed.append(path)
                     self._changed_at[path] = now
+                elif sig is not None and time.time() - sig[3] / 1e9 < HOT_SECONDS:
+                    self._changed_at[path] = now  # written to lately: likely to be again
                 continue
             old = self._last[path]
             self._last[path] = sig
