@@ -58,7 +58,7 @@ class Follower:
         debounce_ms: int = 50,
         step_ms: int = 5,
         max_line_bytes: int = 1 << 20,
-        read_bytes: int = 1 << 22,
+        read_bytes: int = 1 << 20,
     ) -> None:
         self.root = os.path.abspath(os.fspath(root))
         self.store = store
@@ -227,6 +227,8 @@ class Follower:
         handed = 0
         try:
             for ev in f.tail.read():
+                if self._stopping:
+                    break  # the tail is closed and dropped by stop(): no state to keep right
                 if isinstance(ev, Chunk):
                     handed += len(ev.data)
                     self._call("ingest", run_id, stream, ev.data, ev.start, ev.end)

@@ -44,7 +44,7 @@ HEAD_BYTES = 256
 #: Bytes before the read position remembered to notice a rewrite (Fluent Bit uses 32 too).
 GUARD_BYTES = 32
 #: Default size of one read; large reads keep catch-up fast, memory stays bounded by it.
-READ_BYTES = 1 << 22
+READ_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)

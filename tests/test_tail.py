@@ -234,3 +234,27 @@ def test_symlink_outside_root_refused(tmp_path: Path) -> None:
     tail = FileTail(str(root / "a.jsonl"), root=str(root))
     assert read_all(tail) == []
     assert not tail.is_open
+
+
+def test_100_mb_line_is_skipped_in_bounded_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    p = tmp_path / "a.jsonl"
+    block = b"x" * (1 << 20)
+    with open(p, "wb") as f:
+        f.write(b'{"a":1}\n')
+        for _ in range(100):
+            f.write(block)
+        f.write(b'\n{"a":2}\n')
+    del block
+    tail = FileTail(str(p))  # defaults: 1 MiB cap, 1 MiB reads
+    tracemalloc.start()
+    try:
+        events = read_all(tail)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert chunk_bytes(events) == b'{"a":1}\n{"a":2}\n'
+    assert [e for e in events if isinstance(e, Skipped)] == [Skipped("line_too_long")]
+    assert peak < 8 << 20, f"peak {peak} bytes while skipping a 100 MB line"
+    tail.close()
