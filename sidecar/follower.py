@@ -22,7 +22,7 @@ from typing import Any
 
 from .discovery import StreamRef, scan
 from .tail import Chunk, FileTail, Opened, Reset, Skipped
-from .watch import Hints, Watcher
+from .watch import Hints, Watcher, stat_signature
 
 __all__ = ["Follower"]
 
@@ -36,6 +36,9 @@ PROGRESS_EVERY = 0.1
 class _Followed:
     tail: FileTail
     ref: StreamRef
+    # stat signature of the path taken just before the last read: a sweep skips the file while
+    # it stays the same (one stat per file instead of a read)
+    seen: tuple[int, int, int, int] | None = None
 
 
 class Follower:
@@ -173,7 +176,8 @@ class Follower:
         if full or any(p not in self._files for p in paths):
             new = self._rediscover()
         if full:
-            targets = list(self._files.values())
+            targets = [f for f in self._files.values()
+                       if f.seen is None or stat_signature(f.ref.path) != f.seen]
         else:
             targets = [self._files[p] for p in paths if p in self._files]
             targets += [f for f in new if f.ref.path not in paths]
@@ -225,6 +229,7 @@ class Follower:
         """Read what is new in one file and hand it to the store. Returns the bytes handed over."""
         run_id, stream = f.ref.run_id, f.ref.stream
         handed = 0
+        f.seen = stat_signature(f.ref.path)
         try:
             for ev in f.tail.read():
                 if self._stopping:

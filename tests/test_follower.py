@@ -414,3 +414,24 @@ async def test_start_twice_is_an_error(tmp_path: Path) -> None:
             await follower.start()
     finally:
         await follower.stop()
+
+
+async def test_sweep_catches_writes_that_give_no_event(tmp_path: Path) -> None:
+    """Writes through a hard link outside the root notify only that other folder (as writes from
+    another NFS client notify nobody): the stat sweep must find them."""
+    root = tmp_path / "logs"
+    (root / "r").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    w = Writer()
+    lines = w.append(root / "r" / "rank0.jsonl", 2)
+    os.link(root / "r" / "rank0.jsonl", elsewhere / "alias.jsonl")
+    sink = LineSink()
+    follower = Follower(root, sink, sweep_interval=0.3)
+    await follower.start()
+    try:
+        assert follower.mode == "inotify"
+        lines += w.append(elsewhere / "alias.jsonl", 3)
+        await until(lambda: sink.held("r", "rank0.jsonl") == lines, what="the sweep")
+    finally:
+        await follower.stop()
