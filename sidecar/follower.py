@@ -39,6 +39,7 @@ class _Followed:
     # stat signature of the path taken just before the last read: a sweep skips the file while
     # it stays the same (one stat per file instead of a read)
     seen: tuple[int, int, int, int] | None = None
+    active: float = 0.0  # time.monotonic() of the last bytes handed over
 
 
 class Follower:
@@ -62,11 +63,13 @@ class Follower:
         step_ms: int = 5,
         max_line_bytes: int = 1 << 20,
         read_bytes: int = 1 << 20,
+        idle_close_after: float = 60.0,
     ) -> None:
         self.root = os.path.abspath(os.fspath(root))
         self.store = store
         self.max_line_bytes = max_line_bytes
         self.read_bytes = read_bytes
+        self.idle_close_after = idle_close_after
         self._files: dict[str, _Followed] = {}
         self._runs: dict[str, str] = {}  # run id -> folder
         self._watch_paths: tuple[str, ...] = ()  # replaced whole, read from the loop thread
@@ -158,6 +161,8 @@ class Follower:
             if self._stopping:
                 return
             loaded += self._pump(f)
+            if f.seen is not None and time.time() - f.seen[3] / 1e9 > self.idle_close_after:
+                f.tail.park()  # a finished log: no descriptor held until it changes
             now = time.monotonic()
             if now - last_report >= PROGRESS_EVERY:
                 last_report = now
@@ -186,6 +191,10 @@ class Follower:
                 return
             self._pump(f)
         if full:
+            now = time.monotonic()
+            for f in self._files.values():
+                if f.tail.is_open and now - f.active > self.idle_close_after:
+                    f.tail.park()
             try:
                 self.store.tick(time.time())
             except Exception:
@@ -194,7 +203,7 @@ class Follower:
     def _rediscover(self) -> list[_Followed]:
         """Scan the tree: follow new files, mark runs whose folder is gone. Returns the new files."""
         found = scan(self.root)
-        held = {f.tail.identity for f in self._files.values() if f.tail.is_open}
+        held = {f.tail.identity for f in self._files.values() if f.tail.identity is not None}
         new = []
         for path, ref in found.items():
             if path in self._files:
@@ -207,7 +216,8 @@ class Follower:
                 logger.debug("%s is a second name of a file already followed", path)
                 continue
             f = _Followed(FileTail(path, max_line_bytes=self.max_line_bytes,
-                                   read_bytes=self.read_bytes, root=self.root), ref)
+                                   read_bytes=self.read_bytes, root=self.root), ref,
+                          active=time.monotonic())
             self._files[path] = f
             held.add((st.st_dev, st.st_ino))
             self._runs.setdefault(ref.run_id, ref.folder)
@@ -247,6 +257,8 @@ class Follower:
                     self._call("reset_stream", run_id, stream, ev.reason, ev.key)
         except OSError as exc:
             logger.warning("reading %s failed: %s", f.ref.path, exc)
+        if handed:
+            f.active = time.monotonic()
         return handed
 
     def _call(self, method: str, *args: Any) -> None:

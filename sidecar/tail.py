@@ -171,6 +171,7 @@ class FileTail:
         self._skipping = False  # inside an over-long line, discarding up to its newline
         self._signature: str | None = None
         self._lost: str | None = None  # why the previous file ended: "rotated" / "replaced"
+        self._parked = False  # descriptor closed while idle, place kept
 
     # -- state ------------------------------------------------------------------------------
 
@@ -180,12 +181,27 @@ class FileTail:
 
     @property
     def identity(self) -> tuple[int, int] | None:
-        return (self.dev, self.ino) if self._fd is not None else None
+        return (self.dev, self.ino) if self._fd is not None or self._parked else None
 
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def park(self) -> None:
+        """Close the descriptor of an idle file but keep its place; :meth:`read` re-opens it.
+
+        Followers of weeks of logs would otherwise hold a descriptor per file. On re-opening, the
+        same ``(dev, ino)`` resumes (the truncation check still applies); another file at the path
+        is taken as a rotation, since whether the idle one was renamed or deleted is unknown.
+        """
+        if self._fd is not None and self._signature is not None:
+            self.close()
+            self._parked = True
+
+    @property
+    def parked(self) -> bool:
+        return self._parked
 
     def _file_key(self) -> str:
         return f"{self.dev}:{self.ino}:{self._signature or ''}"
@@ -207,6 +223,12 @@ class FileTail:
                 raise
             return False
         st = os.fstat(fd)
+        if self._parked:
+            self._parked = False
+            if (st.st_dev, st.st_ino) == (self.dev, self.ino):
+                self._fd = fd  # resume at the saved offset
+                return True
+            self._lost = "rotated"
         self._fd, self.dev, self.ino = fd, st.st_dev, st.st_ino
         self._restart()
         return True

@@ -435,3 +435,33 @@ async def test_sweep_catches_writes_that_give_no_event(tmp_path: Path) -> None:
         await until(lambda: sink.held("r", "rank0.jsonl") == lines, what="the sweep")
     finally:
         await follower.stop()
+
+
+async def test_idle_files_hold_no_descriptor(tmp_path: Path, mode: str) -> None:
+    root = tmp_path / "logs"
+    w = Writer()
+    old = time.time() - 3600
+    expected = {}
+    for i in range(30):
+        run = root / f"old{i}"
+        run.mkdir(parents=True)
+        expected[f"old{i}"] = w.append(run / "rank0.jsonl", 2)
+        os.utime(run / "rank0.jsonl", (old, old))
+    sink = LineSink()
+    follower = make_follower(root, sink, mode, idle_close_after=0.3, sweep_interval=0.1)
+    before = len(os.listdir("/proc/self/fd"))
+    await follower.start()
+    try:
+        assert all(sink.held(k, "rank0.jsonl") == v for k, v in expected.items())
+        # finished logs were parked right after the catch-up
+        assert len(os.listdir("/proc/self/fd")) < before + 10
+        expected["old3"] += w.append(root / "old3" / "rank0.jsonl", 2)  # wakes one up
+        await until(lambda: sink.held("old3", "rank0.jsonl") == expected["old3"])
+        tail = follower._files[str(root / "old3" / "rank0.jsonl")].tail
+        await until(lambda: tail.parked, what="idle again: parked by a sweep")
+        expected["old3"] += w.append(root / "old3" / "rank0.jsonl", 1)
+        await until(lambda: sink.held("old3", "rank0.jsonl") == expected["old3"])
+        assert all(sink.held(k, "rank0.jsonl") == v for k, v in expected.items())
+    finally:
+        await follower.stop()
+    assert sink.errors == []

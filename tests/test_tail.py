@@ -258,3 +258,40 @@ def test_100_mb_line_is_skipped_in_bounded_memory(tmp_path: Path) -> None:
     assert [e for e in events if isinstance(e, Skipped)] == [Skipped("line_too_long")]
     assert peak < 8 << 20, f"peak {peak} bytes while skipping a 100 MB line"
     tail.close()
+
+
+def test_park_and_resume(tmp_path: Path) -> None:
+    p = tmp_path / "a.jsonl"
+    append(p, b'{"a":1}\n{"a":2')
+    tail = FileTail(str(p))
+    assert chunk_bytes(read_all(tail)) == b'{"a":1}\n'
+    key = tail.key
+    tail.park()
+    assert tail.parked and not tail.is_open and tail.identity is not None
+    append(p, b'}\n{"a":3}\n')
+    ev = read_all(tail)  # same file: resumes at its offset, partial line kept
+    assert ev == [Chunk(b'{"a":2}\n{"a":3}\n', 8, 24)]
+    assert tail.key == key and tail.is_open
+    # truncated while parked: noticed on resume
+    tail.park()
+    with open(p, "wb") as f:
+        f.write(b'{"b":1}\n')
+    ev = read_all(tail)
+    assert isinstance(ev[0], Reset) and chunk_bytes(ev) == b'{"b":1}\n'
+    # replaced while parked: followed as a rotation (nothing voided), from its start
+    tail.park()
+    os.rename(p, tmp_path / "a.jsonl.1")
+    append(p, b'{"c":1}\n')
+    ev = read_all(tail)
+    assert [type(e) for e in ev] == [Opened, Chunk] and chunk_bytes(ev) == b'{"c":1}\n'
+    tail.close()
+
+
+def test_park_before_head_is_settled_keeps_descriptor(tmp_path: Path) -> None:
+    p = tmp_path / "a.jsonl"
+    append(p, b'{"a"')
+    tail = FileTail(str(p))
+    read_all(tail)
+    tail.park()  # nothing handed out yet: nothing worth parking
+    assert tail.is_open and not tail.parked
+    tail.close()
