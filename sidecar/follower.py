@@ -177,15 +177,15 @@ class Follower:
             logger.exception("store.set_progress failed")
 
     def _process(self, paths: set[str], full: bool) -> None:
-        new: list[_Followed] = []
-        if full or any(p not in self._files for p in paths):
-            new = self._rediscover()
-        if full:
+        unknown = any(p not in self._files for p in paths)
+        if full or unknown:
+            self._rediscover()
+            # A path we do not follow: a new or removed folder, a rotated name, or a followed file
+            # reached through another name (a symlinked folder). Read whatever changed.
             targets = [f for f in self._files.values()
                        if f.seen is None or stat_signature(f.ref.path) != f.seen]
         else:
-            targets = [self._files[p] for p in paths if p in self._files]
-            targets += [f for f in new if f.ref.path not in paths]
+            targets = [self._files[p] for p in paths]
         for f in targets:
             if self._stopping:
                 return

@@ -238,9 +238,9 @@ class Watcher:
                         paths.add(path)
                 if paths:
                     self.hints.add(paths)
-        except OSError as exc:
+        except Exception as exc:
             # Watch limit, no descriptors, a filesystem without inotify: poll from now on.
-            logger.warning("inotify failed under %s (%s): polling instead", self.root, exc)
+            logger.warning("inotify failed under %s (%r): polling instead", self.root, exc)
             if self._ready.is_set() and not self._stop.is_set():
                 self.mode = "poll"
                 self._poller.check(self._paths(), time.monotonic(), baseline=True)
