@@ -128,7 +128,11 @@ class Follower:
         self._files.clear()
 
     async def _catch_up_then_follow(self) -> None:
-        await asyncio.to_thread(self._catch_up)
+        try:
+            await asyncio.to_thread(self._catch_up)
+        except Exception:
+            # Following must go on: what the catch-up missed, the first sweep reads.
+            logger.exception("catching up %s failed", self.root)
         if not self._stopping:
             self._consumer = asyncio.create_task(self._consume())
 
