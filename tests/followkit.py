@@ -37,6 +37,8 @@ class LineSink:
         k = (run_id, stream)
         if k not in self.keys:
             self.errors.append(f"ingest before open_stream: {k}")
+        if start < self.next_offset.get(k, 0):
+            self.errors.append(f"overlapping chunk {k} at {start} < {self.next_offset[k]}")
         if end - start != len(data) or not data.endswith(b"\n"):
             self.errors.append(f"bad chunk {k} {start}-{end}")
         self.next_offset[k] = end
