@@ -40,8 +40,12 @@ def run_id_for(root: str, folder: str) -> str:
     return rel if os.sep == "/" else rel.replace(os.sep, "/")
 
 
-def scan(root: str) -> dict[str, StreamRef]:
-    """Every stream under ``root``, keyed by its path. A missing root gives an empty result."""
+def scan(root: str, folders: list[str] | None = None) -> dict[str, StreamRef]:
+    """Every stream under ``root``, keyed by its path. A missing root gives an empty result.
+
+    ``folders``, when given, receives every folder walked (a poller can stat them to notice new
+    entries).
+    """
     root = os.path.abspath(root)
     real_root = os.path.realpath(root)
     found: dict[str, StreamRef] = {}
@@ -59,6 +63,8 @@ def scan(root: str) -> dict[str, StreamRef]:
             entries = list(os.scandir(folder))
         except OSError:
             continue  # vanished or unreadable while walking: the next sweep will tell
+        if folders is not None:
+            folders.append(folder)
         run_id: str | None = None
         for entry in entries:
             try:

@@ -206,7 +206,8 @@ class Follower:
 
     def _rediscover(self) -> list[_Followed]:
         """Scan the tree: follow new files, mark runs whose folder is gone. Returns the new files."""
-        found = scan(self.root)
+        folders: list[str] = []
+        found = scan(self.root, folders)
         held = {f.tail.identity for f in self._files.values() if f.tail.identity is not None}
         new = []
         for path, ref in found.items():
@@ -236,7 +237,9 @@ class Follower:
             del self._runs[run_id]
             logger.info("run %s is gone", run_id)
             self._call("mark_gone", run_id)
-        self._watch_paths = (self.root, *self._runs.values(), *self._files)
+        # Folders too: a new entry changes a folder's mtime, so the poller notices new runs and
+        # files sooner than the sweep.
+        self._watch_paths = (*folders, *self._files)
         return new
 
     def _pump(self, f: _Followed) -> int:

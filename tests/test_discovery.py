@@ -82,3 +82,12 @@ def test_contained() -> None:
     assert not contained("/ab", "/a")
     assert not contained("/", "/a")
     assert contained("/x", "/")
+
+
+def test_scan_reports_folders_walked(tmp_path: Path) -> None:
+    touch(tmp_path / "a" / "b" / "x.jsonl")
+    (tmp_path / "c").mkdir()
+    folders: list[str] = []
+    scan(str(tmp_path), folders)
+    assert sorted(folders) == sorted(str(p) for p in (tmp_path, tmp_path / "a",
+                                                     tmp_path / "a" / "b", tmp_path / "c"))

@@ -465,3 +465,21 @@ async def test_idle_files_hold_no_descriptor(tmp_path: Path, mode: str) -> None:
     finally:
         await follower.stop()
     assert sink.errors == []
+
+
+async def test_polling_finds_new_deep_runs_before_the_sweep(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    (root / "group").mkdir(parents=True)
+    sink = LineSink()
+    follower = Follower(root, sink, poll=True, poll_interval=0.05, sweep_interval=30.0)
+    await follower.start()
+    try:
+        w = Writer()
+        (root / "group" / "new").mkdir()
+        lines = w.append(root / "group" / "new" / "rank0.jsonl", 2)
+        await until(lambda: sink.held("group/new", "rank0.jsonl") == lines, what="the new run")
+        (root / "group" / "new" / "deeper").mkdir()
+        more = w.append(root / "group" / "new" / "deeper" / "rank0.jsonl", 2)
+        await until(lambda: sink.held("group/new/deeper", "rank0.jsonl") == more)
+    finally:
+        await follower.stop()
