@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -28,13 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
 from tailboard.sidecar.follower import Follower
 
 try:
     from tailboard.sidecar.store import Store
 except ImportError:  # the store lands separately; until then, measure up to the ingest call
-    Store = None  # type: ignore[assignment,misc]
+    Store = None
 
 
 class LineCounter:
@@ -120,7 +118,7 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--rate", type=int, default=1000, help="records per second in total")
     args = parser.parse_args()
-    configs = [
+    configs: list[tuple[str, dict[str, Any]]] = [
         ("tailboard inotify", {}),
         ("tailboard polling", {"poll": True}),
         ("watchfiles defaults", {"debounce_ms": 1600, "step_ms": 50}),

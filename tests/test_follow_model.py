@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from followkit import LineSink, until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from followkit import LineSink, until
 from tailboard.sidecar.follower import Follower
 
 FILES = [("r0", "a.jsonl"), ("r0", "b.jsonl"), ("deep/r1", "a.jsonl")]
