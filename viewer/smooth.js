@@ -1,0 +1,27 @@
+// Debiased exponential moving average, as TensorBoard smooths scalars.
+
+/**
+ * weight in [0, 1): 0 leaves the data unchanged. Non-finite values are passed through and do not
+ * poison the average (a NaN stays visible as a gap, the next finite point continues the average).
+ */
+export function emaDebiased(values, weight) {
+  const n = values.length;
+  const out = new Float64Array(n);
+  if (!(weight > 0)) {
+    out.set(values);
+    return out;
+  }
+  let last = 0;
+  let k = 0;
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    if (!Number.isFinite(v)) {
+      out[i] = v;
+      continue;
+    }
+    last = last * weight + (1 - weight) * v;
+    k++;
+    out[i] = last / (1 - Math.pow(weight, k));
+  }
+  return out;
+}

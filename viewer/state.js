@@ -1,0 +1,186 @@
+// Client-side state: columnar series buffers per run and metric, run colours, and the URL state.
+
+import { decodeSeries } from "./protocol.js";
+import { m4Indices } from "./decimate.js";
+
+/** A growable columnar series (steps, values, wall times) in typed arrays. */
+export class SeriesBuffer {
+  constructor(capacity = 256) {
+    this.steps = new Float64Array(capacity);
+    this.values = new Float64Array(capacity);
+    this.times = new Float64Array(capacity);
+    this.length = 0;
+    this.version = 0; // bumped on every change: charts cache their paths per version
+    this.downsampled = false;
+    this.total = 0;
+  }
+  _reserve(n) {
+    if (n <= this.steps.length) return;
+    let cap = this.steps.length || 16;
+    while (cap < n) cap *= 2;
+    for (const k of ["steps", "values", "times"]) {
+      const a = new Float64Array(cap);
+      a.set(this[k].subarray(0, this.length));
+      this[k] = a;
+    }
+  }
+  /** Replace everything with a snapshot part ({steps, values, times} as sent, or decoded). */
+  replace(part) {
+    const s = part.steps instanceof Float64Array ? part : decodeSeries(part);
+    this.length = 0;
+    this._reserve(s.steps.length);
+    this.steps.set(s.steps); this.values.set(s.values);
+    if (s.times.length === s.steps.length) this.times.set(s.times); else this.times.fill(NaN, 0, s.steps.length);
+    this.length = s.steps.length;
+    this.downsampled = !!s.downsampled;
+    this.total = s.total ?? this.length;
+    this.version++;
+  }
+  /** Append a delta part (points in step order after what is held). */
+  append(part) {
+    const s = part.steps instanceof Float64Array ? part : decodeSeries(part);
+    const n = s.steps.length;
+    if (n === 0) return;
+    this._reserve(this.length + n);
+    this.steps.set(s.steps, this.length);
+    this.values.set(s.values, this.length);
+    if (s.times.length === n) this.times.set(s.times, this.length); else this.times.fill(NaN, this.length, this.length + n);
+    this.length += n;
+    this.total += n;
+    this.version++;
+  }
+  view() {
+    return {
+      steps: this.steps.subarray(0, this.length),
+      values: this.values.subarray(0, this.length),
+      times: this.times.subarray(0, this.length),
+    };
+  }
+  last() {
+    return this.length ? { step: this.steps[this.length - 1], value: this.values[this.length - 1], time: this.times[this.length - 1] } : null;
+  }
+  /** Keeps memory bounded on long live runs: above `max` points, M4 over max/4 step buckets. */
+  compact(max) {
+    if (this.length <= max) return false;
+    const v = this.view();
+    const idx = m4Indices(v.steps, v.values, 0, this.length, v.steps[0], v.steps[this.length - 1], Math.floor(max / 4));
+    for (const k of ["steps", "values", "times"]) {
+      const a = this[k];
+      for (let i = 0; i < idx.length; i++) a[i] = a[idx[i]];
+    }
+    this.length = idx.length;
+    this.downsampled = true;
+    this.version++;
+    return true;
+  }
+}
+
+/** Everything the page holds for one run. */
+export class RunData {
+  constructor(id) {
+    this.id = id;
+    this.info = null; // the run object of the `runs` message
+    this.series = new Map(); // metric -> SeriesBuffer
+    this.loaded = false;
+  }
+  metric(name) {
+    let s = this.series.get(name);
+    if (!s) { s = new SeriesBuffer(); this.series.set(name, s); }
+    return s;
+  }
+  applySnapshot(msg) {
+    this.series.clear();
+    for (const [name, part] of Object.entries(msg.series || {})) this.metric(name).replace(part);
+    this.loaded = true;
+  }
+  applyDelta(msg, maxPoints = 400000) {
+    for (const [name, part] of Object.entries(msg.series || {})) {
+      const buf = this.metric(name);
+      buf.append(part);
+      buf.compact(maxPoints);
+    }
+  }
+}
+
+/** A stable colour per run id (hash of the id into a hue), readable on light and dark. */
+export function runColor(id, dark = false) {
+  let h = 2166136261;
+  for (let i = 0; i < id.length; i++) { h ^= id.charCodeAt(i); h = Math.imul(h, 16777619); }
+  const hue = ((h >>> 0) % 360);
+  return `hsl(${hue} 70% ${dark ? 62 : 42}%)`;
+}
+
+export const DEFAULT_VIEW = Object.freeze({ runs: [], metrics: "", smoothing: 0.6, xaxis: "step", logy: false, outliers: false, zoom: null, filter: "", theme: "" });
+
+/** The view as URL search parameters (what is shared when the URL is copied). */
+export function viewToQuery(view) {
+  const p = new URLSearchParams();
+  if (view.runs.length) p.set("runs", view.runs.join(","));
+  if (view.metrics) p.set("metrics", view.metrics);
+  if (view.smoothing !== DEFAULT_VIEW.smoothing) p.set("smooth", String(view.smoothing));
+  if (view.xaxis !== "step") p.set("x", view.xaxis);
+  if (view.logy) p.set("logy", "1");
+  if (view.outliers) p.set("outliers", "1");
+  if (view.zoom) p.set("zoom", view.zoom.map((v) => +v.toPrecision(10)).join(","));
+  if (view.filter) p.set("filter", view.filter);
+  if (view.theme) p.set("theme", view.theme);
+  return p.toString();
+}
+
+export function queryToView(query) {
+  const p = new URLSearchParams(query);
+  const view = { ...DEFAULT_VIEW, runs: [] };
+  if (p.get("runs")) view.runs = p.get("runs").split(",").filter(Boolean);
+  view.metrics = p.get("metrics") || "";
+  const sm = parseFloat(p.get("smooth"));
+  if (Number.isFinite(sm) && sm >= 0 && sm < 1) view.smoothing = sm;
+  if (["step", "relative", "wall"].includes(p.get("x"))) view.xaxis = p.get("x");
+  view.logy = p.get("logy") === "1";
+  view.outliers = p.get("outliers") === "1";
+  const z = (p.get("zoom") || "").split(",").map(Number);
+  if (z.length === 2 && z.every(Number.isFinite) && z[0] < z[1]) view.zoom = z;
+  view.filter = p.get("filter") || "";
+  view.theme = ["light", "dark"].includes(p.get("theme")) ? p.get("theme") : "";
+  return view;
+}
+
+/** Metric names grouped by their tag prefix ("train/loss" -> "train"); no prefix -> "". */
+export function groupByPrefix(names) {
+  const groups = new Map();
+  for (const n of [...names].sort()) {
+    const i = n.indexOf("/");
+    const g = i > 0 ? n.slice(0, i) : "";
+    if (!groups.has(g)) groups.set(g, []);
+    groups.get(g).push(n);
+  }
+  // Untagged metrics first, then the tags in alphabetical order.
+  return new Map([...groups.entries()].sort(([a], [b]) => (a === b ? 0 : a === "" ? -1 : b === "" ? 1 : a < b ? -1 : 1)));
+}
+
+/** Runs as a tree of folders: {name, path, children: Map, run}. */
+export function buildTree(ids) {
+  const root = { name: "", path: "", children: new Map(), run: null };
+  for (const id of [...ids].sort()) {
+    let node = root;
+    const parts = id.split("/");
+    parts.forEach((part, i) => {
+      const path = parts.slice(0, i + 1).join("/");
+      if (!node.children.has(part)) node.children.set(part, { name: part, path, children: new Map(), run: null });
+      node = node.children.get(part);
+    });
+    node.run = id;
+  }
+  return root;
+}
+
+/** Series as CSV text: one row per (run, step). */
+export function toCSV(metric, entries) {
+  const rows = ["run,metric,step,value,wall_time"];
+  for (const [run, buf] of entries) {
+    const v = buf.view();
+    for (let i = 0; i < v.steps.length; i++) {
+      rows.push(`${JSON.stringify(run)},${JSON.stringify(metric)},${v.steps[i]},${v.values[i]},${Number.isFinite(v.times[i]) ? v.times[i] : ""}`);
+    }
+  }
+  return rows.join("\n") + "\n";
+}

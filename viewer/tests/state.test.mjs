@@ -1,0 +1,65 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { SeriesBuffer, RunData, runColor, viewToQuery, queryToView, groupByPrefix, buildTree, toCSV, DEFAULT_VIEW } from "../state.js";
+
+test("a series buffer replaces, appends and bumps its version", () => {
+  const b = new SeriesBuffer(2);
+  b.replace({ steps: [0, 1], values: [1, "NaN"], times: [10, 11] });
+  const v0 = b.version;
+  b.append({ steps: [2, 3, 4], values: [3, 4, "Infinity"], times: [12, 13, 14] });
+  assert.ok(b.version > v0);
+  const v = b.view();
+  assert.deepEqual([...v.steps], [0, 1, 2, 3, 4]);
+  assert.ok(Number.isNaN(v.values[1]));
+  assert.equal(v.values[4], Infinity);
+  assert.deepEqual(b.last(), { step: 4, value: Infinity, time: 14 });
+});
+
+test("compaction bounds memory but keeps extremes and the latest point", () => {
+  const b = new SeriesBuffer();
+  const n = 50000;
+  b.append({ steps: Array.from({ length: n }, (_, i) => i), values: Array.from({ length: n }, (_, i) => (i === 1234 ? 99 : 0)), times: [] });
+  assert.ok(b.compact(4000));
+  assert.ok(b.length <= 4000 + 4);
+  const v = b.view();
+  assert.ok([...v.values].includes(99));
+  assert.equal(v.steps[b.length - 1], n - 1);
+});
+
+test("run data applies snapshots and deltas", () => {
+  const r = new RunData("a/b");
+  r.applySnapshot({ series: { "train/loss": { steps: [0], values: [2], times: [1] } } });
+  r.applyDelta({ series: { "train/loss": { steps: [1], values: [1.5], times: [2] }, "eval/acc": { steps: [1], values: [0.5], times: [2] } } });
+  assert.equal(r.series.get("train/loss").length, 2);
+  assert.equal(r.series.get("eval/acc").length, 1);
+  r.applySnapshot({ series: {} });
+  assert.equal(r.series.size, 0);
+});
+
+test("run colours are stable and differ between runs", () => {
+  assert.equal(runColor("lr_0.1/seed0"), runColor("lr_0.1/seed0"));
+  assert.notEqual(runColor("lr_0.1/seed0"), runColor("lr_0.01/seed0"));
+});
+
+test("the view round-trips through the URL", () => {
+  const view = { ...DEFAULT_VIEW, runs: ["a/b", "c"], smoothing: 0.9, xaxis: "wall", logy: true, zoom: [10, 200], filter: "lr_.*" };
+  const back = queryToView(viewToQuery(view));
+  assert.deepEqual(back, view);
+  assert.deepEqual(queryToView("smooth=7&x=bogus&zoom=5,1"), { ...DEFAULT_VIEW, runs: [] });
+});
+
+test("metrics group by tag prefix and runs build a folder tree", () => {
+  const g = groupByPrefix(["train/loss", "eval/acc", "train/acc", "lr"]);
+  assert.deepEqual([...g.keys()], ["", "eval", "train"]);
+  assert.deepEqual(g.get("train"), ["train/acc", "train/loss"]);
+  const t = buildTree(["lr_0.1/seed0", "lr_0.1/seed1", "base"]);
+  assert.deepEqual([...t.children.keys()], ["base", "lr_0.1"]);
+  assert.equal(t.children.get("lr_0.1").children.get("seed1").run, "lr_0.1/seed1");
+});
+
+test("CSV export writes one row per point", () => {
+  const b = new SeriesBuffer();
+  b.append({ steps: [0, 1], values: [1, 2], times: [5, 6] });
+  const csv = toCSV("loss", [["r", b]]);
+  assert.equal(csv, 'run,metric,step,value,wall_time\n"r","loss",0,1,5\n"r","loss",1,2,6\n');
+});
