@@ -1,0 +1,115 @@
+// The run list: experiment folders as a tree with live status, selection and a regex filter.
+// The DOM is rebuilt at most once per animation frame and only for the rows shown.
+
+import { buildTree, runColor } from "./state.js";
+
+const MAX_ROWS = 2000;
+
+export function timeAgo(t, now = Date.now() / 1000) {
+  if (!Number.isFinite(t)) return "";
+  const s = Math.max(0, now - t);
+  if (s < 60) return `${Math.floor(s)} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86400)} d ago`;
+}
+
+export class RunList {
+  /** onSelect(Set of selected ids) is called when the selection changes. */
+  constructor(el, { onSelect, dark = () => false }) {
+    this.el = el;
+    this.onSelect = onSelect;
+    this.dark = dark;
+    this.infos = new Map();
+    this.selected = new Set();
+    this.collapsed = new Set();
+    this.filter = null;
+    this.frame = 0;
+    el.addEventListener("click", (e) => {
+      const row = e.target.closest(".run-row");
+      if (!row) return;
+      if (row.dataset.folder) {
+        const p = row.dataset.folder;
+        if (this.collapsed.has(p)) this.collapsed.delete(p); else this.collapsed.add(p);
+        this.render();
+        return;
+      }
+      const id = row.dataset.run;
+      if (this.selected.has(id)) this.selected.delete(id); else this.selected.add(id);
+      this.render();
+      this.onSelect(new Set(this.selected));
+    });
+  }
+
+  update(runs, removed = [], full = false) {
+    if (full) this.infos.clear();
+    for (const r of runs) this.infos.set(r.id, r);
+    for (const id of removed) this.infos.delete(id);
+    this.render();
+  }
+
+  setFilter(text) {
+    try {
+      this.filter = text ? new RegExp(text, "i") : null;
+    } catch {
+      this.filter = null; // an unfinished regex while typing: show everything
+    }
+    this.render();
+  }
+
+  visibleIds() {
+    return [...this.infos.keys()].filter((id) => !this.filter || this.filter.test(id)).sort();
+  }
+
+  setSelected(ids) {
+    this.selected = new Set(ids);
+    this.render();
+  }
+
+  render() {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => { this.frame = 0; this._render(); });
+  }
+
+  _render() {
+    const ids = this.visibleIds();
+    const tree = buildTree(ids);
+    const rows = [];
+    const dark = this.dark();
+    const walk = (node, depth) => {
+      for (const child of node.children.values()) {
+        if (rows.length >= MAX_ROWS) return;
+        const pad = `padding-left:${4 + depth * 14}px`;
+        if (child.run && child.children.size === 0) {
+          rows.push(this._runRow(child.run, child.name, pad, dark));
+        } else {
+          const open = !this.collapsed.has(child.path);
+          rows.push(`<div class="run-row folder" data-folder="${esc(child.path)}" style="${pad}">${open ? "▾" : "▸"} ${esc(child.name)}</div>`);
+          if (child.run) rows.push(this._runRow(child.run, "(this folder)", `padding-left:${4 + (depth + 1) * 14}px`, dark));
+          if (open) walk(child, depth + 1);
+        }
+      }
+    };
+    walk(tree, 0);
+    if (rows.length >= MAX_ROWS) rows.push(`<div class="run-row meta">… more runs: narrow the filter</div>`);
+    this.el.innerHTML = rows.join("");
+    const count = document.getElementById("run-count");
+    if (count) count.textContent = `${this.selected.size} / ${this.infos.size} runs`;
+  }
+
+  _runRow(id, label, pad, dark) {
+    const info = this.infos.get(id) || {};
+    const sel = this.selected.has(id);
+    const skipped = info.skipped && info.skipped.total ? `<span class="skipped" title="bad lines skipped">⚠ ${info.skipped.total}</span>` : "";
+    const status = info.status || "running";
+    const step = info.last_step != null ? `step ${info.last_step}` : "";
+    return `<div class="run-row${sel ? " selected" : ""}" data-run="${esc(id)}" style="${pad}" title="${esc(id)}${info.reason ? ": " + esc(info.reason) : ""}">` +
+      `<input type="checkbox" tabindex="-1" ${sel ? "checked" : ""}><span class="sw" style="background:${runColor(id, dark)}"></span>` +
+      `<span class="name">${esc(label)}</span><span class="badge ${esc(status)}">${esc(status)}</span>${skipped}` +
+      `<span class="meta">${esc(step)} · ${esc(timeAgo(info.updated))}</span></div>`;
+  }
+}
+
+export function esc(t) {
+  return String(t ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
