@@ -183,7 +183,7 @@ async def run_ops(root: Path, ops: list[Any], poll: bool) -> None:
 
 
 @pytest.mark.parametrize("mode", ["inotify", "poll"])
-@settings(max_examples=30, deadline=None, derandomize=False,
+@settings(max_examples=50, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(ops=ops_strategy)
 def test_follow_model(mode: str, ops: list[Any]) -> None:
