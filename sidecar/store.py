@@ -1,0 +1,734 @@
+"""The store: every run's data in memory, columnar, behind one boundary (docs/design.md).
+
+The follower is the only writer (open_stream / ingest / skip / reset_stream / mark_gone / tick /
+set_progress); routes and WebSocket handlers only ask (runs, series, histograms, vectors, texts,
+cursor, since, records). Listeners hear about every change right after it is applied.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import orjson
+
+from tailboard.format import (
+    K_CONFIG,
+    K_END,
+    K_HEADER,
+    K_HIST,
+    K_TEXT,
+    K_VECTOR,
+    KIND,
+    STATUS_FAILED,
+    STATUS_FINISHED,
+    decode_float,
+)
+
+from .ingest import Parsed, parse_chunk
+from .series import ColumnarSeries, Series, concat, downsample_m4
+
+__all__ = [
+    "Store",
+    "RunInfo",
+    "Series",
+    "Delta",
+    "Reset",
+    "RecordPage",
+    "Progress",
+    "RunsChanged",
+    "Appended",
+    "ResetRun",
+]
+
+logger = logging.getLogger(__name__)
+
+RUNNING, FINISHED, FAILED, STALLED, GONE = "running", "finished", "failed", "stalled", "gone"
+
+
+# ---- values handed out -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    status: str
+    metrics: tuple[str, ...]
+    histograms: tuple[str, ...]
+    vectors: tuple[str, ...]
+    texts: tuple[str, ...]
+    last_step: float | None
+    updated: float | None
+    started: float | None
+    attempts: int
+    records: int
+    points: int
+    skipped: dict[str, int]
+    streams: tuple[dict[str, Any], ...]
+    host: str | None = None
+    pid: int | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status,
+            "metrics": list(self.metrics),
+            "histograms": list(self.histograms),
+            "vectors": list(self.vectors),
+            "texts": list(self.texts),
+            "last_step": _num(self.last_step),
+            "updated": self.updated,
+            "started": self.started,
+            "attempts": self.attempts,
+            "records": self.records,
+            "points": self.points,
+            "skipped": dict(self.skipped),
+            "streams": [dict(s) for s in self.streams],
+            "host": self.host,
+            "pid": self.pid,
+        }
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
+
+
+def _num(x: float | None) -> float | int | None:
+    if x is None:
+        return None
+    return int(x) if float(x).is_integer() else x
+
+
+@dataclass(frozen=True)
+class Delta:
+    cursor: str
+    series: dict[str, Series]
+
+
+@dataclass(frozen=True)
+class Reset:
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecordPage:
+    records: list[dict[str, Any]]
+    cursor: str
+    more: bool
+
+
+@dataclass(frozen=True)
+class Progress:
+    loaded_bytes: int = 0
+    total_bytes: int = 0
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class RunsChanged:
+    run_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Appended:
+    run_id: str
+    delta: Delta
+
+
+@dataclass(frozen=True)
+class ResetRun:
+    run_id: str
+    reason: str
+
+
+Listener = Callable[[Any], None]
+
+# ---- internal state ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Stream:
+    name: str
+    path: str
+    file_key: str
+    offset: int = 0  # bytes of the current file ingested (always at a line boundary)
+    records: int = 0
+    index: int = 0  # records numbered across the stream's lifetime (foreign step fallback)
+    skipped: dict[str, int] = field(default_factory=dict)
+    last_step: float | None = None
+    started: bool = False  # holds records of the current attempt
+    native: bool = False  # a tailboard stream (has a header): steps may go back within an attempt
+    rank: int | None = None
+    suffix: str = ""  # metric name suffix for ranks other than 0
+
+
+@dataclass
+class _Attempt:
+    series: dict[str, ColumnarSeries] = field(default_factory=dict)
+    first_step: float | None = None
+
+
+@dataclass
+class _Run:
+    id: str
+    streams: dict[str, _Stream] = field(default_factory=dict)
+    attempts: list[_Attempt] = field(default_factory=lambda: [_Attempt()])
+    headers: list[dict[str, Any]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    final: dict[str, Any] | None = None
+    hists: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    vectors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    texts: list[dict[str, Any]] = field(default_factory=list)
+    last_step: float | None = None
+    updated: float | None = None
+    gone: bool = False
+    stalled: bool = False
+    records: int = 0
+    version: int = 0
+    effective_cache: dict[str, tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]] = field(
+        default_factory=dict
+    )
+
+
+def _stream_suffix(name: str) -> str:
+    stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else name
+    if stem.startswith("rank") and stem[4:].isdigit() and int(stem[4:]) > 0:
+        return f"@{stem}"
+    return ""
+
+
+def encode_cursor(parts: dict[str, tuple[str, int]]) -> str:
+    raw = orjson.dumps({k: [v[0], v[1]] for k, v in sorted(parts.items())})
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[str, tuple[str, int]] | None:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        obj = orjson.loads(raw)
+        out: dict[str, tuple[str, int]] = {}
+        for k, v in obj.items():
+            if not (isinstance(k, str) and isinstance(v, list) and len(v) == 2):
+                return None
+            if not (isinstance(v[0], str) and type(v[1]) is int and v[1] >= 0):
+                return None
+            out[k] = (v[0], v[1])
+        return out
+    except (ValueError, TypeError, orjson.JSONDecodeError, AttributeError):
+        return None
+
+
+class Store:
+    """Runs, their columnar series, and everything else a run logged. Thread-safe."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None, *, stall_after: float = 120.0) -> None:
+        self.root = None if root is None else os.fspath(root)
+        self.stall_after = stall_after
+        self._runs: dict[str, _Run] = {}
+        self._lock = threading.RLock()
+        self._listeners: list[Listener] = []
+        self._progress = Progress()
+
+    # ---- listeners -----------------------------------------------------------------------------
+
+    def add_listener(self, fn: Listener) -> None:
+        with self._lock:
+            self._listeners.append(fn)
+
+    def remove_listener(self, fn: Listener) -> None:
+        with self._lock:
+            if fn in self._listeners:
+                self._listeners.remove(fn)
+
+    def _emit(self, event: Any) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn(event)
+            except Exception:
+                logger.exception("store listener failed")
+
+    # ---- feeding (the follower) ----------------------------------------------------------------
+
+    def open_stream(self, run_id: str, stream_name: str, path: str, file_key: str) -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            new_run = run is None
+            if run is None:
+                run = self._runs[run_id] = _Run(run_id)
+            revived = run.gone
+            run.gone = False
+            st = run.streams.get(stream_name)
+            if st is None:
+                run.streams[stream_name] = _Stream(
+                    stream_name, path, file_key, suffix=_stream_suffix(stream_name)
+                )
+            elif st.file_key != file_key:
+                # rename rotation: the stream goes on in another file, from its offset 0
+                st.path, st.file_key, st.offset = path, file_key, 0
+            else:
+                st.path = path
+            run.version += 1
+        if new_run or revived:
+            self._emit(RunsChanged((run_id,)))
+
+    def ingest(self, run_id: str, stream_name: str, data: bytes, start: int, end: int) -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None or stream_name not in run.streams:
+                raise KeyError(f"ingest before open_stream: {run_id!r} {stream_name!r}")
+            st = run.streams[stream_name]
+            parsed = parse_chunk(
+                data,
+                prev_step=st.last_step,
+                next_index=st.index,
+                attempt_started=st.started,
+                native=st.native,
+            )
+            names_before = self._names(run)
+            status_before = self._status(run, time.time())
+            delta_series, new_attempt = self._apply(run, st, parsed)
+            st.offset = end
+            cursor = self._cursor(run)
+            status_changed = self._status(run, time.time()) != status_before
+            listed_changed = self._names(run) != names_before
+        if new_attempt:
+            self._emit(ResetRun(run_id, "attempt"))
+        elif delta_series:
+            self._emit(Appended(run_id, Delta(cursor, delta_series)))
+        if new_attempt or status_changed or listed_changed or parsed.skipped or parsed.others:
+            self._emit(RunsChanged((run_id,)))
+
+    def _names(self, run: _Run) -> tuple[Any, ...]:
+        return (
+            len({n for a in run.attempts for n in a.series}),
+            len(run.hists),
+            len(run.vectors),
+            len(run.texts) > 0,
+        )
+
+    def _apply(self, run: _Run, st: _Stream, parsed: Parsed) -> tuple[dict[str, Series], bool]:
+        now = time.time()
+        new_attempt = False
+        delta: dict[str, Series] = {}
+        for i, seg in enumerate(parsed.segments):
+            if i > 0:
+                run.attempts.append(_Attempt())
+                run.effective_cache.clear()
+                new_attempt = True
+            att = run.attempts[-1]
+            for name, (steps, values, times) in seg.items():
+                key = name + st.suffix
+                col = att.series.get(key)
+                if col is None:
+                    col = att.series[key] = ColumnarSeries()
+                if att.first_step is None and steps:
+                    att.first_step = steps[0]
+                col.append(steps, values, times)
+                if not new_attempt:
+                    d = delta.get(key)
+                    arr = (np.asarray(steps, np.float64), np.asarray(values, np.float64), np.asarray(times, np.float64))
+                    if d is not None:
+                        arr = concat([(d.steps, d.values, d.times), arr])
+                    delta[key] = Series(arr[0], arr[1], arr[2], False, int(arr[0].shape[0]))
+            for seg_index, rec in parsed.others:
+                if seg_index == i:
+                    self._keep_record(run, st, rec)
+        for reason, n in parsed.skipped.items():
+            st.skipped[reason] = st.skipped.get(reason, 0) + n
+        if parsed.records:
+            st.started = True
+        st.native = st.native or parsed.native
+        st.records += parsed.records
+        st.index += parsed.records
+        run.records += parsed.records
+        if parsed.last_step is not None:
+            st.last_step = parsed.last_step
+            run.last_step = parsed.last_step if run.last_step is None or new_attempt else max(run.last_step, parsed.last_step)
+        if parsed.records:
+            run.updated = parsed.last_time if parsed.last_time is not None else now
+            run.stalled = False
+        run.version += 1
+        return delta, new_attempt
+
+    def _keep_record(self, run: _Run, st: _Stream, rec: dict[str, Any]) -> None:
+        kind = rec.get(KIND)
+        name = str(rec.get("name", ""))
+        if kind == K_HEADER:
+            if len(run.headers) and st.started:
+                pass
+            run.headers.append(rec)
+            rank = rec.get("rank")
+            if type(rank) is int:
+                st.rank = rank
+            run.final = None
+        elif kind == K_CONFIG:
+            cfg = rec.get("config")
+            if isinstance(cfg, dict):
+                run.config.update(cfg)
+        elif kind == K_END:
+            run.final = rec
+        elif kind == K_HIST:
+            run.hists.setdefault(name + st.suffix, []).append(rec)
+        elif kind == K_VECTOR:
+            run.vectors.setdefault(name + st.suffix, []).append(rec)
+        elif kind == K_TEXT:
+            run.texts.append(rec)
+
+    def skip(self, run_id: str, stream_name: str, reason: str, count: int = 1) -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None or stream_name not in run.streams:
+                return
+            st = run.streams[stream_name]
+            st.skipped[reason] = st.skipped.get(reason, 0) + count
+        self._emit(RunsChanged((run_id,)))
+
+    def reset_stream(self, run_id: str, stream_name: str, reason: str, file_key: str) -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None or stream_name not in run.streams:
+                return
+            old = run.streams[stream_name]
+            # The stream's data is void: rebuild the run from its other streams is not possible without
+            # re-reading them, so drop everything this stream contributed by dropping the run's data and
+            # re-reading the other streams from their files.
+            others = [s for s in run.streams.values() if s.name != stream_name]
+            fresh = _Run(run_id)
+            fresh.streams[stream_name] = _Stream(stream_name, old.path, file_key, suffix=old.suffix)
+            self._runs[run_id] = fresh
+            for s in others:
+                fresh.streams[s.name] = _Stream(s.name, s.path, s.file_key, suffix=s.suffix)
+            for s in others:
+                self._reread(fresh, fresh.streams[s.name], s.offset)
+        self._emit(ResetRun(run_id, reason))
+        self._emit(RunsChanged((run_id,)))
+
+    def _reread(self, run: _Run, st: _Stream, upto: int) -> None:
+        try:
+            with open(st.path, "rb") as f:
+                data = f.read(upto)
+        except OSError:
+            return
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            parsed = parse_chunk(data[:cut], prev_step=None, next_index=0, attempt_started=False)
+            self._apply(run, st, parsed)
+        st.offset = cut
+
+    def mark_gone(self, run_id: str) -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None or run.gone:
+                return
+            run.gone = True
+        self._emit(RunsChanged((run_id,)))
+
+    def tick(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        changed = []
+        with self._lock:
+            for run in self._runs.values():
+                stalled = (
+                    run.final is None
+                    and run.updated is not None
+                    and now - run.updated > self.stall_after
+                )
+                if stalled != run.stalled:
+                    run.stalled = stalled
+                    changed.append(run.id)
+        if changed:
+            self._emit(RunsChanged(tuple(changed)))
+
+    def set_progress(self, loaded_bytes: int, total_bytes: int, done: bool) -> None:
+        self._progress = Progress(loaded_bytes, total_bytes, done)
+
+    def progress(self) -> Progress:
+        return self._progress
+
+    # ---- asking (routes, WebSocket) ------------------------------------------------------------
+
+    def _status(self, run: _Run, now: float) -> str:
+        if run.gone:
+            return GONE
+        if run.final is not None:
+            return FAILED if run.final.get("status") == STATUS_FAILED else FINISHED
+        if run.stalled or (run.updated is not None and now - run.updated > self.stall_after):
+            return STALLED
+        return RUNNING
+
+    def _info(self, run: _Run, now: float) -> RunInfo:
+        metrics = sorted({n for a in run.attempts for n in a.series})
+        skipped: dict[str, int] = {}
+        for st in run.streams.values():
+            for k, v in st.skipped.items():
+                skipped[k] = skipped.get(k, 0) + v
+        skipped_total = sum(skipped.values())
+        header = run.headers[-1] if run.headers else {}
+        started = decode_float(run.headers[0].get("start")) if run.headers else None
+        status = self._status(run, now)
+        reason = None
+        if status == FAILED and run.final is not None:
+            reason = str(run.final.get("reason", ""))
+        return RunInfo(
+            id=run.id,
+            status=status,
+            metrics=tuple(metrics),
+            histograms=tuple(sorted(run.hists)),
+            vectors=tuple(sorted(run.vectors)),
+            texts=tuple(sorted({str(t.get("name", "")) for t in run.texts})),
+            last_step=run.last_step,
+            updated=run.updated,
+            started=started,
+            attempts=len(run.attempts),
+            records=run.records,
+            points=sum(c.n for a in run.attempts for c in a.series.values()),
+            skipped={"total": skipped_total, **skipped},
+            streams=tuple(
+                {"name": s.name, "rank": s.rank, "records": s.records, "skipped": sum(s.skipped.values())}
+                for s in sorted(run.streams.values(), key=lambda s: s.name)
+            ),
+            host=header.get("host") if isinstance(header.get("host"), str) else None,
+            pid=header.get("pid") if type(header.get("pid")) is int else None,
+            reason=reason,
+        )
+
+    def runs(self) -> list[RunInfo]:
+        now = time.time()
+        with self._lock:
+            return [self._info(r, now) for r in sorted(self._runs.values(), key=lambda r: r.id)]
+
+    def run_ids(self) -> list[str]:
+        with self._lock:
+            return sorted(self._runs)
+
+    def get_run(self, run_id: str) -> RunInfo | None:
+        with self._lock:
+            run = self._runs.get(run_id) if isinstance(run_id, str) else None
+            return None if run is None else self._info(run, time.time())
+
+    def _run(self, run_id: str) -> _Run:
+        run = self._runs.get(run_id) if isinstance(run_id, str) else None
+        if run is None:
+            raise KeyError(f"unknown run: {run_id!r}")
+        return run
+
+    def run_detail(self, run_id: str) -> dict[str, Any]:
+        with self._lock:
+            run = self._run(run_id)
+            out = self._info(run, time.time()).to_json()
+            out["header"] = run.headers[-1] if run.headers else None
+            out["headers"] = list(run.headers)
+            out["config"] = dict(run.config)
+            out["final"] = run.final
+            return out
+
+    def _effective(self, run: _Run, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The metric's history across attempts: each attempt up to the next one's first step."""
+        hit = run.effective_cache.get(metric)
+        version = sum(a.series[metric].version for a in run.attempts if metric in a.series)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        parts = []
+        for i, att in enumerate(run.attempts):
+            col = att.series.get(metric)
+            if col is None or col.n == 0:
+                continue
+            s, v, t = col.steps, col.values, col.times
+            if not col.sorted:
+                order = np.argsort(s, kind="stable")
+                s, v, t = s[order], v[order], t[order]
+            later = [a.first_step for a in run.attempts[i + 1 :] if a.first_step is not None]
+            if later:
+                cut = int(np.searchsorted(s, min(later), side="left"))
+                s, v, t = s[:cut], v[:cut], t[:cut]
+            parts.append((s, v, t))
+        result = concat(parts)
+        if len(parts) > 1 or any(not a.series[metric].sorted for a in run.attempts if metric in a.series):
+            run.effective_cache[metric] = (version, result)
+        return result
+
+    def series(
+        self,
+        run_id: str,
+        metric: str,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        points: int | None = None,
+        attempt: int | None = None,
+    ) -> Series:
+        with self._lock:
+            run = self._run(run_id)
+            if attempt is not None:
+                if not 0 <= attempt < len(run.attempts) or metric not in run.attempts[attempt].series:
+                    raise KeyError(f"no metric {metric!r} in attempt {attempt} of {run_id!r}")
+                col = run.attempts[attempt].series[metric]
+                s, v, t = col.steps, col.values, col.times
+            else:
+                if not any(metric in a.series for a in run.attempts):
+                    raise KeyError(f"unknown metric {metric!r} in run {run_id!r}")
+                s, v, t = self._effective(run, metric)
+            if points is not None:
+                return downsample_m4(s, v, t, points, start=start, end=end)
+            lo = 0 if start is None else int(np.searchsorted(s, start, side="left"))
+            hi = s.shape[0] if end is None else int(np.searchsorted(s, end, side="right"))
+            return Series(s[lo:hi].copy(), v[lo:hi].copy(), t[lo:hi].copy(), False, hi - lo)
+
+    def metrics(self, run_id: str) -> list[str]:
+        with self._lock:
+            run = self._run(run_id)
+            return sorted({n for a in run.attempts for n in a.series})
+
+    def histograms(self, run_id: str, name: str) -> dict[str, Any]:
+        with self._lock:
+            recs = self._run(run_id).hists.get(name)
+            if recs is None:
+                raise KeyError(f"unknown histogram {name!r}")
+            return {
+                "steps": [r.get("step") for r in recs],
+                "times": [r.get("t") for r in recs],
+                "lo": [r.get("lo") for r in recs],
+                "hi": [r.get("hi") for r in recs],
+                "counts": [r.get("counts") for r in recs],
+            }
+
+    def vectors(self, run_id: str, name: str, *, step: float | None = None) -> dict[str, Any]:
+        with self._lock:
+            recs = self._run(run_id).vectors.get(name)
+            if recs is None:
+                raise KeyError(f"unknown vector {name!r}")
+            if step is not None:
+                before = [r for r in recs if (decode_float(r.get("step")) or 0) <= step]
+                recs = before[-1:]
+            return {
+                "steps": [r.get("step") for r in recs],
+                "times": [r.get("t") for r in recs],
+                "values": [r.get("v") for r in recs],
+            }
+
+    def texts(self, run_id: str, name: str | None = None) -> dict[str, Any]:
+        with self._lock:
+            recs = [r for r in self._run(run_id).texts if name is None or r.get("name") == name]
+            return {
+                "steps": [r.get("step") for r in recs],
+                "times": [r.get("t") for r in recs],
+                "names": [r.get("name") for r in recs],
+                "texts": [r.get("text") for r in recs],
+            }
+
+    # ---- cursors -------------------------------------------------------------------------------
+
+    def _cursor(self, run: _Run) -> str:
+        return encode_cursor({s.name: (s.file_key, s.offset) for s in run.streams.values()})
+
+    def cursor(self, run_id: str) -> str:
+        with self._lock:
+            return self._cursor(self._run(run_id))
+
+    def _read_after(self, run: _Run, parts: dict[str, tuple[str, int]]) -> tuple[list[tuple[_Stream, bytes]], str] | Reset:
+        """Bytes of each stream between the cursor and what the store holds, or a Reset."""
+        out = []
+        for name in parts:
+            if name not in run.streams:
+                return Reset("replaced")
+        for st in run.streams.values():
+            key, off = parts.get(st.name, (st.file_key, 0))
+            if key != st.file_key:
+                return Reset("replaced")
+            if off > st.offset:
+                return Reset("cursor")
+            if off == st.offset:
+                continue
+            try:
+                with open(st.path, "rb") as f:
+                    info = os.fstat(f.fileno())
+                    if not st.file_key.startswith(f"{info.st_dev}:{info.st_ino}:"):
+                        return Reset("replaced")
+                    f.seek(off)
+                    data = f.read(st.offset - off)
+            except OSError:
+                return Reset("replaced")
+            if off and not data.endswith(b"\n") or len(data) != st.offset - off:
+                return Reset("truncated")
+            if off:
+                # the cursor must sit just after a newline
+                try:
+                    with open(st.path, "rb") as f:
+                        f.seek(off - 1)
+                        if f.read(1) != b"\n":
+                            return Reset("cursor")
+                except OSError:
+                    return Reset("replaced")
+            out.append((st, data))
+        return out, self._cursor(run)
+
+    def since(self, run_id: str, cursor: str, *, metrics: list[str] | None = None) -> Delta | Reset:
+        parts = decode_cursor(cursor) if isinstance(cursor, str) else None
+        if parts is None:
+            return Reset("cursor")
+        with self._lock:
+            run = self._run(run_id)
+            got = self._read_after(run, parts)
+            if isinstance(got, Reset):
+                return got
+            chunks, new_cursor = got
+        series: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+        for st, data in chunks:
+            parsed = parse_chunk(
+                data, prev_step=None, next_index=0, attempt_started=True, native=st.native
+            )
+            if len(parsed.segments) > 1:
+                return Reset("attempt")
+            for name, (s, v, t) in parsed.segments[0].items():
+                key = name + st.suffix
+                if metrics is not None and key not in metrics:
+                    continue
+                series.setdefault(key, []).append(
+                    (np.asarray(s, np.float64), np.asarray(v, np.float64), np.asarray(t, np.float64))
+                )
+        out = {}
+        for name, parts_ in series.items():
+            s, v, t = concat(parts_)
+            out[name] = Series(s, v, t, False, int(s.shape[0]))
+        return Delta(new_cursor, out)
+
+    def records(self, run_id: str, cursor: str | None = None, *, limit: int = 10_000) -> RecordPage | Reset:
+        with self._lock:
+            run = self._run(run_id)
+            parts = {} if cursor is None else decode_cursor(cursor)
+            if parts is None:
+                return Reset("cursor")
+            got = self._read_after(run, parts)
+            if isinstance(got, Reset):
+                return got
+            chunks, _ = got
+            positions = {s.name: (s.file_key, s.offset) for s in run.streams.values()}
+            for name, (key, off) in parts.items():
+                positions[name] = (key, off)
+            for st in run.streams.values():
+                if st.name not in parts:
+                    positions[st.name] = (st.file_key, 0)
+        out: list[dict[str, Any]] = []
+        more = False
+        for st, data in chunks:
+            key, pos = positions[st.name]
+            for line in data.splitlines(keepends=True):
+                if len(out) >= limit:
+                    more = True
+                    break
+                pos += len(line)
+                try:
+                    rec = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                out.append({"stream": st.name, "record": rec})
+            positions[st.name] = (key, pos)
+            if more:
+                break
+        return RecordPage(out, encode_cursor(positions), more)
