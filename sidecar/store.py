@@ -580,6 +580,19 @@ class Store:
             hi = s.shape[0] if end is None else int(np.searchsorted(s, end, side="right"))
             return Series(s[lo:hi].copy(), v[lo:hi].copy(), t[lo:hi].copy(), False, hi - lo)
 
+    def snapshot(
+        self, run_id: str, *, metrics: list[str] | None = None, points: int = 2000
+    ) -> tuple[str, dict[str, Series]]:
+        """Every (or the given) metric downsampled to ``points``, and the cursor they are exact to."""
+        with self._lock:
+            run = self._run(run_id)
+            names = sorted({n for a in run.attempts for n in a.series})
+            if metrics is not None:
+                wanted = set(metrics)
+                names = [n for n in names if n in wanted]
+            series = {n: self.series(run_id, n, points=points) for n in names}
+            return self._cursor(run), series
+
     def metrics(self, run_id: str) -> list[str]:
         with self._lock:
             run = self._run(run_id)

@@ -1,0 +1,3 @@
+from tailboard.sidecar.cli import main
+
+raise SystemExit(main())

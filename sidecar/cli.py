@@ -1,0 +1,132 @@
+"""`tailboard serve LOGDIR` and `tailboard replay LOGDIR`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import tempfile
+
+from tailboard import __version__
+
+from .replay import Replayer
+from .server import Server, is_loopback
+
+__all__ = ["main", "build_parser"]
+
+logger = logging.getLogger("tailboard")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="tailboard", description="Live monitor for PyTorch training.")
+    ap.add_argument("--version", action="version", version=f"tailboard {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("logdir", help="the log root: every folder below it holding *.jsonl is a run")
+        p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+        p.add_argument("--port", type=int, default=6007)
+        p.add_argument("--token", default=os.environ.get("TAILBOARD_TOKEN"),
+                       help="access token (default: $TAILBOARD_TOKEN, else a random one)")
+        p.add_argument("--no-auth", action="store_true", help="serve without a token (not recommended)")
+        p.add_argument("--poll", action="store_true", help="poll files instead of inotify (NFS, overlayfs)")
+        p.add_argument("--allow-host", action="append", default=[], metavar="HOST",
+                       help="extra Host header value to accept (repeatable; '*' for any)")
+        p.add_argument("--stall-after", type=float, default=120.0, metavar="SECONDS",
+                       help="a run with no record for this long and no final record is stalled")
+        p.add_argument("--certfile", help="TLS certificate (PEM)")
+        p.add_argument("--keyfile", help="TLS private key (PEM)")
+        p.add_argument("-v", "--verbose", action="store_true")
+
+    common(sub.add_parser("serve", help="follow a log folder and serve the viewer"))
+    rp = sub.add_parser("replay", help="serve finished logs as if they were being written now")
+    common(rp)
+    rp.add_argument("--speed", type=float, default=1.0, help="compress recorded time this many times")
+    return ap
+
+
+async def _run(args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    scratch = None
+    replayer = None
+    logdir = args.logdir
+    if not os.path.isdir(logdir):
+        print(f"tailboard: no such folder: {logdir}", file=sys.stderr)
+        return 2
+    if args.command == "replay":
+        scratch = tempfile.TemporaryDirectory(prefix="tailboard-replay-")
+        replayer = Replayer(logdir, scratch.name, speed=args.speed)
+        logdir = scratch.name
+    server = Server(
+        logdir,
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        auth=not args.no_auth,
+        poll=args.poll,
+        allow_hosts=args.allow_host,
+        stall_after=args.stall_after,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+    )
+    if not is_loopback(args.host):
+        print(f"tailboard: warning: listening on {args.host}, reachable from other hosts", file=sys.stderr)
+    if args.no_auth:
+        print("tailboard: warning: authentication is off; anyone who can reach the port can read the logs",
+              file=sys.stderr)
+    try:
+        await server.start()
+    except OSError as e:
+        print(f"tailboard: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
+        return 1
+    tasks = []
+    if replayer is not None:
+        tasks.append(asyncio.create_task(replayer.run()))
+    print(f"tailboard {__version__}: {'replaying' if replayer else 'following'} {os.path.abspath(args.logdir)}",
+          flush=True)
+    print(f"  open {server.url}", flush=True)
+
+    async def progress_line() -> None:
+        last = None
+        while True:
+            p = server.store.progress()
+            if p.total_bytes and not p.done and (p.loaded_bytes, p.total_bytes) != last:
+                pct = 100.0 * p.loaded_bytes / p.total_bytes
+                print(f"  loading backlog: {pct:5.1f}% of {p.total_bytes / 1e6:.1f} MB", flush=True)
+                last = (p.loaded_bytes, p.total_bytes)
+            if p.done:
+                if last is not None:
+                    print("  backlog loaded", flush=True)
+                return
+            await asyncio.sleep(1.0)
+
+    tasks.append(asyncio.create_task(progress_line()))
+    assert server._task is not None
+    done_server = server._task
+    await asyncio.wait([asyncio.ensure_future(stop.wait()), done_server], return_when=asyncio.FIRST_COMPLETED)
+    for t in tasks:
+        t.cancel()
+    await server.stop()
+    if scratch is not None:
+        scratch.cleanup()
+    print("tailboard: stopped", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if (args.certfile is None) != (args.keyfile is None):
+        print("tailboard: --certfile and --keyfile go together", file=sys.stderr)
+        return 2
+    return asyncio.run(_run(args))

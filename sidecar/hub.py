@@ -1,0 +1,276 @@
+"""Fan-out of store changes to clients: bounded queues, coalescing, exact resume.
+
+Store events arrive from the ingesting thread and are handed to the event loop. Each client keeps
+the new points of the runs it follows in a pending buffer, flushed at most every ``coalesce`` seconds
+into its bounded queue; a client whose queue is full is marked lagging: its queue is dropped and it
+gets a ``reset`` and fresh snapshots once it drains, so it never slows anyone else.
+
+Snapshots and resumes carry a cursor; a later delta whose cursor is not beyond it is already
+included and is dropped, so a client never sees a point twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable
+
+from . import protocol as P
+from .series import Series, concat
+from .store import Appended, Delta, Reset, ResetRun, RunsChanged, Store, decode_cursor
+
+__all__ = ["Hub", "Client", "covered"]
+
+logger = logging.getLogger(__name__)
+
+
+def covered(delta_cursor: str, mark: str | None) -> bool:
+    """True when everything up to ``delta_cursor`` is already included at ``mark``."""
+    if mark is None:
+        return False
+    d, m = decode_cursor(delta_cursor), decode_cursor(mark)
+    if d is None or m is None:
+        return False
+    for stream, (key, off) in d.items():
+        got = m.get(stream)
+        if got is None or got[0] != key or got[1] < off:
+            return False
+    return True
+
+
+class Client:
+    """One connected viewer (WebSocket or a long-poll waiter)."""
+
+    def __init__(self, send: Callable[[bytes], Awaitable[None]], *, queue_size: int = 64) -> None:
+        self.send_bytes = send
+        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(queue_size)
+        self.subs: dict[str, list[str] | None] = {}  # run -> metrics filter
+        self.points: dict[str, int] = {}
+        self.marks: dict[str, str | None] = {}  # run -> cursor already included
+        self.pending: dict[str, list[Delta]] = {}  # run -> deltas not yet queued, in order
+        self.runs_pending: set[str] = set()
+        self.lagging = False
+        self.closed = False
+
+
+class Hub:
+    def __init__(self, store: Store, *, coalesce: float = 0.05, queue_size: int = 64, server: str = "tailboard") -> None:
+        self.store = store
+        self.coalesce = coalesce
+        self.queue_size = queue_size
+        self.server = server
+        self.clients: set[Client] = set()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.changed = asyncio.Condition()
+        self._flusher: asyncio.Task[None] | None = None
+        self.version = 0  # bumped on every store event (long-poll waiters)
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.store.add_listener(self._on_store_event)
+        self._flusher = asyncio.create_task(self._flush_loop())
+
+    async def stop(self) -> None:
+        self.store.remove_listener(self._on_store_event)
+        if self._flusher:
+            self._flusher.cancel()
+            try:
+                await self._flusher
+            except asyncio.CancelledError:
+                pass
+
+    def _on_store_event(self, event: Any) -> None:
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._handle, event)
+        except RuntimeError:  # loop closing
+            pass
+
+    # ---- store events (loop thread) ------------------------------------------------------------
+
+    def _handle(self, event: Any) -> None:
+        self.version += 1
+        if isinstance(event, Appended):
+            for c in self.clients:
+                if event.run_id in c.subs:
+                    self._add_pending(c, event.run_id, event.delta)
+        elif isinstance(event, ResetRun):
+            for c in self.clients:
+                if event.run_id in c.subs:
+                    c.pending.pop(event.run_id, None)
+                    c.marks[event.run_id] = None
+                    self._enqueue(c, ("msg", P.dumps(P.reset(event.run_id, event.reason))))
+                    self._enqueue(c, ("snapshot", event.run_id))
+        elif isinstance(event, RunsChanged):
+            for c in self.clients:
+                c.runs_pending.update(event.run_ids)
+        asyncio.ensure_future(self._notify())
+
+    async def _notify(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
+    def _add_pending(self, c: Client, run: str, d: Delta) -> None:
+        if covered(d.cursor, c.marks.get(run)):
+            return
+        c.pending.setdefault(run, []).append(d)
+
+    def _enqueue(self, c: Client, item: tuple[str, Any]) -> None:
+        if c.lagging:
+            return
+        try:
+            c.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self._lag(c)
+
+    def _lag(self, c: Client) -> None:
+        logger.info("a client fell behind; it will get fresh snapshots")
+        c.lagging = True
+        c.pending.clear()
+        while not c.queue.empty():
+            c.queue.get_nowait()
+        for run in c.subs:
+            c.marks[run] = None
+        c.queue.put_nowait(("lagged", None))
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.coalesce)
+            try:
+                self.flush()
+            except Exception:
+                logger.exception("flush failed")
+
+    def flush(self) -> None:
+        infos: dict[str, dict[str, Any]] = {}
+        removed_cache: dict[str, bool] = {}
+        for c in list(self.clients):
+            if c.lagging or c.closed:
+                continue
+            if c.runs_pending:
+                runs = []
+                removed = []
+                for rid in sorted(c.runs_pending):
+                    if rid not in infos:
+                        info = self.store.get_run(rid)
+                        removed_cache[rid] = info is None
+                        if info is not None:
+                            infos[rid] = info.to_json()
+                    if removed_cache.get(rid):
+                        removed.append(rid)
+                    else:
+                        runs.append(infos[rid])
+                c.runs_pending.clear()
+                self._enqueue(c, ("msg", P.dumps(P.runs_message(runs, removed=removed, full=False, loading=self._loading()))))
+            for run, deltas in list(c.pending.items()):
+                self._enqueue(c, ("deltas", (run, deltas)))
+            c.pending.clear()
+
+    def _loading(self) -> dict[str, Any]:
+        p = self.store.progress()
+        return {"done": p.done, "bytes": p.loaded_bytes, "total_bytes": p.total_bytes}
+
+    # ---- client requests -----------------------------------------------------------------------
+
+    def add(self, c: Client) -> None:
+        self.clients.add(c)
+
+    def remove(self, c: Client) -> None:
+        c.closed = True
+        self.clients.discard(c)
+
+    def full_runs(self) -> bytes:
+        return P.dumps(P.runs_message([r.to_json() for r in self.store.runs()], full=True, loading=self._loading()))
+
+    def subscribe(self, c: Client, sub: P.Subscribe) -> None:
+        for run in sub.runs:
+            if self.store.get_run(run) is None:
+                self._enqueue(c, ("msg", P.dumps(P.error(f"unknown run: {run[:200]}"))))
+                continue
+            c.subs[run] = sub.metrics
+            c.points[run] = sub.points
+            c.pending.pop(run, None)
+            cursor = sub.cursors.get(run)
+            self._enqueue(c, ("resume", (run, cursor)) if cursor else ("snapshot", run))
+
+    def unsubscribe(self, c: Client, runs: list[str]) -> None:
+        for run in runs:
+            c.subs.pop(run, None)
+            c.pending.pop(run, None)
+            c.marks.pop(run, None)
+
+    def build_snapshot(self, c: Client, run: str) -> bytes | None:
+        if run not in c.subs:
+            return None
+        try:
+            cursor, series = self.store.snapshot(run, metrics=c.subs[run], points=c.points.get(run, 2000))
+        except KeyError:
+            return P.dumps(P.reset(run, "gone"))
+        c.marks[run] = cursor
+        return P.dumps(P.snapshot(run, cursor, series))
+
+    def build_resume(self, c: Client, run: str, cursor: str) -> list[bytes]:
+        if run not in c.subs:
+            return []
+        try:
+            got = self.store.since(run, cursor, metrics=c.subs[run])
+        except KeyError:
+            return [P.dumps(P.reset(run, "gone"))]
+        if isinstance(got, Reset):
+            snap = self.build_snapshot(c, run)
+            return [P.dumps(P.reset(run, got.reason))] + ([snap] if snap else [])
+        c.marks[run] = got.cursor
+        return [P.dumps(P.delta(run, got.cursor, got.series))]
+
+    def merge_deltas(self, c: Client, run: str, deltas: list[Delta]) -> bytes | None:
+        """One delta message of the events not already included by a snapshot or resume."""
+        if run not in c.subs:
+            return None
+        mark = c.marks.get(run)
+        fresh = [d for d in deltas if not covered(d.cursor, mark)]
+        if not fresh:
+            return None
+        wanted = c.subs[run]
+        parts: dict[str, list[Series]] = {}
+        for d in fresh:
+            for name, s in d.series.items():
+                if wanted is None or name in wanted:
+                    parts.setdefault(name, []).append(s)
+        merged = {}
+        for name, ss in parts.items():
+            st, v, t = concat([(p.steps, p.values, p.times) for p in ss])
+            merged[name] = Series(st, v, t, False, int(st.shape[0]))
+        cursor = fresh[-1].cursor
+        c.marks[run] = cursor
+        return P.dumps(P.delta(run, cursor, merged))
+
+    async def pump(self, c: Client) -> None:
+        """Send the client's queue until it closes (runs in the client's own task)."""
+        while not c.closed:
+            kind, payload = await c.queue.get()
+            if kind == "msg":
+                await c.send_bytes(payload)
+            elif kind == "deltas":
+                msg = self.merge_deltas(c, *payload)
+                if msg is not None:
+                    await c.send_bytes(msg)
+            elif kind == "snapshot":
+                snap = self.build_snapshot(c, payload)
+                if snap is not None:
+                    await c.send_bytes(snap)
+            elif kind == "resume":
+                for msg in self.build_resume(c, *payload):
+                    await c.send_bytes(msg)
+            elif kind == "lagged":
+                c.lagging = False
+                runs = list(c.subs)
+                for run in runs:
+                    await c.send_bytes(P.dumps(P.reset(run, "lagging")))
+                for run in runs:
+                    snap = self.build_snapshot(c, run)
+                    if snap is not None:
+                        await c.send_bytes(snap)

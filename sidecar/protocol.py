@@ -1,0 +1,180 @@
+"""Wire messages of the sidecar (docs/protocol.md), defined once on the Python side.
+
+Everything the server sends is built here and encoded with orjson; everything a client sends is
+parsed and validated here. Series are columnar; non-finite floats are spelled "NaN", "Infinity",
+"-Infinity" as in the log format.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import orjson
+
+from tailboard.format import NAN, NEG_INF, POS_INF
+
+from .series import Series
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "MAX_CLIENT_MESSAGE",
+    "ProtocolError",
+    "dumps",
+    "values_json",
+    "series_json",
+    "hello",
+    "runs_message",
+    "snapshot",
+    "delta",
+    "reset",
+    "progress",
+    "pong",
+    "error",
+    "parse_client",
+    "Subscribe",
+]
+
+PROTOCOL_VERSION = 1
+MAX_CLIENT_MESSAGE = 64 * 1024
+MAX_POINTS = 100_000
+
+
+class ProtocolError(ValueError):
+    """A client message that does not follow the protocol; the text is safe to send back."""
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def values_json(arr: np.ndarray) -> list[Any]:
+    """A float array as a JSON list, with non-finite values spelled out (orjson would write null)."""
+    out: list[Any] = arr.tolist()
+    bad = np.flatnonzero(~np.isfinite(arr))
+    for i in bad.tolist():
+        x = out[i]
+        out[i] = NAN if x != x else (POS_INF if x > 0 else NEG_INF)
+    return out
+
+
+def _steps_json(arr: np.ndarray) -> list[Any]:
+    # Steps are integers in tailboard's own logs; send them as such.
+    if arr.shape[0] and bool(np.all(np.isfinite(arr))) and bool(np.all(arr == np.floor(arr))):
+        return arr.astype(np.int64).tolist()  # type: ignore[no-any-return]
+    return values_json(arr)
+
+
+def series_json(s: Series, *, envelope: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "steps": _steps_json(s.steps),
+        "values": values_json(s.values),
+        "times": values_json(s.times),
+        "downsampled": s.downsampled,
+        "total": s.total,
+    }
+    if envelope and s.envelope is not None:
+        out["envelope"] = {
+            "steps": _steps_json(s.envelope[0]),
+            "min": values_json(s.envelope[1]),
+            "max": values_json(s.envelope[2]),
+        }
+    return out
+
+
+def hello(server: str, heartbeat: float) -> dict[str, Any]:
+    return {"type": "hello", "protocol": PROTOCOL_VERSION, "server": server, "heartbeat": heartbeat}
+
+
+def runs_message(
+    runs: Iterable[Mapping[str, Any]], *, removed: Iterable[str] = (), full: bool, loading: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    msg: dict[str, Any] = {"type": "runs", "runs": list(runs), "removed": list(removed), "full": full}
+    if loading is not None:
+        msg["loading"] = dict(loading)
+    return msg
+
+
+def snapshot(run: str, cursor: str, series: Mapping[str, Series]) -> dict[str, Any]:
+    return {
+        "type": "snapshot",
+        "run": run,
+        "cursor": cursor,
+        "series": {name: series_json(s) for name, s in series.items()},
+    }
+
+
+def delta(run: str, cursor: str, series: Mapping[str, Series]) -> dict[str, Any]:
+    return {
+        "type": "delta",
+        "run": run,
+        "cursor": cursor,
+        "series": {
+            name: {"steps": _steps_json(s.steps), "values": values_json(s.values), "times": values_json(s.times)}
+            for name, s in series.items()
+        },
+    }
+
+
+def reset(run: str, reason: str) -> dict[str, Any]:
+    return {"type": "reset", "run": run, "reason": reason}
+
+
+def progress(loaded: int, total: int, done: bool) -> dict[str, Any]:
+    return {"type": "progress", "bytes": loaded, "total_bytes": total, "done": done}
+
+
+def pong() -> dict[str, Any]:
+    return {"type": "pong"}
+
+
+def error(message: str) -> dict[str, Any]:
+    return {"type": "error", "message": message}
+
+
+class Subscribe:
+    __slots__ = ("runs", "metrics", "points", "cursors")
+
+    def __init__(self, runs: list[str], metrics: list[str] | None, points: int, cursors: dict[str, str]):
+        self.runs = runs
+        self.metrics = metrics
+        self.points = points
+        self.cursors = cursors
+
+
+def _str_list(v: Any, what: str, limit: int = 10_000) -> list[str]:
+    if not isinstance(v, list) or len(v) > limit or not all(isinstance(x, str) and len(x) < 4096 for x in v):
+        raise ProtocolError(f"{what} must be a list of strings")
+    return v
+
+
+def parse_client(raw: str | bytes) -> tuple[str, Any]:
+    """A client message as (op, payload); raises ProtocolError with a message safe to send back."""
+    if len(raw) > MAX_CLIENT_MESSAGE:
+        raise ProtocolError("message too large")
+    try:
+        msg = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ProtocolError("message is not JSON") from None
+    if not isinstance(msg, dict):
+        raise ProtocolError("message must be a JSON object")
+    op = msg.get("op")
+    if op == "ping":
+        return "ping", None
+    if op == "unsubscribe":
+        return "unsubscribe", _str_list(msg.get("runs"), "runs")
+    if op == "subscribe":
+        runs = _str_list(msg.get("runs"), "runs")
+        metrics = msg.get("metrics")
+        if metrics is not None:
+            metrics = _str_list(metrics, "metrics")
+        points = msg.get("points", 2000)
+        if type(points) is not int or not 4 <= points <= MAX_POINTS:
+            raise ProtocolError(f"points must be an integer from 4 to {MAX_POINTS}")
+        cursors = msg.get("cursors") or {}
+        if not isinstance(cursors, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and len(v) < 8192 for k, v in cursors.items()
+        ):
+            raise ProtocolError("cursors must map run ids to cursor strings")
+        return "subscribe", Subscribe(runs, metrics, points, cursors)
+    raise ProtocolError("unknown op")

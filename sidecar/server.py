@@ -1,0 +1,217 @@
+"""The sidecar as one object: store + follower + hub + app on uvicorn.
+
+Programmatic use (tests, the demo, embedding)::
+
+    server = Server("runs/", port=0, token="secret")
+    await server.start()          # returns once it listens and follows; server.url is the bound URL
+    ...
+    await server.stop()
+
+or, from synchronous code, ``handle = serve_in_thread("runs/", port=0)``; ``handle.url``,
+``handle.token``, ``handle.store``, ``handle.stop()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from tailboard import __version__
+
+from .app import create_app
+from .auth import LOOPBACK_NAMES, new_token
+from .follower import Follower
+from .hub import Hub
+from .store import Store
+
+__all__ = ["Server", "ServerHandle", "serve_in_thread", "is_loopback"]
+
+logger = logging.getLogger(__name__)
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Server:
+    def __init__(
+        self,
+        logdir: str | os.PathLike[str],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 6007,
+        token: str | None = None,
+        auth: bool = True,
+        poll: bool = False,
+        allow_hosts: list[str] | None = None,
+        stall_after: float = 120.0,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        max_connections: int = 256,
+        queue_size: int = 64,
+        heartbeat: float = 15.0,
+        follower_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.logdir = os.path.abspath(os.fspath(logdir))
+        if not os.path.isdir(self.logdir):
+            raise FileNotFoundError(f"log folder not found: {self.logdir}")
+        self.host = host
+        self.port = port
+        self.token = (token or new_token()) if auth else None
+        self.tls = bool(certfile)
+        self.store = Store(self.logdir, stall_after=stall_after)
+        self.follower = Follower(self.logdir, self.store, poll=poll, **(follower_options or {}))
+        self.hub = Hub(self.store, queue_size=queue_size, server=f"tailboard {__version__}")
+        if allow_hosts and "*" in allow_hosts:
+            allowed: list[str] | None = None
+        elif is_loopback(host) or allow_hosts:
+            allowed = sorted(LOOPBACK_NAMES | {host} | set(allow_hosts or ()))
+        else:
+            allowed = None  # bound to every interface: the token is the guard
+        self.app = create_app(
+            self.store,
+            self.hub,
+            token=self.token,
+            allowed_hosts=allowed,
+            max_connections=max_connections,
+            heartbeat=heartbeat,
+        )
+        self.config = uvicorn.Config(
+            self.app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,  # the access log would print ?token= query strings
+            ws_max_size=64 * 1024,
+            ws_ping_interval=heartbeat,
+            ws_ping_timeout=heartbeat,
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
+            lifespan="off",
+        )
+        self.uvicorn = uvicorn.Server(self.config)
+        self.uvicorn.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._task: asyncio.Task[None] | None = None
+        self._tick: asyncio.Task[None] | None = None
+
+    @property
+    def base_url(self) -> str:
+        scheme = "https" if self.tls else "http"
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        if host in ("0.0.0.0", "[::]"):
+            host = "127.0.0.1"
+        return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The URL to open: with ?token= when auth is on."""
+        return f"{self.base_url}/?token={self.token}" if self.token else f"{self.base_url}/"
+
+    async def start(self, *, wait_for_backlog: bool = False) -> None:
+        self.hub.start()
+        await self.follower.start(wait=wait_for_backlog)
+        self._task = asyncio.create_task(self.uvicorn.serve())
+        while not self.uvicorn.started:
+            if self._task.done():
+                await self._task
+                raise RuntimeError("the server did not start")
+            await asyncio.sleep(0.01)
+        sockets = [s for srv in self.uvicorn.servers for s in srv.sockets]
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        self._tick = asyncio.create_task(self._ticker())
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.store.tick()
+
+    async def stop(self) -> None:
+        if self._tick:
+            self._tick.cancel()
+        self.uvicorn.should_exit = True
+        if self._task:
+            try:
+                await asyncio.wait_for(self._task, timeout=10)
+            except asyncio.TimeoutError:
+                self.uvicorn.force_exit = True
+        await self.follower.stop()
+        await self.hub.stop()
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        assert self._task is not None
+        await self._task
+
+
+@dataclass
+class ServerHandle:
+    server: Server
+    loop: asyncio.AbstractEventLoop
+    thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    @property
+    def token(self) -> str | None:
+        return self.server.token
+
+    @property
+    def store(self) -> Store:
+        return self.server.store
+
+    def stop(self) -> None:
+        fut = asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop)
+        fut.result(timeout=20)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=20)
+
+
+def serve_in_thread(logdir: str | os.PathLike[str], **options: Any) -> ServerHandle:
+    """Start a Server on its own event loop in a daemon thread; returns once it listens."""
+    options.setdefault("port", 0)
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        box["loop"] = loop
+        try:
+            server = Server(logdir, **options)
+            box["server"] = server
+            loop.run_until_complete(server.start())
+        except BaseException as e:  # handed to the caller
+            box["error"] = e
+            ready.set()
+            return
+        ready.set()
+        loop.run_forever()
+        loop.close()
+
+    thread = threading.Thread(target=run, name="tailboard-server", daemon=True)
+    thread.start()
+    ready.wait(60)
+    if "error" in box:
+        raise box["error"]
+    if "server" not in box:
+        raise RuntimeError("the server did not start in time")
+    return ServerHandle(box["server"], box["loop"], thread)
