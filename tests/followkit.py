@@ -1,98 +1,98 @@
-"""Shared pieces of the following tests: writing unique lines, waiting, reading back what is held."""
+"""Shared pieces of the following tests: unique records, waiting, and reading back from the Store.
+
+Every record a test writes is ``{"step": n, "<file stem>": n}`` with ``n`` unique and increasing
+across the whole test, so a stream's data in the store is the series of the metric named after its
+file (the store suffixes ranks above 0 with ``@rankN``), and its values are exactly the ids written.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tailboard.sidecar.store import ResetRun, Store
 
 
-class LineSink:
-    """Keeps, per stream, the lines the follower handed over, with the store's semantics.
+def stem(stream: str) -> str:
+    return stream[: -len(".jsonl")] if stream.endswith(".jsonl") else stream
 
-    It also checks the follower's side of the contract: offsets contiguous within a file, no
-    ingest before open_stream, data always complete lines.
-    """
 
-    def __init__(self) -> None:
-        self.lines: dict[tuple[str, str], list[bytes]] = {}
-        self.keys: dict[tuple[str, str], str] = {}
-        self.next_offset: dict[tuple[str, str], int] = {}
-        self.skips: dict[tuple[str, str, str], int] = {}
-        self.resets: list[tuple[str, str, str]] = []
-        self.gone: set[str] = set()
-        self.progress: list[tuple[int, int, bool]] = []
-        self.errors: list[str] = []
+class StoreView:
+    """A real Store plus what the tests ask of it: held ids per stream, resets, skips."""
 
-    def open_stream(self, run_id: str, stream: str, path: str, file_key: str) -> None:
-        k = (run_id, stream)
-        self.lines.setdefault(k, [])
-        self.keys[k] = file_key
-        self.next_offset[k] = 0
-        self.gone.discard(run_id)
+    def __init__(self, root: Path | str) -> None:
+        self.store = Store(root)
+        self.resets: list[tuple[str, str]] = []
+        self.store.add_listener(self._hear)
 
-    def ingest(self, run_id: str, stream: str, data: bytes, start: int, end: int) -> None:
-        k = (run_id, stream)
-        if k not in self.keys:
-            self.errors.append(f"ingest before open_stream: {k}")
-        if start < self.next_offset.get(k, 0):
-            self.errors.append(f"overlapping chunk {k} at {start} < {self.next_offset[k]}")
-        if end - start != len(data) or not data.endswith(b"\n"):
-            self.errors.append(f"bad chunk {k} {start}-{end}")
-        self.next_offset[k] = end
-        self.lines.setdefault(k, []).extend(data.splitlines())
+    def _hear(self, event: Any) -> None:
+        if isinstance(event, ResetRun):
+            self.resets.append((event.run_id, event.reason))
 
-    def skip(self, run_id: str, stream: str, reason: str, count: int = 1) -> None:
-        key = (run_id, stream, reason)
-        self.skips[key] = self.skips.get(key, 0) + count
+    def held(self, run_id: str, stream: str) -> list[int]:
+        """The ids the store holds for one stream, in step order."""
+        try:
+            names = self.store.metrics(run_id)
+        except KeyError:
+            return []
+        name = stem(stream)
+        for metric in names:
+            if metric == name or metric.startswith(name + "@"):
+                return [int(v) for v in self.store.series(run_id, metric).values]
+        return []
 
-    def reset_stream(self, run_id: str, stream: str, reason: str, file_key: str) -> None:
-        k = (run_id, stream)
-        self.lines[k] = []
-        self.keys[k] = file_key
-        self.next_offset[k] = 0
-        self.resets.append((run_id, stream, reason))
+    def runs(self) -> list[str]:
+        return [r.id for r in self.store.runs()]
 
-    def mark_gone(self, run_id: str) -> None:
-        self.gone.add(run_id)
+    def status(self, run_id: str) -> str | None:
+        info = self.store.get_run(run_id)
+        return None if info is None else info.status
 
-    def tick(self, now: float) -> None:
-        pass
-
-    def set_progress(self, loaded: int, total: int, done: bool) -> None:
-        self.progress.append((loaded, total, done))
-
-    def held(self, run_id: str, stream: str) -> list[bytes]:
-        return list(self.lines.get((run_id, stream), []))
+    def skipped(self, run_id: str, reason: str) -> int:
+        info = self.store.get_run(run_id)
+        return 0 if info is None else int(info.skipped.get(reason, 0))
 
 
 class Writer:
-    """Appends unique lines to files and remembers what each file should hold."""
+    """Appends unique records to files."""
 
     def __init__(self) -> None:
         self.n = 0
 
-    def line(self, tag: str) -> bytes:
+    def line(self, path: Path) -> tuple[int, bytes]:
         self.n += 1
-        return b'{"step":%d,"x":%d,"tag":"%s"}' % (self.n, self.n, tag.encode())
+        return self.n, b'{"step":%d,"%s":%d}' % (self.n, stem(path.name).encode(), self.n)
 
-    def append(self, path: Path, count: int = 1, tag: str = "") -> list[bytes]:
-        lines = [self.line(tag) for _ in range(count)]
+    def lines(self, path: Path, count: int) -> tuple[list[int], bytes]:
+        made = [self.line(path) for _ in range(count)]
+        return [i for i, _ in made], b"".join(x + b"\n" for _, x in made)
+
+    def append(self, path: Path, count: int = 1) -> list[int]:
+        ids, data = self.lines(path, count)
         with open(path, "ab") as f:
-            f.write(b"".join(x + b"\n" for x in lines))
-        return lines
+            f.write(data)
+        return ids
 
 
-def file_lines(path: Path) -> list[bytes]:
-    """The complete lines a file holds now (NUL runs at line starts dropped)."""
+def file_ids(path: Path) -> list[int]:
+    """The ids of the complete records a file holds now."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return []
     end = data.rfind(b"\n")
-    return [x.lstrip(b"\0") for x in data[: end + 1].splitlines() if x.lstrip(b"\0")]
+    out = []
+    for line in data[: end + 1].splitlines():
+        line = line.lstrip(b"\0")
+        if line:
+            out.append(int(orjson.loads(line)["step"]))
+    return out
 
 
 async def until(cond: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
@@ -103,6 +103,19 @@ async def until(cond: Callable[[], bool], timeout: float = 5.0, what: str = "") 
         await asyncio.sleep(0.005)
 
 
-def touch_dir(path: Path) -> Path:
-    os.makedirs(path, exist_ok=True)
-    return path
+class ErrorLog(logging.Handler):
+    """Collects errors logged by the follower (a store call that raised, a failed batch)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    def __enter__(self) -> ErrorLog:
+        logging.getLogger("tailboard.sidecar").addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("tailboard.sidecar").removeHandler(self)
