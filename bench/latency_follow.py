@@ -28,21 +28,7 @@ from typing import Any
 
 import orjson
 from tailboard.sidecar.follower import Follower
-
-try:
-    from tailboard.sidecar.store import Store
-except ImportError:  # the store lands separately; until then, measure up to the ingest call
-    Store = None
-
-
-class LineCounter:
-    """Stands in for the store only when none is installed: splits lines, keeps nothing."""
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args, **kw: None
-
-    def ingest(self, run_id: str, stream: str, data: bytes, start: int, end: int) -> None:
-        data.splitlines()
+from tailboard.sidecar.store import Store
 
 
 class Timed:
@@ -90,7 +76,7 @@ async def measure(name: str, opts: dict[str, Any], args: argparse.Namespace) -> 
                       "host": "bench", "pid": 1, "rank": 0, "world_size": 1,
                       "start": time.time(), "argv": []}
             (run / "rank0.jsonl").write_bytes(orjson.dumps(header) + b"\n")
-        store = Timed(Store(tmp) if Store is not None else LineCounter())
+        store = Timed(Store(tmp))
         follower = Follower(tmp, store, **opts)
         await follower.start()
         ctx = mp.get_context("fork")
@@ -124,8 +110,7 @@ async def main() -> None:
         ("watchfiles defaults", {"debounce_ms": 1600, "step_ms": 50}),
         ("1 s polling (tail -F)", {"poll": True, "poll_interval": 1.0, "hot_interval": 1.0}),
     ]
-    print(f"{args.runs} runs, {args.rate} records/s in total, {args.seconds:g} s per configuration;"
-          f" store: {'tailboard Store' if Store is not None else 'none (ingest call only)'}")
+    print(f"{args.runs} runs, {args.rate} records/s in total, {args.seconds:g} s per configuration")
     print(f"{'configuration':<24}{'records':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     results = {}
     for name, opts in configs:
