@@ -498,3 +498,20 @@ async def test_polling_finds_new_deep_runs_before_the_sweep(tmp_path: Path) -> N
         await until(lambda: view.held("group/new/deeper", "rank0.jsonl") == more)
     finally:
         await follower.stop()
+
+
+async def test_bad_input_never_stops_the_file(running: tuple[Path, StoreView, Follower]) -> None:
+    root, view, _ = running
+    w = Writer()
+    run = root / "r"
+    run.mkdir()
+    path = run / "rank0.jsonl"
+    ids = w.append(path, 2)
+    garbage = [b"not json", b"[1,2,3]", b"\xff\xfe\xfa invalid utf-8", b'{"a":1\x00}', b"{}" * 3,
+               bytes(range(1, 256)).replace(b"\n", b"")]
+    with open(path, "ab") as f:
+        f.write(b"\n".join(garbage) + b"\n\n")
+    ids += w.append(path, 2)
+    await until(lambda: view.held("r", "rank0.jsonl") == ids)
+    info = view.store.get_run("r")
+    assert info is not None and info.skipped["total"] >= 4
