@@ -205,7 +205,7 @@ class Follower:
                 logger.exception("store.tick failed")
 
     def _rediscover(self) -> list[_Followed]:
-        """Scan the tree: follow new files, mark runs whose folder is gone. Returns the new files."""
+        """Scan the tree, follow new files, mark runs whose folder is gone; return the new ones."""
         folders: list[str] = []
         found = scan(self.root, folders)
         held = {f.tail.identity for f in self._files.values() if f.tail.identity is not None}

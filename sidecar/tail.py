@@ -77,8 +77,8 @@ TailEvent = Opened | Chunk | Skipped | Reset
 def head_signature(head: bytes) -> str | None:
     """Signature of a file's head, or None while the head is not settled yet.
 
-    The head is the first line (with its newline) cut at HEAD_BYTES; until the file holds a newline or
-    HEAD_BYTES bytes it may still grow, so no signature is given.
+    The head is the first line (with its newline) cut at HEAD_BYTES; until the file holds a newline
+    or HEAD_BYTES bytes it may still grow, so no signature is given.
     """
     nl = head.find(b"\n", 0, HEAD_BYTES)
     if nl >= 0:

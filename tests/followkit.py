@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
 from tailboard.sidecar.store import ResetRun, Store
 
 

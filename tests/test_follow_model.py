@@ -8,8 +8,9 @@ lines must equal the model's exactly: none lost, none duplicated, in order.
 Model rules: a truncation voids what the stream held (the store is told to reset, and rebuilds
 the run's other streams from their current files); a rename rotation keeps it and goes on in the
 new file; a file deleted and re-created is read from its start; after a restart the store holds
-what the files hold. What a stream holds is read back from the real Store. A trailing partial line is held back
-until its newline, and never counted if its file is rotated, truncated or deleted first.
+what the files hold. What a stream holds is read back from the real Store. A trailing partial
+line is held back until its newline, and never counted if its file is rotated, truncated or
+deleted first.
 Rotations and deletions wait for the follower to have caught up first: a file generation that is
 renamed away before the follower ever saw it cannot be followed by anyone who follows by path. So
 does a void of a stream whose run holds other data (see needs_settle): a truncation is seen only
@@ -101,7 +102,7 @@ class Model:
             ids = ids[:-1]
         points = sorted({int(c * len(data)) for c in cuts} | {0, len(data)})
         with open(self.path(i), "ab", buffering=0) as f:
-            for a, b in zip(points, points[1:]):
+            for a, b in zip(points, points[1:], strict=False):
                 f.write(data[a:b])
         self.expected.setdefault(i, []).extend(ids)
         self.disk.setdefault(i, []).extend(ids)

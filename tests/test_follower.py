@@ -1,4 +1,4 @@
-"""Follower end to end: real files in a temp tree, real watchfiles / the real poller, the real Store.
+"""Follower end to end: real files in a temp tree, real watchfiles or poller, the real Store.
 
 What a stream holds is read back from the store (see followkit): the ids of its records, which
 must equal exactly the ids written, in order: none lost, none duplicated.

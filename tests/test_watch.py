@@ -86,7 +86,8 @@ async def test_inotify_hints_include_paths_the_default_filter_drops(tmp_path: Pa
         assert not any("tailboard-watch-" in p for p in seen)
         # a modified non-stream file gives no hint; a stream next to it does
         (tmp_path / "ckpt.pt").write_bytes(b"")
-        await collect(hints, str(tmp_path / "ckpt.pt"))  # its creation is a hint (could be a folder)
+        # its creation is a hint (it could have been a folder)
+        await collect(hints, str(tmp_path / "ckpt.pt"))
         with open(tmp_path / "ckpt.pt", "ab") as f:
             f.write(b"weights")
         with open(git / "a.jsonl", "ab") as f:
