@@ -1,0 +1,409 @@
+"""The real server (uvicorn on a loopback port) over real log files, with real WebSocket clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+import tailboard
+from tailboard.sidecar.replay import Replayer
+from tailboard.sidecar.server import Server
+
+TOKEN = "test-token-123"
+FAST = {"poll_interval": 0.05, "sweep_interval": 0.2}
+
+
+async def start(logdir: Path, port: int = 0, **kw: Any) -> Server:
+    server = Server(logdir, port=port, token=TOKEN, follower_options=FAST, **kw)
+    await server.start(wait_for_backlog=True)
+    return server
+
+
+def write_run(root: Path, run_id: str, n: int, start_step: int = 0) -> tailboard.Run:
+    run = tailboard.init(root / run_id)
+    for i in range(start_step, start_step + n):
+        run.log({"train/loss": 1.0 / (i + 1), "eval/acc": float(i)}, step=i)
+    return run
+
+
+def ws_url(server: Server, token: str | None = TOKEN) -> str:
+    return f"ws://127.0.0.1:{server.port}/ws" + (f"?token={token}" if token else "")
+
+
+async def recv_json(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def until(ws: Any, pred: Any, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """Messages received until one satisfies pred (included)."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = await recv_json(ws, max(0.01, deadline - time.monotonic()))
+        got.append(msg)
+        if pred(msg):
+            return got
+
+
+@pytest.fixture
+async def served(tmp_path: Path):
+    run = write_run(tmp_path, "exp/lr_0.1", 50)
+    server = await start(tmp_path)
+    yield server, tmp_path, run
+    run.finish()
+    await server.stop()
+
+
+async def test_every_route_needs_the_token_but_healthz(served: Any) -> None:
+    server, _, _ = served
+    base = server.base_url
+    paths = []
+    for route in server.app.app.routes:
+        path = getattr(route, "path", None)
+        if path and path != "/ws":
+            paths.append(path.replace("{name:str}", "index.html"))
+    assert "/api/series" in paths and "/api/poll" in paths
+    async with httpx.AsyncClient(timeout=10) as http:
+        for path in paths:
+            q = "?run=exp/lr_0.1&metric=train/loss&timeout=0"
+            anon = await http.get(base + path + q)
+            wrong = await http.get(base + path + q, headers={"Authorization": "Bearer nope"})
+            good = await http.get(base + path + q, headers={"Authorization": f"Bearer {TOKEN}"})
+            if path == "/healthz":
+                assert anon.status_code == 200
+                continue
+            assert anon.status_code == 401, path
+            assert wrong.status_code == 401, path
+            assert good.status_code in (200, 404), (path, good.text)  # 404: no histogram named ""
+        # query token sets an HttpOnly, SameSite=Strict cookie that then suffices
+        first = await http.get(f"{base}/?token={TOKEN}")
+        cookie = first.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        again = await http.get(f"{base}/api/runs", headers={"Cookie": cookie.split(";")[0]})
+        assert again.status_code == 200
+
+
+async def test_api_runs_series_and_downsampling(served: Any) -> None:
+    server, _, _ = served
+    h = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=server.base_url, headers=h, timeout=10) as http:
+        runs = (await http.get("/api/runs")).json()["runs"]
+        assert [r["id"] for r in runs] == ["exp/lr_0.1"]
+        r = runs[0]
+        assert r["status"] == "running" and r["last_step"] == 49 and set(r["metrics"]) == {"train/loss", "eval/acc"}
+        full = (await http.get("/api/series", params={"run": "exp/lr_0.1", "metric": "eval/acc"})).json()
+        assert full["steps"] == list(range(50)) and full["downsampled"] is False
+        part = (await http.get("/api/series", params={"run": "exp/lr_0.1", "metric": "eval/acc", "start": 10, "end": 19})).json()
+        assert part["steps"] == list(range(10, 20))
+        ds = (await http.get("/api/series", params={"run": "exp/lr_0.1", "metric": "eval/acc", "points": 8})).json()
+        assert ds["downsampled"] and len(ds["steps"]) <= 8 and ds["steps"][-1] == 49 and "envelope" in ds
+        bad = await http.get("/api/series", params={"run": "exp/lr_0.1", "metric": "eval/acc", "points": "x"})
+        assert bad.status_code == 400
+        missing = await http.get("/api/series", params={"run": "exp/lr_0.1", "metric": "nope"})
+        assert missing.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "run",
+    ["../etc", "/etc/passwd", "exp/../../etc", "exp/lr_0.1\x00", "%2e%2e/%2e%2e/etc", "exp%2flr_0.1/..", "", "."],
+)
+async def test_traversal_is_refused(served: Any, run: str) -> None:
+    server, _, _ = served
+    h = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=server.base_url, headers=h, timeout=10) as http:
+        for path in ("/api/series", "/api/run", "/api/records", "/api/texts"):
+            res = await http.get(path, params={"run": run, "metric": "train/loss"})
+            assert res.status_code == 404, (path, run)
+        for raw in ("/..%2f..%2fetc%2fpasswd", "/%2e%2e/pyproject.toml", "/__init__.py", "/tests/state.test.mjs"):
+            res = await http.get(raw)
+            assert res.status_code == 404, raw
+
+
+async def test_foreign_origin_and_host_are_refused(served: Any) -> None:
+    server, _, _ = served
+    with pytest.raises(InvalidStatus) as e:
+        async with connect(ws_url(server), origin="http://evil.example"):  # type: ignore[arg-type]
+            pass
+    assert e.value.response.status_code == 403
+    with pytest.raises(InvalidStatus):
+        async with connect(ws_url(server, token=None)):
+            pass
+    async with connect(ws_url(server), origin=f"http://127.0.0.1:{server.port}") as ws:  # type: ignore[arg-type]
+        assert (await recv_json(ws))["type"] == "hello"
+    async with httpx.AsyncClient(timeout=10) as http:
+        res = await http.get(f"{server.base_url}/api/runs", headers={"Host": "evil.example", "Authorization": f"Bearer {TOKEN}"})
+        assert res.status_code == 403
+
+
+async def test_oversize_client_message_closes_the_socket(served: Any) -> None:
+    server, _, _ = served
+    async with connect(ws_url(server), max_size=None) as ws:
+        await recv_json(ws)
+        await ws.send("x" * (70 * 1024))
+        with pytest.raises(ConnectionClosed) as e:
+            for _ in range(10):
+                await recv_json(ws)
+        assert e.value.rcvd is not None and e.value.rcvd.code == 1009
+
+
+async def test_malformed_client_messages_get_errors(served: Any) -> None:
+    server, _, _ = served
+    async with connect(ws_url(server)) as ws:
+        await until(ws, lambda m: m["type"] == "runs")
+        await ws.send("{nope")
+        assert (await until(ws, lambda m: m["type"] == "error"))[-1]["message"] == "message is not JSON"
+        await ws.send(json.dumps({"op": "subscribe", "runs": ["exp/lr_0.1"], "points": 1}))
+        assert "points" in (await until(ws, lambda m: m["type"] == "error"))[-1]["message"]
+        await ws.send(json.dumps({"op": "ping"}))
+        await until(ws, lambda m: m["type"] == "pong")
+
+
+class Collector:
+    """Applies snapshot / delta / reset messages of one run the way a viewer does."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.cursor: str | None = None
+        self.resets: list[str] = []
+
+    def apply(self, msg: dict[str, Any]) -> None:
+        if msg["type"] == "snapshot":
+            self.steps = list(msg["series"].get("eval/acc", {}).get("steps", []))
+            self.cursor = msg["cursor"]
+        elif msg["type"] == "delta":
+            self.steps += msg["series"].get("eval/acc", {}).get("steps", [])
+            self.cursor = msg["cursor"]
+        elif msg["type"] == "reset":
+            self.resets.append(msg["reason"])
+            self.steps = []
+            self.cursor = None
+
+    async def session(self, ws: Any, run: str, want: int, timeout: float = 15.0, subscribe: bool = True) -> None:
+        if subscribe:  # a new connection: subscribe, resuming from the cursor held
+            sub: dict[str, Any] = {"op": "subscribe", "runs": [run], "points": 100_000}
+            if self.cursor:
+                sub["cursors"] = {run: self.cursor}
+            await ws.send(json.dumps(sub))
+        deadline = time.monotonic() + timeout
+        while len(self.steps) < want and time.monotonic() < deadline:
+            try:
+                msg = await recv_json(ws, 0.5)
+            except asyncio.TimeoutError:
+                continue
+            if msg.get("run") == run:
+                self.apply(msg)
+
+
+class RawSocketClient:
+    """A WebSocket client on a bare socket with a tiny receive window, that reads only when told."""
+
+    def __init__(self, port: int) -> None:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.connect(("127.0.0.1", port))
+        self.sock.sendall(
+            (f"GET /ws?token={TOKEN} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+             "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += self.sock.recv(1)
+        assert b" 101 " in head.split(b"\r\n")[0]
+
+    def send_text(self, text: str) -> None:
+        import os
+        import struct
+
+        data = text.encode()
+        mask = os.urandom(4)
+        n = len(data)
+        head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack("!H", n))
+        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def read_until(self, needle: bytes, timeout: float) -> bool:
+        self.sock.settimeout(1.0)
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except TimeoutError:
+                continue
+            if not chunk:
+                return False
+            buf = buf[-len(needle):] + chunk
+            if needle in buf:
+                return True
+        return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+async def writer_task(run: tailboard.Run, start: int, n: int, every: float) -> None:
+    for i in range(start, start + n):
+        run.log({"train/loss": 1.0 / (i + 1), "eval/acc": float(i)}, step=i)
+        await asyncio.sleep(every)
+
+
+async def test_resume_across_reconnect_is_lossless(served: Any) -> None:
+    server, _, run = served
+    c = Collector()
+    writing = asyncio.create_task(writer_task(run, 50, 300, 0.003))
+    async with connect(ws_url(server)) as ws:
+        await c.session(ws, "exp/lr_0.1", 120)
+    await asyncio.sleep(0.3)  # records keep coming while the client is away
+    async with connect(ws_url(server)) as ws:
+        await writing
+        await c.session(ws, "exp/lr_0.1", 350)
+    assert c.steps == list(range(350))
+    assert c.resets == []
+
+
+async def test_resume_across_server_restart_is_lossless(tmp_path: Path) -> None:
+    run = write_run(tmp_path, "r", 20)
+    server = await start(tmp_path)
+    port = server.port
+    c = Collector()
+    writing = asyncio.create_task(writer_task(run, 20, 200, 0.005))
+    try:
+        async with connect(ws_url(server)) as ws:
+            await c.session(ws, "r", 60)
+        await server.stop()
+        await asyncio.sleep(0.2)
+        server = await start(tmp_path, port=port)
+        async with connect(ws_url(server)) as ws:
+            await writing
+            await c.session(ws, "r", 220)
+        assert c.steps == list(range(220))
+        assert c.resets == []
+    finally:
+        run.finish()
+        await server.stop()
+
+
+async def test_truncated_file_gives_a_reset_then_a_snapshot(served: Any) -> None:
+    server, root, run = served
+    async with connect(ws_url(server)) as ws:
+        c = Collector()
+        await c.session(ws, "exp/lr_0.1", 50)
+        run.finish()
+        path = root / "exp" / "lr_0.1" / "rank0.jsonl"
+        path.write_bytes(b"")  # copytruncate
+        with tailboard.init(root / "exp" / "lr_0.1") as again:
+            for i in range(5):
+                again.log({"eval/acc": float(i)}, step=i)
+        msgs = await until(ws, lambda m: m["type"] == "snapshot" and m["series"].get("eval/acc", {}).get("steps") == list(range(5))
+                           or (m["type"] == "delta" and c.resets), timeout=10)
+        for m in msgs:
+            c.apply(m)
+        assert c.resets and c.resets[0] in ("truncated", "replaced", "attempt")
+        assert c.steps[-5:] == list(range(5)) or c.steps == list(range(5))
+
+
+async def test_a_stalled_client_does_not_hurt_the_others(tmp_path: Path) -> None:
+    run = write_run(tmp_path, "busy", 10)
+    server = Server(tmp_path, port=0, token=TOKEN, follower_options=FAST, queue_size=4)
+    await server.start(wait_for_backlog=True)
+    try:
+        # blocking socket work in a thread: the server runs on this loop
+        slow = await asyncio.to_thread(RawSocketClient, server.port)  # subscribes, then never reads
+        await asyncio.to_thread(slow.send_text, json.dumps({"op": "subscribe", "runs": ["busy"], "points": 100}))
+        fast = Collector()
+        big = {f"m{j}": float(j) for j in range(500)}
+        async with connect(ws_url(server), max_size=None) as ws:
+            await fast.session(ws, "busy", 10)
+
+            async def flood() -> None:
+                for i in range(10, 3010):
+                    run.log({**big, "eval/acc": float(i)}, step=i)
+                    if i % 50 == 0:
+                        await asyncio.sleep(0.01)
+
+            t0 = time.monotonic()
+            await flood()
+            await fast.session(ws, "busy", 3010, timeout=40, subscribe=False)
+            elapsed = time.monotonic() - t0
+        assert fast.steps == list(range(3010)), len(fast.steps)
+        assert elapsed < 40
+        # the slow client, when it finally reads, is told it lagged and gets a fresh snapshot
+        assert await asyncio.to_thread(slow.read_until, b'"reason":"lagging"', 20)
+        slow.close()
+    finally:
+        run.finish()
+        await server.stop()
+
+
+async def test_long_poll_fallback_uses_the_same_cursors(served: Any) -> None:
+    server, _, run = served
+    h = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=server.base_url, headers=h, timeout=30) as http:
+        first = (await http.get("/api/poll", params={"run": "exp/lr_0.1", "timeout": 0})).json()["messages"]
+        snap = [m for m in first if m["type"] == "snapshot"][0]
+        assert snap["series"]["eval/acc"]["steps"][-1] == 49
+
+        async def later() -> None:
+            await asyncio.sleep(0.3)
+            run.log({"eval/acc": 50.0}, step=50)
+
+        task = asyncio.create_task(later())
+        t0 = time.monotonic()
+        res = await http.get("/api/poll", params={"run": "exp/lr_0.1", "cursor.exp/lr_0.1": snap["cursor"], "timeout": 10})
+        await task
+        msgs = res.json()["messages"]
+        deltas = [m for m in msgs if m["type"] == "delta"]
+        assert deltas and deltas[0]["series"]["eval/acc"]["steps"] == [50]
+        assert 0.2 < time.monotonic() - t0 < 5
+
+
+async def test_records_export_is_exact(served: Any) -> None:
+    server, _, run = served
+    h = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=server.base_url, headers=h, timeout=10) as http:
+        page = (await http.get("/api/records", params={"run": "exp/lr_0.1", "limit": 30})).json()
+        assert page["more"] is True and len(page["records"]) == 30
+        rest = (await http.get("/api/records", params={"run": "exp/lr_0.1", "cursor": page["cursor"]})).json()
+        recs = [r["record"] for r in page["records"] + rest["records"]]
+        assert recs[0]["k"] == "header"
+        assert [r["step"] for r in recs if r["k"] == "scalars"] == list(range(50))
+        bogus = (await http.get("/api/records", params={"run": "exp/lr_0.1", "cursor": "garbage"})).json()
+        assert "reset" in bogus
+
+
+async def test_replay_paces_records_by_their_recorded_times(tmp_path: Path) -> None:
+    src = tmp_path / "src" / "run"
+    src.mkdir(parents=True)
+    t0 = 1_700_000_000.0
+    lines = [json.dumps({"k": "scalars", "step": i, "t": t0 + i, "v": {"x": float(i)}}) for i in range(6)]
+    (src / "rank0.jsonl").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    rep = Replayer(tmp_path / "src", out, speed=10.0)
+    task = asyncio.create_task(rep.run())
+    seen: list[tuple[float, int]] = []
+    start = time.monotonic()
+    target = out / "run" / "rank0.jsonl"
+    while not task.done() or len(seen) < 6:
+        if target.exists():
+            n = len(target.read_text().splitlines())
+            if not seen or seen[-1][1] != n:
+                seen.append((time.monotonic() - start, n))
+        await asyncio.sleep(0.005)
+        if time.monotonic() - start > 5:
+            break
+    await task
+    assert seen[-1][1] == 6
+    # 5 s of recorded time at 10x: about 0.5 s, and not all at once
+    elapsed = seen[-1][0]
+    assert 0.4 < elapsed < 1.5, seen
+    assert len(seen) >= 4
