@@ -1,0 +1,224 @@
+"""The store and its parser, fed as the follower feeds them, over real files."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tailboard.format import encode
+from tailboard.sidecar.series import downsample_m4
+from tailboard.sidecar.store import Appended, Delta, Reset, ResetRun, RunsChanged, Store
+
+
+class Feeder:
+    """Appends lines to a real file and hands the new complete lines to the store."""
+
+    def __init__(self, store: Store, root: Path, run_id: str, stream: str = "rank0.jsonl") -> None:
+        self.store, self.run_id, self.stream = store, run_id, stream
+        self.path = root / run_id / stream
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.touch()
+        self.offset = 0
+        s = os.stat(self.path)
+        self.key = f"{s.st_dev}:{s.st_ino}:sig"
+        store.open_stream(run_id, stream, str(self.path), self.key)
+
+    def write(self, *records: Any, raw: bytes = b"") -> None:
+        data = b"".join(encode(r) for r in records) + raw
+        with open(self.path, "ab") as f:
+            f.write(data)
+        end = self.offset + len(data)
+        self.store.ingest(self.run_id, self.stream, data, self.offset, end)
+        self.offset = end
+
+
+def header(**kw: Any) -> dict[str, Any]:
+    return {"k": "header", "format": "tailboard", "version": 1, "run": "r", "host": "h", "pid": 7, "rank": 0,
+            "world_size": 1, "start": 100.0, "argv": [], **kw}
+
+
+def scalars(step: int, t: float | None = None, **v: Any) -> dict[str, Any]:
+    return {"k": "scalars", "step": step, "t": 1000.0 + step if t is None else t, "v": v}
+
+
+def test_bad_lines_are_counted_and_the_good_ones_kept(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    f = Feeder(store, tmp_path, "r")
+    f.write(header(), scalars(0, x=1.0))
+    f.write(raw=b'{"k":"scalars","step":1,"v":{"x":\n')  # torn / malformed
+    f.write(raw=b"[1, 2, 3]\n")  # not an object
+    f.write(raw=b'\xff\xfe{"x": 1}\n')  # invalid UTF-8
+    f.write(raw=b'{"k":"scalars","step":2,"t":1,"v":{"x":"hello"}}\n')  # a value of the wrong type
+    f.write(raw=b'\x00\x00\x00{"k":"scalars"}\n')  # NUL bytes
+    f.write(scalars(3, x=3.0))
+    info = store.get_run("r")
+    assert info is not None
+    assert store.series("r", "x").steps.tolist() == [0, 3]
+    assert info.skipped["malformed_json"] == 1
+    assert info.skipped["not_object"] == 1
+    assert info.skipped["invalid_utf8"] == 1
+    assert info.skipped["bad_value"] == 1
+    assert info.skipped["nul_bytes"] == 1
+    assert info.skipped["total"] == 5
+
+
+def test_nonfinite_values_are_kept(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    f = Feeder(store, tmp_path, "r")
+    f.write(header(), scalars(0, x="NaN"), scalars(1, x="Infinity"), scalars(2, x="-Infinity"), scalars(3, x=1.0))
+    v = store.series("r", "x").values
+    assert math.isnan(v[0]) and v[1] == math.inf and v[2] == -math.inf and v[3] == 1.0
+
+
+def test_foreign_jsonl_is_read(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    f = Feeder(store, tmp_path, "job", stream="metrics.jsonl")
+    f.write({"epoch": 3, "loss": 0.41, "accuracy": 88.2, "learning_rate": 0.001},
+            {"epoch": 4, "loss": 0.38, "accuracy": 89.0, "learning_rate": 0.001, "nested": {"a": 2}, "tag": "x"})
+    assert store.metrics("job") == ["accuracy", "learning_rate", "loss", "nested/a"]
+    s = store.series("job", "loss")
+    assert s.steps.tolist() == [3, 4] and s.values.tolist() == [0.41, 0.38]
+    # no step key: the line index is the step; a step going back is a new attempt
+    f.write({"epoch": 0, "loss": 1.0})
+    info = store.get_run("job")
+    assert info is not None and info.attempts == 2
+
+
+def test_attempts_follow_purge_semantics(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    events: list[Any] = []
+    store.add_listener(events.append)
+    f = Feeder(store, tmp_path, "r")
+    f.write(header(), *[scalars(i, x=float(i)) for i in range(10)])
+    f.write(header(), *[scalars(i, x=100.0 + i) for i in range(5, 8)])
+    assert any(isinstance(e, ResetRun) and e.reason == "attempt" for e in events)
+    s = store.series("r", "x")
+    assert s.steps.tolist() == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert s.values.tolist()[4:] == [4.0, 105.0, 106.0, 107.0]
+    first = store.series("r", "x", attempt=0)
+    assert first.steps.tolist() == list(range(10))
+    assert store.get_run("r").attempts == 2  # type: ignore[union-attr]
+
+
+def test_status_transitions(tmp_path: Path) -> None:
+    store = Store(tmp_path, stall_after=60)
+    f = Feeder(store, tmp_path, "r")
+    f.write(header(), scalars(0, t=1000.0, x=1.0))
+    assert store.get_run("r").status == "stalled"  # type: ignore[union-attr]  # t=1000 is long ago
+    f.write(scalars(1, t=__import__("time").time(), x=1.0))
+    assert store.get_run("r").status == "running"  # type: ignore[union-attr]
+    f.write({"k": "end", "t": 2000.0, "status": "failed", "reason": "RuntimeError: boom"})
+    info = store.get_run("r")
+    assert info is not None and info.status == "failed" and info.reason == "RuntimeError: boom"
+    store.mark_gone("r")
+    assert store.get_run("r").status == "gone"  # type: ignore[union-attr]
+    store.open_stream("r", "rank0.jsonl", str(f.path), f.key)
+    assert store.get_run("r").status == "failed"  # type: ignore[union-attr]
+
+
+def test_listeners_get_columnar_deltas_with_cursors(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    events: list[Any] = []
+    store.add_listener(events.append)
+    f = Feeder(store, tmp_path, "r")
+    f.write(header(), scalars(0, x=1.0, y=2.0), scalars(1, x=3.0))
+    assert any(isinstance(e, RunsChanged) for e in events)
+    appended = [e for e in events if isinstance(e, Appended)]
+    assert len(appended) == 1
+    d = appended[0].delta
+    assert d.series["x"].steps.tolist() == [0, 1] and d.series["y"].values.tolist() == [2.0]
+    assert d.cursor == store.cursor("r")
+
+
+def test_since_returns_exactly_what_was_missed(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    f = Feeder(store, tmp_path, "r")
+    f.write(header(), *[scalars(i, x=float(i)) for i in range(10)])
+    c = store.cursor("r")
+    f.write(*[scalars(i, x=float(i)) for i in range(10, 15)])
+    got = store.since("r", c)
+    assert isinstance(got, Delta)
+    assert got.series["x"].steps.tolist() == [10, 11, 12, 13, 14]
+    assert got.cursor == store.cursor("r")
+    again = store.since("r", got.cursor)
+    assert isinstance(again, Delta) and again.series == {}
+    # a fresh store reading the same file honours the old cursor (cursors survive restarts)
+    other = Store(tmp_path)
+    other.open_stream("r", "rank0.jsonl", str(f.path), f.key)
+    data = f.path.read_bytes()
+    other.ingest("r", "rank0.jsonl", data, 0, len(data))
+    got2 = other.since("r", c)
+    assert isinstance(got2, Delta) and got2.series["x"].steps.tolist() == [10, 11, 12, 13, 14]
+    assert isinstance(store.since("r", "garbage"), Reset)
+    # a truncated file: the cursor can no longer be honoured
+    store.reset_stream("r", "rank0.jsonl", "truncated", f.key)
+    assert isinstance(store.since("r", c), Reset)
+
+
+def test_records_export_pages_exactly(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    f = Feeder(store, tmp_path, "r")
+    f.write(header(), *[scalars(i, x=float(i)) for i in range(25)])
+    page = store.records("r", limit=10)
+    assert not isinstance(page, Reset) and page.more and len(page.records) == 10
+    seen = page.records
+    while page.more:
+        page = store.records("r", page.cursor, limit=10)
+        assert not isinstance(page, Reset)
+        seen += page.records
+    assert [r["record"].get("step") for r in seen][1:] == list(range(25))
+
+
+def test_other_ranks_get_a_suffix(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    Feeder(store, tmp_path, "r").write(header(), scalars(0, loss=1.0))
+    Feeder(store, tmp_path, "r", stream="rank1.jsonl").write(header(rank=1), scalars(0, loss=2.0))
+    assert store.metrics("r") == ["loss", "loss@rank1"]
+    assert [s["rank"] for s in store.get_run("r").streams] == [0, 1]  # type: ignore[union-attr]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(allow_nan=True, allow_infinity=False, width=32), min_size=1, max_size=400),
+    st.integers(min_value=4, max_value=64),
+)
+def test_m4_keeps_extremes_and_the_latest_point(values: list[float], points: int) -> None:
+    v = np.asarray(values, dtype=np.float64)
+    s = np.arange(v.shape[0], dtype=np.float64)
+    out = downsample_m4(s, v, s * 2, points)
+    again = downsample_m4(s, v, s * 2, points)
+    assert out.steps.tolist() == again.steps.tolist()  # deterministic
+    assert out.steps[-1] == s[-1]  # the latest point
+    idx = out.steps.astype(int)
+    assert np.all(np.diff(idx) > 0)  # a subset, in order
+    np.testing.assert_array_equal(out.values, v[idx])
+    finite = v[~np.isnan(v)]
+    if finite.size:
+        kept = out.values[~np.isnan(out.values)]
+        assert kept.min() == finite.min() and kept.max() == finite.max()
+    if np.isnan(v).any():
+        assert np.isnan(out.values).any()  # a gap stays visible
+    if out.downsampled:
+        assert len(out) <= points + (points // 4)  # plus at most one NaN marker per bucket
+        env_steps, mins, maxs = out.envelope  # type: ignore[misc]
+        assert len(env_steps) == len(mins) == len(maxs) <= points // 4
+    else:
+        assert len(out) == len(v)
+
+
+def test_m4_respects_a_step_range(tmp_path: Path) -> None:
+    s = np.arange(100_000, dtype=np.float64)
+    v = np.sin(s / 100)
+    v[55_555] = 9.0
+    out = downsample_m4(s, v, s, 400, start=50_000, end=60_000)
+    assert out.steps[0] >= 50_000 and out.steps[-1] == 60_000
+    assert 9.0 in out.values.tolist()
+    with pytest.raises(ValueError):
+        downsample_m4(s, v, s, 3)
