@@ -412,6 +412,12 @@ class Store:
     def _reread(self, run: _Run, st: _Stream, upto: int) -> None:
         try:
             with open(st.path, "rb") as f:
+                info = os.fstat(f.fileno())
+                if not st.file_key.startswith(f"{info.st_dev}:{info.st_ino}:"):
+                    # the path now names another file (a rotation not yet followed): start that
+                    # stream over from offset 0 of its current key rather than mix two files
+                    st.offset = 0
+                    return
                 data = f.read(upto)
         except OSError:
             return
