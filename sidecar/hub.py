@@ -49,12 +49,14 @@ class Client:
         self.marks: dict[str, str | None] = {}  # run -> cursor already included
         self.pending: dict[str, list[Delta]] = {}  # run -> deltas not yet queued, in order
         self.runs_pending: set[str] = set()
+        self.last_flush = 0.0
+        self.timer: asyncio.TimerHandle | None = None
         self.lagging = False
         self.closed = False
 
 
 class Hub:
-    def __init__(self, store: Store, *, coalesce: float = 0.05, queue_size: int = 64, server: str = "tailboard") -> None:
+    def __init__(self, store: Store, *, coalesce: float = 0.02, queue_size: int = 64, server: str = "tailboard") -> None:
         self.store = store
         self.coalesce = coalesce
         self.queue_size = queue_size
@@ -108,7 +110,26 @@ class Hub:
         elif isinstance(event, RunsChanged):
             for c in self.clients:
                 c.runs_pending.update(event.run_ids)
+        for c in self.clients:
+            if c.pending or c.runs_pending:
+                self._schedule(c)
         asyncio.ensure_future(self._notify())
+
+    def _schedule(self, c: Client) -> None:
+        """Flush at once if the client's last flush is older than `coalesce`, else when it is."""
+        if c.timer is not None or self.loop is None:
+            return
+        due = c.last_flush + self.coalesce
+        now = self.loop.time()
+        if due <= now:
+            self._flush_client(c, {}, {})
+        else:
+            c.timer = self.loop.call_at(due, self._timer_fired, c)
+
+    def _timer_fired(self, c: Client) -> None:
+        c.timer = None
+        if not c.closed:
+            self._flush_client(c, {}, {})
 
     async def _notify(self) -> None:
         async with self.changed:
@@ -138,37 +159,43 @@ class Hub:
         c.queue.put_nowait(("lagged", None))
 
     async def _flush_loop(self) -> None:
+        # a safety net only: flushes are driven by store events (see _schedule)
         while True:
-            await asyncio.sleep(self.coalesce)
+            await asyncio.sleep(1.0)
             try:
                 self.flush()
             except Exception:
                 logger.exception("flush failed")
 
     def flush(self) -> None:
-        infos: dict[str, dict[str, Any]] = {}
-        removed_cache: dict[str, bool] = {}
+        infos: dict[str, dict[str, Any] | None] = {}
         for c in list(self.clients):
-            if c.lagging or c.closed:
-                continue
-            if c.runs_pending:
-                runs = []
-                removed = []
-                for rid in sorted(c.runs_pending):
-                    if rid not in infos:
-                        info = self.store.get_run(rid)
-                        removed_cache[rid] = info is None
-                        if info is not None:
-                            infos[rid] = info.to_json()
-                    if removed_cache.get(rid):
-                        removed.append(rid)
-                    else:
-                        runs.append(infos[rid])
-                c.runs_pending.clear()
-                self._enqueue(c, ("msg", P.dumps(P.runs_message(runs, removed=removed, full=False, loading=self._loading()))))
-            for run, deltas in list(c.pending.items()):
-                self._enqueue(c, ("deltas", (run, deltas)))
-            c.pending.clear()
+            if c.timer is None:
+                self._flush_client(c, infos, {})
+
+    def _flush_client(self, c: Client, infos: dict[str, dict[str, Any] | None], _: dict[str, Any]) -> None:
+        if c.lagging or c.closed or self.loop is None:
+            return
+        if not (c.pending or c.runs_pending):
+            return
+        c.last_flush = self.loop.time()
+        if c.runs_pending:
+            runs = []
+            removed = []
+            for rid in sorted(c.runs_pending):
+                if rid not in infos:
+                    info = self.store.get_run(rid)
+                    infos[rid] = None if info is None else info.to_json()
+                got = infos[rid]
+                if got is None:
+                    removed.append(rid)
+                else:
+                    runs.append(got)
+            c.runs_pending.clear()
+            self._enqueue(c, ("msg", P.dumps(P.runs_message(runs, removed=removed, full=False, loading=self._loading()))))
+        for run, deltas in list(c.pending.items()):
+            self._enqueue(c, ("deltas", (run, deltas)))
+        c.pending.clear()
 
     def _loading(self) -> dict[str, Any]:
         p = self.store.progress()
@@ -181,6 +208,9 @@ class Hub:
 
     def remove(self, c: Client) -> None:
         c.closed = True
+        if c.timer is not None:
+            c.timer.cancel()
+            c.timer = None
         self.clients.discard(c)
 
     def full_runs(self) -> bytes:

@@ -1,0 +1,164 @@
+"""Append-to-browser latency through the whole sidecar, beside TensorBoard's time-to-visible.
+
+    .venv/bin/python bench/latency.py [--seconds 10] [--runs 20] [--rate 1000] [--skip-tensorboard]
+
+tailboard: a writer thread appends scalar records to --runs run folders at --rate records/s in total
+(tailboard's own writer; each record's `t` is the wall time just before its write); a real WebSocket
+client subscribed to every run stamps each point's arrival. Loopback only.
+TensorBoard: the same machine runs `tensorboard --logdir` (default loader) on 127.0.0.1; a scalar is
+written with SummaryWriter and flushed, and its HTTP API is polled until the point shows up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from websockets.asyncio.client import connect
+
+import tailboard
+from tailboard.sidecar.server import serve_in_thread
+
+
+POLL = False
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p * len(xs)))]
+
+
+async def measure_tailboard(root: Path, seconds: float, n_runs: int, rate: float) -> list[float]:
+    root.mkdir(parents=True, exist_ok=True)
+    handle = serve_in_thread(root, token="bench", poll=POLL)
+    runs = [tailboard.init(root / f"run{i:02d}") for i in range(n_runs)]
+    for r in runs:
+        r.log({"x": 0.0}, step=0)
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        step, period, nxt = 1, 1.0 / rate, time.perf_counter()
+        while not stop.is_set():
+            runs[step % n_runs].log({"x": float(step)}, step=step)
+            step += 1
+            nxt += period
+            delay = nxt - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+
+    try:
+        async with connect(f"ws://127.0.0.1:{handle.server.port}/ws?token=bench", max_size=None) as ws:
+            await asyncio.sleep(1.0)  # discovery of the runs
+            await ws.send(json.dumps({"op": "subscribe", "runs": [f"run{i:02d}" for i in range(n_runs)], "points": 100}))
+            writer = threading.Thread(target=write, daemon=True)
+            t_end = time.monotonic() + seconds + 1.0
+            started = False
+            while time.monotonic() < t_end:
+                try:
+                    raw = await asyncio.wait_for(ws.recv(), 0.5)
+                except asyncio.TimeoutError:
+                    continue
+                now = time.time()
+                msg = json.loads(raw)
+                if msg["type"] == "snapshot" and not started:
+                    started = True
+                    writer.start()
+                if msg["type"] == "delta":
+                    latencies.extend(now - t for t in msg["series"]["x"]["times"])
+    finally:
+        stop.set()
+        for r in runs:
+            r.finish()
+        handle.stop()
+    return latencies
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def measure_tensorboard(root: Path, samples: int) -> list[float]:
+    from torch.utils.tensorboard import SummaryWriter
+
+    logdir = root / "tb"
+    w = SummaryWriter(str(logdir / "run"))
+    w.add_scalar("x", 0.0, 0)
+    w.flush()
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?run=run&tag=x"
+
+    def steps() -> list[int]:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as res:
+                return [int(p[1]) for p in json.loads(res.read())]
+        except OSError:
+            return []
+        except ValueError:
+            return []
+
+    out = []
+    try:
+        deadline = time.monotonic() + 60
+        while 0 not in steps() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for k in range(1, samples + 1):
+            w.add_scalar("x", float(k), k)
+            w.flush()
+            t0 = time.monotonic()
+            while k not in steps():
+                if time.monotonic() - t0 > 30:
+                    break
+                time.sleep(0.05)
+            out.append(time.monotonic() - t0)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        w.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--rate", type=float, default=1000.0)
+    ap.add_argument("--tb-samples", type=int, default=5)
+    ap.add_argument("--skip-tensorboard", action="store_true")
+    ap.add_argument("--poll", action="store_true", help="the follower polls instead of using inotify")
+    args = ap.parse_args()
+    global POLL
+    POLL = args.poll
+    root = Path(tempfile.mkdtemp(prefix="tailboard-latency-"))
+    lat = asyncio.run(measure_tailboard(root / "ours", args.seconds, args.runs, args.rate))
+    ms = [x * 1000 for x in lat]
+    print(f"tailboard: {len(ms)} points from {args.runs} runs at {args.rate:.0f} records/s, write() -> WebSocket client")
+    print(f"  p50 {pct(ms, 0.5):.1f} ms   p90 {pct(ms, 0.9):.1f} ms   p99 {pct(ms, 0.99):.1f} ms   max {max(ms):.1f} ms")
+    if not args.skip_tensorboard:
+        tb = measure_tensorboard(root, args.tb_samples)
+        med = statistics.median(tb) * 1000
+        print(f"TensorBoard: flushed scalar -> its HTTP API, {len(tb)} samples: median {med:.0f} ms "
+              f"({', '.join(f'{x:.1f}' for x in tb)} s)")
+        print(f"  ratio TensorBoard median / tailboard p50: {med / pct(ms, 0.5):.0f}x; / tailboard p99: "
+              f"{med / pct(ms, 0.99):.0f}x")
+
+
+if __name__ == "__main__":
+    main()
