@@ -35,9 +35,14 @@ test-js:
 demo: venv
 	$(PY) examples/demo.py --logdir $(LOGDIR) --port $(PORT)
 
+# Benchmarks: each runs tailboard beside the peer it is compared with and prints ratios
+# (figures in docs/benchmarks.md). Loopback only; each stops by itself.
 bench: venv
 	$(PY) bench/writer.py
+	$(PY) bench/latency_follow.py
+	$(PY) bench/tail_read.py
 	$(PY) bench/ingest.py
+	$(PY) bench/query.py
 	$(PY) bench/latency.py
 
 lint: venv
