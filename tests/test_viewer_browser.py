@@ -30,6 +30,9 @@ def write(root: Path, run_id: str, steps: range, lr: float) -> tailboard.Run:
     run = tailboard.init(root / run_id, config={"lr": lr})
     for i in steps:
         run.log({"train/loss": math.exp(-lr * i / 50) + 0.05 * math.sin(i / 3), "eval/acc": 1 - math.exp(-lr * i / 80)}, step=i)
+        if i % 50 == 0:
+            run.log({"grad_norm": [lr * i, 1.0, 2.0], "w": tailboard.Histogram([math.sin(k * (i + 1)) for k in range(200)]),
+                     "notes": f"step {i} <b>not html</b>"}, step=i)
     return run
 
 
@@ -126,6 +129,32 @@ def test_dashboard_lists_runs_paints_charts_and_updates_live(browser: Any, site:
 
     OUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUT / "dashboard.png"))
+    assert not errors, errors
+    page.close()
+
+
+def test_panels_show_histograms_vectors_text_and_the_runs_table(browser: Any, site: Any) -> None:
+    handle, _, _ = site
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(handle.url)
+    wait_for(page, "() => window.tailboard.state.infos.size === 2 && window.tailboard.charts.size > 0")
+    painted = """() => { const c = document.querySelector('#tab-%s canvas'); if (!c || !c.width) return false;
+                         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                         let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n > 500; }"""
+    page.click("button[data-tab=histograms]")
+    wait_for(page, painted % "histograms")
+    assert page.is_hidden("#controls")
+    page.click("button[data-tab=vectors]")
+    wait_for(page, painted % "vectors")
+    page.click("button[data-tab=text]")
+    wait_for(page, "() => document.querySelectorAll('#tab-text .entry').length === 12")
+    assert "<b>not html</b>" in page.inner_text("#tab-text")  # text is shown, never interpreted
+    page.click("button[data-tab=config]")
+    wait_for(page, "() => document.querySelectorAll('#tab-config tbody tr').length === 2")
+    head = page.inner_text("#tab-config thead")
+    assert "lr" in head and "eval/acc best" in head
     assert not errors, errors
     page.close()
 
