@@ -7,6 +7,39 @@ import { m4Indices, lowerBound, nearestIndex } from "./decimate.js";
 
 const MARGIN = { left: 52, right: 10, top: 8, bottom: 22 };
 
+// One animation-frame loop for every chart: dirty charts are drawn in the order they asked, within a
+// time budget per frame; what does not fit waits for the next frame, so a frame stays short however
+// many charts changed. Charts scrolled out of view are not drawn until they come back.
+const FRAME_BUDGET_MS = 8;
+const dirty = new Set();
+let frameRequested = 0;
+
+function requestDraw(chart) {
+  dirty.add(chart);
+  if (!frameRequested) frameRequested = requestAnimationFrame(drawDirty);
+}
+
+function drawDirty() {
+  frameRequested = 0;
+  const start = performance.now();
+  for (const chart of dirty) {
+    if (performance.now() - start > FRAME_BUDGET_MS) break;
+    dirty.delete(chart);
+    if (chart.visible) chart.draw();
+    else chart.stale = true;
+  }
+  if (dirty.size) frameRequested = requestAnimationFrame(drawDirty);
+}
+
+const observer = typeof IntersectionObserver === "undefined" ? null : new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    const chart = e.target.__chart;
+    if (!chart) continue;
+    chart.visible = e.isIntersecting;
+    if (chart.visible && chart.stale) { chart.stale = false; requestDraw(chart); }
+  }
+}, { rootMargin: "200px" });
+
 /** x values of a series for an axis mode: "step", "relative" (seconds since the run's first point) or "wall". */
 export function xValues(series, mode) {
   if (mode === "step") return series.steps;
@@ -41,11 +74,14 @@ export class Chart {
     this.view = { xaxis: "step", logy: false, outliers: false, smoothing: 0, zoom: null };
     this.hoverX = null;
     this.drag = null;
-    this.frame = 0;
     this.paths = new Map(); // series id -> {key, raw: Path2D, smooth: Path2D}
     this.smoothCache = new Map(); // series id -> {key, values}
     this.size = { w: 0, h: 0, dpr: 1 };
     this.draws = 0;
+    this.visible = true;
+    this.stale = false;
+    this.el.__chart = this;
+    if (observer) observer.observe(this.el);
     this._listen();
   }
 
@@ -59,17 +95,14 @@ export class Chart {
     this.invalidate();
   }
 
-  /** Ask for a draw on the next animation frame; many calls in one frame cost one draw. */
+  /** Ask for a draw in a coming animation frame; many calls before it cost one draw. */
   invalidate() {
-    if (this.frame) return;
-    this.frame = requestAnimationFrame(() => {
-      this.frame = 0;
-      this.draw();
-    });
+    requestDraw(this);
   }
 
   destroy() {
-    if (this.frame) cancelAnimationFrame(this.frame);
+    dirty.delete(this);
+    if (observer) observer.unobserve(this.el);
     this.el.remove();
   }
 
@@ -174,13 +207,17 @@ export class Chart {
   _path(xs, ys, lo, hi) {
     const sx = this.sx, sy = this.sy;
     const idx = m4Indices(xs, ys, lo, hi, sx.lo, sx.hi, sx.p1 - sx.p0);
+    // the scales' maps inlined: this loop runs for every point of every series on each redraw
+    const xa = sx.a, xk = sx.k, xp = sx.p0, ya = sy.a, yk = sy.k, yp = sy.p0, log = sy.log;
     const p = new Path2D();
     let pen = false;
     for (let k = 0; k < idx.length; k++) {
       const i = idx[k];
-      const y = sy.px(ys[i]);
-      if (!Number.isFinite(y)) { pen = false; continue; }
-      const x = sx.px(xs[i]);
+      const v = ys[i];
+      const t = log ? (v > 0 ? Math.log10(v) : NaN) : v;
+      const y = yp + (t - ya) * yk;
+      if (!(y === y && y !== Infinity && y !== -Infinity)) { pen = false; continue; }
+      const x = xp + (xs[i] - xa) * xk;
       if (pen) p.lineTo(x, y); else { p.moveTo(x, y); pen = true; }
     }
     return p;

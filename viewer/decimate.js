@@ -24,42 +24,55 @@ export function nearestIndex(xs, x) {
 /**
  * Indices to draw of points [lo, hi) of (xs, ys) mapped onto `width` pixel columns between x0 and x1.
  * Below 4 points per column nothing is dropped. Non-finite ys are kept (they break the line).
+ * Runs on every redraw of a live chart, so it allocates one output array and nothing per column.
  */
 export function m4Indices(xs, ys, lo, hi, x0, x1, width) {
-  const count = hi - lo;
+  const count = Math.max(0, hi - lo);
   const cols = Math.max(1, Math.floor(width));
   if (count <= cols * 4 || x1 <= x0) {
-    const all = new Uint32Array(Math.max(0, count));
+    const all = new Uint32Array(count);
     for (let i = 0; i < count; i++) all[i] = lo + i;
     return all;
   }
-  const out = [];
+  const out = new Uint32Array(count);
+  let n = 0;
   const scale = cols / (x1 - x0);
-  let col = -1, first = -1, last = -1, imin = -1, imax = -1;
-  const flush = () => {
-    if (first < 0) return;
-    const ids = [first, imin, imax, last].filter((v) => v >= 0).sort((a, b) => a - b);
-    let prev = -1;
-    for (const id of ids) if (id !== prev) { out.push(id); prev = id; }
-  };
-  for (let i = lo; i < hi; i++) {
-    const c = Math.min(cols - 1, Math.max(0, Math.floor((xs[i] - x0) * scale)));
-    const y = ys[i];
-    if (c !== col) {
-      flush();
-      col = c; first = i; last = i; imin = -1; imax = -1;
+  let i = lo;
+  while (i < hi) {
+    let c = Math.floor((xs[i] - x0) * scale);
+    c = c < 0 ? 0 : c >= cols ? cols - 1 : c;
+    const first = i;
+    let imin = -1, imax = -1, nan = false;
+    let j = i;
+    for (; j < hi; j++) {
+      let cj = Math.floor((xs[j] - x0) * scale);
+      cj = cj < 0 ? 0 : cj >= cols ? cols - 1 : cj;
+      if (cj !== c) break;
+      const y = ys[j];
+      if (y === y && y !== Infinity && y !== -Infinity) {
+        if (imin < 0 || y < ys[imin]) imin = j;
+        if (imax < 0 || y > ys[imax]) imax = j;
+      } else {
+        nan = true;
+      }
     }
-    last = i;
-    if (!Number.isFinite(y)) {
-      out.push(i); // keep gaps visible: a NaN point always survives
-      continue;
+    const last = j - 1;
+    if (nan) {
+      // rare: keep every non-finite point of the column with the four, in order
+      for (let k = first; k <= last; k++) {
+        const y = ys[k];
+        if (k === first || k === last || k === imin || k === imax || !(y === y && y !== Infinity && y !== -Infinity)) out[n++] = k;
+      }
+    } else {
+      // first <= min, max <= last: emit the (at most) four in index order, without duplicates
+      out[n++] = first;
+      let a = imin, b = imax;
+      if (a > b) { const t = a; a = b; b = t; }
+      if (a > first && a < last) out[n++] = a;
+      if (b > first && b < last && b !== a) out[n++] = b;
+      if (last !== first) out[n++] = last;
     }
-    if (imin < 0 || y < ys[imin]) imin = i;
-    if (imax < 0 || y > ys[imax]) imax = i;
+    i = j;
   }
-  flush();
-  out.sort((a, b) => a - b);
-  const dedup = [];
-  for (const v of out) if (dedup.length === 0 || dedup[dedup.length - 1] !== v) dedup.push(v);
-  return Uint32Array.from(dedup);
+  return out.subarray(0, n);
 }

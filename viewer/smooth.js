@@ -12,16 +12,16 @@ export function emaDebiased(values, weight) {
     return out;
   }
   let last = 0;
-  let k = 0;
+  let wk = 1; // weight ** (finite points so far), kept as a running product
   for (let i = 0; i < n; i++) {
     const v = values[i];
-    if (!Number.isFinite(v)) {
+    if (!(v === v && v !== Infinity && v !== -Infinity)) {
       out[i] = v;
       continue;
     }
     last = last * weight + (1 - weight) * v;
-    k++;
-    out[i] = last / (1 - Math.pow(weight, k));
+    wk *= weight;
+    out[i] = last / (1 - wk);
   }
   return out;
 }
