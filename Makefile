@@ -44,6 +44,8 @@ bench: venv
 	$(PY) bench/ingest.py
 	$(PY) bench/query.py
 	$(PY) bench/latency.py
+	$(PY) bench/fanout.py
+	$(PY) bench/viewer.py
 
 lint: venv
 	$(PY) -m ruff check writer sidecar tests bench examples
