@@ -327,8 +327,8 @@ class Store:
                 col = att.series.get(key)
                 if col is None:
                     col = att.series[key] = ColumnarSeries()
-                if att.first_step is None and steps:
-                    att.first_step = steps[0]
+                if att.first_step is None and len(steps):
+                    att.first_step = float(steps[0])
                 col.append(steps, values, times)
                 if not new_attempt:
                     d = delta.get(key)
