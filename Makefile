@@ -42,6 +42,7 @@ bench: venv
 	$(PY) bench/latency_follow.py
 	$(PY) bench/tail_read.py
 	$(PY) bench/ingest.py
+	$(PY) bench/query.py
 	$(PY) bench/latency.py
 	$(PY) bench/fanout.py
 	$(PY) bench/viewer.py
