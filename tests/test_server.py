@@ -409,3 +409,35 @@ async def test_replay_paces_records_by_their_recorded_times(tmp_path: Path) -> N
     elapsed = seen[-1][0]
     assert 0.4 < elapsed < 1.5, seen
     assert len(seen) >= 4
+
+
+async def test_tls_with_certfile_and_keyfile(tmp_path: Path) -> None:
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    logs = tmp_path / "logs"
+    run = write_run(logs, "r", 3)
+    server = await start(logs, certfile=str(cert), keyfile=str(key))
+    try:
+        assert server.base_url.startswith("https://")
+        ctx = ssl.create_default_context(cafile=str(cert))
+        async with httpx.AsyncClient(verify=ctx, timeout=10) as http:
+            res = await http.get(f"{server.base_url}/api/runs", headers={"Authorization": f"Bearer {TOKEN}"})
+            assert res.status_code == 200 and res.json()["runs"][0]["id"] == "r"
+            first = await http.get(f"{server.base_url}/?token={TOKEN}")
+            assert "Secure" in first.headers["set-cookie"]
+        async with connect(f"wss://127.0.0.1:{server.port}/ws?token={TOKEN}", ssl=ctx) as ws:
+            assert (await recv_json(ws))["type"] == "hello"
+        async with httpx.AsyncClient(timeout=5) as http:  # plain HTTP on a TLS port gets nowhere
+            with pytest.raises(httpx.HTTPError):
+                await http.get(f"http://127.0.0.1:{server.port}/healthz")
+    finally:
+        run.finish()
+        await server.stop()
