@@ -102,12 +102,19 @@ export class RunData {
   }
 }
 
-/** A stable colour per run id (hash of the id into a hue), readable on light and dark. */
+// Twelve hues spaced around the wheel, in an order that puts neighbours far apart.
+const HUES = [215, 25, 140, 330, 50, 265, 175, 0, 95, 295, 195, 70];
+
+/** A stable colour per run id (a hash of the id picks a hue), readable on light and dark. */
 export function runColor(id, dark = false) {
   let h = 2166136261;
   for (let i = 0; i < id.length; i++) { h ^= id.charCodeAt(i); h = Math.imul(h, 16777619); }
-  const hue = ((h >>> 0) % 360);
-  return `hsl(${hue} 70% ${dark ? 62 : 42}%)`;
+  // avalanche, so ids that differ in one character land on unrelated hues
+  h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b); h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35); h ^= h >>> 16;
+  h >>>= 0;
+  const hue = HUES[h % HUES.length];
+  const light = (dark ? 62 : 42) + ((h >>> 8) % 2) * (dark ? -10 : 12); // two shades per hue
+  return `hsl(${hue} 70% ${light}%)`;
 }
 
 export const DEFAULT_VIEW = Object.freeze({ runs: [], metrics: "", smoothing: 0.6, xaxis: "step", logy: false, outliers: false, zoom: null, filter: "", theme: "" });
