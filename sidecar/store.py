@@ -27,7 +27,6 @@ from tailboard.format import (
     K_VECTOR,
     KIND,
     STATUS_FAILED,
-    STATUS_FINISHED,
     decode_float,
 )
 
