@@ -74,7 +74,7 @@ _NONFINITE = {NAN: math.nan, POS_INF: math.inf, NEG_INF: -math.inf}
 try:  # orjson is several times faster; the writer must work without it.
     import orjson as _orjson
 except ImportError:  # pragma: no cover - exercised in the no-orjson test via a subprocess
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]
 
 
 def encode_float(x: float) -> float | str:

@@ -96,7 +96,7 @@ class Run:
         self._step = -1
         self._warned: set[str] = set()
         self._pid = os.getpid()
-        self._pending: list[tuple[float, float, str, Any, Any]] = []  # device copies not yet resolved
+        self._pending: list[tuple[int, float, str, Any, Any]] = []  # device copies not yet resolved
         self._lock = threading.Lock()
         self._fd = -1
         self._forked = False
@@ -200,7 +200,7 @@ class Run:
             import torch  # already imported: the value is a torch tensor
 
             cpu = tensor.detach().to("cpu", non_blocking=True)
-            event = torch.cuda.Event() if tensor.is_cuda else None
+            event = torch.cuda.Event() if tensor.is_cuda else None  # type: ignore[no-untyped-call]
             if event is not None:
                 event.record()
             self._pending.append((step, t, key, cpu, event))
