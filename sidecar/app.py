@@ -145,6 +145,8 @@ def create_app(
             if store.get_run(run) is None:
                 raise LookupError("unknown run")
         out: list[bytes] = [hub.full_runs()]
+        if not runs:  # a client that follows no run yet only needs the run list
+            return Response(b'{"messages":[' + out[0] + b"]}", media_type="application/json")
         c = Client(lambda b: asyncio.sleep(0))
         for run in runs:
             c.subs[run] = None

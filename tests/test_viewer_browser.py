@@ -181,3 +181,30 @@ def test_page_reconnects_and_resumes_after_a_server_restart(browser: Any, tmp_pa
         run.finish()
         page.close()
         handle.stop()
+
+
+def test_page_falls_back_to_long_polling_when_websockets_fail(browser: Any, site: Any) -> None:
+    handle, _, runs = site
+    page = browser.new_page()
+    # a network that refuses WebSockets: every attempt closes before opening
+    page.add_init_script("""
+        window.WebSocket = class { constructor() { this.readyState = 3;
+            setTimeout(() => this.onclose && this.onclose({ code: 1006 }), 10); }
+            send() {} close() {} };
+        window.WebSocket.OPEN = 1;
+    """)
+    try:
+        page.goto(handle.url)
+        wait_for(page, "() => document.getElementById('conn').dataset.state === 'polling'", timeout=20)
+        wait_for(page, """() => { const r = window.tailboard.state.runs.get('sweep/lr_0.5/seed0');
+                                  const b = r && r.series.get('eval/acc'); return b && b.length === 300; }""", timeout=20)
+        for i in range(300, 310):
+            runs[0].log({"eval/acc": 2.0}, step=i)
+        wait_for(page, """() => window.tailboard.state.runs.get('sweep/lr_0.5/seed0').series.get('eval/acc').last().step
+                                  === 309""", timeout=20)
+        steps = page.evaluate("() => Array.from(window.tailboard.state.runs.get('sweep/lr_0.5/seed0')"
+                              ".series.get('eval/acc').view().steps)")
+        assert steps == list(range(310))
+        assert ink(page, "eval/acc") > 1000
+    finally:
+        page.close()

@@ -57,7 +57,10 @@ export class Connection {
 
   _sendSubscribe(runs) {
     if (this.mode === "ws") this._send(subscribeMessage(runs, { points: this.points, cursors: this.cursors.forRuns(runs) }));
-    else if (this.pollAbort) this.pollAbort.abort(); // restart the long poll with the new run set
+    else {
+      if (this.pollAbort) this.pollAbort.abort(); // restart the long poll with the new run set
+      if (this.wakePoll) this.wakePoll();
+    }
   }
 
   _send(obj) {
@@ -117,6 +120,10 @@ export class Connection {
     this.onStatus("polling");
     let backoff = 0;
     while (!this.closed && this.mode === "poll") {
+      if (!this.runs.size && this.pollIdle) {
+        // nothing followed: refresh the run list now and then, or as soon as something is subscribed
+        await new Promise((r) => { this.wakePoll = r; setTimeout(r, 2000); });
+      }
       const params = new URLSearchParams();
       for (const r of this.runs) {
         params.append("run", r);
@@ -130,6 +137,7 @@ export class Connection {
         const res = await fetch(`/api/poll?${params}`, { signal: this.pollAbort.signal, credentials: "same-origin" });
         if (!res.ok) throw new Error(`poll ${res.status}`);
         const body = await res.json();
+        this.pollIdle = !this.runs.size;
         for (const m of body.messages || []) {
           const msg = parseMessage(m);
           if (msg) this._dispatch(msg);
