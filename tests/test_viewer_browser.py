@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 import os
+import re
+import struct
+import time
+import zlib
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
 import tailboard
 from tailboard.sidecar.server import ServerHandle, serve_in_thread
 
@@ -72,7 +79,7 @@ def wait_for(page: Any, js: str, timeout: float = 10.0) -> Any:
 
 
 def test_dashboard_lists_runs_paints_charts_and_updates_live(browser: Any, site: Any) -> None:
-    handle, root, runs = site
+    handle, _, runs = site
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -208,3 +215,295 @@ def test_page_falls_back_to_long_polling_when_websockets_fail(browser: Any, site
         assert ink(page, "eval/acc") > 1000
     finally:
         page.close()
+
+
+# ---- exports, x axis modes, the view in the URL, backlog progress --------------------------------
+
+RUNS = ("sweep/lr_0.5/seed0", "sweep/lr_2/seed0")
+
+# Every text drawn on a canvas since its last full clear, with its baseline: the x axis labels are
+# the ones drawn with baseline "top" (chart.js), the y axis labels the ones with "middle".
+RECORD_TEXT = """
+(() => {
+  const P = CanvasRenderingContext2D.prototype, clear = P.clearRect, fill = P.fillText;
+  P.clearRect = function (x, y, w, h) {
+    if (x === 0 && y === 0) this.canvas.__texts = [];
+    return clear.call(this, x, y, w, h);
+  };
+  P.fillText = function (t, x, y, ...rest) {
+    (this.canvas.__texts ||= []).push({ text: String(t), baseline: this.textBaseline, x });
+    return fill.call(this, t, x, y, ...rest);
+  };
+})();
+"""
+
+
+def logged_scalars(root: Path, run_id: str, metric: str) -> list[tuple[int, float, float]]:
+    """(step, value, wall time) of a metric, read straight from a run's log files."""
+    out = []
+    for path in sorted((root / run_id).glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            if rec.get("k") == "scalars" and metric in rec["v"]:
+                out.append((int(rec["step"]), float(rec["v"][metric]), float(rec["t"])))
+    return out
+
+
+def run_start(root: Path, run_id: str) -> float:
+    path = min((root / run_id).glob("*.jsonl"))
+    return float(json.loads(path.read_text().splitlines()[0])["start"])
+
+
+def open_loaded(browser: Any, url: str, *, context: Any = None, n: int = 300) -> Any:
+    """A page showing both site runs, with every point of both loaded and the loss chart drawn."""
+    page = context.new_page() if context else browser.new_page(viewport={"width": 1200, "height": 800})
+    page.add_init_script(RECORD_TEXT)
+    page.goto(url)
+    wait_for(page, f"""() => {{ const t = window.tailboard; if (!t) return false;
+        const ok = (r) => {{ const d = t.state.runs.get(r); const b = d && d.series.get('train/loss');
+                            return b && b.length === {n}; }};
+        const c = t.charts.get('train/loss');
+        return ok({RUNS[0]!r}) && ok({RUNS[1]!r}) && c && c.series.length === 2 && c.draws > 0; }}""")
+    return page
+
+
+def x_labels(page: Any, metric: str) -> list[str]:
+    return list(page.evaluate(
+        "(m) => (window.tailboard.charts.get(m).canvas.__texts || []).filter((t) => t.baseline === 'top').map((t) => t.text)",
+        metric))
+
+
+def settle(page: Any, metric: str) -> str:
+    """The chart's pixels once two animation frames passed without a pending draw."""
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    return pixels(page, metric)
+
+
+def test_csv_export_downloads_every_point_of_every_selected_run(browser: Any, site: Any) -> None:
+    handle, root, _ = site
+    page = open_loaded(browser, handle.url)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        with page.expect_download(timeout=10_000) as info:
+            page.click("[data-metric='eval/acc'] button.csv")
+        dl = info.value
+        assert dl.suggested_filename == "eval_acc.csv"
+        text = Path(dl.path()).read_text()
+        lines = text.splitlines()
+        assert lines[0] == "run,metric,step,value,wall_time"
+        rows = list(csv.reader(lines[1:]))
+        assert all(len(r) == 5 for r in rows)
+        assert {r[1] for r in rows} == {"eval/acc"}  # only the chart's metric
+        assert len(rows) == 2 * 300
+        for run_id in RUNS:
+            got = [r for r in rows if r[0] == run_id]
+            want = logged_scalars(root, run_id, "eval/acc")
+            assert len(want) == 300 and len(got) == len(want)
+            for (step, value, t), r in zip(want, got):
+                assert int(r[2]) == step
+                assert float(r[3]) == value
+                assert float(r[4]) == t
+        # the export follows the selection: one run selected, one run exported
+        page.evaluate(f"() => document.querySelector(`.run-row[data-run='{RUNS[1]}']`).click()")
+        wait_for(page, "() => window.tailboard.view.runs.length === 1")
+        with page.expect_download(timeout=10_000) as info:
+            page.click("[data-metric='eval/acc'] button.csv")
+        rows = list(csv.reader(Path(info.value.path()).read_text().splitlines()[1:]))
+        only = page.evaluate("() => window.tailboard.view.runs[0]")
+        assert len(rows) == 300 and {r[0] for r in rows} == {only}
+        assert not errors, errors
+    finally:
+        page.close()
+
+
+def test_png_export_downloads_the_drawn_chart(browser: Any, site: Any) -> None:
+    handle, _, _ = site
+    page = open_loaded(browser, handle.url)
+    try:
+        assert ink(page, "train/loss") > 2000
+        with page.expect_download(timeout=10_000) as info:
+            page.click("[data-metric='train/loss'] button.png")
+        dl = info.value
+        assert dl.suggested_filename == "train_loss.png"
+        data = Path(dl.path()).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert len(data) > 5_000
+        # IHDR: the image has the canvas's size
+        assert data[12:16] == b"IHDR"
+        width, height = struct.unpack(">II", data[16:24])
+        assert [width, height] == page.evaluate(
+            "() => { const c = window.tailboard.charts.get('train/loss').canvas; return [c.width, c.height]; }")
+        assert width > 200 and height > 100
+        # the pixels decode (stdlib zlib): many rows hold something other than transparency
+        idat = b""
+        i = 8
+        while i < len(data):
+            (n,) = struct.unpack(">I", data[i:i + 4])
+            kind = data[i + 4:i + 8]
+            if kind == b"IDAT":
+                idat += data[i + 8:i + 8 + n]
+            i += 12 + n
+        raw = zlib.decompress(idat)
+        bit_depth, colour = data[24], data[25]
+        assert (bit_depth, colour) == (8, 6)  # 8-bit RGBA, as canvas.toDataURL writes
+        assert len(raw) == height * (1 + 4 * width)
+        assert len(set(raw)) > 20
+    finally:
+        page.close()
+
+
+def test_x_axis_modes_change_the_drawing_the_range_and_the_tick_labels(browser: Any, site: Any) -> None:
+    handle, root, _ = site
+    context = browser.new_context(timezone_id="UTC", viewport={"width": 1200, "height": 800})
+    page = open_loaded(browser, handle.url, context=context)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        logged = {r: logged_scalars(root, r, "train/loss") for r in RUNS}
+        times = [t for r in RUNS for _, _, t in logged[r]]
+        x_range = "() => { const c = window.tailboard.charts.get('train/loss'); return [c.sx.lo, c.sx.hi]; }"
+
+        step_px = settle(page, "train/loss")
+        assert page.evaluate(x_range) == [0, 299]
+        step_labels = x_labels(page, "train/loss")
+        assert step_labels and all(re.fullmatch(r"\d+", s) for s in step_labels), step_labels
+
+        page.select_option("#xaxis", "relative")
+        wait_for(page, "() => window.tailboard.charts.get('train/loss').view.xaxis === 'relative'")
+        wait_for(page, f"() => window.tailboard.charts.get('train/loss').canvas.toDataURL() !== {step_px!r}")
+        rel_px = settle(page, "train/loss")
+        lo, hi = page.evaluate(x_range)
+        rel = [t - run_start(root, r) for r in RUNS for _, _, t in logged[r]]
+        assert lo == pytest.approx(min(rel), abs=1e-3) and hi == pytest.approx(max(rel), abs=1e-3)
+        rel_labels = x_labels(page, "train/loss")
+        # durations: "0s", "0.02s", "1.5m", ...
+        assert rel_labels and all(re.fullmatch(r"-?[\d.]+(e-?\d+)?[smhd]", s) for s in rel_labels), rel_labels
+        assert rel_labels != step_labels
+        assert "x=relative" in page.evaluate("() => new Promise((r) => setTimeout(() => r(location.search), 300))")
+
+        page.select_option("#xaxis", "wall")
+        wait_for(page, "() => window.tailboard.charts.get('train/loss').view.xaxis === 'wall'")
+        wait_for(page, f"() => window.tailboard.charts.get('train/loss').canvas.toDataURL() !== {rel_px!r}")
+        lo, hi = page.evaluate(x_range)
+        assert lo == pytest.approx(min(times), abs=1e-3) and hi == pytest.approx(max(times), abs=1e-3)
+        wall_labels = x_labels(page, "train/loss")
+        # clock times of when the points were written (UTC in this browser)
+        first = datetime.fromtimestamp(min(times) - 1, tz=timezone.utc)
+        last = datetime.fromtimestamp(max(times) + 1, tz=timezone.utc)
+        span = max(times) - min(times)
+        fmt = "%H:%M:%S" if span < 120 else "%H:%M"
+        allowed = {(first + timedelta(seconds=s)).strftime(fmt) for s in range(int((last - first).total_seconds()) + 2)}
+        assert wall_labels and set(wall_labels) <= allowed, (wall_labels, allowed)
+
+        # back to steps: the first drawing again
+        page.select_option("#xaxis", "step")
+        wait_for(page, f"() => window.tailboard.charts.get('train/loss').canvas.toDataURL() === {step_px!r}")
+        assert x_labels(page, "train/loss") == step_labels
+        assert not errors, errors
+    finally:
+        page.close()
+        context.close()
+
+
+def test_the_url_carries_the_view_both_ways(browser: Any, site: Any) -> None:
+    handle, _, _ = site
+    query = f"x=relative&smooth=0.3&logy=1&outliers=1&metrics=loss&runs={RUNS[1]}"
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{handle.url}&{query}")
+        wait_for(page, "() => window.tailboard && window.tailboard.charts.has('train/loss') "
+                       "&& window.tailboard.charts.get('train/loss').draws > 0")
+        view = page.evaluate("() => ({ ...window.tailboard.view })")
+        assert view["xaxis"] == "relative" and view["smoothing"] == 0.3
+        assert view["logy"] is True and view["outliers"] is True
+        assert view["metrics"] == "loss" and view["runs"] == [RUNS[1]]
+        # the controls show it, the charts draw it
+        assert page.input_value("#xaxis") == "relative"
+        assert page.input_value("#smoothing") == "0.3"
+        assert page.is_checked("#logy") and page.is_checked("#outliers")
+        assert page.input_value("#metric-filter") == "loss"
+        chart_view = page.evaluate("() => window.tailboard.charts.get('train/loss').view")
+        assert chart_view["xaxis"] == "relative" and chart_view["logy"] is True and chart_view["smoothing"] == 0.3
+        assert sorted(page.evaluate("() => [...window.tailboard.charts.keys()]")) == ["train/loss"]
+        wait_for(page, "() => window.tailboard.charts.get('train/loss').series.length === 1")
+        # the token is gone, the view stays
+        assert "token" not in page.evaluate("() => location.search")
+        assert "x=relative" in page.evaluate("() => location.search")
+
+        # changes made in the page go to the URL
+        page.select_option("#xaxis", "wall")
+        page.uncheck("#logy")
+        page.fill("#metric-filter", "acc")
+        wait_for(page, """() => { const q = new URLSearchParams(location.search);
+            return q.get('x') === 'wall' && !q.has('logy') && q.get('metrics') === 'acc' && q.get('outliers') === '1'; }""")
+        wait_for(page, "() => window.tailboard.charts.has('eval/acc') && !window.tailboard.charts.has('train/loss')")
+        page.evaluate("() => document.getElementById('sel-all').click()")
+        wait_for(page, f"() => new URLSearchParams(location.search).get('runs') === {','.join(RUNS)!r}")
+
+        # and a reload of that URL gives the same view back
+        url = page.url
+        page.goto(url)
+        wait_for(page, "() => window.tailboard && window.tailboard.charts.has('eval/acc')")
+        view = page.evaluate("() => ({ ...window.tailboard.view })")
+        assert view["xaxis"] == "wall" and view["logy"] is False and view["metrics"] == "acc"
+        assert view["runs"] == list(RUNS) and view["smoothing"] == 0.3
+        assert not errors, errors
+    finally:
+        page.close()
+
+
+def test_a_progress_bar_shows_while_the_backlog_loads_and_goes_when_it_is_done(
+        browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tailboard.sidecar import follower as follower_module
+
+    n_runs = 8
+    for k in range(n_runs):
+        write(tmp_path, f"backlog/run{k}", range(200), 1.0).finish()
+    # A slow disk, made deterministic: each file of the backlog takes 0.4 s to read at start-up;
+    # files read later, while following, are not slowed.
+    pump, catch_up = follower_module.Follower._pump, follower_module.Follower._catch_up
+
+    def slow_pump(self: Any, f: Any) -> int:
+        if not getattr(self, "caught_up", False):
+            time.sleep(0.4)
+        return int(pump(self, f))
+
+    def marked_catch_up(self: Any) -> None:
+        try:
+            catch_up(self)
+        finally:
+            self.caught_up = True
+
+    monkeypatch.setattr(follower_module.Follower, "_pump", slow_pump)
+    monkeypatch.setattr(follower_module.Follower, "_catch_up", marked_catch_up)
+    handle = serve_in_thread(tmp_path, token="tok", follower_options={"poll_interval": 0.05})
+    page = browser.new_page()
+    seen: list[str] = []
+    page.expose_function("progressSeen", lambda text: seen.append(text))
+    page.add_init_script("""
+        new MutationObserver(() => { const el = document.getElementById('progress');
+            if (el && !el.hidden) window.progressSeen(el.querySelector('span').textContent); })
+        .observe(document, { subtree: true, childList: true, attributes: true, characterData: true });
+    """)
+    try:
+        started = time.monotonic()
+        page.goto(handle.url)
+        # still loading: the bar is shown with how far it got
+        wait_for(page, "() => !document.getElementById('progress').hidden", timeout=5)
+        assert time.monotonic() - started < n_runs * 0.4
+        text = page.inner_text("#progress span")
+        assert re.fullmatch(r"loading \d+%", text), text
+        width = page.evaluate("() => parseFloat(document.querySelector('#progress div').style.width)")
+        assert 0 <= width < 100
+        # once the backlog is in, the bar goes away and every run is there
+        wait_for(page, "() => document.getElementById('progress').hidden", timeout=15)
+        wait_for(page, f"() => window.tailboard.state.infos.size === {n_runs}", timeout=10)
+        assert handle.store.progress().done
+        percents = [int(re.search(r"\d+", s).group()) for s in seen if re.search(r"\d+", s)]
+        assert percents and percents == sorted(percents) and max(percents) < 100, seen
+    finally:
+        page.close()
+        handle.stop()
