@@ -17,10 +17,13 @@ import logging
 import os
 import resource
 import time
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from .discovery import StreamRef, scan
+from .parallel import ParsePool
 from .tail import Chunk, FileTail, Opened, Reset, Skipped
 from .watch import Hints, Watcher, stat_signature
 
@@ -64,12 +67,19 @@ class Follower:
         max_line_bytes: int = 1 << 20,
         read_bytes: int = 1 << 20,
         idle_close_after: float = 60.0,
+        workers: int | None = None,
+        parallel_min_bytes: int = 64 << 20,
     ) -> None:
         self.root = os.path.abspath(os.fspath(root))
         self.store = store
         self.max_line_bytes = max_line_bytes
         self.read_bytes = read_bytes
         self.idle_close_after = idle_close_after
+        # Catch-up parses in this many processes when the backlog is at least parallel_min_bytes
+        # (JSON parsing holds the GIL: threads would not help). None: one per usable core.
+        self.workers = _usable_cores() if workers is None else workers
+        self.parallel_min_bytes = parallel_min_bytes
+        self.catch_up_workers = 0  # how many processes the catch-up used (0: this one only)
         self._files: dict[str, _Followed] = {}
         self._runs: dict[str, str] = {}  # run id -> folder
         self._watch_paths: tuple[str, ...] = ()  # replaced whole, read from the loop thread
@@ -158,21 +168,92 @@ class Follower:
         for f in files:
             with contextlib.suppress(OSError):
                 total += os.stat(f.ref.path).st_size
+        self._progress(0, total, False)
+        if self.workers > 1 and len(files) > 1 and total >= self.parallel_min_bytes:
+            self.catch_up_workers = self.workers
+            loaded = self._catch_up_parallel(files, total)
+        else:
+            loaded = self._catch_up_serial(files, total)
+        self._progress(total, total, True)
+        logger.info("caught up %d bytes in %d files under %s", loaded, len(files), self.root)
+
+    def _catch_up_serial(self, files: list[_Followed], total: int) -> int:
         loaded = 0
         last_report = 0.0
-        self._progress(0, total, False)
         for f in files:
             if self._stopping:
-                return
+                break
             loaded += self._pump(f)
-            if f.seen is not None and time.time() - f.seen[3] / 1e9 > self.idle_close_after:
-                f.tail.park()  # a finished log: no descriptor held until it changes
+            self._park_if_idle(f)
             now = time.monotonic()
             if now - last_report >= PROGRESS_EVERY:
                 last_report = now
                 self._progress(min(loaded, total), total, False)
-        self._progress(total, total, True)
-        logger.info("caught up %d bytes in %d files under %s", loaded, len(files), self.root)
+        return loaded
+
+    def _catch_up_parallel(self, files: list[_Followed], total: int) -> int:
+        """Parse the backlog in worker processes, several files at a time.
+
+        This thread still reads every file through its tail (so identity, line caps and skips
+        behave exactly as when following) and feeds the store; only ``parse_chunk`` runs in the
+        workers. A stream's chunks are parsed one after the other, each with the state the
+        previous one left, so the result is the same as the serial catch-up.
+        """
+        loaded = 0
+        last_report = 0.0
+        pending: deque[tuple[_Followed, Iterator[Any]]] = deque((f, f.tail.read()) for f in files)
+        with ParsePool(self.workers) as pool:
+            while (pending or pool.busy()) and not self._stopping:
+                while pending and pool.idle():
+                    f, events = pending.popleft()
+                    chunk = self._next_chunk(f, events)
+                    if chunk is None:
+                        self._park_if_idle(f)
+                        continue
+                    try:
+                        state = self.store.parse_state(f.ref.run_id, f.ref.stream)
+                    except Exception:
+                        logger.exception("store.parse_state failed for %s", f.ref.path)
+                        continue
+                    try:
+                        pool.submit((f, events, chunk), chunk.data, state)
+                    except OSError:
+                        logger.exception("a parse worker is gone; parsing %s here", f.ref.path)
+                        self._call("ingest", f.ref.run_id, f.ref.stream, chunk.data, chunk.start, chunk.end)
+                        pending.append((f, events))
+                if not pool.busy():
+                    continue
+                (f, events, chunk), parsed = pool.collect()
+                if isinstance(parsed, BaseException):
+                    logger.warning("a parse worker failed on %s (%s); parsing it here", f.ref.path, parsed)
+                    self._call("ingest", f.ref.run_id, f.ref.stream, chunk.data, chunk.start, chunk.end)
+                else:
+                    self._call("ingest_parsed", f.ref.run_id, f.ref.stream, parsed, chunk.start, chunk.end)
+                loaded += len(chunk.data)
+                f.active = time.monotonic()
+                pending.append((f, events))
+                now = time.monotonic()
+                if now - last_report >= PROGRESS_EVERY:
+                    last_report = now
+                    self._progress(min(loaded, total), total, False)
+        return loaded
+
+    def _next_chunk(self, f: _Followed, events: Iterator[Any]) -> Chunk | None:
+        """Advance a tail's events to its next chunk, handling the other events on the way."""
+        if f.seen is None:
+            f.seen = stat_signature(f.ref.path)
+        try:
+            for ev in events:
+                if isinstance(ev, Chunk):
+                    return ev
+                self._handle(f, ev)
+        except OSError as exc:
+            logger.warning("reading %s failed: %s", f.ref.path, exc)
+        return None
+
+    def _park_if_idle(self, f: _Followed) -> None:
+        if f.seen is not None and time.time() - f.seen[3] / 1e9 > self.idle_close_after:
+            f.tail.park()  # a finished log: no descriptor held until it changes
 
     def _progress(self, loaded: int, total: int, done: bool) -> None:
         try:
@@ -254,19 +335,24 @@ class Follower:
                 if isinstance(ev, Chunk):
                     handed += len(ev.data)
                     self._call("ingest", run_id, stream, ev.data, ev.start, ev.end)
-                elif isinstance(ev, Opened):
-                    self._call("open_stream", run_id, stream, f.ref.path, ev.key)
-                elif isinstance(ev, Skipped):
-                    logger.info("%s: skipped (%s)", f.ref.path, ev.reason)
-                    self._call("skip", run_id, stream, ev.reason, ev.count)
-                elif isinstance(ev, Reset):
-                    logger.info("%s: reset (%s)", f.ref.path, ev.reason)
-                    self._call("reset_stream", run_id, stream, ev.reason, ev.key)
+                else:
+                    self._handle(f, ev)
         except OSError as exc:
             logger.warning("reading %s failed: %s", f.ref.path, exc)
         if handed:
             f.active = time.monotonic()
         return handed
+
+    def _handle(self, f: _Followed, ev: Any) -> None:
+        run_id, stream = f.ref.run_id, f.ref.stream
+        if isinstance(ev, Opened):
+            self._call("open_stream", run_id, stream, f.ref.path, ev.key)
+        elif isinstance(ev, Skipped):
+            logger.info("%s: skipped (%s)", f.ref.path, ev.reason)
+            self._call("skip", run_id, stream, ev.reason, ev.count)
+        elif isinstance(ev, Reset):
+            logger.info("%s: reset (%s)", f.ref.path, ev.reason)
+            self._call("reset_stream", run_id, stream, ev.reason, ev.key)
 
     def _call(self, method: str, *args: Any) -> None:
         try:
@@ -275,6 +361,13 @@ class Follower:
             # The store counts bad input itself; anything raised here is a bug in it, and one bad
             # batch must not stop every other file from being followed.
             logger.exception("store.%s failed for %s", method, args[:2])
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _raise_open_file_limit() -> None:

@@ -8,6 +8,7 @@ point: drawn as a line it is the same picture as all the points, and spikes neve
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -32,44 +33,122 @@ class Series:
         return int(self.steps.shape[0])
 
 
-class ColumnarSeries:
-    """Append-only steps/values/times of one metric in one attempt."""
+#: Points per group of the summary kept beside every series (see ``ColumnarSeries.downsample``).
+GROUP = 256
+#: Ranges of at most this many points are downsampled from the raw points directly.
+DIRECT_MAX = 1 << 16
+_I32 = np.iinfo(np.int32)
 
-    __slots__ = ("_steps", "_values", "_times", "n", "version", "sorted")
+
+class ColumnarSeries:
+    """Append-only steps/values/times of one metric in one attempt, compact, with a summary.
+
+    Memory: values and wall times are float64 (lossless); steps are stored as int32 offsets from
+    the first step while they are whole numbers within 2**31 of it (the usual case), else as
+    float64. So a point costs 20 bytes, plus the growth slack (at most a quarter) until
+    :meth:`compact` trims it. Each full group of ``GROUP`` points keeps its min, max and first NaN,
+    so a downsample of millions of points reads a few thousand summaries and raw points at the
+    bucket edges only, and still returns exactly what ``downsample_m4`` returns.
+    """
+
+    __slots__ = ("_steps", "_values", "_times", "_base", "n", "version", "sorted",
+                 "_gmin", "_gmax", "_gmin_at", "_gmax_at", "_gnan_at", "_groups")
 
     def __init__(self) -> None:
-        self._steps = np.empty(64, dtype=np.float64)
+        self._steps: np.ndarray = np.empty(64, dtype=np.int32)
         self._values = np.empty(64, dtype=np.float64)
         self._times = np.empty(64, dtype=np.float64)
+        self._base: float | None = None
         self.n = 0
         self.version = 0
         self.sorted = True
+        self._gmin = np.empty(0, dtype=np.float64)
+        self._gmax = np.empty(0, dtype=np.float64)
+        self._gmin_at = np.empty(0, dtype=np.uint8)
+        self._gmax_at = np.empty(0, dtype=np.uint8)
+        self._gnan_at = np.empty(0, dtype=np.int16)
+        self._groups = 0
 
-    def append(self, steps: list[float], values: list[float], times: list[float]) -> None:
-        k = len(steps)
+    # -- writing ------------------------------------------------------------------------------
+
+    def append(self, steps: Any, values: Any, times: Any) -> None:
+        s = np.asarray(steps, dtype=np.float64)
+        k = int(s.shape[0])
         if k == 0:
             return
         need = self.n + k
-        if need > self._steps.shape[0]:
-            cap = max(need, int(self._steps.shape[0] * 1.5) + 64)
-            for name in ("_steps", "_values", "_times"):
-                old = getattr(self, name)
-                new = np.empty(cap, dtype=np.float64)
-                new[: self.n] = old[: self.n]
-                setattr(self, name, new)
-        s = np.asarray(steps, dtype=np.float64)
+        if need > self._values.shape[0]:
+            self._resize(max(need, int(self._values.shape[0] * 1.25) + 64))
         if self.sorted and (
-            (self.n and s[0] < self._steps[self.n - 1]) or (k > 1 and bool(np.any(s[1:] < s[:-1])))
+            (self.n and s[0] < self._step_at(self.n - 1)) or (k > 1 and bool(np.any(s[1:] < s[:-1])))
         ):
             self.sorted = False
-        self._steps[self.n : need] = s
+        if self._steps.dtype == np.int32:
+            if self._base is None:
+                self._base = float(s[0]) if np.isfinite(s[0]) else 0.0
+            d = s - self._base
+            if bool(np.all(d == np.rint(d))) and float(d.min()) >= _I32.min and float(d.max()) <= _I32.max:
+                self._steps[self.n : need] = d
+            else:  # fractional or far-apart steps: keep them as float64 from now on
+                wide = np.empty(self._values.shape[0], dtype=np.float64)
+                wide[: self.n] = self._steps[: self.n] + self._base
+                self._steps = wide
+                self._steps[self.n : need] = s
+        else:
+            self._steps[self.n : need] = s
         self._values[self.n : need] = values
         self._times[self.n : need] = times
         self.n = need
         self.version += 1
+        self._summarise()
+
+    def _resize(self, cap: int) -> None:
+        for name in ("_steps", "_values", "_times"):
+            old = getattr(self, name)
+            new = np.empty(cap, dtype=old.dtype)
+            new[: self.n] = old[: self.n]
+            setattr(self, name, new)
+
+    def compact(self) -> None:
+        """Give back the growth slack (after a catch-up, or for a series that stopped growing)."""
+        if self._values.shape[0] != self.n:
+            self._resize(self.n)
+
+    def _summarise(self) -> None:
+        full = self.n // GROUP
+        if full <= self._groups:
+            return
+        g0 = self._groups
+        v = self._values[g0 * GROUP : full * GROUP].reshape(full - g0, GROUP)
+        isnan = np.isnan(v)
+        low = np.where(isnan, np.inf, v)
+        high = np.where(isnan, -np.inf, v)
+        gmin, gmax = low.min(axis=1), high.max(axis=1)
+        # the first point holding the extreme, never a NaN (an infinity ties with the NaN stand-ins)
+        min_at = np.argmax((low == gmin[:, None]) & ~isnan, axis=1)
+        max_at = np.argmax((high == gmax[:, None]) & ~isnan, axis=1)
+        # an all-NaN group has no min or max: NaN marks it (and min_at/max_at are 0)
+        allnan = isnan.all(axis=1)
+        gmin[allnan] = np.nan
+        gmax[allnan] = np.nan
+        nan_at = np.where(isnan.any(axis=1), np.argmax(isnan, axis=1), -1)
+        self._gmin = np.concatenate((self._gmin, gmin))
+        self._gmax = np.concatenate((self._gmax, gmax))
+        self._gmin_at = np.concatenate((self._gmin_at, min_at.astype(np.uint8)))
+        self._gmax_at = np.concatenate((self._gmax_at, max_at.astype(np.uint8)))
+        self._gnan_at = np.concatenate((self._gnan_at, nan_at.astype(np.int16)))
+        self._groups = full
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _step_at(self, i: int) -> float:
+        x = float(self._steps[i])
+        return x + self._base if self._steps.dtype == np.int32 and self._base is not None else x
 
     @property
     def steps(self) -> np.ndarray:
+        if self._steps.dtype == np.int32:
+            return self._steps[: self.n] + (self._base or 0.0)
         return self._steps[: self.n]
 
     @property
@@ -81,7 +160,111 @@ class ColumnarSeries:
         return self._times[: self.n]
 
     def nbytes(self) -> int:
-        return int(self._steps.nbytes + self._values.nbytes + self._times.nbytes)
+        return int(self._steps.nbytes + self._values.nbytes + self._times.nbytes + self._gmin.nbytes
+                   + self._gmax.nbytes + self._gmin_at.nbytes + self._gmax_at.nbytes + self._gnan_at.nbytes)
+
+    def _index(self, x: float, side: str) -> int:
+        """searchsorted on the stored steps without widening them."""
+        return int(self._indices(np.asarray([x], dtype=np.float64), side)[0])
+
+    def _indices(self, xs: np.ndarray, side: str = "left") -> np.ndarray:
+        raw = self._steps[: self.n]
+        if raw.dtype != np.int32:
+            return np.searchsorted(raw, xs, side=side)  # type: ignore[call-overload,no-any-return]
+        # whole-number steps: "first >= x" is "first >= ceil(x)", "first > x" is "first > floor(x)"
+        y = (np.ceil(xs) if side == "left" else np.floor(xs)) - (self._base or 0.0)
+        out = np.searchsorted(raw, np.clip(np.nan_to_num(y), _I32.min, _I32.max).astype(np.int32), side=side)  # type: ignore[call-overload]
+        out[y > _I32.max] = self.n
+        out[y < _I32.min] = 0
+        return out  # type: ignore[no-any-return]
+
+    def downsample(self, points: int, *, start: float | None = None, end: float | None = None) -> Series:
+        """``downsample_m4`` of this (step-sorted) series, the same result, from the summary."""
+        if points < 4:
+            raise ValueError("points must be at least 4")
+        lo = 0 if start is None else self._index(start, "left")
+        hi = self.n if end is None else self._index(end, "right")
+        total = hi - lo
+        if total <= DIRECT_MAX or total <= points:
+            lo_s = None if start is None else start
+            seg = slice(lo, hi)
+            steps = self._steps[seg] + (self._base or 0.0) if self._steps.dtype == np.int32 else self._steps[seg]
+            return downsample_m4(steps, self._values[seg], self._times[seg], points, start=lo_s, end=end)
+        buckets = points // 4
+        a = self._step_at(lo) if start is None else float(start)
+        b = self._step_at(hi - 1) if end is None else float(end)
+        if b <= a:
+            b = a + 1.0
+        edges = a + (b - a) * np.arange(1, buckets, dtype=np.float64) / buckets
+        bounds = np.concatenate(([lo], np.clip(self._indices(edges), lo, hi), [hi]))
+        starts, ends = bounds[:-1], bounds[1:]
+        keep_b = ends > starts
+        starts, ends = starts[keep_b], ends[keep_b]
+        mins_at, maxs_at, nan_at = self._extremes(starts, ends)
+        keep = np.unique(np.concatenate((starts, ends - 1, mins_at, maxs_at, nan_at)))
+        steps = self._steps[keep] + (self._base or 0.0) if self._steps.dtype == np.int32 else self._steps[keep]
+        values = self._values
+        envelope = (self._steps[starts] + (self._base or 0.0) if self._steps.dtype == np.int32
+                    else self._steps[starts].copy(), values[mins_at].copy(), values[maxs_at].copy())
+        return Series(np.asarray(steps, np.float64), values[keep], self._times[keep], True, total,
+                      (np.asarray(envelope[0], np.float64), envelope[1], envelope[2]))
+
+    def _extremes(self, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per bucket [start, end): index of the first min and first max (NaN ignored; the bucket's
+        start when all are NaN), and the first NaN's index for buckets that hold one."""
+        G = GROUP
+        g_first = -(-starts // G)  # first group wholly inside the bucket
+        g_last = ends // G  # one past the last such group
+        g_last = np.maximum(g_last, g_first)
+        inner = g_last > g_first
+        left_end = np.where(inner, g_first * G, ends)
+        right_start = np.where(inner, g_last * G, ends)
+        nb = starts.shape[0]
+        n_left = left_end - starts
+        n_grp = g_last - g_first
+        n_right = ends - right_start
+        counts = n_left + n_grp + n_right
+        offs = np.concatenate(([0], np.cumsum(counts)))
+        total = int(offs[-1])
+        # Candidates in index order per bucket: raw points of the left edge, one entry per inner
+        # group, raw points of the right edge.
+        bucket = np.repeat(np.arange(nb), counts)
+        pos = np.arange(total) - offs[bucket]
+        nl, ng = n_left[bucket], n_grp[bucket]
+        is_left = pos < nl
+        is_grp = (pos >= nl) & (pos < nl + ng)
+        raw_idx = np.where(is_left, starts[bucket] + pos, right_start[bucket] + (pos - nl - ng))
+        grp = np.where(is_grp, g_first[bucket] + (pos - nl), 0)
+        is_raw = ~is_grp
+        raw_idx = np.where(is_raw, raw_idx, 0)
+        vals = self._values
+        rv = vals[raw_idx]
+        rnan = np.isnan(rv) & is_raw
+
+        def first_per_bucket(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            hit = np.flatnonzero(mask)
+            at = np.searchsorted(hit, offs[:-1], side="left")
+            found = at < hit.shape[0]
+            found[found] = hit[at[found]] < offs[1:][found]
+            return found, hit[np.minimum(at, max(hit.shape[0] - 1, 0))] if hit.shape[0] else at
+
+        out = []
+        for gval, gat, fill in ((self._gmin, self._gmin_at, np.inf), (self._gmax, self._gmax_at, -np.inf)):
+            cand_idx = np.where(is_grp, grp * G + gat[grp].astype(np.int64), raw_idx)
+            cv = np.where(is_grp, gval[grp], rv)
+            cnan = np.isnan(cv)
+            key = np.where(cnan, fill, cv)
+            if fill > 0:
+                best = np.minimum.reduceat(key, offs[:-1]) if total else key
+            else:
+                best = np.maximum.reduceat(key, offs[:-1]) if total else key
+            found, first = first_per_bucket((key == best[bucket]) & ~cnan)
+            out.append(np.where(found, cand_idx[first] if total else starts, starts))
+        gnan = self._gnan_at[grp].astype(np.int64)
+        nan_idx = np.where(is_grp, grp * G + gnan, raw_idx)
+        found, first = first_per_bucket(np.where(is_grp, gnan >= 0, rnan))
+        nan_at = nan_idx[first[found]] if total else np.empty(0, np.int64)
+        return out[0].astype(np.int64), out[1].astype(np.int64), np.asarray(nan_at, np.int64)
 
 
 def concat(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -142,9 +325,12 @@ def downsample_m4(
             nan_at.append(b0 + int(np.argmax(isnan)))
             if bool(isnan.all()):
                 j = k = 0
-            else:
-                j = int(np.nanargmin(seg))
-                k = int(np.nanargmax(seg))
+            else:  # the first point holding the extreme and not NaN (nanargmin may pick a NaN
+                # when the extreme is an infinity)
+                low = np.where(isnan, np.inf, seg)
+                high = np.where(isnan, -np.inf, seg)
+                j = int(np.argmax((low == low.min()) & ~isnan))
+                k = int(np.argmax((high == high.max()) & ~isnan))
         mins_at[i] = b0 + j
         maxs_at[i] = b0 + k
     keep = np.unique(

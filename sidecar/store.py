@@ -277,21 +277,32 @@ class Store:
             self._emit(RunsChanged((run_id,)))
 
     def ingest(self, run_id: str, stream_name: str, data: bytes, start: int, end: int) -> None:
+        """Parse complete lines ``data`` (file bytes ``start``..``end``) of a stream and keep them."""
+        with self._lock:
+            state = self.parse_state(run_id, stream_name)
+            self.ingest_parsed(run_id, stream_name, parse_chunk(data, **state), start, end)
+
+    def parse_state(self, run_id: str, stream_name: str) -> dict[str, Any]:
+        """The keyword arguments ``parse_chunk`` needs for the next chunk of a stream. Whoever parses
+        elsewhere (the parallel catch-up) must hand the result to ``ingest_parsed`` before asking again."""
         with self._lock:
             run = self._runs.get(run_id)
             if run is None or stream_name not in run.streams:
                 raise KeyError(f"ingest before open_stream: {run_id!r} {stream_name!r}")
             st = run.streams[stream_name]
-            parsed = parse_chunk(
-                data,
-                prev_step=st.last_step,
-                next_index=st.index,
-                attempt_started=st.started,
-                native=st.native,
-            )
+            return {"prev_step": st.last_step, "next_index": st.index, "attempt_started": st.started,
+                    "native": st.native}
+
+    def ingest_parsed(self, run_id: str, stream_name: str, parsed: Parsed, start: int, end: int) -> None:
+        """Keep a chunk parsed with ``parse_state``'s arguments."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None or stream_name not in run.streams:
+                raise KeyError(f"ingest before open_stream: {run_id!r} {stream_name!r}")
+            st = run.streams[stream_name]
             names_before = self._names(run)
             status_before = self._status(run, time.time())
-            delta_series, new_attempt = self._apply(run, st, parsed)
+            delta_series, new_attempt = self._apply(run, st, parsed, want_delta=bool(self._listeners))
             st.offset = end
             cursor = self._cursor(run)
             status_changed = self._status(run, time.time()) != status_before
@@ -311,7 +322,7 @@ class Store:
             len(run.texts) > 0,
         )
 
-    def _apply(self, run: _Run, st: _Stream, parsed: Parsed) -> tuple[dict[str, Series], bool]:
+    def _apply(self, run: _Run, st: _Stream, parsed: Parsed, *, want_delta: bool = True) -> tuple[dict[str, Series], bool]:
         now = time.time()
         new_attempt = False
         delta: dict[str, Series] = {}
@@ -329,7 +340,7 @@ class Store:
                 if att.first_step is None and len(steps):
                     att.first_step = float(steps[0])
                 col.append(steps, values, times)
-                if not new_attempt:
+                if want_delta and not new_attempt:
                     d = delta.get(key)
                     arr = (np.asarray(steps, np.float64), np.asarray(values, np.float64), np.asarray(times, np.float64))
                     if d is not None:
@@ -452,6 +463,16 @@ class Store:
 
     def set_progress(self, loaded_bytes: int, total_bytes: int, done: bool) -> None:
         self._progress = Progress(loaded_bytes, total_bytes, done)
+        if done:
+            self.compact()
+
+    def compact(self) -> None:
+        """Trim every series' growth slack (the backlog is loaded; live growth is small)."""
+        with self._lock:
+            for run in self._runs.values():
+                for att in run.attempts:
+                    for col in att.series.values():
+                        col.compact()
 
     def progress(self) -> Progress:
         return self._progress
@@ -574,10 +595,17 @@ class Store:
                 if not 0 <= attempt < len(run.attempts) or metric not in run.attempts[attempt].series:
                     raise KeyError(f"no metric {metric!r} in attempt {attempt} of {run_id!r}")
                 col = run.attempts[attempt].series[metric]
+                if points is not None and col.sorted:
+                    return col.downsample(points, start=start, end=end)
                 s, v, t = col.steps, col.values, col.times
             else:
-                if not any(metric in a.series for a in run.attempts):
+                holders = [a.series[metric] for a in run.attempts if metric in a.series]
+                if not holders:
                     raise KeyError(f"unknown metric {metric!r} in run {run_id!r}")
+                last = run.attempts[-1].series.get(metric)
+                if points is not None and len(holders) == 1 and last is not None and last.sorted:
+                    # the usual case: answered from the series' summary, no full scan
+                    return last.downsample(points, start=start, end=end)
                 s, v, t = self._effective(run, metric)
             if points is not None:
                 return downsample_m4(s, v, t, points, start=start, end=end)

@@ -222,3 +222,82 @@ def test_m4_respects_a_step_range(tmp_path: Path) -> None:
     assert 9.0 in out.values.tolist()
     with pytest.raises(ValueError):
         downsample_m4(s, v, s, 3)
+
+
+# -- the compact series and its summary ------------------------------------------------------------
+
+from tailboard.sidecar.series import DIRECT_MAX, GROUP, ColumnarSeries  # noqa: E402
+
+
+def _filled(steps: np.ndarray, values: np.ndarray, parts: int) -> ColumnarSeries:
+    col = ColumnarSeries()
+    for idx in np.array_split(np.arange(steps.shape[0]), parts):
+        col.append(steps[idx], values[idx], steps[idx] * 0.5 + 1.7e9)
+    return col
+
+
+def _same(a: Any, b: Any) -> None:
+    for x, y in ((a.steps, b.steps), (a.values, b.values), (a.times, b.times)):
+        assert np.array_equal(x, y, equal_nan=True)
+    assert (a.total, a.downsampled) == (b.total, b.downsampled)
+    assert (a.envelope is None) == (b.envelope is None)
+    if a.envelope is not None:
+        for x, y in zip(a.envelope, b.envelope):
+            assert np.array_equal(x, y, equal_nan=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(DIRECT_MAX + 1, DIRECT_MAX + 5 * GROUP),
+    points=st.sampled_from([4, 8, 64, 2000, 4000]),
+    nan_rate=st.sampled_from([0.0, 0.01, 0.5, 1.0]),
+    stride=st.sampled_from([1.0, 3.0, 0.25]),
+    window=st.one_of(st.none(), st.tuples(st.floats(-10, 5e4), st.floats(1e3, 3e5))),
+    seed=st.integers(0, 2**16),
+    parts=st.integers(1, 9),
+)
+def test_summary_downsample_equals_the_full_scan(
+    n: int, points: int, nan_rate: float, stride: float, window: Any, seed: int, parts: int
+) -> None:
+    """Answered from the group summary (plus raw points at bucket edges), the downsample is the very
+    same as the full scan, ties, NaN and infinities included."""
+    rng = np.random.default_rng(seed)
+    steps = np.arange(n) * stride + 7
+    values = np.round(rng.standard_normal(n), 1)  # many ties
+    values[rng.random(n) < nan_rate] = np.nan
+    values[rng.integers(0, n, 3)] = np.inf
+    values[rng.integers(0, n, 3)] = -np.inf
+    col = _filled(steps, values, parts)
+    start, end = (None, None) if window is None else (window[0], window[0] + window[1])
+    _same(col.downsample(points, start=start, end=end),
+          downsample_m4(steps, values, steps * 0.5 + 1.7e9, points, start=start, end=end))
+
+
+def test_series_memory_is_20_bytes_a_point_after_compact() -> None:
+    n = 1_000_000
+    col = _filled(np.arange(n, dtype=np.float64) + 5, np.sin(np.arange(n)), 37)
+    assert col.nbytes() / n <= 24.0  # before compact: growth slack
+    col.compact()
+    assert col.nbytes() / n < 20.1
+    assert np.array_equal(col.steps, np.arange(n) + 5.0) and col.steps.dtype == np.float64
+
+
+def test_fractional_or_far_apart_steps_widen_without_loss() -> None:
+    col = ColumnarSeries()
+    col.append([1, 2, 3], [1.0, 2.0, 3.0], [0, 0, 0])
+    col.append([3.5, 2**40], [4.0, 5.0], [0, 0])
+    assert col.steps.tolist() == [1, 2, 3, 3.5, 2**40]
+    assert col.values.tolist() == [1, 2, 3, 4, 5]
+    assert not col.sorted or col.steps.tolist() == sorted(col.steps.tolist())
+
+
+def test_store_answers_big_queries_from_the_summary(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    feeder = Feeder(store, tmp_path, "big")
+    n = 200_000
+    lines = b"".join(b'{"k":"scalars","step":%d,"t":%d,"v":{"x":%r}}\n' % (i, i, math.sin(i / 999)) for i in range(n))
+    feeder.write(raw=lines)
+    store.set_progress(len(lines), len(lines), True)  # compacts
+    got = store.series("big", "x", points=2000, start=1000, end=150_000)
+    s = np.arange(n, dtype=np.float64)
+    _same(got, downsample_m4(s, np.sin(s / 999), s, 2000, start=1000, end=150_000))
