@@ -45,6 +45,15 @@ class _Followed:
     active: float = 0.0  # time.monotonic() of the last bytes handed over
 
 
+@dataclass
+class _Lane:
+    """A run's files during the parallel catch-up, read one after the other."""
+
+    files: deque[_Followed]
+    current: _Followed | None = None
+    events: Iterator[Any] | None = None
+
+
 class Follower:
     """Follow every ``*.jsonl`` file under ``root`` and feed ``store``.
 
@@ -201,42 +210,61 @@ class Follower:
         """
         loaded = 0
         last_report = 0.0
-        pending: deque[tuple[_Followed, Iterator[Any]]] = deque((f, f.tail.read()) for f in files)
-        with ParsePool(self.workers) as pool:
-            while (pending or pool.busy()) and not self._stopping:
-                while pending and pool.idle():
-                    f, events = pending.popleft()
-                    chunk = self._next_chunk(f, events)
-                    if chunk is None:
-                        self._park_if_idle(f)
-                        continue
+        # One lane per run, its files in the serial order: a run's streams share its attempts, so
+        # its chunks must reach the store in the same order as in the serial catch-up.
+        by_run: dict[str, deque[_Followed]] = {}
+        for f in files:
+            by_run.setdefault(f.ref.run_id, deque()).append(f)
+        lanes: deque[_Lane] = deque(_Lane(q) for q in by_run.values())
+        with ParsePool(self.workers, slot=2 * self.read_bytes + self.max_line_bytes) as pool:
+            while (lanes or pool.busy()) and not self._stopping:
+                while lanes and pool.idle():
+                    lane = lanes.popleft()
+                    got = self._lane_chunk(lane)
+                    if got is None:
+                        continue  # the run is read to its end
+                    f, chunk = got
                     try:
                         state = self.store.parse_state(f.ref.run_id, f.ref.stream)
-                    except Exception:
-                        logger.exception("store.parse_state failed for %s", f.ref.path)
-                        continue
-                    try:
-                        pool.submit((f, events, chunk), chunk.data, state)
+                        pool.submit((lane, f, chunk), chunk.data, state)
                     except OSError:
                         logger.exception("a parse worker is gone; parsing %s here", f.ref.path)
                         self._call("ingest", f.ref.run_id, f.ref.stream, chunk.data, chunk.start, chunk.end)
-                        pending.append((f, events))
+                        lanes.append(lane)
+                    except Exception:
+                        logger.exception("store.parse_state failed for %s", f.ref.path)
+                        lanes.append(lane)
                 if not pool.busy():
                     continue
-                (f, events, chunk), parsed = pool.collect()
-                if isinstance(parsed, BaseException):
-                    logger.warning("a parse worker failed on %s (%s); parsing it here", f.ref.path, parsed)
-                    self._call("ingest", f.ref.run_id, f.ref.stream, chunk.data, chunk.start, chunk.end)
-                else:
-                    self._call("ingest_parsed", f.ref.run_id, f.ref.stream, parsed, chunk.start, chunk.end)
-                loaded += len(chunk.data)
-                f.active = time.monotonic()
-                pending.append((f, events))
+                for (lane, f, chunk), parsed in pool.collect():
+                    if isinstance(parsed, BaseException):
+                        logger.warning("a parse worker failed on %s (%s); parsing it here", f.ref.path, parsed)
+                        self._call("ingest", f.ref.run_id, f.ref.stream, chunk.data, chunk.start, chunk.end)
+                    else:
+                        self._call("ingest_parsed", f.ref.run_id, f.ref.stream, parsed, chunk.start, chunk.end)
+                    loaded += len(chunk.data)
+                    f.active = time.monotonic()
+                    lanes.append(lane)
                 now = time.monotonic()
                 if now - last_report >= PROGRESS_EVERY:
                     last_report = now
                     self._progress(min(loaded, total), total, False)
         return loaded
+
+    def _lane_chunk(self, lane: _Lane) -> tuple[_Followed, Chunk] | None:
+        """The next chunk of a run's lane, moving on to its next file when one is read out."""
+        while True:
+            if lane.events is None:
+                if not lane.files:
+                    return None
+                lane.current = lane.files.popleft()
+                lane.events = lane.current.tail.read()
+            assert lane.current is not None
+            chunk = self._next_chunk(lane.current, lane.events)
+            if chunk is not None:
+                return lane.current, chunk
+            self._park_if_idle(lane.current)
+            lane.events = None
 
     def _next_chunk(self, f: _Followed, events: Iterator[Any]) -> Chunk | None:
         """Advance a tail's events to its next chunk, handling the other events on the way."""

@@ -1,9 +1,12 @@
 """Complete log lines -> parsed records, columnar scalars and counted skips.
 
-The hot path is the catch-up of large backlogs: a chunk of lines is parsed with one orjson call
-(lines joined into a JSON array) and scalars are gathered per metric into plain lists that the store
-turns into numpy arrays once per chunk. A chunk with a bad line falls back to line-by-line parsing,
-so one bad line costs only itself.
+The hot path is the catch-up of large backlogs. A chunk in which every line is a scalars record of
+the writer's own layout with the same metric names (the usual backlog) is parsed without building a
+dict or a string per record: its structure is checked with numpy on the raw bytes, everything but the
+numbers is blanked out, and one orjson call reads the numbers as one flat JSON array
+(``_parse_uniform``). Any other chunk is parsed with one orjson call (lines joined into a JSON array)
+and scalars are gathered per metric into arrays once per chunk. A chunk with a bad line falls back to
+line-by-line parsing, so one bad line costs only itself.
 """
 
 from __future__ import annotations
@@ -103,9 +106,94 @@ def parse_chunk(
     attempt), ``next_index`` numbers foreign lines that carry no step, ``attempt_started`` tells whether
     the stream already holds records (so that a header starts a new attempt), ``native`` whether the
     stream is tailboard's own (there, only a header starts an attempt).
+
+    The chunk is cut into runs of the writer's scalars lines and runs of anything else (a header, an
+    occasional histogram or text record), each parsed as if it were a chunk of its own: the result
+    is the same as the store feeding the pieces one after the other.
     """
-    parsed = Parsed()
+    pieces = _runs_of_scalars(data)
     wall_now = time.time() if now is None else now
+    if len(pieces) == 1:
+        return _parse(data, prev_step, next_index, attempt_started, native, wall_now, pieces[0][1])
+    total: Parsed | None = None
+    for piece, uniform in pieces:
+        part = _parse(piece, prev_step, next_index, attempt_started, native, wall_now, uniform)
+        prev_step = part.last_step  # it starts from prev_step: None only after a new attempt
+        next_index += part.records
+        attempt_started = attempt_started or part.records > 0
+        native = native or part.native
+        total = part if total is None else _merge(total, part)
+    assert total is not None
+    return total
+
+
+#: Most pieces a chunk is cut into; a chunk that alternates more often is parsed whole.
+MAX_PIECES = 16
+
+
+def _runs_of_scalars(data: bytes) -> list[tuple[bytes, bool]]:
+    """Cut ``data`` into runs of lines that start as the writer's scalars records and runs of other
+    lines: ``[(bytes, starts_as_scalars)]``."""
+    if len(data) < 64 or b"\n" not in data[:-1]:
+        return [(data, data[: len(_HEAD)] == _HEAD)]
+    arr = np.frombuffer(data, np.uint8)
+    ends = np.flatnonzero(arr == 10)
+    if ends.shape[0] == 0:
+        return [(data, False)]
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    ok = starts + len(_HEAD) <= arr.shape[0]
+    win = _windows(arr) if arr.shape[0] >= 8 else None
+    if win is None:
+        return [(data, False)]
+    heads = np.where(ok, starts, 0)
+    is_s = ok.copy()
+    for off in (0, 8, len(_HEAD) - 8):
+        at = np.minimum(heads + off, win.shape[0] - 1)
+        is_s &= win[at] == np.uint64(int.from_bytes(_HEAD[off : off + 8], "little"))
+    change = np.flatnonzero(is_s[1:] != is_s[:-1]) + 1
+    if change.shape[0] == 0:
+        return [(data, bool(is_s[0]))]
+    if change.shape[0] + 1 > MAX_PIECES:
+        return [(data, False)]
+    cuts = [0] + [int(starts[c]) for c in change] + [len(data)]
+    return [(data[a:b], bool(is_s[0]) if i % 2 == 0 else not bool(is_s[0]))
+            for i, (a, b) in enumerate(zip(cuts, cuts[1:]))]
+
+
+def _merge(a: Parsed, b: Parsed) -> Parsed:
+    """``b`` parsed right after ``a``, as one result."""
+    last = dict(a.segments[-1])
+    for name, (s, v, t) in b.segments[0].items():
+        if name in last:
+            s0, v0, t0 = last[name]
+            last[name] = (np.concatenate((s0, s)), np.concatenate((v0, v)), np.concatenate((t0, t)))
+        else:
+            last[name] = (s, v, t)
+    shift = len(a.segments) - 1
+    out = Parsed(
+        segments=a.segments[:-1] + [last] + b.segments[1:],
+        others=a.others + [(i + shift, rec) for i, rec in b.others],
+        skipped=dict(a.skipped),
+        records=a.records + b.records,
+        last_step=b.last_step,  # b started from a's: it is the stream's last step after both
+        last_time=b.last_time if b.last_time is not None else a.last_time,
+        native=a.native or b.native,
+    )
+    for reason, n in b.skipped.items():
+        out.skip(reason, n)
+    return out
+
+
+def _parse(
+    data: bytes,
+    prev_step: float | None,
+    next_index: int,
+    attempt_started: bool,
+    native: bool,
+    wall_now: float,
+    try_uniform: bool,
+) -> Parsed:
+    parsed = Parsed()
     # per segment: metric -> list of (steps, values, times) parts, arrays or lists
     parts: list[dict[str, list[tuple[Any, Any, Any]]]] = [{}]
     seg = parts[0]
@@ -146,6 +234,17 @@ def parse_chunk(
         flush_group()
         parts.append({})
         return parts[-1]
+
+    uniform = _parse_uniform(data) if try_uniform else None
+    if uniform is not None:
+        keys, table = uniform
+        s_arr, t_arr = table[:, 0], table[:, 1]
+        parsed.segments = [{name: (s_arr, table[:, 2 + j], t_arr) for j, name in enumerate(keys)}]
+        parsed.records = int(table.shape[0])
+        parsed.native = native
+        parsed.last_step = float(s_arr[-1])
+        parsed.last_time = float(t_arr[-1])
+        return parsed
 
     objs = _decode_lines(data, parsed)
     if objs and _all_same_scalars(objs):
@@ -239,6 +338,114 @@ def parse_chunk(
     parsed.last_step = None if last_step is None else float(last_step)
     parsed.last_time = None if last_time is None else float(last_time)
     return parsed
+
+
+_SPACES = np.uint64(0x2020202020202020)
+_ALL = (1 << 64) - 1
+_NUMBER_BYTES = b"0123456789.-+eE, "
+_HEAD = b'{"k":"scalars","step":'
+
+
+def _windows(a: np.ndarray) -> np.ndarray:
+    """Every 8-byte window of a uint8 array as one (unaligned) little-endian uint64: a view."""
+    return np.ndarray(shape=(a.shape[0] - 7,), dtype="<u8", buffer=a, offset=0, strides=(1,))
+
+
+def _parse_uniform(data: bytes) -> tuple[list[str], np.ndarray] | None:
+    """Lines that are all ``{"k":"scalars","step":S,"t":T,"v":{"m1":V1,...}}`` with the same names
+    in the same order, as the writer writes them: the names and an (n, 2 + names) float64 table of
+    step, time and values. None for anything else (the general path then parses the chunk).
+
+    Exact, not heuristic: every byte that is not a number is compared with the layout the first line
+    gives, the numbers are read by orjson, and anything else (escapes, quoted or literal values,
+    a name holding ':') sends the chunk down the general path.
+    """
+    if len(data) < 64 or b"\\" in data or data[:len(_HEAD)] != _HEAD:
+        return None
+    first = data[: data.find(b"\n")]
+    try:
+        obj = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        return None
+    if type(obj) is not dict or list(obj) != ["k", "step", "t", "v"] or obj["k"] != K_SCALARS:
+        return None
+    v = obj["v"]
+    if type(v) is not dict or not v or any(":" in k for k in v):
+        return None
+    keys = list(v)
+    nk = len(keys)
+    consts = [_HEAD, b',"t":', b',"v":{' + orjson.dumps(keys[0]) + b":"]
+    consts += [b"," + orjson.dumps(k) + b":" for k in keys[1:]]
+    arr = np.frombuffer(data, np.uint8)
+    ends = np.flatnonzero(arr == 10)
+    n = int(ends.shape[0])
+    per = nk + 4  # colons per line: k, step, t, v and one per name
+    colons = np.flatnonzero(arr == 58)
+    if colons.shape[0] != n * per or ends[-1] != arr.shape[0] - 1:
+        return None
+    if not np.array_equal(np.searchsorted(colons, ends), per * np.arange(1, n + 1)):
+        return None
+    col = colons.reshape(n, per)
+    before = [1, 2] + list(range(4, nk + 4))  # the colon each number follows
+    starts = [col[:, before[j]] - (len(c) - 1) for j, c in enumerate(consts)]
+    if starts[0][0] != 0 or not np.array_equal(starts[0][1:], ends[:-1] + 1):
+        return None
+    consts.append(b"}}\n")
+    starts.append(ends - 2)
+    for j in range(1, len(consts)):  # no empty number
+        if not bool((starts[j] > col[:, before[j - 1]] + 1).all()):
+            return None
+    # Check every constant at every line by 8-byte windows (one gather for all), then blank them:
+    # spaces, and a comma in each one's first byte to separate the numbers. A constant shorter
+    # than a window is checked through a window that ends with it, the number bytes masked out.
+    cols: list[np.ndarray] = []
+    want: list[int] = []
+    mask: list[int] = []
+    full: list[np.ndarray] = []
+    short: list[np.ndarray] = []
+    for j, c in enumerate(consts):
+        size = len(c)
+        if size >= 8:
+            offs = list(range(0, size - 7, 8))
+            if offs[-1] != size - 8:
+                offs.append(size - 8)
+            words = [int.from_bytes(c[o : o + 8], "little") for o in offs]
+            masks = [_ALL] * len(offs)
+            full.append(starts[j][:, None] + np.asarray(offs, dtype=np.int64))
+            cols.append(full[-1])
+        else:
+            offs = [size - 8]
+            words = [int.from_bytes(c, "little") << (8 * (8 - size))]
+            masks = [_ALL ^ ((1 << (8 * (8 - size))) - 1)]
+            cols.append(starts[j][:, None] + np.asarray(offs, dtype=np.int64))
+            short.append((starts[j][:, None] + np.arange(size, dtype=np.int64)).ravel())
+        want.extend(words)
+        mask.extend(masks)
+    at = np.concatenate(cols, axis=1)
+    if at[-1, -1] + 8 > arr.shape[0] or int(at.min()) < 0:
+        return None
+    buf = arr.copy()
+    src, dst = _windows(arr), _windows(buf)
+    m = np.asarray(mask, dtype=np.uint64)
+    if not bool(((src[at] & m) == np.asarray(want, dtype=np.uint64)).all()):
+        return None
+    if full:
+        dst[np.concatenate(full, axis=1)] = _SPACES
+    if short:
+        buf[np.concatenate(short)] = 32
+    buf[np.concatenate(starts[1:])] = 44
+    buf[ends[-1] - 2] = 32  # no comma after the last number
+    flat = buf.tobytes()
+    if flat.translate(None, _NUMBER_BYTES):
+        return None  # something else than numbers: strings, true/false/null
+    try:
+        values = orjson.loads(b"[" + flat + b"]")
+        table = np.array(values, dtype=np.float64)
+    except (orjson.JSONDecodeError, TypeError, ValueError):
+        return None
+    if table.shape != (n * (nk + 2),):
+        return None
+    return keys, table.reshape(n, nk + 2)
 
 
 def _V(o: dict[str, Any]) -> Any:

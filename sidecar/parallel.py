@@ -5,16 +5,23 @@ plain ``python -m tailboard.sidecar.parallel`` children talking length-prefixed 
 stdin/stdout: no ``multiprocessing`` start method, so nothing depends on how the program that embeds
 the sidecar guards its main module, and no process that runs threads is ever forked.
 
+Chunks travel through a memory file (``memfd``) shared with each child, one slot per child: copying a
+megabyte into it costs a fraction of pushing it through a pipe that the busy child must drain. Where
+memory files do not exist, or a chunk is larger than the slot, the bytes go in the pickle instead.
+
 Only trusted data crosses these pipes: chunks of log bytes and the parse results of our own child.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import pickle
+import selectors
 import struct
 import subprocess
 import sys
+from collections import deque
 from typing import Any, BinaryIO
 
 from .ingest import Parsed, parse_chunk
@@ -22,42 +29,74 @@ from .ingest import Parsed, parse_chunk
 __all__ = ["ParsePool"]
 
 _LEN = struct.Struct("<Q")
+#: Chunks queued per worker: while it parses one, the next is already waiting for it.
+DEPTH = 2
 
 
 def _send(out: BinaryIO, obj: Any) -> None:
     blob = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    out.write(_LEN.pack(len(blob)))
-    out.write(blob)
+    view = memoryview(_LEN.pack(len(blob)) + blob)
+    while view:  # an unbuffered pipe may take part of it
+        view = view[out.write(view) or 0 :]
     out.flush()
 
 
+def _read_exactly(inp: BinaryIO, n: int) -> bytes:
+    parts = []
+    while n:
+        got = inp.read(n)
+        if not got:
+            raise EOFError("parse worker closed its pipe")
+        parts.append(got)
+        n -= len(got)
+    return b"".join(parts)
+
+
 def _recv(inp: BinaryIO) -> Any:
-    head = inp.read(_LEN.size)
-    if len(head) < _LEN.size:
-        raise EOFError("parse worker closed its pipe")
-    (n,) = _LEN.unpack(head)
-    blob = inp.read(n)
-    if len(blob) < n:
-        raise EOFError("parse worker closed its pipe")
-    return pickle.loads(blob)
+    # Unbuffered on the parent's side: bytes of a second answer must never sit in a buffer
+    # while the parent waits on the descriptor for it.
+    (n,) = _LEN.unpack(_read_exactly(inp, _LEN.size))
+    return pickle.loads(_read_exactly(inp, n))
 
 
 class _Worker:
-    def __init__(self) -> None:
+    def __init__(self, slot: int) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tailboard.sidecar.parallel"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-        )
-        self.busy: Any = None  # the caller's tag of the chunk being parsed
+        self.map: mmap.mmap | None = None
+        fds: tuple[int, ...] = ()
+        argv = [sys.executable, "-m", "tailboard.sidecar.parallel"]
+        fd = -1
+        if slot > 0 and hasattr(os, "memfd_create"):
+            try:
+                fd = os.memfd_create("tailboard-chunks")
+                os.ftruncate(fd, DEPTH * slot)
+                self.map = mmap.mmap(fd, DEPTH * slot)
+                fds = (fd,)
+                argv += [str(fd), str(DEPTH * slot)]
+            except OSError:
+                self.map = None
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, pass_fds=fds,
+                                         bufsize=0)
+        finally:
+            if fd >= 0:
+                os.close(fd)  # the map and the child keep it
+        self.slot = slot
+        self.busy: deque[Any] = deque()  # the caller's tags of the chunks sent, in order
+        self.sent = 0
 
     def submit(self, tag: Any, data: bytes, state: dict[str, Any]) -> None:
         assert self.proc.stdin is not None
-        _send(self.proc.stdin, (data, state))  # type: ignore[arg-type]
-        self.busy = tag
+        if self.map is not None and len(data) <= self.slot:
+            # slots are used in turn; at most DEPTH chunks are in flight, so a slot is free
+            at = (self.sent % DEPTH) * self.slot
+            self.map[at : at + len(data)] = data
+            _send(self.proc.stdin, ((at, len(data)), state))  # type: ignore[arg-type]
+        else:
+            _send(self.proc.stdin, (data, state))  # type: ignore[arg-type]
+        self.sent += 1
+        self.busy.append(tag)
 
     def result(self) -> Parsed:
         assert self.proc.stdout is not None
@@ -79,6 +118,8 @@ class _Worker:
             self.proc.wait()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+        if self.map is not None:
+            self.map.close()
 
 
 class ParsePool:
@@ -88,27 +129,26 @@ class ParsePool:
     ``collect`` raise; the caller parses that chunk itself.
     """
 
-    def __init__(self, n: int) -> None:
-        self.workers = [_Worker() for _ in range(n)]
+    def __init__(self, n: int, *, slot: int = 4 << 20) -> None:
+        self.slot = slot
+        self.workers = [_Worker(slot) for _ in range(n)]
 
     def idle(self) -> bool:
-        return any(w.busy is None for w in self.workers)
+        return any(len(w.busy) < DEPTH for w in self.workers)
 
     def busy(self) -> int:
-        return sum(w.busy is not None for w in self.workers)
+        return sum(len(w.busy) for w in self.workers)
 
     def submit(self, tag: Any, data: bytes, state: dict[str, Any]) -> None:
-        for w in self.workers:
-            if w.busy is None:
-                w.submit(tag, data, state)
-                return
-        raise RuntimeError("no idle parse worker")
+        w = min(self.workers, key=lambda w: len(w.busy))
+        if len(w.busy) >= DEPTH:
+            raise RuntimeError("no idle parse worker")
+        w.submit(tag, data, state)
 
-    def collect(self) -> tuple[Any, Parsed | BaseException]:
-        """Wait for one busy worker to finish: ``(tag, parsed)`` or ``(tag, error)``."""
-        import selectors
-
-        busy = [w for w in self.workers if w.busy is not None]
+    def collect(self) -> list[tuple[Any, Parsed | BaseException]]:
+        """Wait for one busy worker to finish its oldest chunk: ``[(tag, parsed) or (tag, error)]``.
+        A worker that dies answers for every chunk it held, with the error, and is replaced."""
+        busy = [w for w in self.workers if w.busy]
         if not busy:
             raise RuntimeError("nothing in flight")
         with selectors.DefaultSelector() as sel:
@@ -117,13 +157,15 @@ class ParsePool:
                 sel.register(w.proc.stdout, selectors.EVENT_READ, w)
             key, _ = sel.select()[0]
         w = key.data
-        tag, w.busy = w.busy, None
+        tag = w.busy.popleft()
         try:
-            return tag, w.result()
+            return [(tag, w.result())]
         except Exception as exc:  # a dead or failing worker: replace it
+            lost = [(tag, exc)] + [(t, exc) for t in w.busy]
+            w.busy.clear()
             w.close()
-            self.workers[self.workers.index(w)] = _Worker()
-            return tag, exc
+            self.workers[self.workers.index(w)] = _Worker(self.slot)
+            return lost
 
     def close(self) -> None:
         for w in self.workers:
@@ -136,14 +178,18 @@ class ParsePool:
         self.close()
 
 
-def _serve() -> None:
+def _serve(argv: list[str]) -> None:
     inp, out = sys.stdin.buffer, sys.stdout.buffer
+    shared = mmap.mmap(int(argv[0]), int(argv[1])) if len(argv) == 2 else None
     while True:
         try:
             data, state = _recv(inp)
         except EOFError:
             return
         try:
+            if isinstance(data, tuple):
+                assert shared is not None
+                data = shared[data[0] : data[0] + data[1]]
             result: tuple[bool, Any] = (True, parse_chunk(data, **state))
         except Exception as exc:  # reported to the parent, which parses the chunk itself
             result = (False, repr(exc))
@@ -151,4 +197,4 @@ def _serve() -> None:
 
 
 if __name__ == "__main__":
-    _serve()
+    _serve(sys.argv[1:])

@@ -51,23 +51,35 @@ class ColumnarSeries:
     bucket edges only, and still returns exactly what ``downsample_m4`` returns.
     """
 
-    __slots__ = ("_steps", "_values", "_times", "_base", "n", "version", "sorted",
-                 "_gmin", "_gmax", "_gmin_at", "_gmax_at", "_gnan_at", "_groups")
+    __slots__ = ("_steps", "_values", "_times", "_base", "_n", "version", "_sorted",
+                 "_gmin", "_gmax", "_gmin_at", "_gmax_at", "_gnan_at", "_groups", "_pending", "_pending_n")
 
     def __init__(self) -> None:
         self._steps: np.ndarray = np.empty(64, dtype=np.int32)
         self._values = np.empty(64, dtype=np.float64)
         self._times = np.empty(64, dtype=np.float64)
         self._base: float | None = None
-        self.n = 0
+        self._n = 0
         self.version = 0
-        self.sorted = True
+        self._sorted = True
         self._gmin = np.empty(0, dtype=np.float64)
         self._gmax = np.empty(0, dtype=np.float64)
         self._gmin_at = np.empty(0, dtype=np.uint8)
         self._gmax_at = np.empty(0, dtype=np.uint8)
         self._gnan_at = np.empty(0, dtype=np.int16)
         self._groups = 0
+        # appended parts not merged yet: a catch-up appends many large parts, merged in one go
+        self._pending: list[tuple[np.ndarray, Any, Any]] = []
+        self._pending_n = 0
+
+    @property
+    def n(self) -> int:
+        return self._n + self._pending_n
+
+    @property
+    def sorted(self) -> bool:
+        self._flush()
+        return self._sorted
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -76,46 +88,66 @@ class ColumnarSeries:
         k = int(s.shape[0])
         if k == 0:
             return
-        need = self.n + k
+        self._pending.append((s, values, times))
+        self._pending_n += k
+        self.version += 1
+        if len(self._pending) >= 64:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        parts, self._pending, self._pending_n = self._pending, [], 0
+        if len(parts) == 1:
+            s, v, t = parts[0]
+        else:
+            s = np.concatenate([p[0] for p in parts])
+            v = np.concatenate([np.asarray(p[1], np.float64) for p in parts])
+            t = np.concatenate([np.asarray(p[2], np.float64) for p in parts])
+        self._commit(s, v, t)
+
+    def _commit(self, s: np.ndarray, values: Any, times: Any) -> None:
+        k = int(s.shape[0])
+        need = self._n + k
         if need > self._values.shape[0]:
             self._resize(max(need, int(self._values.shape[0] * 1.25) + 64))
-        if self.sorted and (
-            (self.n and s[0] < self._step_at(self.n - 1)) or (k > 1 and bool(np.any(s[1:] < s[:-1])))
+        if self._sorted and (
+            (self._n and s[0] < self._step_at(self._n - 1)) or (k > 1 and bool(np.any(s[1:] < s[:-1])))
         ):
-            self.sorted = False
+            self._sorted = False
         if self._steps.dtype == np.int32:
             if self._base is None:
                 self._base = float(s[0]) if np.isfinite(s[0]) else 0.0
             d = s - self._base
             if bool(np.all(d == np.rint(d))) and float(d.min()) >= _I32.min and float(d.max()) <= _I32.max:
-                self._steps[self.n : need] = d
+                self._steps[self._n : need] = d
             else:  # fractional or far-apart steps: keep them as float64 from now on
                 wide = np.empty(self._values.shape[0], dtype=np.float64)
-                wide[: self.n] = self._steps[: self.n] + self._base
+                wide[: self._n] = self._steps[: self._n] + self._base
                 self._steps = wide
-                self._steps[self.n : need] = s
+                self._steps[self._n : need] = s
         else:
-            self._steps[self.n : need] = s
-        self._values[self.n : need] = values
-        self._times[self.n : need] = times
-        self.n = need
-        self.version += 1
+            self._steps[self._n : need] = s
+        self._values[self._n : need] = values
+        self._times[self._n : need] = times
+        self._n = need
         self._summarise()
 
     def _resize(self, cap: int) -> None:
         for name in ("_steps", "_values", "_times"):
             old = getattr(self, name)
             new = np.empty(cap, dtype=old.dtype)
-            new[: self.n] = old[: self.n]
+            new[: self._n] = old[: self._n]
             setattr(self, name, new)
 
     def compact(self) -> None:
         """Give back the growth slack (after a catch-up, or for a series that stopped growing)."""
-        if self._values.shape[0] != self.n:
-            self._resize(self.n)
+        self._flush()
+        if self._values.shape[0] != self._n:
+            self._resize(self._n)
 
     def _summarise(self) -> None:
-        full = self.n // GROUP
+        full = self._n // GROUP
         if full <= self._groups:
             return
         g0 = self._groups
@@ -147,19 +179,23 @@ class ColumnarSeries:
 
     @property
     def steps(self) -> np.ndarray:
+        self._flush()
         if self._steps.dtype == np.int32:
-            return self._steps[: self.n] + (self._base or 0.0)
-        return self._steps[: self.n]
+            return self._steps[: self._n] + (self._base or 0.0)
+        return self._steps[: self._n]
 
     @property
     def values(self) -> np.ndarray:
-        return self._values[: self.n]
+        self._flush()
+        return self._values[: self._n]
 
     @property
     def times(self) -> np.ndarray:
-        return self._times[: self.n]
+        self._flush()
+        return self._times[: self._n]
 
     def nbytes(self) -> int:
+        self._flush()
         return int(self._steps.nbytes + self._values.nbytes + self._times.nbytes + self._gmin.nbytes
                    + self._gmax.nbytes + self._gmin_at.nbytes + self._gmax_at.nbytes + self._gnan_at.nbytes)
 
@@ -168,13 +204,13 @@ class ColumnarSeries:
         return int(self._indices(np.asarray([x], dtype=np.float64), side)[0])
 
     def _indices(self, xs: np.ndarray, side: str = "left") -> np.ndarray:
-        raw = self._steps[: self.n]
+        raw = self._steps[: self._n]
         if raw.dtype != np.int32:
             return np.searchsorted(raw, xs, side=side)  # type: ignore[call-overload,no-any-return]
         # whole-number steps: "first >= x" is "first >= ceil(x)", "first > x" is "first > floor(x)"
         y = (np.ceil(xs) if side == "left" else np.floor(xs)) - (self._base or 0.0)
         out = np.searchsorted(raw, np.clip(np.nan_to_num(y), _I32.min, _I32.max).astype(np.int32), side=side)  # type: ignore[call-overload]
-        out[y > _I32.max] = self.n
+        out[y > _I32.max] = self._n
         out[y < _I32.min] = 0
         return out  # type: ignore[no-any-return]
 
@@ -182,8 +218,9 @@ class ColumnarSeries:
         """``downsample_m4`` of this (step-sorted) series, the same result, from the summary."""
         if points < 4:
             raise ValueError("points must be at least 4")
+        self._flush()
         lo = 0 if start is None else self._index(start, "left")
-        hi = self.n if end is None else self._index(end, "right")
+        hi = self._n if end is None else self._index(end, "right")
         total = hi - lo
         if total <= DIRECT_MAX or total <= points:
             lo_s = None if start is None else start
