@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="extra Host header value to accept (repeatable; '*' for any)")
         p.add_argument("--stall-after", type=float, default=120.0, metavar="SECONDS",
                        help="a run with no record for this long and no final record is stalled")
+        p.add_argument("--max-points", type=int, default=200_000_000, metavar="N",
+                       help="resident scalar points (about 20 bytes each) before idle runs are evicted "
+                            "and re-read from their files on demand (default 200M; 0: no limit)")
         p.add_argument("--certfile", help="TLS certificate (PEM)")
         p.add_argument("--keyfile", help="TLS private key (PEM)")
         p.add_argument("-v", "--verbose", action="store_true")
@@ -75,6 +78,7 @@ async def _run(args: argparse.Namespace) -> int:
         poll=args.poll,
         allow_hosts=args.allow_host,
         stall_after=args.stall_after,
+        max_points=args.max_points or None,
         certfile=args.certfile,
         keyfile=args.keyfile,
     )

@@ -57,6 +57,7 @@ class Server:
         poll: bool = False,
         allow_hosts: list[str] | None = None,
         stall_after: float = 120.0,
+        max_points: int | None = None,
         certfile: str | None = None,
         keyfile: str | None = None,
         max_connections: int = 256,
@@ -71,7 +72,7 @@ class Server:
         self.port = port
         self.token = (token or new_token()) if auth else None
         self.tls = bool(certfile)
-        self.store = Store(self.logdir, stall_after=stall_after)
+        self.store = Store(self.logdir, stall_after=stall_after, max_points=max_points)
         self.follower = Follower(self.logdir, self.store, poll=poll, **(follower_options or {}))
         self.hub = Hub(self.store, queue_size=queue_size, server=f"tailboard {__version__}")
         if allow_hosts and "*" in allow_hosts:

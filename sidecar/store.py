@@ -165,6 +165,7 @@ class _Stream:
     native: bool = False  # a tailboard stream (has a header): steps may go back within an attempt
     rank: int | None = None
     suffix: str = ""  # metric name suffix for ranks other than 0
+    files: int = 1  # files the stream has lived in (rotations, resets): only 1 can be re-read
 
 
 @dataclass
@@ -190,9 +191,17 @@ class _Run:
     stalled: bool = False
     records: int = 0
     version: int = 0
+    last_used: float = 0.0  # time.monotonic() of the last query
+    last_ingest: float = 0.0  # time.monotonic() of the last chunk kept
+    # set while the run's data is evicted: what the run list shows of it meanwhile
+    evicted: dict[str, Any] | None = None
     effective_cache: dict[str, tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]] = field(
         default_factory=dict
     )
+
+
+#: Bytes read at a time when a stream is parsed again (after eviction or a reset of another stream).
+REREAD_BYTES = 8 << 20
 
 
 def _stream_suffix(name: str) -> str:
@@ -226,9 +235,24 @@ def decode_cursor(cursor: str) -> dict[str, tuple[str, int]] | None:
 class Store:
     """Runs, their columnar series, and everything else a run logged. Thread-safe."""
 
-    def __init__(self, root: str | os.PathLike[str] | None = None, *, stall_after: float = 120.0) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        stall_after: float = 120.0,
+        max_points: int | None = None,
+        evict_idle: float = 60.0,
+        ingest_idle: float = 5.0,
+    ) -> None:
         self.root = None if root is None else os.fspath(root)
         self.stall_after = stall_after
+        # Bounded memory: past max_points resident points, runs nobody asked for or appended to in
+        # evict_idle seconds give their data back and are re-read from their files when asked for.
+        self.max_points = max_points
+        self.evict_idle = evict_idle
+        self.ingest_idle = ingest_idle  # a run that received records this recently is never evicted
+        self.evictions = 0
+        self.reloads = 0
         self._runs: dict[str, _Run] = {}
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
@@ -270,6 +294,7 @@ class Store:
             elif st.file_key != file_key:
                 # rename rotation: the stream goes on in another file, from its offset 0
                 st.path, st.file_key, st.offset = path, file_key, 0
+                st.files += 1
             else:
                 st.path = path
             run.version += 1
@@ -299,6 +324,9 @@ class Store:
             run = self._runs.get(run_id)
             if run is None or stream_name not in run.streams:
                 raise KeyError(f"ingest before open_stream: {run_id!r} {stream_name!r}")
+            if run.evicted is not None:
+                run = self._reload(run)
+            run.last_ingest = time.monotonic()
             st = run.streams[stream_name]
             names_before = self._names(run)
             status_before = self._status(run, time.time())
@@ -409,8 +437,9 @@ class Store:
             # re-reading them, so drop everything this stream contributed by dropping the run's data and
             # re-reading the other streams from their files.
             others = [s for s in run.streams.values() if s.name != stream_name]
-            fresh = _Run(run_id)
-            fresh.streams[stream_name] = _Stream(stream_name, old.path, file_key, suffix=old.suffix)
+            fresh = _Run(run_id, last_used=time.monotonic())
+            fresh.streams[stream_name] = _Stream(stream_name, old.path, file_key, suffix=old.suffix,
+                                                 files=old.files + 1)
             self._runs[run_id] = fresh
             for s in others:
                 fresh.streams[s.name] = _Stream(s.name, s.path, s.file_key, suffix=s.suffix)
@@ -420,6 +449,7 @@ class Store:
         self._emit(RunsChanged((run_id,)))
 
     def _reread(self, run: _Run, st: _Stream, upto: int) -> None:
+        """Parse a stream's current file again, from its start to ``upto``, in bounded pieces."""
         try:
             with open(st.path, "rb") as f:
                 info = os.fstat(f.fileno())
@@ -428,14 +458,79 @@ class Store:
                     # stream over from offset 0 of its current key rather than mix two files
                     st.offset = 0
                     return
-                data = f.read(upto)
+                offset = 0
+                rest = b""
+                while offset < upto:
+                    data = f.read(min(REREAD_BYTES, upto - offset))
+                    if not data:
+                        break
+                    offset += len(data)
+                    data = rest + data
+                    cut = data.rfind(b"\n") + 1
+                    rest = data[cut:]
+                    if cut:
+                        state = {"prev_step": st.last_step, "next_index": st.index,
+                                 "attempt_started": st.started, "native": st.native}
+                        self._apply(run, st, parse_chunk(data[:cut], **state), want_delta=False)
+                    st.offset = offset - len(rest)
         except OSError:
             return
-        cut = data.rfind(b"\n") + 1
-        if cut:
-            parsed = parse_chunk(data[:cut], prev_step=None, next_index=0, attempt_started=False)
-            self._apply(run, st, parsed)
-        st.offset = cut
+
+    def _evictable(self, run: _Run, now: float) -> bool:
+        return (
+            run.evicted is None
+            and now - run.last_used >= self.evict_idle
+            and now - run.last_ingest >= self.ingest_idle  # live runs stay: re-reading them would thrash
+            and bool(run.streams)
+            and all(s.files == 1 for s in run.streams.values())
+        )
+
+    def _evict_if_needed(self) -> None:
+        if self.max_points is None:
+            return
+        with self._lock:
+            resident = {r.id: sum(c.n for a in r.attempts for c in a.series.values()) for r in self._runs.values()}
+            total = sum(resident.values())
+            if total <= self.max_points:
+                return
+            now = time.monotonic()
+            for run in sorted(self._runs.values(), key=lambda r: max(r.last_used, r.last_ingest)):
+                if total <= self.max_points * 0.8:
+                    break
+                if not self._evictable(run, now) or not resident[run.id]:
+                    continue
+                self._evict(run)
+                total -= resident[run.id]
+
+    def _evict(self, run: _Run) -> None:
+        info = self._info(run, time.time())
+        run.evicted = {"metrics": info.metrics, "histograms": info.histograms, "vectors": info.vectors,
+                       "texts": info.texts, "attempts": info.attempts, "points": info.points}
+        run.attempts = [_Attempt()]
+        run.hists, run.vectors, run.texts = {}, {}, []
+        run.effective_cache.clear()
+        self.evictions += 1
+        logger.info("run %s evicted (%d points); it is re-read when asked for", run.id, info.points)
+
+    def _reload(self, run: _Run) -> _Run:
+        """Read an evicted run's files again, up to where they were read."""
+        fresh = _Run(run.id, last_used=time.monotonic(), last_ingest=run.last_ingest)
+        for old in run.streams.values():
+            fresh.streams[old.name] = _Stream(old.name, old.path, old.file_key, suffix=old.suffix)
+        for old in run.streams.values():
+            st = fresh.streams[old.name]
+            self._reread(fresh, st, old.offset)
+            # what only the tail saw (over-long lines, NUL runs) is not in the file's lines
+            st.skipped = dict(old.skipped)
+            st.records, st.index, st.rank = old.records, old.index, old.rank
+            st.offset = old.offset
+        fresh.gone, fresh.stalled, fresh.updated = run.gone, run.stalled, run.updated
+        fresh.records, fresh.last_step = run.records, run.last_step
+        fresh.version = run.version + 1
+        self._runs[run.id] = fresh
+        self.reloads += 1
+        logger.info("run %s re-read after eviction", run.id)
+        return fresh
 
     def mark_gone(self, run_id: str) -> None:
         with self._lock:
@@ -458,6 +553,7 @@ class Store:
                 if stalled != run.stalled:
                     run.stalled = stalled
                     changed.append(run.id)
+        self._evict_if_needed()
         if changed:
             self._emit(RunsChanged(tuple(changed)))
 
@@ -465,6 +561,7 @@ class Store:
         self._progress = Progress(loaded_bytes, total_bytes, done)
         if done:
             self.compact()
+        self._evict_if_needed()
 
     def compact(self) -> None:
         """Trim every series' growth slack (the backlog is loaded; live growth is small)."""
@@ -489,7 +586,8 @@ class Store:
         return RUNNING
 
     def _info(self, run: _Run, now: float) -> RunInfo:
-        metrics = sorted({n for a in run.attempts for n in a.series})
+        ev = run.evicted
+        metrics = ev["metrics"] if ev is not None else sorted({n for a in run.attempts for n in a.series})
         skipped: dict[str, int] = {}
         for st in run.streams.values():
             for k, v in st.skipped.items():
@@ -505,15 +603,15 @@ class Store:
             id=run.id,
             status=status,
             metrics=tuple(metrics),
-            histograms=tuple(sorted(run.hists)),
-            vectors=tuple(sorted(run.vectors)),
-            texts=tuple(sorted({str(t.get("name", "")) for t in run.texts})),
+            histograms=ev["histograms"] if ev is not None else tuple(sorted(run.hists)),
+            vectors=ev["vectors"] if ev is not None else tuple(sorted(run.vectors)),
+            texts=ev["texts"] if ev is not None else tuple(sorted({str(t.get("name", "")) for t in run.texts})),
             last_step=run.last_step,
             updated=run.updated,
             started=started,
-            attempts=len(run.attempts),
+            attempts=ev["attempts"] if ev is not None else len(run.attempts),
             records=run.records,
-            points=sum(c.n for a in run.attempts for c in a.series.values()),
+            points=ev["points"] if ev is not None else sum(c.n for a in run.attempts for c in a.series.values()),
             skipped={"total": skipped_total, **skipped},
             streams=tuple(
                 {"name": s.name, "rank": s.rank, "records": s.records, "skipped": sum(s.skipped.values())}
@@ -542,6 +640,9 @@ class Store:
         run = self._runs.get(run_id) if isinstance(run_id, str) else None
         if run is None:
             raise KeyError(f"unknown run: {run_id!r}")
+        if run.evicted is not None:
+            run = self._reload(run)
+        run.last_used = time.monotonic()
         return run
 
     def run_detail(self, run_id: str) -> dict[str, Any]:

@@ -301,3 +301,42 @@ def test_store_answers_big_queries_from_the_summary(tmp_path: Path) -> None:
     got = store.series("big", "x", points=2000, start=1000, end=150_000)
     s = np.arange(n, dtype=np.float64)
     _same(got, downsample_m4(s, np.sin(s / 999), s, 2000, start=1000, end=150_000))
+
+
+def test_idle_runs_are_evicted_and_read_again_exactly(tmp_path: Path) -> None:
+    store = Store(tmp_path, max_points=25_000, evict_idle=0.0, ingest_idle=0.0)
+    feeders = {}
+    for r in range(5):
+        f = feeders[r] = Feeder(store, tmp_path, f"sweep/r{r}")
+        f.write({"k": "header", "format": "tailboard", "version": 1, "pid": r})
+        f.write(*({"k": "scalars", "step": i, "t": 1e9 + i, "v": {"x": i * r, "y": -i}} for i in range(5000)))
+        f.write({"k": "text", "step": 1, "name": "note", "text": "hi"}, raw=b"garbage\n")
+    before = {r.id: (r.metrics, r.points, r.skipped, r.records, r.last_step) for r in store.runs()}
+    expect = {rid: store.series(rid, "x").values.copy() for rid in before}
+    store.tick()
+    assert store.evictions >= 2
+    resident = sum(store._runs[rid].evicted is None for rid in before)  # noqa: SLF001
+    assert resident <= 2
+    # the run list still shows every run as it was
+    assert {r.id: (r.metrics, r.points, r.skipped, r.records, r.last_step) for r in store.runs()} == before
+    # asking for an evicted run reads it again: the same points, texts and skips
+    for rid, values in expect.items():
+        assert np.array_equal(store.series(rid, "x").values, values)
+        assert store.texts(rid)["texts"] == ["hi"]
+    assert store.reloads >= 2
+    assert {r.id: (r.metrics, r.points, r.skipped, r.records, r.last_step) for r in store.runs()} == before
+    # records appended to an evicted run land after what was there: none lost, none twice
+    store.tick()
+    victim = next(rid for rid in before if store._runs[rid].evicted is not None)  # noqa: SLF001
+    r = int(victim[-1])
+    feeders[r].write(*({"k": "scalars", "step": i, "t": 1e9 + i, "v": {"x": i * r, "y": -i}} for i in range(5000, 5100)))
+    got = store.series(victim, "x")
+    assert got.steps.tolist() == list(range(5100)) and got.values.tolist() == [i * r for i in range(5100)]
+
+
+def test_live_or_rotated_runs_stay_resident(tmp_path: Path) -> None:
+    store = Store(tmp_path, max_points=10, evict_idle=0.0, ingest_idle=3600.0)
+    f = Feeder(store, tmp_path, "live")
+    f.write(*({"k": "scalars", "step": i, "v": {"x": i}} for i in range(100)))
+    store.tick()
+    assert store.evictions == 0 and store._runs["live"].evicted is None  # noqa: SLF001
