@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/latency.py [--seconds 10] [--runs 20] [--rate 1000] [--skip-tensorboard]
 
-tailboard: a writer thread appends scalar records to --runs run folders at --rate records/s in total
-(tailboard's own writer; each record's `t` is the wall time just before its write); a real WebSocket
-client subscribed to every run stamps each point's arrival. Loopback only.
+tailboard: a trainer process appends scalar records to --runs run folders at --rate records/s in
+total (tailboard's own writer; each record's `t` is the wall time just before its write); the sidecar
+runs as `tailboard serve` in its own process; a real WebSocket client (this process) subscribed to
+every run stamps each point's arrival. Loopback only.
 TensorBoard: the same machine runs `tensorboard --logdir` (default loader) on 127.0.0.1; a scalar is
 written with SummaryWriter and flushed, and its HTTP API is polled until the point shows up.
 """
@@ -14,23 +15,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing as mp
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
-
-from websockets.asyncio.client import connect
+from typing import Any
 
 import tailboard
-from tailboard.sidecar.server import serve_in_thread
-
-
-POLL = False
+from websockets.asyncio.client import connect
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -38,50 +35,79 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(p * len(xs)))]
 
 
-async def measure_tailboard(root: Path, seconds: float, n_runs: int, rate: float) -> list[float]:
-    root.mkdir(parents=True, exist_ok=True)
-    handle = serve_in_thread(root, token="bench", poll=POLL)
-    runs = [tailboard.init(root / f"run{i:02d}") for i in range(n_runs)]
+def trainer(root: str, n_runs: int, rate: float, go: Any, stop: Any) -> None:
+    """A trainer process: tailboard's writer appending to n_runs runs at `rate` records/s in total."""
+    runs = [tailboard.init(Path(root) / f"run{i:02d}") for i in range(n_runs)]
     for r in runs:
         r.log({"x": 0.0}, step=0)
+    go.wait()
+    step, period, nxt = 1, 1.0 / rate, time.perf_counter()
+    while not stop.is_set():
+        runs[step % n_runs].log({"x": float(step)}, step=step)
+        step += 1
+        nxt += period
+        delay = nxt - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    for r in runs:
+        r.finish()
+
+
+def start_sidecar(root: Path, port: int, n_runs: int, poll: bool) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "tailboard.sidecar", "serve", str(root), "--port", str(port), "--token", "bench"]
+    sidecar = subprocess.Popen(cmd + (["--poll"] if poll else []), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:  # up, and every run found
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/runs?token=bench", timeout=1) as res:
+                if len(json.loads(res.read())["runs"]) >= n_runs:
+                    return sidecar
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            sidecar.kill()
+            raise RuntimeError("the sidecar did not come up")
+        time.sleep(0.1)
+
+
+async def client(port: int, names: list[str], seconds: float, go: Any) -> list[float]:
     latencies: list[float] = []
-    stop = threading.Event()
+    async with connect(f"ws://127.0.0.1:{port}/ws?token=bench", max_size=None) as ws:
+        await ws.send(json.dumps({"op": "subscribe", "runs": names, "points": 100}))
+        t_end = time.monotonic() + seconds + 1.0
+        while time.monotonic() < t_end:
+            try:
+                raw = await asyncio.wait_for(ws.recv(), 0.5)
+            except asyncio.TimeoutError:
+                continue
+            now = time.time()
+            msg = json.loads(raw)
+            if msg["type"] == "snapshot" and not go.is_set():
+                go.set()
+            if msg["type"] == "delta":
+                latencies.extend(now - t for t in msg["series"]["x"]["times"])
+    return latencies
 
-    def write() -> None:
-        step, period, nxt = 1, 1.0 / rate, time.perf_counter()
-        while not stop.is_set():
-            runs[step % n_runs].log({"x": float(step)}, step=step)
-            step += 1
-            nxt += period
-            delay = nxt - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
 
+def measure_tailboard(root: Path, seconds: float, n_runs: int, rate: float, poll: bool) -> list[float]:
+    """The trainer, the sidecar (`tailboard serve`) and this client are three processes, as deployed."""
+    root.mkdir(parents=True, exist_ok=True)
+    ctx = mp.get_context("spawn")
+    go, stop = ctx.Event(), ctx.Event()
+    writer = ctx.Process(target=trainer, args=(str(root), n_runs, rate, go, stop), daemon=True)
+    writer.start()
+    port = free_port()
+    sidecar = None
     try:
-        async with connect(f"ws://127.0.0.1:{handle.server.port}/ws?token=bench", max_size=None) as ws:
-            await asyncio.sleep(1.0)  # discovery of the runs
-            await ws.send(json.dumps({"op": "subscribe", "runs": [f"run{i:02d}" for i in range(n_runs)], "points": 100}))
-            writer = threading.Thread(target=write, daemon=True)
-            t_end = time.monotonic() + seconds + 1.0
-            started = False
-            while time.monotonic() < t_end:
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), 0.5)
-                except asyncio.TimeoutError:
-                    continue
-                now = time.time()
-                msg = json.loads(raw)
-                if msg["type"] == "snapshot" and not started:
-                    started = True
-                    writer.start()
-                if msg["type"] == "delta":
-                    latencies.extend(now - t for t in msg["series"]["x"]["times"])
+        sidecar = start_sidecar(root, port, n_runs, poll)
+        return asyncio.run(client(port, [f"run{i:02d}" for i in range(n_runs)], seconds, go))
     finally:
         stop.set()
-        for r in runs:
-            r.finish()
-        handle.stop()
-    return latencies
+        go.set()
+        writer.join(10)
+        if sidecar is not None:
+            sidecar.terminate()
+            sidecar.wait(10)
 
 
 def free_port() -> int:
@@ -143,10 +169,8 @@ def main() -> None:
     ap.add_argument("--skip-tensorboard", action="store_true")
     ap.add_argument("--poll", action="store_true", help="the follower polls instead of using inotify")
     args = ap.parse_args()
-    global POLL
-    POLL = args.poll
     root = Path(tempfile.mkdtemp(prefix="tailboard-latency-"))
-    lat = asyncio.run(measure_tailboard(root / "ours", args.seconds, args.runs, args.rate))
+    lat = measure_tailboard(root / "ours", args.seconds, args.runs, args.rate, args.poll)
     ms = [x * 1000 for x in lat]
     print(f"tailboard: {len(ms)} points from {args.runs} runs at {args.rate:.0f} records/s, write() -> WebSocket client")
     print(f"  p50 {pct(ms, 0.5):.1f} ms   p90 {pct(ms, 0.9):.1f} ms   p99 {pct(ms, 0.99):.1f} ms   max {max(ms):.1f} ms")

@@ -71,7 +71,7 @@ class Follower:
         poll_interval: float = 0.25,
         hot_interval: float = 0.01,
         sweep_interval: float = 1.0,
-        debounce_ms: int = 50,
+        debounce_ms: int = 10,
         step_ms: int = 5,
         max_line_bytes: int = 1 << 20,
         read_bytes: int = 1 << 20,
@@ -299,10 +299,13 @@ class Follower:
                        if f.seen is None or stat_signature(f.ref.path) != f.seen]
         else:
             targets = [self._files[p] for p in paths]
+        handed = 0
         for f in targets:
             if self._stopping:
                 return
-            self._pump(f)
+            handed += self._pump(f)
+        if handed:
+            self._call("batch_done")
         if full:
             now = time.monotonic()
             for f in self._files.values():

@@ -1,8 +1,9 @@
 """Fan-out of store changes to clients: bounded queues, coalescing, exact resume.
 
 Store events arrive from the ingesting thread and are handed to the event loop. Each client keeps
-the new points of the runs it follows in a pending buffer, flushed at most every ``coalesce`` seconds
-into its bounded queue; a client whose queue is full is marked lagging: its queue is dropped and it
+the new points of the runs it follows in a pending buffer, flushed into its bounded queue when the
+follower says a batch is complete (``BatchDone``; one flush carries every run that batch touched),
+at most every ``coalesce`` seconds, and after ``batch_wait`` at the latest; a client whose queue is full is marked lagging: its queue is dropped and it
 gets a ``reset`` and fresh snapshots once it drains, so it never slows anyone else.
 
 Snapshots and resumes carry a cursor; a later delta whose cursor is not beyond it is already
@@ -17,7 +18,7 @@ from typing import Any, Awaitable, Callable
 
 from . import protocol as P
 from .series import Series, concat
-from .store import Appended, Delta, Reset, ResetRun, RunsChanged, Store, decode_cursor
+from .store import Appended, BatchDone, Delta, Reset, ResetRun, RunsChanged, Store, decode_cursor
 
 __all__ = ["Hub", "Client", "covered"]
 
@@ -56,9 +57,18 @@ class Client:
 
 
 class Hub:
-    def __init__(self, store: Store, *, coalesce: float = 0.02, queue_size: int = 64, server: str = "tailboard") -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        coalesce: float = 0.01,
+        batch_wait: float = 0.02,
+        queue_size: int = 64,
+        server: str = "tailboard",
+    ) -> None:
         self.store = store
         self.coalesce = coalesce
+        self.batch_wait = batch_wait
         self.queue_size = queue_size
         self.server = server
         self.clients: set[Client] = set()
@@ -110,20 +120,38 @@ class Hub:
         elif isinstance(event, RunsChanged):
             for c in self.clients:
                 c.runs_pending.update(event.run_ids)
+        elif isinstance(event, BatchDone):
+            for c in self.clients:
+                self._batch_done(c)
+            return
         for c in self.clients:
             if c.pending or c.runs_pending:
                 self._schedule(c)
         asyncio.ensure_future(self._notify())
 
     def _schedule(self, c: Client) -> None:
-        """Flush at once if the client's last flush is older than `coalesce`, else when it is."""
+        """Arm the fallback flush for a client with something pending."""
         if c.timer is not None or self.loop is None:
             return
-        due = c.last_flush + self.coalesce
+        # A follower batch arrives as one store event per run, then BatchDone, which flushes (see
+        # _handle); this timer only bounds the wait when no BatchDone comes. Flushes stay at least
+        # `coalesce` apart.
         now = self.loop.time()
-        if due <= now:
+        due = max(c.last_flush + self.coalesce, now + self.batch_wait)
+        c.timer = self.loop.call_at(due, self._timer_fired, c)
+
+    def _batch_done(self, c: Client) -> None:
+        if c.closed or not (c.pending or c.runs_pending) or self.loop is None:
+            return
+        due = c.last_flush + self.coalesce
+        if due <= self.loop.time():
+            if c.timer is not None:
+                c.timer.cancel()
+                c.timer = None
             self._flush_client(c, {}, {})
-        else:
+        elif c.timer is None or c.timer.when() > due:
+            if c.timer is not None:
+                c.timer.cancel()
             c.timer = self.loop.call_at(due, self._timer_fired, c)
 
     def _timer_fired(self, c: Client) -> None:

@@ -34,6 +34,7 @@ from .ingest import Parsed, parse_chunk
 from .series import ColumnarSeries, Series, concat, downsample_m4
 
 __all__ = [
+    "BatchDone",
     "Store",
     "RunInfo",
     "Series",
@@ -144,6 +145,11 @@ class Appended:
 class ResetRun:
     run_id: str
     reason: str
+
+
+@dataclass(frozen=True)
+class BatchDone:
+    """The follower handed over everything one wake-up found: a good moment to send it on."""
 
 
 Listener = Callable[[Any], None]
@@ -556,6 +562,9 @@ class Store:
         self._evict_if_needed()
         if changed:
             self._emit(RunsChanged(tuple(changed)))
+
+    def batch_done(self) -> None:
+        self._emit(BatchDone())
 
     def set_progress(self, loaded_bytes: int, total_bytes: int, done: bool) -> None:
         self._progress = Progress(loaded_bytes, total_bytes, done)
