@@ -6,6 +6,8 @@
 2. Drawing cost of a dashboard of 16 charts x 8 runs x 2,000 points while the 8 runs keep appending
    (100 records/s each): the time spent in chart draws per animation frame, and the frame interval.
 3. Page memory after a long stream of appends (the series buffers compact above 400k points).
+4. 1,000 runs (in 50 folders), every one of them appending once a second: navigation to the full run
+   list, a filter keystroke to the updated list, and the page's longest frames meanwhile.
 """
 
 from __future__ import annotations
@@ -19,9 +21,8 @@ import threading
 import time
 from pathlib import Path
 
-from playwright.sync_api import sync_playwright
-
 import tailboard
+from playwright.sync_api import sync_playwright
 from tailboard.format import encode
 from tailboard.sidecar.server import serve_in_thread
 
@@ -124,11 +125,89 @@ def dashboard(browser: object, seconds: float) -> None:
         print(f"JS heap after the live run: {heap / 1e6:.1f} MB")
 
 
+def many_runs(browser: object, n: int, seconds: float) -> None:
+    root = Path(tempfile.mkdtemp(prefix="tailboard-viewer-many-"))
+    files = []
+    for r in range(n):
+        folder = root / f"group{r % 50:02d}" / f"run{r:04d}"
+        folder.mkdir(parents=True)
+        f = open(folder / "rank0.jsonl", "ab", buffering=0)  # noqa: SIM115 - closed below
+        f.write(encode({"k": "header", "format": "tailboard", "version": 1, "pid": r, "start": time.time()}))
+        f.write(b"".join(encode({"k": "scalars", "step": i, "t": time.time(), "v": {"loss": 1 / (i + 1)}})
+                         for i in range(20)))
+        files.append(f)
+    handle = serve_in_thread(root, token="t")
+    while not handle.store.progress().done or len(handle.store.runs()) < n:
+        time.sleep(0.05)
+    stop = threading.Event()
+
+    def append() -> None:
+        i = 20
+        while not stop.is_set():
+            t0 = time.monotonic()
+            for f in files:  # every run once a second
+                f.write(encode({"k": "scalars", "step": i, "t": time.time(), "v": {"loss": 1 / (i + 1)}}))
+                if stop.is_set():
+                    return
+            i += 1
+            stop.wait(max(0.0, 1.0 - (time.monotonic() - t0)))
+
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})  # type: ignore[attr-defined]
+    t0 = time.perf_counter()
+    page.goto(handle.url)
+    page.wait_for_function(f"() => document.querySelectorAll('#runs .run-row[data-run]').length === {n}",
+                           polling="raf", timeout=60000)
+    listed = time.perf_counter() - t0
+    writer = threading.Thread(target=append, daemon=True)
+    writer.start()
+    page.evaluate("""() => {
+        window.__long = [];
+        new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push(e.duration); })
+            .observe({ type: "longtask", buffered: false });
+        window.__gaps = []; let last = performance.now();
+        const tick = (now) => { window.__gaps.push(now - last); last = now; if (window.__gaps.length < 100000) requestAnimationFrame(tick); };
+        requestAnimationFrame(tick);
+    }""")
+    filters = []
+    deadline = time.monotonic() + seconds
+    k = 0
+    while time.monotonic() < deadline:
+        text = f"group{k % 50:02d}/"
+        ms = page.evaluate("""(text) => new Promise((done) => {
+            const box = document.getElementById("run-filter"); const t0 = performance.now();
+            box.value = text; box.dispatchEvent(new Event("input"));
+            const check = () => { const rows = document.querySelectorAll('#runs .run-row[data-run]');
+                if (rows.length && [...rows].every((r) => r.dataset.run.includes(text))) done(performance.now() - t0);
+                else requestAnimationFrame(check); };
+            requestAnimationFrame(check);
+        })""", text)
+        filters.append(ms)
+        k += 1
+        time.sleep(0.2)
+    page.evaluate("""() => { const box = document.getElementById("run-filter"); box.value = ""; box.dispatchEvent(new Event("input")); }""")
+    time.sleep(1.0)
+    gaps = sorted(page.evaluate("() => window.__gaps"))
+    longs = page.evaluate("() => window.__long")
+    renders = page.evaluate("() => window.tailboard.runList ? window.tailboard.runList.renders : null")
+    page.close()
+    stop.set()
+    writer.join()
+    for f in files:
+        f.close()
+    handle.stop()
+    print(f"{n:,} runs, each appending once a second: navigation -> all listed {listed * 1000:.0f} ms; "
+          f"filter keystroke -> list updated median {statistics.median(filters):.0f} ms "
+          f"(max {max(filters):.0f} ms, {len(filters)} keystrokes); frame interval p50 {gaps[len(gaps) // 2]:.1f} ms, "
+          f"p99 {gaps[int(len(gaps) * 0.99)]:.1f} ms; long tasks (> 50 ms): {len(longs)}"
+          + (f", longest {max(longs):.0f} ms" if longs else "") + (f"; list renders {renders}" if renders else ""))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--points", type=int, default=10_000_000)
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--skip-big", action="store_true")
+    ap.add_argument("--runs", type=int, default=1000, help="runs for the run-list measurement (0: skip it)")
     args = ap.parse_args()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
@@ -137,6 +216,8 @@ def main() -> None:
             if not args.skip_big:
                 first_paint(browser, args.points)
             dashboard(browser, args.seconds)
+            if args.runs:
+                many_runs(browser, args.runs, args.seconds)
         finally:
             browser.close()
 

@@ -222,7 +222,8 @@ class ColumnarSeries:
         lo = 0 if start is None else self._index(start, "left")
         hi = self._n if end is None else self._index(end, "right")
         total = hi - lo
-        if total <= DIRECT_MAX or total <= points:
+        # the summary pays when buckets span many groups; else the raw edges cost more than a scan
+        if total <= DIRECT_MAX or total <= points or total < 8 * GROUP * (points // 4):
             lo_s = None if start is None else start
             seg = slice(lo, hi)
             steps = self._steps[seg] + (self._base or 0.0) if self._steps.dtype == np.int32 else self._steps[seg]

@@ -210,6 +210,16 @@ class _Run:
 REREAD_BYTES = 8 << 20
 
 
+def _trim_heap() -> None:
+    """glibc keeps freed heap pages mapped; after a large catch-up that is most of them."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _stream_suffix(name: str) -> str:
     stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else name
     if stem.startswith("rank") and stem[4:].isdigit() and int(stem[4:]) > 0:
@@ -573,12 +583,14 @@ class Store:
         self._evict_if_needed()
 
     def compact(self) -> None:
-        """Trim every series' growth slack (the backlog is loaded; live growth is small)."""
+        """Trim every series' growth slack (the backlog is loaded; live growth is small), and give
+        the heap the parsing left behind back to the system."""
         with self._lock:
             for run in self._runs.values():
                 for att in run.attempts:
                     for col in att.series.values():
                         col.compact()
+        _trim_heap()
 
     def progress(self) -> Progress:
         return self._progress

@@ -357,4 +357,4 @@ if (view.runs.length) conn.subscribe(view.runs);
 conn.start();
 
 // For tests and benchmarks: a read-only window onto the page's state.
-window.tailboard = { state, view, conn, charts: state.charts };
+window.tailboard = { state, view, conn, charts: state.charts, runList };

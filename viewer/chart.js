@@ -12,6 +12,7 @@ const MARGIN = { left: 52, right: 10, top: 8, bottom: 22 };
 // many charts changed. Charts scrolled out of view are not drawn until they come back.
 const FRAME_BUDGET_MS = 8;
 const dirty = new Set();
+let themeCache = null;
 let frameRequested = 0;
 
 function requestDraw(chart) {
@@ -82,6 +83,15 @@ export class Chart {
     this.stale = false;
     this.el.__chart = this;
     if (observer) observer.observe(this.el);
+    this.cssSize = null;
+    if (typeof ResizeObserver !== "undefined") {
+      this.resizer = new ResizeObserver((entries) => {
+        const box = entries[entries.length - 1].contentRect;
+        this.cssSize = { w: Math.round(box.width), h: Math.round(box.height) };
+        this.invalidate();
+      });
+      this.resizer.observe(this.canvas);
+    }
     this._listen();
   }
 
@@ -103,6 +113,7 @@ export class Chart {
   destroy() {
     dirty.delete(this);
     if (observer) observer.unobserve(this.el);
+    if (this.resizer) this.resizer.disconnect();
     this.el.remove();
   }
 
@@ -148,9 +159,12 @@ export class Chart {
     this.el.querySelector(".csv").addEventListener("click", () => this.opts.onExport && this.opts.onExport("csv", this));
   }
 
+  /** The canvas' CSS size comes from a ResizeObserver: reading clientWidth in every draw would force
+   *  a layout whenever anything on the page changed since the last one. */
   _resize() {
     const dpr = window.devicePixelRatio || 1;
-    const w = this.canvas.clientWidth, h = this.canvas.clientHeight;
+    if (!this.cssSize) this.cssSize = { w: this.canvas.clientWidth, h: this.canvas.clientHeight };
+    const { w, h } = this.cssSize;
     if (w !== this.size.w || h !== this.size.h || dpr !== this.size.dpr) {
       this.size = { w, h, dpr };
       this.canvas.width = Math.max(1, Math.round(w * dpr));
@@ -223,10 +237,16 @@ export class Chart {
     return p;
   }
 
+  /** The theme's colours, read from CSS once per theme: getComputedStyle in every draw would force
+   *  a style recalculation per chart. */
   _theme() {
+    const key = document.documentElement.dataset.theme || "";
+    if (themeCache && themeCache.key === key) return themeCache.colors;
     const cs = getComputedStyle(this.el);
     const v = (name, d) => cs.getPropertyValue(name).trim() || d;
-    return { grid: v("--grid", "#e5e7eb"), axis: v("--muted", "#6b7280"), text: v("--fg", "#111"), sel: v("--select", "rgba(59,130,246,0.15)") };
+    const colors = { grid: v("--grid", "#e5e7eb"), axis: v("--muted", "#6b7280"), text: v("--fg", "#111"), sel: v("--select", "rgba(59,130,246,0.15)") };
+    themeCache = { key, colors };
+    return colors;
   }
 
   draw() {
@@ -320,7 +340,7 @@ export class Chart {
   _crosshair(ctx, theme) {
     const x = this.hoverX;
     if (x == null || !this.series.length || !(x >= this.sx.lo && x <= this.sx.hi)) {
-      this.tooltip.hidden = true;
+      if (!this.tooltip.hidden) this.tooltip.hidden = true; // no DOM write (and style recalc) per draw
       return;
     }
     const { h } = this.size;

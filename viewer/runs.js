@@ -1,5 +1,6 @@
 // The run list: experiment folders as a tree with live status, selection and a regex filter.
-// The DOM is rebuilt at most once per animation frame and only for the rows shown.
+// Rendered at most once per animation frame; when the rows shown are the same as before, only the
+// rows whose content changed are replaced, so a thousand live runs cost a few DOM writes a frame.
 
 import { buildTree, runColor } from "./state.js";
 
@@ -25,6 +26,8 @@ export class RunList {
     this.collapsed = new Set();
     this.filter = null;
     this.frame = 0;
+    this.shown = []; // [key, html] of the rows in the DOM
+    this.renders = 0;
     el.addEventListener("click", (e) => {
       const row = e.target.closest(".run-row");
       if (!row) return;
@@ -81,20 +84,35 @@ export class RunList {
         if (rows.length >= MAX_ROWS) return;
         const pad = `padding-left:${4 + depth * 14}px`;
         if (child.run && child.children.size === 0) {
-          rows.push(this._runRow(child.run, child.name, pad, dark));
+          rows.push(["r" + child.run, this._runRow(child.run, child.name, pad, dark)]);
         } else {
           const open = !this.collapsed.has(child.path);
-          rows.push(`<div class="run-row folder" data-folder="${esc(child.path)}" style="${pad}">${open ? "▾" : "▸"} ${esc(child.name)}</div>`);
-          if (child.run) rows.push(this._runRow(child.run, "(this folder)", `padding-left:${4 + (depth + 1) * 14}px`, dark));
+          rows.push(["f" + child.path, `<div class="run-row folder" data-folder="${esc(child.path)}" style="${pad}">${open ? "▾" : "▸"} ${esc(child.name)}</div>`]);
+          if (child.run) rows.push(["r" + child.run, this._runRow(child.run, "(this folder)", `padding-left:${4 + (depth + 1) * 14}px`, dark)]);
           if (open) walk(child, depth + 1);
         }
       }
     };
     walk(tree, 0);
-    if (rows.length >= MAX_ROWS) rows.push(`<div class="run-row meta">… more runs: narrow the filter</div>`);
-    this.el.innerHTML = rows.join("");
+    if (rows.length >= MAX_ROWS) rows.push(["more", `<div class="run-row meta">… more runs: narrow the filter</div>`]);
+    this._patch(rows);
     const count = document.getElementById("run-count");
     if (count) count.textContent = `${this.selected.size} / ${this.infos.size} runs`;
+  }
+
+  /** Put `rows` ([key, html]) in the DOM, replacing only what changed when the keys are the same. */
+  _patch(rows) {
+    this.renders++;
+    const old = this.shown;
+    const kids = this.el.children;
+    if (old.length === rows.length && kids.length === rows.length && rows.every((r, i) => r[0] === old[i][0])) {
+      for (let i = 0; i < rows.length; i++) {
+        if (rows[i][1] !== old[i][1]) kids[i].outerHTML = rows[i][1];
+      }
+    } else {
+      this.el.innerHTML = rows.map((r) => r[1]).join("");
+    }
+    this.shown = rows;
   }
 
   _runRow(id, label, pad, dark) {
