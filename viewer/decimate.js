@@ -24,17 +24,18 @@ export function nearestIndex(xs, x) {
 /**
  * Indices to draw of points [lo, hi) of (xs, ys) mapped onto `width` pixel columns between x0 and x1.
  * Below 4 points per column nothing is dropped. Non-finite ys are kept (they break the line).
- * Runs on every redraw of a live chart, so it allocates one output array and nothing per column.
+ * Runs on every redraw of a live chart, so it allocates at most one output array (none with a
+ * large enough `scratch`) and nothing per column.
  */
-export function m4Indices(xs, ys, lo, hi, x0, x1, width) {
+export function m4Indices(xs, ys, lo, hi, x0, x1, width, scratch = null) {
   const count = Math.max(0, hi - lo);
   const cols = Math.max(1, Math.floor(width));
+  // `scratch`, when large enough, is written instead of a new array (no garbage per redraw)
+  const out = scratch && scratch.length >= count ? scratch : new Uint32Array(count);
   if (count <= cols * 4 || x1 <= x0) {
-    const all = new Uint32Array(count);
-    for (let i = 0; i < count; i++) all[i] = lo + i;
-    return all;
+    for (let i = 0; i < count; i++) out[i] = lo + i;
+    return out.subarray(0, count);
   }
-  const out = new Uint32Array(count);
   let n = 0;
   const scale = cols / (x1 - x0);
   let i = lo;
