@@ -18,7 +18,7 @@ from typing import Any, Awaitable, Callable
 
 from . import protocol as P
 from .series import Series, concat
-from .store import Appended, BatchDone, Delta, Reset, ResetRun, RunsChanged, Store, decode_cursor
+from .store import Appended, BatchDone, Delta, ProgressChanged, Reset, ResetRun, RunsChanged, Store, decode_cursor
 
 __all__ = ["Hub", "Client", "covered"]
 
@@ -123,6 +123,12 @@ class Hub:
         elif isinstance(event, BatchDone):
             for c in self.clients:
                 self._batch_done(c)
+            return
+        elif isinstance(event, ProgressChanged):
+            # the page's progress bar: a runs message with no runs, only the loading state
+            msg = P.dumps(P.runs_message([], full=False, loading=self._loading()))
+            for c in self.clients:
+                self._enqueue(c, ("msg", msg))
             return
         for c in self.clients:
             if c.pending or c.runs_pending:

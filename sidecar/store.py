@@ -35,6 +35,7 @@ from .series import ColumnarSeries, Series, concat, downsample_m4
 
 __all__ = [
     "BatchDone",
+    "ProgressChanged",
     "Store",
     "RunInfo",
     "Series",
@@ -145,6 +146,11 @@ class Appended:
 class ResetRun:
     run_id: str
     reason: str
+
+
+@dataclass(frozen=True)
+class ProgressChanged:
+    """Catch-up progress moved (see ``Store.progress``)."""
 
 
 @dataclass(frozen=True)
@@ -581,6 +587,7 @@ class Store:
         if done:
             self.compact()
         self._evict_if_needed()
+        self._emit(ProgressChanged())
 
     def compact(self) -> None:
         """Trim every series' growth slack (the backlog is loaded; live growth is small), and give

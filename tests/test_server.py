@@ -441,3 +441,16 @@ async def test_tls_with_certfile_and_keyfile(tmp_path: Path) -> None:
     finally:
         run.finish()
         await server.stop()
+
+
+async def test_clients_hear_catch_up_progress_until_done(served: Any) -> None:
+    server, root, _runs = served
+    async with connect(ws_url(server), origin=f"http://127.0.0.1:{server.port}") as ws:
+        first = await until(ws, lambda m: m["type"] == "runs")
+        assert first[-1]["loading"]["done"]
+        server.store.set_progress(5, 10, False)
+        got = await until(ws, lambda m: m["type"] == "runs" and not m["loading"]["done"])
+        assert got[-1]["loading"] == {"done": False, "bytes": 5, "total_bytes": 10}
+        server.store.set_progress(10, 10, True)
+        got = await until(ws, lambda m: m["type"] == "runs" and m["loading"]["done"])
+        assert got[-1]["loading"]["bytes"] == 10 and got[-1]["runs"] == []
