@@ -22,6 +22,9 @@ from .store import Appended, BatchDone, Delta, ProgressChanged, Reset, ResetRun,
 
 __all__ = ["Hub", "Client", "covered"]
 
+#: Up to this many clients, flushes are `coalesce` apart; beyond, the interval grows in proportion.
+CLIENTS_PER_INTERVAL = 50
+
 logger = logging.getLogger(__name__)
 
 
@@ -143,13 +146,18 @@ class Hub:
         # _handle); this timer only bounds the wait when no BatchDone comes. Flushes stay at least
         # `coalesce` apart.
         now = self.loop.time()
-        due = max(c.last_flush + self.coalesce, now + self.batch_wait)
+        due = max(c.last_flush + self._interval(), now + self.batch_wait)
         c.timer = self.loop.call_at(due, self._timer_fired, c)
+
+    def _interval(self) -> float:
+        """Time between two flushes to one client: `coalesce`, longer with many clients (every flush
+        costs a send per client; with hundreds, fewer larger messages keep everyone current)."""
+        return self.coalesce * max(1.0, len(self.clients) / CLIENTS_PER_INTERVAL)
 
     def _batch_done(self, c: Client) -> None:
         if c.closed or not (c.pending or c.runs_pending) or self.loop is None:
             return
-        due = c.last_flush + self.coalesce
+        due = c.last_flush + self._interval()
         if due <= self.loop.time():
             if c.timer is not None:
                 c.timer.cancel()
