@@ -5,9 +5,11 @@
 1. Navigation to the first painted chart for a run holding --points points in one metric.
 2. Drawing cost of a dashboard of 16 charts x 8 runs x 2,000 points while the 8 runs keep appending
    (100 records/s each): the time spent in chart draws per animation frame, and the frame interval.
-3. Page memory after a long stream of appends (the series buffers compact above 400k points).
+3. Page memory after a long stream of appends (a series holds at most 100k points, M4-decimated beyond).
 4. 1,000 runs (in 50 folders), every one of them appending once a second: navigation to the full run
    list, a filter keystroke to the updated list, and the page's longest frames meanwhile.
+5. A long replay at high speed (`tailboard replay --speed`, its own process): the page's JS heap
+   sampled every second while millions of points stream in; it must stay bounded.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import socket
 import statistics
 import tempfile
 import threading
@@ -202,12 +205,75 @@ def many_runs(browser: object, n: int, seconds: float) -> None:
           + (f", longest {max(longs):.0f} ms" if longs else "") + (f"; list renders {renders}" if renders else ""))
 
 
+def replay_memory(browser: object, runs: int, steps: int, speed: float) -> None:
+    import subprocess
+    import sys
+
+    src = Path(tempfile.mkdtemp(prefix="tailboard-viewer-replay-"))
+    t0 = 1.7e9
+    for r in range(runs):
+        folder = src / f"run{r}"
+        folder.mkdir()
+        with open(folder / "rank0.jsonl", "wb") as f:
+            f.write(encode({"k": "header", "format": "tailboard", "version": 1, "pid": r, "start": t0}))
+            chunk = []
+            for i in range(steps):
+                chunk.append(b'{"k":"scalars","step":%d,"t":%.3f,"v":{"loss":%.6f,"acc":%.6f,"lr":%.6f,"gn":%.6f}}\n'
+                             % (i, t0 + i * 0.05, math.exp(-i / steps * 4) + 0.02 * math.sin(i + r), i / steps,
+                                1e-3 * (1 - i / steps), abs(math.sin(i / 300))))
+                if len(chunk) == 50_000:
+                    f.write(b"".join(chunk))
+                    chunk = []
+            f.write(b"".join(chunk))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    t_start = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "tailboard.sidecar", "replay", str(src), "--speed", str(speed),
+                             "--port", str(port), "--token", "t"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})  # type: ignore[attr-defined]
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                page.goto(f"http://127.0.0.1:{port}/?token=t")
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        opened = time.monotonic() - t_start
+        total = runs * steps * 4
+        expected = steps * 0.05 / speed
+        samples = []
+        held = 0
+        while time.monotonic() - t_start < expected + 30:
+            time.sleep(1.0)
+            heap, held, last = page.evaluate("""() => { let n = 0, last = 0;
+                for (const rd of window.tailboard.state.runs.values())
+                    for (const s of rd.series.values()) { n += s.length; last = Math.max(last, s.length ? s.steps[s.length - 1] : 0); }
+                return [performance.memory.usedJSHeapSize, n, last]; }""")
+            samples.append(heap / 1e6)
+            if last >= steps - 1:
+                break
+        print(f"replay of {runs} runs x 4 metrics x {steps:,} steps at {speed:,.0f}x ({total:,} points, "
+              f"{time.monotonic() - t_start:.0f} s, page open after {opened:.1f} s): JS heap {samples[0]:.1f} MB "
+              f"at the first sample, peak {max(samples):.1f} MB, "
+              f"end {samples[-1]:.1f} MB; the page holds {held:,} points (at most 100k per series)")
+    finally:
+        page.close()
+        proc.terminate()
+        proc.wait(10)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--points", type=int, default=10_000_000)
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--skip-big", action="store_true")
     ap.add_argument("--runs", type=int, default=1000, help="runs for the run-list measurement (0: skip it)")
+    ap.add_argument("--replay-steps", type=int, default=500_000, help="steps per run of the replay (0: skip it)")
+    ap.add_argument("--replay-speed", type=float, default=1000.0)
     args = ap.parse_args()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
@@ -218,6 +284,8 @@ def main() -> None:
             dashboard(browser, args.seconds)
             if args.runs:
                 many_runs(browser, args.runs, args.seconds)
+            if args.replay_steps:
+                replay_memory(browser, 4, args.replay_steps, args.replay_speed)
         finally:
             browser.close()
 

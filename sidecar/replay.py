@@ -1,7 +1,9 @@
 """Replay finished logs as if they were being written now, paced by their recorded wall times.
 
 The records of every file under the source root are merged in order of their wall time and appended
-to copies of the files in a scratch folder, sleeping (t - t0) / speed between them; the normal
+to copies of the files in a scratch folder, sleeping (t - t0) / speed between them (records due
+within 5 ms of each other are written together, one write per file, so a fast replay does not keep
+the server's event loop to itself); the normal
 follower and server then serve the scratch folder, so a replay goes through exactly the same
 protocol as a live run.
 """
@@ -20,6 +22,11 @@ import orjson
 from tailboard.format import decode_float
 
 __all__ = ["Replayer", "record_time"]
+
+#: Records due within this many seconds of each other are written together.
+BATCH_SECONDS = 0.005
+#: At most this many records are written before the event loop gets a turn.
+BATCH_LINES = 2000
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +85,16 @@ class Replayer:
             streams.append(((t, i, line) for t, line in _timed_lines(p)))
         outs = [open(self.target / p.relative_to(self.source), "ab", buffering=0) for p in files]
         loop = asyncio.get_running_loop()
+        pending: dict[int, list[bytes]] = {}
+        held = 0
+
+        def flush() -> None:
+            nonlocal held
+            for j, lines in pending.items():
+                outs[j].write(b"".join(lines))
+            pending.clear()
+            held = 0
+
         try:
             start_wall = loop.time()
             t0: float | None = None
@@ -86,10 +103,17 @@ class Replayer:
                     t0 = t
                 due = start_wall + max(0.0, t - t0) / self.speed
                 delay = due - loop.time()
-                if delay > 0:
+                if delay > BATCH_SECONDS:
+                    # what is due now goes out in one write per file; then wait for the next record
+                    flush()
                     await asyncio.sleep(delay)
-                outs[i].write(line)
+                pending.setdefault(i, []).append(line)
+                held += 1
                 self.written += 1
+                if held >= BATCH_LINES:  # a fast replay: let the server breathe between batches
+                    flush()
+                    await asyncio.sleep(0)
+            flush()
         finally:
             for f in outs:
                 f.close()

@@ -3,6 +3,10 @@
 import { decodeSeries } from "./protocol.js";
 import { m4Indices } from "./decimate.js";
 
+/** Points a live series may hold in the page before its history is M4-decimated (a chart shows at
+ *  most about 4 points per pixel column; zooming fetches finer data from the sidecar). */
+export const MAX_POINTS = 100000;
+
 /** A growable columnar series (steps, values, wall times) in typed arrays. */
 export class SeriesBuffer {
   constructor(capacity = 256) {
@@ -64,9 +68,13 @@ export class SeriesBuffer {
     if (this.length <= max) return false;
     const v = this.view();
     const idx = m4Indices(v.steps, v.values, 0, this.length, v.steps[0], v.steps[this.length - 1], Math.floor(max / 4));
+    // into arrays sized for what is kept (plus room to grow): the old ones go to the collector
+    const cap = Math.max(256, idx.length * 2);
     for (const k of ["steps", "values", "times"]) {
       const a = this[k];
-      for (let i = 0; i < idx.length; i++) a[i] = a[idx[i]];
+      const b = new Float64Array(cap);
+      for (let i = 0; i < idx.length; i++) b[i] = a[idx[i]];
+      this[k] = b;
     }
     this.length = idx.length;
     this.downsampled = true;
@@ -93,7 +101,7 @@ export class RunData {
     for (const [name, part] of Object.entries(msg.series || {})) this.metric(name).replace(part);
     this.loaded = true;
   }
-  applyDelta(msg, maxPoints = 400000) {
+  applyDelta(msg, maxPoints = MAX_POINTS) {
     for (const [name, part] of Object.entries(msg.series || {})) {
       const buf = this.metric(name);
       buf.append(part);

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SeriesBuffer, RunData, runColor, viewToQuery, queryToView, groupByPrefix, buildTree, toCSV, DEFAULT_VIEW } from "../state.js";
+import { SeriesBuffer, RunData, runColor, viewToQuery, queryToView, groupByPrefix, buildTree, toCSV, DEFAULT_VIEW, MAX_POINTS } from "../state.js";
 
 test("a series buffer replaces, appends and bumps its version", () => {
   const b = new SeriesBuffer(2);
@@ -62,4 +62,21 @@ test("CSV export writes one row per point", () => {
   b.append({ steps: [0, 1], values: [1, 2], times: [5, 6] });
   const csv = toCSV("loss", [["r", b]]);
   assert.equal(csv, 'run,metric,step,value,wall_time\n"r","loss",0,1,5\n"r","loss",1,2,6\n');
+});
+
+test("a long live stream stays within MAX_POINTS per series, arrays included", () => {
+  const r = new RunData("r");
+  let step = 0;
+  for (let chunk = 0; chunk < 60; chunk++) {
+    const n = 5000;
+    const steps = [], values = [], times = [];
+    for (let i = 0; i < n; i++, step++) { steps.push(step); values.push(Math.sin(step / 100) + (step === 123457 ? 50 : 0)); times.push(step); }
+    r.applyDelta({ series: { loss: { steps, values, times } } });
+  }
+  const b = r.series.get("loss");
+  assert.ok(b.length <= MAX_POINTS, `${b.length} points held`);
+  assert.ok(b.steps.length <= 2 * MAX_POINTS + 16, `capacity ${b.steps.length}`);
+  assert.equal(b.steps[b.length - 1], step - 1); // the latest point is kept
+  assert.equal(Math.max(...b.values.subarray(0, b.length)), 50 + Math.sin(123457 / 100)); // and the spike
+  assert.equal(b.total, step);
 });
