@@ -192,8 +192,10 @@ class FileTail:
         """Close the descriptor of an idle file but keep its place; :meth:`read` re-opens it.
 
         Followers of weeks of logs would otherwise hold a descriptor per file. On re-opening, the
-        same ``(dev, ino)`` resumes (the truncation check still applies); another file at the path
-        is taken as a rotation, since whether the idle one was renamed or deleted is unknown.
+        same ``(dev, ino)`` resumes (the truncation check still applies). When another file is at
+        the path, the parked one is looked for in its folder: found under another name, it was
+        rotated, and it is read to its end before the new file; gone, it was deleted, and the
+        stream is reset and starts over with the new file.
         """
         if self._fd is not None and self._signature is not None:
             self.close()
@@ -228,10 +230,39 @@ class FileTail:
             if (st.st_dev, st.st_ino) == (self.dev, self.ino):
                 self._fd = fd  # resume at the saved offset
                 return True
-            self._lost = "rotated"
+            old = self._find_renamed()
+            if old is not None:
+                # Rotated while parked: finish the old file under its new name first (what was
+                # appended to it after we parked is still to read); read() then moves on.
+                os.close(fd)
+                self._fd = old
+                return True
+            self._lost = "replaced"  # gone from the folder: deleted, the new file starts over
         self._fd, self.dev, self.ino = fd, st.st_dev, st.st_ino
         self._restart()
         return True
+
+    def _find_renamed(self) -> int | None:
+        """A descriptor of the parked file if it is still in its folder under another name."""
+        folder = os.path.dirname(self.path) or "."
+        try:
+            with os.scandir(folder) as entries:
+                for e in entries:
+                    if e.inode() != self.ino:
+                        continue
+                    try:
+                        st = e.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if st.st_dev != self.dev or not e.is_file(follow_symlinks=False):
+                        continue
+                    fd = os.open(e.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                    if (os.fstat(fd).st_dev, os.fstat(fd).st_ino) == (self.dev, self.ino):
+                        return fd
+                    os.close(fd)
+        except OSError:
+            return None
+        return None
 
     def _restart(self) -> None:
         self.offset = 0

@@ -278,12 +278,23 @@ def test_park_and_resume(tmp_path: Path) -> None:
         f.write(b'{"b":1}\n')
     ev = read_all(tail)
     assert isinstance(ev[0], Reset) and chunk_bytes(ev) == b'{"b":1}\n'
-    # replaced while parked: followed as a rotation (nothing voided), from its start
+    # rotated while parked, after more was appended to it: the old file is read to its end under
+    # its new name, then the new file from its start; nothing voided
     tail.park()
+    append(p, b'{"b":2}\n')
     os.rename(p, tmp_path / "a.jsonl.1")
     append(p, b'{"c":1}\n')
     ev = read_all(tail)
-    assert [type(e) for e in ev] == [Opened, Chunk] and chunk_bytes(ev) == b'{"c":1}\n'
+    assert [type(e) for e in ev] == [Chunk, Opened, Chunk]
+    assert chunk_bytes(ev) == b'{"b":2}\n{"c":1}\n'
+    # replaced while parked (a new file renamed over it, so its inode cannot be reused): the old
+    # one is in no folder any more, the stream's data is void, the new file starts over
+    tail.park()
+    append(tmp_path / "new.tmp", b'{"d":1}\n')
+    os.rename(tmp_path / "new.tmp", p)
+    ev = read_all(tail)
+    assert isinstance(ev[0], Reset) and ev[0].reason == "replaced"
+    assert chunk_bytes(ev) == b'{"d":1}\n'
     tail.close()
 
 
