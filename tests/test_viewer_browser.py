@@ -507,3 +507,282 @@ def test_a_progress_bar_shows_while_the_backlog_loads_and_goes_when_it_is_done(
     finally:
         page.close()
         handle.stop()
+
+
+# ---- time travel, theme, zoom detail -------------------------------------------------------------
+
+def drawn(page: Any, metric: str) -> dict[str, Any]:
+    """What a chart draws: its x range and, per series, the number of points and the last step."""
+    return dict(page.evaluate(
+        """(m) => { const c = window.tailboard.charts.get(m);
+            return { lo: c.sx.lo, hi: c.sx.hi, draws: c.draws,
+                     series: c.series.map((s) => ({ id: s.id, n: s.steps.length,
+                                                    last: s.steps.length ? s.steps[s.steps.length - 1] : null })) }; }""",
+        metric))
+
+
+def replay_state(page: Any) -> dict[str, Any]:
+    return dict(page.evaluate(
+        """() => ({ value: +document.getElementById('replay').value, out: document.getElementById('replay-out').textContent,
+                    until: window.tailboard.state.until, play: document.getElementById('play').textContent })"""))
+
+
+# Every chart draws only points up to `s`, its x range ends there, and it was drawn since.
+CUT_AT = """(s) => [...window.tailboard.charts.values()].every((c) => c.sx && c.sx.hi === s && c.series.length === 2
+    && c.series.every((r) => r.steps.length === s + 1 && r.steps[r.steps.length - 1] === s))"""
+
+
+def test_time_travel_scrubs_the_charts_back_and_play_returns_to_live(browser: Any, site: Any) -> None:
+    handle, _, _ = site
+    page = open_loaded(browser, handle.url)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        assert replay_state(page) == {"value": 1000, "out": "live", "until": None, "play": "▶"}
+        live_px = settle(page, "train/loss")
+        live = drawn(page, "train/loss")
+        assert live["hi"] == 299 and [s["n"] for s in live["series"]] == [300, 300]
+
+        # scrub back to 40%: the charts show the runs as they were at the step the page names
+        page.fill("#replay", "400")
+        wait_for(page, "() => document.getElementById('replay-out').textContent !== 'live'")
+        shown = replay_state(page)
+        m = re.fullmatch(r"step (\d+)", shown["out"])
+        assert m, shown
+        step = int(m.group(1))
+        assert step == round(0.4 * 299) and shown["until"] == step
+        page.wait_for_function(CUT_AT, arg=step, timeout=10_000)
+        for metric in ("train/loss", "eval/acc"):
+            d = drawn(page, metric)
+            assert d["lo"] == 0 and d["hi"] == step
+            assert all(s["last"] == step and s["n"] == step + 1 for s in d["series"]), d
+        wait_for(page, f"() => window.tailboard.charts.get('train/loss').canvas.toDataURL() !== {live_px!r}")
+        past_px = settle(page, "train/loss")
+        assert past_px != live_px
+        # the time-travelled drawing is the live drawing of the same points: less ink, not a blank
+        assert 500 < ink(page, "train/loss")
+        # the data held is untouched: only the drawing goes back
+        assert page.evaluate(f"() => window.tailboard.state.runs.get({RUNS[0]!r}).series.get('train/loss').length") == 300
+
+        # further back, further cut
+        page.fill("#replay", "100")
+        page.wait_for_function(CUT_AT, arg=round(0.1 * 299), timeout=10_000)
+        assert replay_state(page)["out"] == f"step {round(0.1 * 299)}"
+        assert settle(page, "train/loss") not in (past_px, live_px)
+
+        # the right end of the slider is live again: every point, the first drawing
+        page.fill("#replay", "1000")
+        wait_for(page, "() => document.getElementById('replay-out').textContent === 'live'")
+        assert replay_state(page)["until"] is None
+        page.wait_for_function(CUT_AT, arg=299, timeout=10_000)
+        wait_for(page, f"() => window.tailboard.charts.get('train/loss').canvas.toDataURL() === {live_px!r}")
+
+        # play from a scrubbed position: the position moves forward over time until it is live
+        page.fill("#replay", "700")
+        page.wait_for_function(CUT_AT, arg=round(0.7 * 299), timeout=10_000)
+        page.click("#play")
+        assert replay_state(page)["play"] == "❚❚"
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            st = replay_state(page)
+            st["last"] = max(s["last"] for s in drawn(page, "train/loss")["series"])
+            seen.append(st)
+            if st["out"] == "live":
+                break
+            page.wait_for_timeout(100)
+        assert seen[-1]["out"] == "live", seen[-1]
+        values = [s["value"] for s in seen]
+        assert values == sorted(values) and values[0] >= 700 and values[-1] == 1000
+        between = {s["value"] for s in seen if 700 < s["value"] < 1000}
+        assert len(between) >= 5, values  # it moved in steps, not in one jump
+        # the charts followed the position on the way
+        lasts = [s["last"] for s in seen]
+        assert lasts == sorted(lasts) and len({x for x in lasts if 209 < x < 299}) >= 3, lasts
+        assert replay_state(page) == {"value": 1000, "out": "live", "until": None, "play": "▶"}
+        page.wait_for_function(CUT_AT, arg=299, timeout=10_000)
+
+        # moving the slider while playing stops the play where the hand put it
+        page.fill("#replay", "500")
+        page.click("#play")
+        wait_for(page, "() => +document.getElementById('replay').value > 520")
+        page.fill("#replay", "300")
+        page.wait_for_timeout(400)
+        assert replay_state(page)["value"] == 300
+        assert replay_state(page)["out"] == f"step {round(0.3 * 299)}"
+        assert not errors, errors
+    finally:
+        page.close()
+
+
+# Opaque pixels of a chart's canvas by colour: lines and 1 px grid rules are drawn in their exact colour.
+COLOURS = """(m) => { const c = window.tailboard.charts.get(m);
+    const d = c.ctx.getImageData(0, 0, c.canvas.width, c.canvas.height).data; const n = {};
+    for (let i = 0; i < d.length; i += 4) if (d[i + 3] === 255) {
+        const k = '#' + [d[i], d[i + 1], d[i + 2]].map((v) => v.toString(16).padStart(2, '0')).join('');
+        n[k] = (n[k] || 0) + 1; }
+    return n; }"""
+LIGHT = {"grid": "#eceef1", "muted": "#6b7280", "bg": "rgb(255, 255, 255)"}
+DARK = {"grid": "#252b33", "muted": "#9aa3ad", "bg": "rgb(17, 20, 24)"}
+
+
+def theme_of(page: Any) -> dict[str, Any]:
+    colours = dict(page.evaluate(COLOURS, "train/loss"))
+    return {
+        "theme": page.evaluate("() => document.documentElement.dataset.theme"),
+        "bg": page.evaluate("() => getComputedStyle(document.body).backgroundColor"),
+        "colours": colours,
+        "top": max(colours, key=colours.get) if colours else None,
+        "lines": page.evaluate("() => window.tailboard.charts.get('train/loss').series.map((s) => s.color)"),
+    }
+
+
+def test_theme_button_switches_light_and_dark_redraws_the_charts_and_stays_in_the_url(
+        browser: Any, site: Any) -> None:
+    handle, _, _ = site
+    context = browser.new_context(color_scheme="light", viewport={"width": 1200, "height": 800})
+    page = open_loaded(browser, handle.url, context=context)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        light_px = settle(page, "train/loss")
+        light = theme_of(page)
+        assert light["theme"] == "light" and light["bg"] == LIGHT["bg"]
+        # the grid is the colour drawn most; the axis text is in the muted colour
+        assert light["top"] == LIGHT["grid"] and light["colours"][LIGHT["grid"]] > 500, light["colours"]
+        assert LIGHT["muted"] in light["colours"]
+        assert DARK["grid"] not in light["colours"] and DARK["muted"] not in light["colours"]
+
+        page.click("#theme")
+        wait_for(page, "() => document.documentElement.dataset.theme === 'dark'")
+        wait_for(page, f"() => window.tailboard.charts.get('train/loss').canvas.toDataURL() !== {light_px!r}")
+        dark_px = settle(page, "train/loss")
+        dark = theme_of(page)
+        assert dark["bg"] == DARK["bg"]
+        assert dark["top"] == DARK["grid"] and dark["colours"][DARK["grid"]] > 500, dark["colours"]
+        assert DARK["muted"] in dark["colours"]
+        assert LIGHT["grid"] not in dark["colours"] and LIGHT["muted"] not in dark["colours"]
+        # the runs' lines take the dark variant of their colour
+        assert len(dark["lines"]) == 2 and all(a != b for a, b in zip(light["lines"], dark["lines"]))
+        # the choice is part of the view, kept in the URL
+        wait_for(page, "() => new URLSearchParams(location.search).get('theme') === 'dark'")
+        assert page.evaluate("() => window.tailboard.view.theme") == "dark"
+
+        # a reload of that URL opens dark, although the system asks for light
+        page.goto(page.url)
+        wait_for(page, "() => window.tailboard && window.tailboard.charts.has('train/loss') "
+                       "&& window.tailboard.charts.get('train/loss').series.length === 2 "
+                       "&& window.tailboard.charts.get('train/loss').draws > 0")
+        reloaded = theme_of(page)
+        assert reloaded["theme"] == "dark" and reloaded["bg"] == DARK["bg"]
+        assert reloaded["top"] == DARK["grid"] and LIGHT["grid"] not in reloaded["colours"]
+
+        # and back to light: the URL says so, the drawing is the light one again
+        page.click("#theme")
+        wait_for(page, "() => document.documentElement.dataset.theme === 'light'")
+        wait_for(page, "() => new URLSearchParams(location.search).get('theme') === 'light'")
+        page.wait_for_function(
+            f"""(g) => {{ const d = ({COLOURS})('train/loss'); return (d[g] || 0) > 500 && !d[{DARK['grid']!r}]; }}""",
+            arg=LIGHT["grid"], timeout=10_000)
+        again = theme_of(page)
+        assert again["bg"] == LIGHT["bg"] and again["lines"] == light["lines"]
+        assert dark_px != light_px
+        assert not errors, errors
+    finally:
+        page.close()
+        context.close()
+
+    # with no choice made, the page follows the system's preference
+    context = browser.new_context(color_scheme="dark", viewport={"width": 1200, "height": 800})
+    page = open_loaded(browser, handle.url, context=context)
+    try:
+        auto = theme_of(page)
+        assert auto["theme"] == "dark" and auto["top"] == DARK["grid"]
+        assert "theme" not in page.evaluate("() => location.search")
+    finally:
+        page.close()
+        context.close()
+
+
+def test_zooming_in_fetches_the_range_from_the_server_at_full_detail(browser: Any, tmp_path: Path) -> None:
+    n, spike, height = 24_000, 15_123, 25.0
+
+    def value(i: int) -> float:
+        return math.sin(i / 700) + 0.1 * math.sin(i * 1.7) + (height if i == spike else 0.0)
+
+    run = tailboard.init(tmp_path / "long")
+    for i in range(n):
+        run.log({"loss": value(i)}, step=i)
+    run.finish()
+    handle = serve_in_thread(tmp_path, token="tok", follower_options={"poll_interval": 0.05})
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url) if "/api/series" in r.url else None)
+    try:
+        page.goto(handle.url)
+        wait_for(page, """() => { const t = window.tailboard; const r = t && t.state.runs.get('long');
+            const b = r && r.series.get('loss'); const c = t && t.charts.get('loss');
+            return b && b.length > 0 && c && c.series.length === 1 && c.draws > 0 && c.sx; }""")
+        held = page.evaluate("""() => { const b = window.tailboard.state.runs.get('long').series.get('loss');
+            return { n: b.length, total: b.total, downsampled: b.downsampled, steps: Array.from(b.view().steps) }; }""")
+        # the page holds a thinned copy: far fewer points than were logged
+        assert held["downsampled"] and held["total"] == n and held["n"] <= 2_100
+        assert not requests  # nothing fetched yet: the snapshot came over the socket
+        before_px = settle(page, "loss")
+
+        # drag over a narrow range around the spike
+        x0, x1, top, height_px = page.evaluate(
+            """([a, b]) => { const c = window.tailboard.charts.get('loss'); const r = c.canvas.getBoundingClientRect();
+                return [r.x + c.sx.px(a), r.x + c.sx.px(b), r.y, r.height]; }""", [spike - 250, spike + 250])
+        assert x1 - x0 > 6
+        with page.expect_response(lambda r: "/api/series" in r.url, timeout=10_000) as info:
+            page.mouse.move(x0, top + height_px / 2)
+            page.mouse.down()
+            page.mouse.move(x1, top + height_px / 2, steps=5)
+            page.mouse.up()
+        response = info.value
+        assert response.ok
+        zoom = page.evaluate("() => window.tailboard.view.zoom")
+        assert zoom and zoom[0] < spike < zoom[1] and zoom[1] - zoom[0] < 1_000
+        # the page asked the server for that range of that series
+        q = dict(p.split("=", 1) for p in response.url.split("?", 1)[1].split("&"))
+        assert q["run"] == "long" and q["metric"] == "loss"
+        assert int(q["start"]) == math.floor(zoom[0]) and int(q["end"]) == math.ceil(zoom[1])
+        assert int(q["points"]) >= int(q["end"]) - int(q["start"]) + 1
+        body = response.json()
+        assert body["steps"][0] == int(q["start"]) and body["steps"][-1] == int(q["end"])
+
+        # the chart now draws every logged point of the range: more than the thinned copy held there
+        lo, hi = math.ceil(zoom[0]), math.floor(zoom[1])
+        wait_for(page, f"""() => {{ const s = window.tailboard.charts.get('loss').series[0];
+            return s.steps.length === {len(body['steps'])} && s.steps[0] === {body['steps'][0]}; }}""")
+        series = page.evaluate("""() => { const s = window.tailboard.charts.get('loss').series[0];
+            return { steps: Array.from(s.steps), values: Array.from(s.values) }; }""")
+        inside = [(s, v) for s, v in zip(series["steps"], series["values"]) if lo <= s <= hi]
+        before = [s for s in held["steps"] if lo <= s <= hi]
+        assert [s for s, _ in inside] == list(range(lo, hi + 1))
+        assert len(inside) > 4 * len(before), (len(inside), len(before))
+        for s, v in inside:
+            assert v == pytest.approx(value(int(s)), abs=1e-12)
+        assert dict(inside)[spike] == pytest.approx(value(spike))
+        # the neighbours of the spike, which the thinned copy did not have, are drawn
+        assert not {spike - 3, spike - 2, spike + 2, spike + 3} <= set(held["steps"])
+        assert {spike - 3, spike - 2, spike + 2, spike + 3} <= set(series["steps"])
+        # the y range fits the spike; the drawing changed
+        sy_hi = page.evaluate("() => window.tailboard.charts.get('loss').sy.hi")
+        assert sy_hi >= value(spike)
+        assert settle(page, "loss") != before_px
+
+        # a double click zooms out: back to the thinned copy, nothing more fetched
+        fetched = len(requests)
+        page.dblclick("[data-metric='loss'] canvas")
+        wait_for(page, "() => window.tailboard.view.zoom === null")
+        wait_for(page, f"""() => {{ const c = window.tailboard.charts.get('loss');
+            return c.series[0].steps.length === {held['n']}; }}""")
+        assert len(requests) == fetched
+        assert not errors, errors
+    finally:
+        page.close()
+        handle.stop()

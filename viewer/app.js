@@ -284,7 +284,8 @@ function updateReplayRange() {
 }
 let playTimer = 0;
 function setUntil(frac) {
-  state.until = frac >= 1 ? null : frac * maxStep();
+  // a whole step: the one named in #replay-out is the last one drawn
+  state.until = frac >= 1 ? null : Math.round(frac * maxStep());
   state.dirty = true;
   schedule();
   updateReplayRange();
