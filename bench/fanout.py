@@ -24,9 +24,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from websockets.asyncio.client import connect
-
 import tailboard
+from loopback import free_port
+from websockets.asyncio.client import connect
 
 TOKEN = "fanout"
 
@@ -38,11 +38,6 @@ def rss_mb(pid: int) -> float:
                 return int(line.split()[1]) / 1024
     return float("nan")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def stalled_client(port: int) -> socket.socket:
@@ -116,7 +111,7 @@ async def phase(port: int, run: tailboard.Run, n: int, seconds: float, rate: flo
     everything = set(written)
     complete = sum(1 for g in got if everything <= g)
     ms = sorted(x * 1000 for l in lat for x in l)
-    p = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]  # noqa: E731
+    p = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]
     label = "one client stalled" if stall else "all clients reading"
     print(f"{label:<22} {n} fast clients: p50 {p(0.5):6.1f} ms  p99 {p(0.99):6.1f} ms  "
           f"complete {complete}/{n}  server RSS peak {peak:.0f} MB")

@@ -23,7 +23,6 @@ import asyncio
 import json
 import math
 import os
-import socket
 import struct
 import subprocess
 import sys
@@ -31,6 +30,8 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from loopback import free_port
 
 
 def rss_bytes() -> int:
@@ -122,9 +123,7 @@ def generate_tfevents(root: Path, runs: int, tags: int, steps: int) -> None:
 
 
 def child_rustboard(root: str, runs: int, tags: int, steps: int) -> dict[str, float]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", root, "--load_fast=true",
                              "--host", "127.0.0.1", "--port", str(port)],

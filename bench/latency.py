@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import tailboard
+from loopback import free_port
 from websockets.asyncio.client import connect
 
 
@@ -109,11 +109,6 @@ def measure_tailboard(root: Path, seconds: float, n_runs: int, rate: float, poll
             sidecar.terminate()
             sidecar.wait(10)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def measure_tensorboard(root: Path, samples: int) -> list[float]:

@@ -16,7 +16,6 @@ import tempfile
 import time
 
 import numpy as np
-
 from tailboard.sidecar.series import ColumnarSeries
 from tailboard.sidecar.server import serve_in_thread
 from tailboard.sidecar.store import _Run, _Stream

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import socket
 import statistics
 import tempfile
 import threading
@@ -25,6 +24,7 @@ import time
 from pathlib import Path
 
 import tailboard
+from loopback import free_port
 from playwright.sync_api import sync_playwright
 from tailboard.format import encode
 from tailboard.sidecar.server import serve_in_thread
@@ -225,9 +225,7 @@ def replay_memory(browser: object, runs: int, steps: int, speed: float) -> None:
                     f.write(b"".join(chunk))
                     chunk = []
             f.write(b"".join(chunk))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     t_start = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "tailboard.sidecar", "replay", str(src), "--speed", str(speed),
                              "--port", str(port), "--token", "t"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -16,11 +16,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import orjson
-
 import tailboard
 
 HERE = Path(__file__).resolve().parent
