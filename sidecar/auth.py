@@ -14,7 +14,8 @@ import hmac
 import logging
 import secrets
 from http.cookies import SimpleCookie
-from typing import Any, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 __all__ = ["AccessControl", "new_token", "COOKIE", "LOOPBACK_NAMES", "split_host"]
@@ -25,9 +26,9 @@ COOKIE = "tailboard_token"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 OPEN_PATHS = frozenset({"/healthz"})
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
@@ -119,7 +120,7 @@ class AccessControl:
         secure = "; Secure" if scope.get("scheme") == "https" else ""
         cookie = f"{COOKIE}={self.token.decode()}; Path=/; HttpOnly; SameSite=Strict{secure}".encode()
 
-        async def wrapped(message: dict[str, Any]) -> None:
+        async def wrapped(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 message = dict(message)
                 message["headers"] = [*message.get("headers", []), (b"set-cookie", cookie)]

@@ -213,7 +213,9 @@ def _parse(
             return
         keys, steps, times, rows = g_keys, g_steps[:], g_times[:], g_rows[:]
         g_keys = None
-        g_steps.clear(), g_times.clear(), g_rows.clear()
+        g_steps.clear()
+        g_times.clear()
+        g_rows.clear()
         try:
             table = np.array(rows, dtype=np.float64)
             s_arr = np.array(steps, dtype=np.float64)
@@ -237,9 +239,9 @@ def _parse(
 
     uniform = _parse_uniform(data) if try_uniform else None
     if uniform is not None:
-        keys, table = uniform
+        names, table = uniform
         s_arr, t_arr = table[:, 0], table[:, 1]
-        parsed.segments = [{name: (s_arr, table[:, 2 + j], t_arr) for j, name in enumerate(keys)}]
+        parsed.segments = [{name: (s_arr, table[:, 2 + j], t_arr) for j, name in enumerate(names)}]
         parsed.records = int(table.shape[0])
         parsed.native = native
         parsed.last_step = float(s_arr[-1])
@@ -348,7 +350,8 @@ _HEAD = b'{"k":"scalars","step":'
 
 def _windows(a: np.ndarray) -> np.ndarray:
     """Every 8-byte window of a uint8 array as one (unaligned) little-endian uint64: a view."""
-    return np.ndarray(shape=(a.shape[0] - 7,), dtype="<u8", buffer=a, offset=0, strides=(1,))
+    view: np.ndarray = np.ndarray(shape=(a.shape[0] - 7,), dtype="<u8", buffer=a, offset=0, strides=(1,))
+    return view
 
 
 def _parse_uniform(data: bytes) -> tuple[list[str], np.ndarray] | None:

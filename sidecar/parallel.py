@@ -161,7 +161,7 @@ class ParsePool:
         try:
             return [(tag, w.result())]
         except Exception as exc:  # a dead or failing worker: replace it
-            lost = [(tag, exc)] + [(t, exc) for t in w.busy]
+            lost: list[tuple[Any, Parsed | BaseException]] = [(tag, exc)] + [(t, exc) for t in w.busy]
             w.busy.clear()
             w.close()
             self.workers[self.workers.index(w)] = _Worker(self.slot)

@@ -41,7 +41,7 @@ def record_time(line: bytes, previous: float | None) -> float | None:
         for key in ("t", "start", "time", "timestamp", "wall_time"):
             t = decode_float(obj.get(key))
             if t is not None:
-                return t
+                return float(t)
     return previous
 
 

@@ -103,7 +103,6 @@ class Server:
             lifespan="off",
         )
         self.uvicorn = uvicorn.Server(self.config)
-        self.uvicorn.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._task: asyncio.Task[None] | None = None
         self._tick: asyncio.Task[None] | None = None
 

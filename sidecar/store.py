@@ -491,8 +491,8 @@ class Store:
                     cut = data.rfind(b"\n") + 1
                     rest = data[cut:]
                     if cut:
-                        state = {"prev_step": st.last_step, "next_index": st.index,
-                                 "attempt_started": st.started, "native": st.native}
+                        state: dict[str, Any] = {"prev_step": st.last_step, "next_index": st.index,
+                                                 "attempt_started": st.started, "native": st.native}
                         self._apply(run, st, parse_chunk(data[:cut], **state), want_delta=False)
                     st.offset = offset - len(rest)
         except OSError:
