@@ -176,7 +176,8 @@ function seriesFor(run, metric) {
     version = `${version}@${state.until}`;
   }
   const info = state.infos.get(run);
-  return { id: run, color: runColor(run, dark()), version: `${version}|${dark()}`, t0: info?.started, ...v };
+  return { steps: v.steps, values: v.values, times: v.times, id: run, color: runColor(run, dark()),
+    version: `${version}|${dark()}`, t0: info?.started };
 }
 
 /** Rebuild the chart grid from the data held: one chart per metric, grouped by tag prefix. */
