@@ -178,10 +178,16 @@ class Follower:
             with contextlib.suppress(OSError):
                 total += os.stat(f.ref.path).st_size
         self._progress(0, total, False)
+        loaded = 0
         if self.workers > 1 and len(files) > 1 and total >= self.parallel_min_bytes:
-            self.catch_up_workers = self.workers
-            loaded = self._catch_up_parallel(files, total)
-        else:
+            try:
+                pool = ParsePool(self.workers, slot=2 * self.read_bytes + self.max_line_bytes)
+            except (OSError, ValueError) as exc:
+                logger.warning("no parse workers (%s): catching up in this process", exc)
+            else:
+                self.catch_up_workers = self.workers
+                loaded = self._catch_up_parallel(files, total, pool)
+        if not self.catch_up_workers:
             loaded = self._catch_up_serial(files, total)
         self._progress(total, total, True)
         logger.info("caught up %d bytes in %d files under %s", loaded, len(files), self.root)
@@ -200,7 +206,7 @@ class Follower:
                 self._progress(min(loaded, total), total, False)
         return loaded
 
-    def _catch_up_parallel(self, files: list[_Followed], total: int) -> int:
+    def _catch_up_parallel(self, files: list[_Followed], total: int, pool: ParsePool) -> int:
         """Parse the backlog in worker processes, several files at a time.
 
         This thread still reads every file through its tail (so identity, line caps and skips
@@ -216,7 +222,7 @@ class Follower:
         for f in files:
             by_run.setdefault(f.ref.run_id, deque()).append(f)
         lanes: deque[_Lane] = deque(_Lane(q) for q in by_run.values())
-        with ParsePool(self.workers, slot=2 * self.read_bytes + self.max_line_bytes) as pool:
+        with pool:
             while (lanes or pool.busy()) and not self._stopping:
                 while lanes and pool.idle():
                     lane = lanes.popleft()

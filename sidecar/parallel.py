@@ -131,7 +131,13 @@ class ParsePool:
 
     def __init__(self, n: int, *, slot: int = 4 << 20) -> None:
         self.slot = slot
-        self.workers = [_Worker(slot) for _ in range(n)]
+        self.workers: list[_Worker] = []
+        try:
+            for _ in range(n):
+                self.workers.append(_Worker(slot))
+        except BaseException:
+            self.close()  # none left behind
+            raise
 
     def idle(self) -> bool:
         return any(len(w.busy) < DEPTH for w in self.workers)

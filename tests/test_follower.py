@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import resource
 import threading
@@ -564,3 +565,27 @@ async def test_parallel_catch_up_equals_the_serial_one(tmp_path: Path) -> None:
         assert serial.texts(run_id) == parallel.texts(run_id)
         assert serial.run_detail(run_id)["attempts"] == parallel.run_detail(run_id)["attempts"]
     assert checked > 30_000
+
+
+async def test_catch_up_without_worker_processes_falls_back_to_this_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Where no child interpreter can be started, the backlog is parsed here: nothing is lost."""
+    import sys
+
+    from tailboard.sidecar.store import Store
+
+    root = tmp_path / "logs"
+    for r in range(3):
+        (root / f"r{r}").mkdir(parents=True)
+        (root / f"r{r}" / "rank0.jsonl").write_bytes(
+            b"".join(b'{"k":"scalars","step":%d,"t":1,"v":{"x":%d}}\n' % (i, i) for i in range(2000)))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    store = Store(root)
+    follower = Follower(root, store, workers=2, parallel_min_bytes=0, sweep_interval=30.0)
+    with caplog.at_level(logging.WARNING, logger="tailboard.sidecar"):
+        await follower.start()
+        await follower.stop()
+    assert follower.catch_up_workers == 0
+    assert any("no parse workers" in r.getMessage() for r in caplog.records)
+    assert [store.series(f"r{r}", "x").values.tolist() for r in range(3)] == [list(map(float, range(2000)))] * 3
