@@ -262,6 +262,10 @@ class Follower:
         while True:
             if lane.events is None:
                 if not lane.files:
+                    if lane.current is not None:
+                        # the run is read: merge its series now, while the workers parse others
+                        self._call("compact_run", lane.current.ref.run_id)
+                        lane.current = None
                     return None
                 lane.current = lane.files.popleft()
                 lane.events = lane.current.tail.read()

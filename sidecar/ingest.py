@@ -240,8 +240,9 @@ def _parse(
     uniform = _parse_uniform(data) if try_uniform else None
     if uniform is not None:
         names, table = uniform
-        s_arr, t_arr = table[:, 0], table[:, 1]
-        parsed.segments = [{name: (s_arr, table[:, 2 + j], t_arr) for j, name in enumerate(names)}]
+        cols = np.ascontiguousarray(table.T)  # one contiguous row per column: cheap to append and to pickle
+        s_arr, t_arr = cols[0], cols[1]
+        parsed.segments = [{name: (s_arr, cols[2 + j], t_arr) for j, name in enumerate(names)}]
         parsed.records = int(table.shape[0])
         parsed.native = native
         parsed.last_step = float(s_arr[-1])

@@ -174,6 +174,12 @@ class ParsePool:
             return lost
 
     def close(self) -> None:
+        for w in self.workers:  # every worker sees its end of input first, then all are reaped
+            if w.proc.stdin is not None:
+                try:
+                    w.proc.stdin.close()
+                except OSError:
+                    pass
         for w in self.workers:
             w.close()
 

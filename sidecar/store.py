@@ -589,6 +589,15 @@ class Store:
         self._evict_if_needed()
         self._emit(ProgressChanged())
 
+    def compact_run(self, run_id: str) -> None:
+        """Merge and trim one run's series (its backlog is read: the catch-up goes on with others)."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is not None:
+                for att in run.attempts:
+                    for col in att.series.values():
+                        col.compact()
+
     def compact(self) -> None:
         """Trim every series' growth slack (the backlog is loaded; live growth is small), and give
         the heap the parsing left behind back to the system."""
