@@ -235,7 +235,7 @@ class Follower:
                         pool.submit((lane, f, chunk), chunk.data, state)
                     except OSError:
                         logger.exception("a parse worker is gone; parsing %s here", f.ref.path)
-                        self._call("ingest", f.ref.run_id, f.ref.stream, chunk.data, chunk.start, chunk.end)
+                        self._ingest_here(f, chunk)
                         lanes.append(lane)
                     except Exception:
                         logger.exception("store.parse_state failed for %s", f.ref.path)
@@ -245,7 +245,7 @@ class Follower:
                 for (lane, f, chunk), parsed in pool.collect():
                     if isinstance(parsed, BaseException):
                         logger.warning("a parse worker failed on %s (%s); parsing it here", f.ref.path, parsed)
-                        self._call("ingest", f.ref.run_id, f.ref.stream, chunk.data, chunk.start, chunk.end)
+                        self._ingest_here(f, chunk)
                     else:
                         self._call("ingest_parsed", f.ref.run_id, f.ref.stream, parsed, chunk.start, chunk.end)
                     loaded += len(chunk.data)
@@ -256,6 +256,9 @@ class Follower:
                     last_report = now
                     self._progress(min(loaded, total), total, False)
         return loaded
+
+    def _ingest_here(self, f: _Followed, chunk: Chunk) -> None:
+        self._call("ingest", f.ref.run_id, f.ref.stream, chunk.data, chunk.start, chunk.end)
 
     def _lane_chunk(self, lane: _Lane) -> tuple[_Followed, Chunk] | None:
         """The next chunk of a run's lane, moving on to its next file when one is read out."""

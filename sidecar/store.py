@@ -216,6 +216,11 @@ class _Run:
 REREAD_BYTES = 8 << 20
 
 
+def _parse_state(st: _Stream) -> dict[str, Any]:
+    """``parse_chunk``'s keyword arguments for the next chunk of a stream."""
+    return {"prev_step": st.last_step, "next_index": st.index, "attempt_started": st.started, "native": st.native}
+
+
 def _trim_heap() -> None:
     """glibc keeps freed heap pages mapped; after a large catch-up that is most of them."""
     try:
@@ -336,9 +341,7 @@ class Store:
             run = self._runs.get(run_id)
             if run is None or stream_name not in run.streams:
                 raise KeyError(f"ingest before open_stream: {run_id!r} {stream_name!r}")
-            st = run.streams[stream_name]
-            return {"prev_step": st.last_step, "next_index": st.index, "attempt_started": st.started,
-                    "native": st.native}
+            return _parse_state(run.streams[stream_name])
 
     def ingest_parsed(self, run_id: str, stream_name: str, parsed: Parsed, start: int, end: int) -> None:
         """Keep a chunk parsed with ``parse_state``'s arguments."""
@@ -491,9 +494,7 @@ class Store:
                     cut = data.rfind(b"\n") + 1
                     rest = data[cut:]
                     if cut:
-                        state: dict[str, Any] = {"prev_step": st.last_step, "next_index": st.index,
-                                                 "attempt_started": st.started, "native": st.native}
-                        self._apply(run, st, parse_chunk(data[:cut], **state), want_delta=False)
+                        self._apply(run, st, parse_chunk(data[:cut], **_parse_state(st)), want_delta=False)
                     st.offset = offset - len(rest)
         except OSError:
             return
@@ -602,10 +603,8 @@ class Store:
         """Trim every series' growth slack (the backlog is loaded; live growth is small), and give
         the heap the parsing left behind back to the system."""
         with self._lock:
-            for run in self._runs.values():
-                for att in run.attempts:
-                    for col in att.series.values():
-                        col.compact()
+            for run_id in list(self._runs):
+                self.compact_run(run_id)
         _trim_heap()
 
     def progress(self) -> Progress:
