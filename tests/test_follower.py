@@ -589,3 +589,50 @@ async def test_catch_up_without_worker_processes_falls_back_to_this_one(
     assert follower.catch_up_workers == 0
     assert any("no parse workers" in r.getMessage() for r in caplog.records)
     assert [store.series(f"r{r}", "x").values.tolist() for r in range(3)] == [list(map(float, range(2000)))] * 3
+
+
+async def test_a_parse_worker_killed_mid_catch_up_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker process killed (SIGKILL) while it holds chunks: those chunks are parsed here, the
+    worker is replaced, and the store ends up as after a serial catch-up."""
+    import signal
+
+    from tailboard.sidecar import parallel
+    from tailboard.sidecar.store import Store
+
+    root = tmp_path / "logs"
+    for r in range(4):
+        (root / f"r{r}").mkdir(parents=True)
+        (root / f"r{r}" / "rank0.jsonl").write_bytes(b"".join(
+            b'{"k":"scalars","step":%d,"t":1,"v":{"x":%d,"y":%d}}\n' % (i, i * r, -i) for i in range(20_000)))
+    submits = {"n": 0, "killed": 0}
+    real_submit = parallel.ParsePool.submit
+
+    def submit_then_kill(self: Any, tag: Any, data: bytes, state: dict[str, Any]) -> None:
+        real_submit(self, tag, data, state)
+        submits["n"] += 1
+        if submits["n"] == 5:  # two chunks are queued at that worker by now
+            victim = max(self.workers, key=lambda w: len(w.busy))
+            os.kill(victim.proc.pid, signal.SIGKILL)
+            submits["killed"] += 1
+
+    async def load(workers: int) -> Store:
+        store = Store(root)
+        follower = Follower(root, store, read_bytes=32 << 10, sweep_interval=30.0, workers=workers,
+                            parallel_min_bytes=0)
+        await follower.start()
+        await follower.stop()
+        return store
+
+    serial = await load(0)
+    monkeypatch.setattr(parallel.ParsePool, "submit", submit_then_kill)
+    with caplog.at_level(logging.WARNING, logger="tailboard.sidecar"):
+        parallel_store = await load(2)
+    assert submits["killed"] == 1
+    assert any("parse worker failed" in r.getMessage() for r in caplog.records)
+    for r in range(4):
+        for m in ("x", "y"):
+            a, b = serial.series(f"r{r}", m), parallel_store.series(f"r{r}", m)
+            assert a.steps.tolist() == b.steps.tolist() == list(map(float, range(20_000)))
+            assert a.values.tolist() == b.values.tolist()
