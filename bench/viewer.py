@@ -158,7 +158,10 @@ def many_runs(browser: object, n: int, seconds: float) -> None:
     page = browser.new_page(viewport={"width": 1600, "height": 1000})  # type: ignore[attr-defined]
     t0 = time.perf_counter()
     page.goto(handle.url)
-    page.wait_for_function(f"() => document.querySelectorAll('#runs .run-row[data-run]').length === {n}",
+    # the list is virtual: every run known to it, and the visible rows drawn
+    page.wait_for_function(f"() => window.tailboard.runList.infos.size === {n} && "
+                           f"window.tailboard.runList.rows.length >= {n} && "
+                           "document.querySelectorAll('#runs .run-row[data-run]').length > 10",
                            polling="raf", timeout=60000)
     listed = time.perf_counter() - t0
     writer = threading.Thread(target=append, daemon=True)

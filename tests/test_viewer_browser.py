@@ -786,3 +786,36 @@ def test_zooming_in_fetches_the_range_from_the_server_at_full_detail(browser: An
     finally:
         page.close()
         handle.stop()
+
+
+def test_a_long_run_list_is_virtual_and_scrolls_to_every_run(browser: Any, tmp_path: Path) -> None:
+    """400 runs: all are known to the list, only the rows near the visible part are in the DOM, and
+    scrolling brings any of them (the last included) into view, selectable."""
+    n = 400
+    for r in range(n):
+        folder = tmp_path / f"g{r % 20:02d}" / f"run{r:03d}"
+        folder.mkdir(parents=True)
+        (folder / "rank0.jsonl").write_bytes(
+            b'{"k":"header","format":"tailboard","version":1,"pid":1}\n'
+            b'{"k":"scalars","step":0,"t":1700000000,"v":{"loss":1.0}}\n')
+    handle = serve_in_thread(tmp_path, token="tok", follower_options={"poll_interval": 0.05})
+    page = browser.new_page(viewport={"width": 1200, "height": 700})
+    try:
+        page.goto(handle.url)
+        wait_for(page, f"() => window.tailboard.runList.infos.size === {n}")
+        rows = page.evaluate("() => document.querySelectorAll('#runs .run-row').length")
+        assert 10 < rows < 150, f"{rows} rows in the DOM for {n} runs and 20 folders"
+        assert page.evaluate("() => window.tailboard.runList.rows.length") == n + 20
+        last = "g19/run399"
+        assert page.evaluate(f"() => document.querySelector(`.run-row[data-run='{last}']`)") is None
+        page.evaluate("() => { const el = document.getElementById('runs'); el.scrollTop = el.scrollHeight; }")
+        wait_for(page, f"() => !!document.querySelector(`.run-row[data-run='{last}']`)")
+        page.click(f".run-row[data-run='{last}']")
+        wait_for(page, f"() => window.tailboard.view.runs.includes('{last}')")
+        assert page.evaluate("() => document.querySelectorAll('#runs .run-row').length") < 150
+        # the filter narrows the list and everything it keeps is shown
+        page.fill("#run-filter", "run39")
+        wait_for(page, "() => document.querySelectorAll('#runs .run-row[data-run]').length === 10")
+    finally:
+        page.close()
+        handle.stop()
