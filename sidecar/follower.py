@@ -73,6 +73,7 @@ class Follower:
         sweep_interval: float = 1.0,
         debounce_ms: int = 10,
         step_ms: int = 5,
+        inotify_hot: bool = True,
         max_line_bytes: int = 1 << 20,
         read_bytes: int = 1 << 20,
         idle_close_after: float = 60.0,
@@ -103,6 +104,7 @@ class Follower:
             sweep_interval=sweep_interval,
             debounce_ms=debounce_ms,
             step_ms=step_ms,
+            inotify_hot=inotify_hot,
         )
         self._consumer: asyncio.Task[None] | None = None
         self._catch_up_task: asyncio.Task[None] | None = None

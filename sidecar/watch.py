@@ -4,10 +4,12 @@ Nothing here reads a file. Each hint only means "look at this path again" (or "l
 again"); the tail re-checks the file itself from its own offset, so a lost, merged or spurious hint
 costs at most one sweep interval, never data.
 
-- inotify (watchfiles ``awatch``, debounce 50 ms and step 5 ms instead of its 1600/50 defaults, and
-  a filter that accepts the paths its default filter would drop, such as ``.git`` or ``.venv``).
-  watchfiles gives no ready signal, so a sentinel file in a private temp folder, watched alongside
-  the root, is touched until its own event comes back: from then on every change has an event.
+- inotify (watchfiles ``awatch``, the follower's debounce 10 ms and step 5 ms instead of its 1600/50
+  defaults, and a filter that accepts the paths its default filter would drop, such as ``.git`` or
+  ``.venv``). watchfiles gives no ready signal, so a sentinel file in a private temp folder, watched
+  alongside the root, is touched until its own event comes back: from then on every change has an
+  event. Streams that had events in the last 10 s are also stat-ed every ``hot_interval``: under
+  steady appends a batch of events always waits for the debounce, the stat does not.
 - a stat poller, used with ``poll=True`` or when inotify cannot start (the watch limit, no free
   descriptors). It compares device, inode, size and mtime in nanoseconds (watchfiles' own poller
   compares whole seconds and ignores size). Files that changed in the last 10 s are polled
@@ -144,6 +146,7 @@ class Watcher:
         sweep_interval: float = 1.0,
         debounce_ms: int = 50,
         step_ms: int = 5,
+        inotify_hot: bool = True,
     ) -> None:
         if poll_interval <= 0 or hot_interval <= 0 or sweep_interval <= 0:
             raise ValueError("poll_interval, hot_interval and sweep_interval must be positive")
@@ -155,6 +158,7 @@ class Watcher:
         self.sweep_interval = sweep_interval
         self.debounce_ms = debounce_ms
         self.step_ms = step_ms
+        self.inotify_hot = inotify_hot  # with inotify, also stat the files that had events lately
         self.mode = "poll" if poll else "inotify"
         self._stop = asyncio.Event()
         self._inotify_stop = asyncio.Event()
@@ -162,6 +166,7 @@ class Watcher:
         self._sentinel_dir: str | None = None
         self._ready = asyncio.Event()
         self._poller = StatPoller()
+        self._heat = asyncio.Event()  # set when inotify reports files: they are hot
 
     async def start(self) -> None:
         """Return once changes from now on are sure to produce a hint (or be polled)."""
@@ -173,6 +178,8 @@ class Watcher:
             # The first pass sets the baseline the next passes compare with.
             self._poller.check(self._paths(), time.monotonic(), baseline=True)
             self._tasks.append(asyncio.create_task(self._run_poll()))
+        elif self.inotify_hot:
+            self._tasks.append(asyncio.create_task(self._run_hot()))
         self._tasks.append(asyncio.create_task(self._run_sweep()))
 
     async def stop(self) -> None:
@@ -238,6 +245,12 @@ class Watcher:
                         paths.add(path)
                 if paths:
                     self.hints.add(paths)
+                    # files written to now are likely to be again: stat them every hot_interval
+                    # too, as the poller does (a batch of events waits for the debounce)
+                    streams = [p for p in paths if p.endswith(".jsonl")] if self.inotify_hot else []
+                    if streams:
+                        self._poller.check(streams, time.monotonic())
+                        self._heat.set()
         except Exception as exc:
             # Watch limit, no descriptors, a filesystem without inotify: poll from now on.
             logger.warning("inotify failed under %s (%r): polling instead", self.root, exc)
@@ -260,6 +273,22 @@ class Watcher:
             else:
                 paths = self._poller.hot(now)
             changed = self._poller.check(paths, now)
+            if changed:
+                self.hints.add(changed)
+            await asyncio.sleep(self.hot_interval)
+
+    async def _run_hot(self) -> None:
+        """With inotify: stat the files that had events in the last seconds every hot_interval.
+        Idle (no wake-ups) while nothing is hot."""
+        while not self._stop.is_set():
+            if self.mode != "inotify":
+                return  # fell back to polling, which polls hot files itself
+            paths = self._poller.hot(time.monotonic())
+            if not paths:
+                self._heat.clear()
+                await self._heat.wait()
+                continue
+            changed = self._poller.check(paths, time.monotonic())
             if changed:
                 self.hints.add(changed)
             await asyncio.sleep(self.hot_interval)

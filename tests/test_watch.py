@@ -147,3 +147,44 @@ async def test_misuse(tmp_path: Path) -> None:
             await watcher.start()
     finally:
         await watcher.stop()
+
+
+@pytest.mark.parametrize("hot", [True, False])
+async def test_inotify_streams_with_recent_events_are_also_stat_polled(tmp_path: Path, hot: bool) -> None:
+    """watchfiles yields a batch one step (here 50 ms) after its set of changes stops growing, so a
+    stream under steady appends is hinted about every other step; a stream that had events lately is
+    stat-ed every hot_interval (10 ms) as well."""
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b"")
+    hints = Hints()
+    watcher = Watcher(str(tmp_path), hints, lambda: [str(path)], hot_interval=0.01, sweep_interval=30.0,
+                      debounce_ms=3000, step_ms=50, inotify_hot=hot)
+    await watcher.start()
+    try:
+        assert watcher.mode == "inotify"
+        with open(path, "ab") as f:
+            f.write(b"first\n")
+        await collect(hints, str(path))  # the first event: the stream is hot from now on
+
+        async def append_steadily() -> None:  # every 5 ms: the inotify batch never settles
+            with open(path, "ab", buffering=0) as f:
+                for i in range(200):
+                    f.write(b"%d\n" % i)
+                    await asyncio.sleep(0.005)
+
+        writer = asyncio.create_task(append_steadily())
+        count = 0
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            try:
+                paths, _ = await next_hints(hints, max(0.01, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                break
+            count += str(path) in paths
+        writer.cancel()
+        if hot:
+            assert count >= 30, f"{count} hints in 1 s of steady appends"
+        else:
+            assert count <= 15, f"{count} hints in 1 s from inotify alone"
+    finally:
+        await watcher.stop()
