@@ -202,10 +202,7 @@ class Follower:
                 break
             loaded += self._pump(f)
             self._park_if_idle(f)
-            now = time.monotonic()
-            if now - last_report >= PROGRESS_EVERY:
-                last_report = now
-                self._progress(min(loaded, total), total, False)
+            last_report = self._report(loaded, total, last_report)
         return loaded
 
     def _catch_up_parallel(self, files: list[_Followed], total: int, pool: ParsePool) -> int:
@@ -253,11 +250,16 @@ class Follower:
                     loaded += len(chunk.data)
                     f.active = time.monotonic()
                     lanes.append(lane)
-                now = time.monotonic()
-                if now - last_report >= PROGRESS_EVERY:
-                    last_report = now
-                    self._progress(min(loaded, total), total, False)
+                last_report = self._report(loaded, total, last_report)
         return loaded
+
+    def _report(self, loaded: int, total: int, last: float) -> float:
+        """Progress to the store at most every PROGRESS_EVERY seconds; returns when it last went."""
+        now = time.monotonic()
+        if now - last < PROGRESS_EVERY:
+            return last
+        self._progress(min(loaded, total), total, False)
+        return now
 
     def _ingest_here(self, f: _Followed, chunk: Chunk) -> None:
         self._call("ingest", f.ref.run_id, f.ref.stream, chunk.data, chunk.start, chunk.end)
