@@ -1,7 +1,7 @@
 // The dashboard: wires the connection, the run list, the charts and the panels together.
 
 import { Connection } from "./connection.js";
-import { RunData, runColor, viewToQuery, queryToView, groupByPrefix, toCSV } from "./state.js";
+import { RunData, runColor, setColorSelection, viewToQuery, queryToView, groupByPrefix, toCSV } from "./state.js";
 import { decodeSeries } from "./protocol.js";
 import { lowerBound } from "./decimate.js";
 import { Chart } from "./chart.js";
@@ -20,6 +20,7 @@ if (params.has("token")) {
 }
 
 const view = queryToView(location.search);
+setColorSelection(view.runs);
 const state = {
   runs: new Map(), // id -> RunData
   infos: new Map(), // id -> run object
@@ -69,6 +70,7 @@ const runList = new RunList($("runs"), {
 function setSelection(ids) {
   const before = new Set(view.runs);
   view.runs = ids.filter((id) => state.infos.has(id) || !state.infos.size).sort();
+  setColorSelection(view.runs);
   const now = new Set(view.runs);
   conn.unsubscribe([...before].filter((r) => !now.has(r)));
   conn.subscribe(view.runs.filter((r) => !before.has(r) || !state.runs.get(r)?.loaded));

@@ -112,15 +112,58 @@ export class RunData {
 
 // Twelve hues spaced around the wheel, in an order that puts neighbours far apart.
 const HUES = [215, 25, 140, 330, 50, 265, 175, 0, 95, 295, 195, 70];
+// Hues closer than this (degrees) are told apart badly in thin lines.
+const MIN_HUE_GAP = 40;
 
-/** A stable colour per run id (a hash of the id picks a hue), readable on light and dark. */
-export function runColor(id, dark = false) {
+function idHash(id) {
   let h = 2166136261;
   for (let i = 0; i < id.length; i++) { h ^= id.charCodeAt(i); h = Math.imul(h, 16777619); }
   // avalanche, so ids that differ in one character land on unrelated hues
   h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b); h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35); h ^= h >>> 16;
-  h >>>= 0;
-  const hue = HUES[h % HUES.length];
+  return h >>> 0;
+}
+
+const hueGap = (a, b) => { const d = Math.abs(a - b) % 360; return Math.min(d, 360 - d); };
+
+/**
+ * Hue index per run for a set of runs drawn together: each keeps the hue its id hashes to unless a
+ * run before it (in id order) already has a hue closer than MIN_HUE_GAP; then it takes the free hue
+ * farthest from those taken. Deterministic for a given set; beyond twelve runs, hues repeat.
+ */
+export function assignHues(ids) {
+  const out = new Map();
+  const taken = [];
+  for (const id of [...ids].sort()) {
+    const want = idHash(id) % HUES.length;
+    let pick = want;
+    const nearest = (k) => Math.min(360, ...taken.map((t) => (t === k ? -1 : hueGap(HUES[t], HUES[k]))));
+    if (nearest(want) < MIN_HUE_GAP) {
+      // the free hue farthest from those taken (the first such in HUES order after the wanted one)
+      let best = -2;
+      for (let i = 0; i < HUES.length; i++) {
+        const k = (want + i) % HUES.length;
+        const d = nearest(k);
+        if (d > best) { best = d; pick = k; }
+      }
+    }
+    taken.push(pick);
+    out.set(id, pick);
+  }
+  return out;
+}
+
+let selectedHues = new Map();
+
+/** The runs drawn together now (the selection): their colours are kept apart (see assignHues). */
+export function setColorSelection(ids) {
+  selectedHues = assignHues(ids);
+}
+
+/** A stable colour per run id (its hash picks a hue, kept apart from the other selected runs'),
+ *  readable on light and dark. */
+export function runColor(id, dark = false) {
+  const h = idHash(id);
+  const hue = HUES[selectedHues.get(id) ?? h % HUES.length];
   const light = (dark ? 62 : 42) + ((h >>> 8) % 2) * (dark ? -10 : 12); // two shades per hue
   return `hsl(${hue} 70% ${light}%)`;
 }

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SeriesBuffer, RunData, runColor, viewToQuery, queryToView, groupByPrefix, buildTree, toCSV, DEFAULT_VIEW, MAX_POINTS } from "../state.js";
+import { SeriesBuffer, RunData, runColor, assignHues, setColorSelection, viewToQuery, queryToView, groupByPrefix, buildTree, toCSV, DEFAULT_VIEW, MAX_POINTS } from "../state.js";
 
 test("a series buffer replaces, appends and bumps its version", () => {
   const b = new SeriesBuffer(2);
@@ -79,4 +79,22 @@ test("a long live stream stays within MAX_POINTS per series, arrays included", (
   assert.equal(b.steps[b.length - 1], step - 1); // the latest point is kept
   assert.equal(Math.max(...b.values.subarray(0, b.length)), 50 + Math.sin(123457 / 100)); // and the spike
   assert.equal(b.total, step);
+});
+
+test("runs drawn together get hues far apart (40 degrees up to 5 runs, 30 up to 7), the same for the same set", () => {
+  const hueOf = (c) => Number(/hsl\((\d+)/.exec(c)[1]);
+  const gap = (a, b) => { const d = Math.abs(a - b) % 360; return Math.min(d, 360 - d); };
+  for (let trial = 0; trial < 200; trial++) {
+    const n = 2 + (trial % 6);
+    const ids = Array.from({ length: n }, (_, i) => `sweep/lr_${trial}_${i}/seed${i}`);
+    const hues = assignHues(ids);
+    const shuffled = assignHues([...ids].reverse());
+    assert.deepEqual([...hues.entries()].sort(), [...shuffled.entries()].sort()); // order-independent
+    setColorSelection(ids);
+    const hs = ids.map((id) => hueOf(runColor(id)));
+    const min = n <= 5 ? 40 : 30;
+    for (let i = 0; i < hs.length; i++) for (let j = i + 1; j < hs.length; j++) assert.ok(gap(hs[i], hs[j]) >= min, `${hs}`);
+    assert.equal(runColor(ids[0]), runColor(ids[0])); // stable
+  }
+  setColorSelection([]);
 });
