@@ -188,3 +188,16 @@ async def test_inotify_streams_with_recent_events_are_also_stat_polled(tmp_path:
             assert count <= 15, f"{count} hints in 1 s from inotify alone"
     finally:
         await watcher.stop()
+
+
+def test_the_hot_list_can_be_limited_to_the_most_recent(tmp_path: Path) -> None:
+    poller = StatPoller()
+    paths = []
+    for i in range(5):
+        p = tmp_path / f"{i}.jsonl"
+        p.write_bytes(b"x")
+        paths.append(str(p))
+        poller.check([str(p)], float(i))  # changed at t = i
+    assert sorted(poller.hot(4.0)) == sorted(paths)
+    assert poller.hot(4.0, limit=2) == [paths[4], paths[3]]
+    assert poller.hot(13.5, limit=2) == [paths[4]]  # the others went quiet
