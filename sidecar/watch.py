@@ -8,8 +8,9 @@ costs at most one sweep interval, never data.
   defaults, and a filter that accepts the paths its default filter would drop, such as ``.git`` or
   ``.venv``). watchfiles gives no ready signal, so a sentinel file in a private temp folder, watched
   alongside the root, is touched until its own event comes back: from then on every change has an
-  event. Streams that had events in the last 10 s are also stat-ed every ``hot_interval``: under
-  steady appends a batch of events always waits for the debounce, the stat does not.
+  event. Streams that had events in the last 10 s (the 64 most recent) are also stat-ed every
+  ``hot_interval``: under steady appends a batch of events waits for its step or the debounce, the
+  stat does not.
 - a stat poller, used with ``poll=True`` or when inotify cannot start (the watch limit, no free
   descriptors). It compares device, inode, size and mtime in nanoseconds (watchfiles' own poller
   compares whole seconds and ignores size). Files that changed in the last 10 s are polled
