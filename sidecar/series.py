@@ -173,16 +173,18 @@ class ColumnarSeries:
 
     # -- reading ------------------------------------------------------------------------------
 
+    def _wide(self, index: Any) -> np.ndarray:
+        """Stored steps at ``index`` (a slice or indices) as float64 step values."""
+        raw: np.ndarray = self._steps[index]
+        return raw + (self._base or 0.0) if raw.dtype == np.int32 else raw
+
     def _step_at(self, i: int) -> float:
-        x = float(self._steps[i])
-        return x + self._base if self._steps.dtype == np.int32 and self._base is not None else x
+        return float(self._wide(slice(i, i + 1))[0])
 
     @property
     def steps(self) -> np.ndarray:
         self._flush()
-        if self._steps.dtype == np.int32:
-            return self._steps[: self._n] + (self._base or 0.0)
-        return self._steps[: self._n]
+        return self._wide(slice(0, self._n))
 
     @property
     def values(self) -> np.ndarray:
@@ -224,10 +226,8 @@ class ColumnarSeries:
         total = hi - lo
         # the summary pays when buckets span many groups; else the raw edges cost more than a scan
         if total <= DIRECT_MAX or total <= points or total < 8 * GROUP * (points // 4):
-            lo_s = None if start is None else start
             seg = slice(lo, hi)
-            steps = self._steps[seg] + (self._base or 0.0) if self._steps.dtype == np.int32 else self._steps[seg]
-            return downsample_m4(steps, self._values[seg], self._times[seg], points, start=lo_s, end=end)
+            return downsample_m4(self._wide(seg), self._values[seg], self._times[seg], points, start=start, end=end)
         buckets = points // 4
         a = self._step_at(lo) if start is None else float(start)
         b = self._step_at(hi - 1) if end is None else float(end)
@@ -240,12 +240,9 @@ class ColumnarSeries:
         starts, ends = starts[keep_b], ends[keep_b]
         mins_at, maxs_at, nan_at = self._extremes(starts, ends)
         keep = np.unique(np.concatenate((starts, ends - 1, mins_at, maxs_at, nan_at)))
-        steps = self._steps[keep] + (self._base or 0.0) if self._steps.dtype == np.int32 else self._steps[keep]
-        values = self._values
-        envelope = (self._steps[starts] + (self._base or 0.0) if self._steps.dtype == np.int32
-                    else self._steps[starts].copy(), values[mins_at].copy(), values[maxs_at].copy())
-        return Series(np.asarray(steps, np.float64), values[keep], self._times[keep], True, total,
-                      (np.asarray(envelope[0], np.float64), envelope[1], envelope[2]))
+        values = self._values  # fancy indexing copies: nothing returned is a view of the store
+        envelope = (self._wide(starts), values[mins_at], values[maxs_at])
+        return Series(self._wide(keep), values[keep], self._times[keep], True, total, envelope)
 
     def _extremes(self, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per bucket [start, end): index of the first min and first max (NaN ignored; the bucket's
