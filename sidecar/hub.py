@@ -3,7 +3,8 @@
 Store events arrive from the ingesting thread and are handed to the event loop. Each client keeps
 the new points of the runs it follows in a pending buffer, flushed into its bounded queue when the
 follower says a batch is complete (``BatchDone``; one flush carries every run that batch touched),
-at most every ``coalesce`` seconds, and after ``batch_wait`` at the latest; a client whose queue is full is marked lagging: its queue is dropped and it
+at most every ``coalesce`` seconds, and after ``batch_wait`` at the latest; a client whose queue is
+full is marked lagging: its queue is dropped and it
 gets a ``reset`` and fresh snapshots once it drains, so it never slows anyone else.
 
 Snapshots and resumes carry a cursor; a later delta whose cursor is not beyond it is already

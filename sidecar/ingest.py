@@ -111,13 +111,17 @@ def parse_chunk(
     occasional histogram or text record), each parsed as if it were a chunk of its own: the result
     is the same as the store feeding the pieces one after the other.
     """
-    pieces = _runs_of_scalars(data)
+    ends = _newlines(data)  # found once, for the cutting and for the fast path
+    pieces = _runs_of_scalars(data, ends)
     wall_now = time.time() if now is None else now
     if len(pieces) == 1:
-        return _parse(data, prev_step, next_index, attempt_started, native, wall_now, pieces[0][1])
+        return _parse(data, prev_step, next_index, attempt_started, native, wall_now, pieces[0][1], ends)
     total: Parsed | None = None
+    at = 0
     for piece, uniform in pieces:
-        part = _parse(piece, prev_step, next_index, attempt_started, native, wall_now, uniform)
+        mine = ends[np.searchsorted(ends, at) : np.searchsorted(ends, at + len(piece))] - at
+        at += len(piece)
+        part = _parse(piece, prev_step, next_index, attempt_started, native, wall_now, uniform, mine)
         prev_step = part.last_step  # it starts from prev_step: None only after a new attempt
         next_index += part.records
         attempt_started = attempt_started or part.records > 0
@@ -131,20 +135,22 @@ def parse_chunk(
 MAX_PIECES = 16
 
 
-def _runs_of_scalars(data: bytes) -> list[tuple[bytes, bool]]:
+def _newlines(data: bytes) -> np.ndarray:
+    found: np.ndarray = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+    return found
+
+
+def _runs_of_scalars(data: bytes, ends: np.ndarray | None = None) -> list[tuple[bytes, bool]]:
     """Cut ``data`` into runs of lines that start as the writer's scalars records and runs of other
-    lines: ``[(bytes, starts_as_scalars)]``."""
+    lines: ``[(bytes, starts_as_scalars)]``. ``ends``: the positions of its newlines, if known."""
     if len(data) < 64 or b"\n" not in data[:-1]:
         return [(data, data[: len(_HEAD)] == _HEAD)]
     arr = np.frombuffer(data, np.uint8)
-    ends = np.flatnonzero(arr == 10)
-    if ends.shape[0] == 0:
-        return [(data, False)]
+    if ends is None:
+        ends = _newlines(data)
     starts = np.concatenate(([0], ends[:-1] + 1))
     ok = starts + len(_HEAD) <= arr.shape[0]
-    win = _windows(arr) if arr.shape[0] >= 8 else None
-    if win is None:
-        return [(data, False)]
+    win = _windows(arr)
     heads = np.where(ok, starts, 0)
     is_s = ok.copy()
     for off in (0, 8, len(_HEAD) - 8):
@@ -192,6 +198,7 @@ def _parse(
     native: bool,
     wall_now: float,
     try_uniform: bool,
+    ends: np.ndarray | None = None,
 ) -> Parsed:
     parsed = Parsed()
     # per segment: metric -> list of (steps, values, times) parts, arrays or lists
@@ -237,7 +244,7 @@ def _parse(
         parts.append({})
         return parts[-1]
 
-    uniform = _parse_uniform(data) if try_uniform else None
+    uniform = _parse_uniform(data, ends) if try_uniform else None
     if uniform is not None:
         names, table = uniform
         cols = np.ascontiguousarray(table.T)  # one contiguous row per column: cheap to append and to pickle
@@ -355,10 +362,11 @@ def _windows(a: np.ndarray) -> np.ndarray:
     return view
 
 
-def _parse_uniform(data: bytes) -> tuple[list[str], np.ndarray] | None:
+def _parse_uniform(data: bytes, ends: np.ndarray | None = None) -> tuple[list[str], np.ndarray] | None:
     """Lines that are all ``{"k":"scalars","step":S,"t":T,"v":{"m1":V1,...}}`` with the same names
     in the same order, as the writer writes them: the names and an (n, 2 + names) float64 table of
-    step, time and values. None for anything else (the general path then parses the chunk).
+    step, time and values. None for anything else (the general path then parses the chunk). ``ends``:
+    the positions of its newlines, if known.
 
     Exact, not heuristic: every byte that is not a number is compared with the layout the first line
     gives, the numbers are read by orjson, and anything else (escapes, quoted or literal values,
@@ -381,7 +389,8 @@ def _parse_uniform(data: bytes) -> tuple[list[str], np.ndarray] | None:
     consts = [_HEAD, b',"t":', b',"v":{' + orjson.dumps(keys[0]) + b":"]
     consts += [b"," + orjson.dumps(k) + b":" for k in keys[1:]]
     arr = np.frombuffer(data, np.uint8)
-    ends = np.flatnonzero(arr == 10)
+    if ends is None:
+        ends = _newlines(data)
     n = int(ends.shape[0])
     per = nk + 4  # colons per line: k, step, t, v and one per name
     colons = np.flatnonzero(arr == 58)

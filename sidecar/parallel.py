@@ -5,8 +5,9 @@ plain ``python -m tailboard.sidecar.parallel`` children talking length-prefixed 
 stdin/stdout: no ``multiprocessing`` start method, so nothing depends on how the program that embeds
 the sidecar guards its main module, and no process that runs threads is ever forked.
 
-Chunks travel through a memory file (``memfd``) shared with each child, one slot per child: copying a
-megabyte into it costs a fraction of pushing it through a pipe that the busy child must drain. Where
+Chunks travel through a memory file (``memfd``) shared with each child, one slot per chunk it may
+have queued (``DEPTH``): copying a megabyte into it costs a fraction of pushing it through a pipe that
+the busy child must drain. Where
 memory files do not exist, or a chunk is larger than the slot, the bytes go in the pickle instead.
 
 Only trusted data crosses these pipes: chunks of log bytes and the parse results of our own child.

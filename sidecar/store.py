@@ -221,6 +221,10 @@ def _parse_state(st: _Stream) -> dict[str, Any]:
     return {"prev_step": st.last_step, "next_index": st.index, "attempt_started": st.started, "native": st.native}
 
 
+def _resident_points(run: _Run) -> int:
+    return sum(c.n for a in run.attempts for c in a.series.values())
+
+
 def _trim_heap() -> None:
     """glibc keeps freed heap pages mapped; after a large catch-up that is most of them."""
     try:
@@ -512,7 +516,7 @@ class Store:
         if self.max_points is None:
             return
         with self._lock:
-            resident = {r.id: sum(c.n for a in r.attempts for c in a.series.values()) for r in self._runs.values()}
+            resident = {r.id: _resident_points(r) for r in self._runs.values()}
             total = sum(resident.values())
             if total <= self.max_points:
                 return
@@ -647,7 +651,7 @@ class Store:
             started=started,
             attempts=ev["attempts"] if ev is not None else len(run.attempts),
             records=run.records,
-            points=ev["points"] if ev is not None else sum(c.n for a in run.attempts for c in a.series.values()),
+            points=ev["points"] if ev is not None else _resident_points(run),
             skipped={"total": skipped_total, **skipped},
             streams=tuple(
                 {"name": s.name, "rank": s.rank, "records": s.records, "skipped": sum(s.skipped.values())}
