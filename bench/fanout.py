@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 
 import tailboard
-from loopback import free_port
+from loopback import free_port, messages
 from websockets.asyncio.client import connect
 
 TOKEN = "fanout"
@@ -60,13 +60,7 @@ async def client(port: int, latencies: list[float], steps: set[int], ready: asyn
     async with connect(f"ws://127.0.0.1:{port}/ws?token={TOKEN}", max_size=None, compression=None) as ws:
         await ws.send(json.dumps({"op": "subscribe", "runs": ["live"], "points": 100}))
         ready.set()
-        while not done.is_set():
-            try:
-                raw = await asyncio.wait_for(ws.recv(), 0.5)
-            except asyncio.TimeoutError:
-                continue
-            now = time.time()
-            msg = json.loads(raw)
+        async for now, msg in messages(ws, lambda: not done.is_set()):
             if msg["type"] == "delta" and "x" in msg["series"]:
                 s = msg["series"]["x"]
                 latencies.extend(now - t for t in s["times"])

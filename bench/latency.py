@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import tailboard
-from loopback import free_port
+from loopback import free_port, messages
 from websockets.asyncio.client import connect
 
 
@@ -75,13 +75,7 @@ async def client(port: int, names: list[str], seconds: float, go: Any) -> list[f
     async with connect(f"ws://127.0.0.1:{port}/ws?token=bench", max_size=None) as ws:
         await ws.send(json.dumps({"op": "subscribe", "runs": names, "points": 100}))
         t_end = time.monotonic() + seconds + 1.0
-        while time.monotonic() < t_end:
-            try:
-                raw = await asyncio.wait_for(ws.recv(), 0.5)
-            except asyncio.TimeoutError:
-                continue
-            now = time.time()
-            msg = json.loads(raw)
+        async for now, msg in messages(ws, lambda: time.monotonic() < t_end):
             if msg["type"] == "snapshot" and not go.is_set():
                 go.set()
             if msg["type"] == "delta":

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 
 def free_port() -> int:
@@ -10,3 +15,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def messages(ws: Any, going: Callable[[], bool]) -> AsyncIterator[tuple[float, dict[str, Any]]]:
+    """(arrival wall time, decoded message) from a WebSocket while ``going()`` holds."""
+    while going():
+        try:
+            raw = await asyncio.wait_for(ws.recv(), 0.5)
+        except asyncio.TimeoutError:
+            continue
+        now = time.time()
+        yield now, json.loads(raw)
