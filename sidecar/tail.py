@@ -23,17 +23,20 @@ import errno
 import hashlib
 import logging
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 __all__ = [
     "Chunk",
     "FileTail",
+    "NotRegularFile",
     "Opened",
     "Reset",
     "Skipped",
     "TailEvent",
     "head_signature",
+    "open_regular",
     "split_lines",
 ]
 
@@ -72,6 +75,30 @@ class Reset:
 
 
 TailEvent = Opened | Chunk | Skipped | Reset
+
+
+class NotRegularFile(OSError):
+    """The path names a FIFO, a device, a socket or a folder: never read as a log."""
+
+
+def open_regular(path: str) -> int:
+    """A read-only descriptor of the regular file at ``path``.
+
+    Opened with ``O_NONBLOCK`` so that a FIFO put in a log's place cannot block the open (or a
+    read), then checked with ``fstat``: anything but a regular file (a FIFO, ``/dev/zero``, a
+    socket) raises :class:`NotRegularFile` and is never read. Every open of a log file goes through
+    here.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise NotRegularFile(errno.EINVAL, "not a regular file", path)
+    return fd
 
 
 def head_signature(head: bytes) -> str | None:

@@ -38,6 +38,7 @@ __all__ = [
     "foreign_scalars",
     "is_tailboard_record",
     "STREAM_SUFFIX",
+    "MAX_LINE_BYTES",
 ]
 
 FORMAT = "tailboard"
@@ -58,6 +59,10 @@ STATUS_FINISHED = "finished"
 STATUS_FAILED = "failed"
 
 STREAM_SUFFIX = ".jsonl"
+
+#: The longest line (newline included) a reader keeps. The writer never writes a longer one and the
+#: sidecar skips (and counts) longer lines as ``line_too_long``: one limit, both sides.
+MAX_LINE_BYTES = 1 << 20
 
 # Keys that carry the step / wall time in JSONL written by other tools, in order of preference.
 STEP_KEYS = ("step", "global_step", "iteration", "iter", "epoch")
