@@ -1,23 +1,30 @@
-"""HTTP and WebSocket routes. They ask the store and the hub; they never touch files."""
+"""HTTP and WebSocket routes. They ask the store and the hub; they never touch files.
+
+Organised as Starlette's own code is: endpoint functions, a route table, exception handlers. Every
+store query runs in a worker thread, a few at a time (``Limits.query_threads``): the event loop only
+moves bytes, so one heavy request never stalls the others or ``/healthz``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import math
+from contextlib import suppress
+from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.responses import FileResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import protocol as P
-from .auth import AccessControl
-from .hub import Client, Hub
+from .auth import WS_SUBPROTOCOL, AccessControl
+from .hub import Client, Hub, SlowClient
+from .limits import Limits
 from .store import Reset, Store
 
 __all__ = ["create_app"]
@@ -34,14 +41,37 @@ WS_1008_POLICY_VIOLATION = 1008
 WS_1009_MESSAGE_TOO_BIG = 1009
 WS_1013_TRY_AGAIN_LATER = 1013
 
+T = TypeVar("T")
+
+
+@dataclass
+class _State:
+    store: Store
+    hub: Hub
+    limits: Limits
+    heartbeat: float
+    queries: asyncio.Semaphore | None = None
+    websockets: int = 0
+
+    async def ask(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a store query in a worker thread; at most ``limits.query_threads`` at once."""
+        if self.queries is None:  # created on the loop that serves
+            self.queries = asyncio.Semaphore(self.limits.query_threads)
+        async with self.queries:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+
 
 class ORJSONResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
         return P.dumps(content)
 
 
-def _error(status: int, message: str) -> Response:
-    return ORJSONResponse({"error": message}, status_code=status)
+def _json(content: Any) -> Response:
+    return ORJSONResponse(content, headers={"cache-control": "no-store"})
+
+
+def _state(conn: Request | WebSocket) -> _State:
+    return conn.app.state.tailboard  # type: ignore[no-any-return]
 
 
 def _float_param(request: Request, name: str) -> float | None:
@@ -70,208 +100,267 @@ def _int_param(request: Request, name: str, lo: int, hi: int, default: int | Non
     return value
 
 
+def _known_run(request: Request, run: str | None = None) -> str:
+    run = request.query_params.get("run", "") if run is None else run
+    # Only ids of discovered runs are accepted; nothing here ever becomes a path.
+    if not run or _state(request).store.get_run(run) is None:
+        raise LookupError("unknown run")
+    return run
+
+
+# ---- endpoints ------------------------------------------------------------------------------------
+
+
+async def healthz(request: Request) -> Response:
+    return _json({"ok": True})
+
+
+async def api_runs(request: Request) -> Response:
+    state = _state(request)
+    runs = await state.ask(state.store.runs)
+    p = state.store.progress()
+    return _json(
+        {
+            "runs": [r.to_json() for r in runs],
+            "loading": {"done": p.done, "bytes": p.loaded_bytes, "total_bytes": p.total_bytes},
+        }
+    )
+
+
+async def api_run(request: Request) -> Response:
+    state = _state(request)
+    return _json(await state.ask(state.store.run_detail, _known_run(request)))
+
+
+async def api_series(request: Request) -> Response:
+    state = _state(request)
+    run = _known_run(request)
+    metric = request.query_params.get("metric", "")
+    start = _float_param(request, "start")
+    end = _float_param(request, "end")
+    points = _int_param(request, "points", 4, P.MAX_POINTS)
+    attempt = _int_param(request, "attempt", 0, 1_000_000)
+
+    def query() -> dict[str, Any]:
+        s = state.store.series(
+            run, metric, start=start, end=end, points=points, attempt=attempt, max_raw=state.limits.max_raw_points
+        )
+        return {"run": run, "metric": metric, **P.series_json(s, envelope=True), "cursor": state.store.cursor(run)}
+
+    return _json(await state.ask(query))
+
+
+async def api_histograms(request: Request) -> Response:
+    state = _state(request)
+    name = request.query_params.get("name", "")
+    return _json(await state.ask(state.store.histograms, _known_run(request), name, limit=state.limits.max_records))
+
+
+async def api_vectors(request: Request) -> Response:
+    state = _state(request)
+    name = request.query_params.get("name", "")
+    step = _float_param(request, "step")
+    return _json(
+        await state.ask(state.store.vectors, _known_run(request), name, step=step, limit=state.limits.max_records)
+    )
+
+
+async def api_texts(request: Request) -> Response:
+    state = _state(request)
+    name = request.query_params.get("name")
+    return _json(await state.ask(state.store.texts, _known_run(request), name, limit=state.limits.max_records))
+
+
+async def api_records(request: Request) -> Response:
+    """Exact export, a page at a time: at most ``limit`` records and about ``max_page_bytes``."""
+    state = _state(request)
+    run = _known_run(request)
+    limit = _int_param(request, "limit", 1, 100_000, 10_000) or 10_000
+    cursor = request.query_params.get("cursor")
+    page = await state.ask(state.store.records, run, cursor, limit=limit, max_bytes=state.limits.max_page_bytes)
+    if isinstance(page, Reset):
+        return _json({"reset": page.reason})
+    return _json({"records": page.records, "cursor": page.cursor, "more": page.more})
+
+
+async def api_poll(request: Request) -> Response:
+    """Long-poll fallback: the WebSocket's messages for the given runs and cursors."""
+    state = _state(request)
+    hub = state.hub
+    runs = list(dict.fromkeys(request.query_params.getlist("run")))  # each run once
+    if len(runs) > state.limits.max_runs_per_request:
+        raise ValueError(f"at most {state.limits.max_runs_per_request} runs per request")
+    timeout = _float_param(request, "timeout")
+    timeout = 25.0 if timeout is None else max(0.0, min(30.0, timeout))
+    points = _int_param(request, "points", 4, P.MAX_POINTS, 2000) or 2000
+    for run in runs:
+        _known_run(request, run)
+    out: list[bytes] = [await state.ask(hub.full_runs)]
+    if not runs:  # a client that follows no run yet only needs the run list
+        return _poll_response(out)
+    c = Client(lambda b: asyncio.sleep(0))
+    for run in runs:
+        c.subs[run] = None
+        c.points[run] = points
+    budget = state.limits.max_response_points // len(runs)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        version = hub.version
+        news: list[bytes] = []
+        for run in runs:
+            cursor = request.query_params.get(f"cursor.{run}") or None
+            news.extend(await hub.catch_up(c, run, cursor, points_budget=budget, skip_empty=True))
+        remaining = deadline - loop.time()
+        if news or remaining <= 0 or await request.is_disconnected():
+            out.extend(news)
+            break
+        await hub.wait_changed(version, min(remaining, 1.0))
+    return _poll_response(out)
+
+
+def _poll_response(messages: list[bytes]) -> Response:
+    return Response(b'{"messages":[' + b",".join(messages) + b"]}", media_type="application/json",
+                    headers={"cache-control": "no-store"})
+
+
+async def ws_endpoint(ws: WebSocket) -> None:
+    state = _state(ws)
+    hub, limits = state.hub, state.limits
+    offered = ws.scope.get("subprotocols") or []
+    await ws.accept(subprotocol=WS_SUBPROTOCOL if WS_SUBPROTOCOL in offered else None)
+    if state.websockets >= limits.max_websockets:
+        await ws.close(code=WS_1013_TRY_AGAIN_LATER)
+        return
+    state.websockets += 1
+
+    async def send(data: bytes) -> None:
+        await ws.send_text(data.decode("utf-8"))
+
+    client = Client(send, queue_size=limits.queue_size)
+    hub.add(client)
+    hub.send_now(client, P.dumps(P.hello(hub.server, state.heartbeat)))
+    hub.send_now(client, await state.ask(hub.full_runs))
+    tasks = {asyncio.create_task(hub.pump(client)), asyncio.create_task(_read_client(ws, state, client))}
+    code = None
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            exc = task.exception()
+            if isinstance(exc, SlowClient):
+                logger.info("dropped a slow WebSocket client: %s", exc)
+                code = WS_1008_POLICY_VIOLATION
+            elif isinstance(exc, _TooBig):
+                code = WS_1009_MESSAGE_TOO_BIG
+            elif exc is not None and not isinstance(exc, WebSocketDisconnect):
+                logger.error("WebSocket handler failed", exc_info=exc)
+    finally:
+        state.websockets -= 1
+        hub.remove(client)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+    if code is not None:
+        with suppress(Exception):
+            await asyncio.wait_for(ws.close(code=code), 5.0)
+
+
+class _TooBig(Exception):
+    pass
+
+
+async def _read_client(ws: WebSocket, state: _State, client: Client) -> None:
+    hub, limits = state.hub, state.limits
+    while True:
+        raw = await ws.receive()
+        if raw["type"] == "websocket.disconnect":
+            return
+        text = raw.get("text")
+        data = text if text is not None else raw.get("bytes") or b""
+        if len(data) > P.MAX_CLIENT_MESSAGE:
+            raise _TooBig()
+        try:
+            op, payload = P.parse_client(data)
+            if op == "subscribe" and len(set(payload.runs) | set(client.subs)) > limits.max_runs_per_request:
+                raise P.ProtocolError(f"at most {limits.max_runs_per_request} runs per client")
+        except P.ProtocolError as e:
+            hub.send_now(client, P.dumps(P.error(str(e))))
+            continue
+        if op == "ping":
+            hub.send_now(client, P.dumps(P.pong()))
+        elif op == "subscribe":
+            hub.subscribe(client, payload)
+        elif op == "unsubscribe":
+            hub.unsubscribe(client, payload)
+
+
+# ---- static files ---------------------------------------------------------------------------------
+
+
+def _viewer_files() -> dict[str, tuple[str, str]]:
+    """Only the viewer's own files, by name: nothing else of the package (or the disk) is served."""
+    viewer_dir = resources.files("tailboard.viewer")
+    return {
+        f.name: (str(f), _MEDIA[f.name.rsplit(".", 1)[-1]])
+        for f in viewer_dir.iterdir()
+        if f.is_file() and f.name.rsplit(".", 1)[-1] in _MEDIA
+    }
+
+
+def _viewer_endpoint(static: dict[str, tuple[str, str]]) -> Callable[[Request], Any]:
+    async def viewer_file(request: Request) -> Response:
+        name = request.path_params.get("name") or "index.html"
+        hit = static.get(name)
+        if hit is None:
+            return ORJSONResponse({"error": "not found"}, status_code=404)
+        return FileResponse(hit[0], media_type=hit[1], headers={"cache-control": "no-cache"})
+
+    return viewer_file
+
+
+# ---- errors -------------------------------------------------------------------------------------
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return ORJSONResponse({"error": str(exc).strip("'\"") or "not found"}, status_code=404)
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    return ORJSONResponse({"error": str(exc)}, status_code=400)
+
+
+# ---- the app ------------------------------------------------------------------------------------
+
+
 def create_app(
     store: Store,
     hub: Hub,
     *,
     token: str | None,
     allowed_hosts: Iterable[str] | None,
-    max_connections: int = 256,
+    limits: Limits | None = None,
     heartbeat: float = 15.0,
 ) -> AccessControl:
-    connections = 0
-
-    def known_run(request: Request) -> str:
-        run = request.query_params.get("run", "")
-        # Only ids of discovered runs are accepted; nothing here ever becomes a path.
-        if not run or store.get_run(run) is None:
-            raise LookupError("unknown run")
-        return run
-
-    async def healthz(request: Request) -> Response:
-        return ORJSONResponse({"ok": True})
-
-    async def api_runs(request: Request) -> Response:
-        p = store.progress()
-        return ORJSONResponse(
-            {
-                "runs": [r.to_json() for r in store.runs()],
-                "loading": {"done": p.done, "bytes": p.loaded_bytes, "total_bytes": p.total_bytes},
-            }
-        )
-
-    async def api_run(request: Request) -> Response:
-        return ORJSONResponse(store.run_detail(known_run(request)))
-
-    async def api_series(request: Request) -> Response:
-        run = known_run(request)
-        metric = request.query_params.get("metric", "")
-        start = _float_param(request, "start")
-        end = _float_param(request, "end")
-        points = _int_param(request, "points", 4, P.MAX_POINTS)
-        attempt = _int_param(request, "attempt", 0, 1_000_000)
-        s = await asyncio.to_thread(
-            store.series, run, metric, start=start, end=end, points=points, attempt=attempt
-        )
-        body = {"run": run, "metric": metric, **P.series_json(s, envelope=True), "cursor": store.cursor(run)}
-        return ORJSONResponse(body)
-
-    async def api_histograms(request: Request) -> Response:
-        return ORJSONResponse(store.histograms(known_run(request), request.query_params.get("name", "")))
-
-    async def api_vectors(request: Request) -> Response:
-        return ORJSONResponse(
-            store.vectors(known_run(request), request.query_params.get("name", ""), step=_float_param(request, "step"))
-        )
-
-    async def api_texts(request: Request) -> Response:
-        return ORJSONResponse(store.texts(known_run(request), request.query_params.get("name")))
-
-    async def api_records(request: Request) -> Response:
-        run = known_run(request)
-        limit = _int_param(request, "limit", 1, 100_000, 10_000)
-        page = store.records(run, request.query_params.get("cursor"), limit=limit or 10_000)
-        if isinstance(page, Reset):
-            return ORJSONResponse({"reset": page.reason})
-        return ORJSONResponse({"records": page.records, "cursor": page.cursor, "more": page.more})
-
-    async def api_poll(request: Request) -> Response:
-        """Long-poll fallback: the WebSocket's messages for the given runs and cursors."""
-        runs = request.query_params.getlist("run")
-        timeout = _float_param(request, "timeout")
-        timeout = 25.0 if timeout is None else max(0.0, min(30.0, timeout))
-        points = _int_param(request, "points", 4, P.MAX_POINTS, 2000) or 2000
-        for run in runs:
-            if store.get_run(run) is None:
-                raise LookupError("unknown run")
-        out: list[bytes] = [hub.full_runs()]
-        if not runs:  # a client that follows no run yet only needs the run list
-            return Response(b'{"messages":[' + out[0] + b"]}", media_type="application/json")
-        c = Client(lambda b: asyncio.sleep(0))
-        for run in runs:
-            c.subs[run] = None
-            c.points[run] = points
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            version = hub.version
-            news = []
-            for run in runs:
-                cursor = request.query_params.get(f"cursor.{run}")
-                if not cursor:
-                    snap = hub.build_snapshot(c, run)
-                    if snap:
-                        news.append(snap)
-                    continue
-                got = store.since(run, cursor)
-                if isinstance(got, Reset):
-                    news.append(P.dumps(P.reset(run, got.reason)))
-                    snap = hub.build_snapshot(c, run)
-                    if snap:
-                        news.append(snap)
-                elif got.series:
-                    news.append(P.dumps(P.delta(run, got.cursor, got.series)))
-            remaining = deadline - asyncio.get_running_loop().time()
-            if news or remaining <= 0 or await request.is_disconnected():
-                out.extend(news)
-                break
-            async with hub.changed:
-                if hub.version == version:
-                    try:
-                        await asyncio.wait_for(hub.changed.wait(), timeout=min(remaining, 1.0))
-                    except asyncio.TimeoutError:
-                        pass
-        body = b'{"messages":[' + b",".join(out) + b"]}"
-        return Response(body, media_type="application/json")
-
-    async def ws_endpoint(ws: WebSocket) -> None:
-        nonlocal connections
-        await ws.accept()
-        if connections >= max_connections:
-            await ws.close(code=WS_1013_TRY_AGAIN_LATER)
-            return
-        connections += 1
-
-        async def send(data: bytes) -> None:
-            await ws.send_text(data.decode("utf-8"))
-
-        client = Client(send, queue_size=hub.queue_size)
-        hub.add(client)
-        pump = asyncio.create_task(hub.pump(client))
-        try:
-            await send(P.dumps(P.hello(hub.server, heartbeat)))
-            await send(hub.full_runs())
-            while True:
-                raw = await ws.receive()
-                if raw["type"] == "websocket.disconnect":
-                    break
-                text = raw.get("text")
-                data = text if text is not None else raw.get("bytes") or b""
-                if len(data) > P.MAX_CLIENT_MESSAGE:
-                    await ws.close(code=WS_1009_MESSAGE_TOO_BIG)
-                    break
-                try:
-                    op, payload = P.parse_client(data)
-                except P.ProtocolError as e:
-                    hub._enqueue(client, ("msg", P.dumps(P.error(str(e)))))
-                    continue
-                if op == "ping":
-                    hub._enqueue(client, ("msg", P.dumps(P.pong())))
-                elif op == "subscribe":
-                    hub.subscribe(client, payload)
-                elif op == "unsubscribe":
-                    hub.unsubscribe(client, payload)
-        except WebSocketDisconnect:
-            pass
-        except Exception:
-            logger.exception("WebSocket handler failed")
-        finally:
-            connections -= 1
-            hub.remove(client)
-            pump.cancel()
-            try:
-                await pump
-            except (asyncio.CancelledError, Exception):
-                pass
-
-    def guard(fn: Any) -> Any:
-        async def wrapped(request: Request) -> Response:
-            try:
-                return await fn(request)  # type: ignore[no-any-return]
-            except LookupError as e:
-                return _error(404, str(e).strip("'\"") or "not found")
-            except ValueError as e:
-                return _error(400, str(e))
-
-        return wrapped
-
-    viewer_dir = resources.files("tailboard.viewer")
-    # Only the viewer's own files, by name: nothing else of the package (or the disk) is served.
-    static = {
-        f.name: (str(f), _MEDIA[f.name.rsplit(".", 1)[-1]])
-        for f in viewer_dir.iterdir()
-        if f.is_file() and f.name.rsplit(".", 1)[-1] in _MEDIA
-    }
-
-    async def viewer_file(request: Request) -> Response:
-        name = request.path_params.get("name") or "index.html"
-        hit = static.get(name)
-        if hit is None:
-            return _error(404, "not found")
-        return FileResponse(hit[0], media_type=hit[1], headers={"cache-control": "no-cache"})
-
+    limits = limits or Limits()
+    static = _viewer_files()
+    viewer_file = _viewer_endpoint(static)
     routes = [
-        Route("/healthz", guard(healthz)),
-        Route("/api/runs", guard(api_runs)),
-        Route("/api/run", guard(api_run)),
-        Route("/api/series", guard(api_series)),
-        Route("/api/histograms", guard(api_histograms)),
-        Route("/api/vectors", guard(api_vectors)),
-        Route("/api/texts", guard(api_texts)),
-        Route("/api/records", guard(api_records)),
-        Route("/api/poll", guard(api_poll)),
+        Route("/healthz", healthz),
+        Route("/api/runs", api_runs),
+        Route("/api/run", api_run),
+        Route("/api/series", api_series),
+        Route("/api/histograms", api_histograms),
+        Route("/api/vectors", api_vectors),
+        Route("/api/texts", api_texts),
+        Route("/api/records", api_records),
+        Route("/api/poll", api_poll),
         WebSocketRoute("/ws", ws_endpoint),
         Route("/", viewer_file),
         Route("/{name:str}", viewer_file),
     ]
-    app = Starlette(routes=routes)
-    return AccessControl(app, token=token, allowed_hosts=allowed_hosts)
+    app = Starlette(routes=routes, exception_handlers={LookupError: _not_found, ValueError: _bad_request})
+    app.state.tailboard = _State(store, hub, limits, heartbeat)
+    public = {"/healthz", "/", *(f"/{name}" for name in static)}
+    return AccessControl(app, token=token, allowed_hosts=allowed_hosts, public_paths=public)

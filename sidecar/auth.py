@@ -1,39 +1,80 @@
-"""Access control as an ASGI middleware: Host allow-list, token, cookie, WebSocket Origin.
+"""Access control as an ASGI middleware: Host allow-list, token, WebSocket Origin, security headers.
 
-- Every request but ``GET /healthz`` needs the token: the ``tailboard_token`` cookie, an
-  ``Authorization: Bearer`` header, or ``?token=``. A page visited with a valid ``?token=`` gets the
-  cookie (HttpOnly, SameSite=Strict), as Jupyter does.
+- Every ``/api/*`` request and the WebSocket need the token, given as ``Authorization: Bearer``, as
+  ``?token=`` (scripts, curl), or, for the WebSocket, in the subprotocol list as
+  ``tailboard.token.<base64url(token)>`` (a browser cannot put a header on a WebSocket). No cookie is
+  ever set: cookies are shared by every port of a host, so a cookie would log two sidecars out of each
+  other and hand the token to any other service on that host. The page keeps the token in
+  ``localStorage``, which is scoped to scheme, host and port, and with no ambient credential there is
+  nothing for a cross-site request to ride on.
+- The viewer's own static files and ``/healthz`` are public: they hold no log data.
 - The Host header must name this server (against DNS rebinding).
-- A WebSocket handshake whose Origin is not this server's is refused (cross-site WebSocket hijacking:
-  neither Starlette nor uvicorn checks it).
+- A WebSocket handshake whose Origin is not this server's (scheme included) is refused (cross-site
+  WebSocket hijacking: neither Starlette nor uvicorn checks it).
+- Every HTTP response carries a strict Content-Security-Policy and the usual hardening headers.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import logging
 import secrets
-from http.cookies import SimpleCookie
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["AccessControl", "new_token", "COOKIE", "LOOPBACK_NAMES", "split_host"]
+__all__ = [
+    "AccessControl",
+    "LOOPBACK_NAMES",
+    "SECURITY_HEADERS",
+    "WS_SUBPROTOCOL",
+    "WS_TOKEN_PREFIX",
+    "new_token",
+    "split_host",
+    "token_subprotocol",
+]
 
 logger = logging.getLogger(__name__)
 
-COOKIE = "tailboard_token"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
-OPEN_PATHS = frozenset({"/healthz"})
+#: The subprotocol the server answers with; the page offers it beside the token.
+WS_SUBPROTOCOL = "tailboard"
+WS_TOKEN_PREFIX = "tailboard.token."
+WS_1008_POLICY_VIOLATION = 1008
+
+#: No inline script or style, nothing from elsewhere, never framed. Log content reaches the page as
+#: DOM text only; this policy is the second wall if that ever fails.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+)
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+_WS_SCHEME = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
+
 
 def new_token() -> str:
     return secrets.token_urlsafe(24)
+
+
+def token_subprotocol(token: str) -> str:
+    """The WebSocket subprotocol that carries ``token`` (what the page sends)."""
+    raw = base64.urlsafe_b64encode(token.encode("utf-8")).decode("ascii").rstrip("=")
+    return WS_TOKEN_PREFIX + raw
 
 
 def split_host(host: str) -> str:
@@ -45,101 +86,118 @@ def split_host(host: str) -> str:
 
 
 class AccessControl:
-    """Wraps the app. ``token=None`` disables auth (the CLI warns); ``allowed_hosts=None`` allows any Host."""
+    """Wraps the app. ``token=None`` disables auth (the CLI warns); ``allowed_hosts=None`` allows any
+    Host. ``public_paths`` are served without the token (the viewer's files, ``/healthz``)."""
 
-    def __init__(self, app: ASGIApp, *, token: str | None, allowed_hosts: Iterable[str] | None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        token: str | None,
+        allowed_hosts: Iterable[str] | None,
+        public_paths: Iterable[str] = ("/healthz",),
+    ) -> None:
         self.app = app
         self.token = token.encode() if token else None
         self.allowed = None if allowed_hosts is None else {split_host(h) for h in allowed_hosts}
+        self.public = frozenset(public_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        if kind == "http":
+            send = _with_headers(send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         host = headers.get("host", "")
         if self.allowed is not None and split_host(host) not in self.allowed:
-            await self._refuse(scope, receive, send, 403, "host not allowed")
+            await _refuse(scope, send, 403, "host not allowed")
             return
         if kind == "websocket":
             origin = headers.get("origin")
-            if origin is not None and not self._same_origin(origin, host):
+            if origin is not None and not _same_origin(origin, scope.get("scheme", "ws"), host):
                 logger.warning("refused a WebSocket from a foreign origin")
-                await self._refuse(scope, receive, send, 403, "origin not allowed")
+                await _refuse(scope, send, 403, "origin not allowed")
                 return
         path = scope.get("path", "")
-        if self.token is None or (path in OPEN_PATHS and kind == "http"):
+        if self.token is None or (kind == "http" and path in self.public):
             await self.app(scope, receive, send)
             return
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-        via_query = query.get("token")
-        if self._valid(via_query) or self._valid(self._bearer(headers)) or self._valid(self._cookie(headers)):
-            if via_query is not None and kind == "http" and self._valid(via_query):
-                await self.app(scope, receive, self._set_cookie(send, scope))
-            else:
-                await self.app(scope, receive, send)
+        if self._authorized(scope, headers):
+            await self.app(scope, receive, send)
             return
-        await self._refuse(scope, receive, send, 401, "unauthorized")
+        await _refuse(scope, send, 401, "unauthorized")
+
+    def _authorized(self, scope: Scope, headers: dict[str, str]) -> bool:
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        candidates = [query.get("token"), _bearer(headers)]
+        if scope["type"] == "websocket":
+            candidates.extend(_subprotocol_tokens(scope.get("subprotocols") or ()))
+        return any(self._valid(c) for c in candidates)
 
     def _valid(self, candidate: str | None) -> bool:
         if candidate is None or self.token is None:
             return False
         return hmac.compare_digest(candidate.encode("utf-8", "replace"), self.token)
 
-    @staticmethod
-    def _bearer(headers: dict[str, str]) -> str | None:
-        value = headers.get("authorization", "")
-        if value[:7].lower() == "bearer ":
-            return value[7:].strip()
-        return None
 
-    @staticmethod
-    def _cookie(headers: dict[str, str]) -> str | None:
-        raw = headers.get("cookie")
-        if not raw:
-            return None
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(raw)
-        except Exception:
-            return None
-        morsel = jar.get(COOKIE)
-        return morsel.value if morsel else None
+def _bearer(headers: dict[str, str]) -> str | None:
+    value = headers.get("authorization", "")
+    if value[:7].lower() == "bearer ":
+        return value[7:].strip()
+    return None
 
-    @staticmethod
-    def _same_origin(origin: str, host: str) -> bool:
-        try:
-            parts = urlsplit(origin)
-        except ValueError:
-            return False
-        return parts.scheme in ("http", "https") and parts.netloc.lower() == host.strip().lower()
 
-    def _set_cookie(self, send: Send, scope: Scope) -> Send:
-        assert self.token is not None
-        secure = "; Secure" if scope.get("scheme") == "https" else ""
-        cookie = f"{COOKIE}={self.token.decode()}; Path=/; HttpOnly; SameSite=Strict{secure}".encode()
+def _subprotocol_tokens(protocols: Iterable[str]) -> list[str]:
+    out = []
+    for p in protocols:
+        if isinstance(p, str) and p.startswith(WS_TOKEN_PREFIX):
+            raw = p[len(WS_TOKEN_PREFIX) :]
+            try:
+                out.append(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("utf-8"))
+            except (binascii.Error, ValueError):
+                continue
+    return out
 
-        async def wrapped(message: MutableMapping[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                message = dict(message)
-                message["headers"] = [*message.get("headers", []), (b"set-cookie", cookie)]
-            await send(message)
 
-        return wrapped
+def _same_origin(origin: str, scheme: str, host: str) -> bool:
+    """The Origin names this server: same scheme (http for ws, https for wss) and host:port."""
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False
+    expected = _WS_SCHEME.get(scheme)
+    return expected is not None and parts.scheme == expected and parts.netloc.lower() == host.strip().lower()
 
-    @staticmethod
-    async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, text: str) -> None:
-        if scope["type"] == "websocket":
-            # Refusing the handshake: uvicorn answers 403 to a close before accept.
-            await send({"type": "websocket.close", "code": 1008})
-            return
-        body = ('{"error": "%s"}' % text).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+
+def _with_headers(send: Send) -> Send:
+    async def wrapped(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message = dict(message)
+            present = {k.lower() for k, _ in message.get("headers", [])}
+            extra = [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+            message["headers"] = [*message.get("headers", []), *extra]
+        await send(message)
+
+    return wrapped
+
+
+async def _refuse(scope: Scope, send: Send, status: int, text: str) -> None:
+    if scope["type"] == "websocket":
+        # Refusing the handshake: uvicorn answers 403 to a close before accept.
+        await send({"type": "websocket.close", "code": WS_1008_POLICY_VIOLATION})
+        return
+    body = ('{"error": "%s"}' % text).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

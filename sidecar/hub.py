@@ -9,22 +9,36 @@ gets a ``reset`` and fresh snapshots once it drains, so it never slows anyone el
 
 Snapshots and resumes carry a cursor; a later delta whose cursor is not beyond it is already
 included and is dropped, so a client never sees a point twice.
+
+Nothing a client asks for is built on the event loop: snapshots and resumes are made in worker
+threads, a few at a time (``build_slots``), and a snapshot of a run that did not change since it was
+last built is sent again from a small cache (a hundred clients reconnecting to a big run cost one
+build). A client whose socket does not take a message within ``send_timeout`` is dropped
+(:class:`SlowClient`): it never holds memory or the loop on behalf of the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections import OrderedDict
 from typing import Any, Awaitable, Callable
 
 from . import protocol as P
 from .series import Series, concat
 from .store import Appended, BatchDone, Delta, ProgressChanged, Reset, ResetRun, RunsChanged, Store, decode_cursor
 
-__all__ = ["Hub", "Client", "covered"]
+__all__ = ["Hub", "Client", "SlowClient", "covered"]
 
 #: Up to this many clients, flushes are `coalesce` apart; beyond, the interval grows in proportion.
 CLIENTS_PER_INTERVAL = 50
+#: Bytes of encoded snapshots kept for clients that ask for the same unchanged run.
+SNAPSHOT_CACHE_BYTES = 64 << 20
+
+
+class SlowClient(Exception):
+    """A client's socket did not take a message in time: it is dropped."""
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +83,22 @@ class Hub:
         batch_wait: float = 0.02,
         queue_size: int = 64,
         server: str = "tailboard",
+        send_timeout: float = 10.0,
+        build_slots: int = 2,
+        max_response_points: int = 2_000_000,
     ) -> None:
         self.store = store
         self.coalesce = coalesce
         self.batch_wait = batch_wait
         self.queue_size = queue_size
         self.server = server
+        self.send_timeout = send_timeout
+        self.max_response_points = max_response_points
+        self._build_slots = build_slots
+        self._builds: asyncio.Semaphore | None = None
+        # (run, metrics, points) -> (run version, cursor, encoded snapshot)
+        self._snapshots: OrderedDict[tuple[Any, ...], tuple[int, str, bytes]] = OrderedDict()
+        self._snapshot_bytes = 0
         self.clients: set[Client] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.changed = asyncio.Condition()
@@ -85,6 +109,7 @@ class Hub:
 
     def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self._builds = asyncio.Semaphore(self._build_slots)
         self.store.add_listener(self._on_store_event)
         self._flusher = asyncio.create_task(self._flush_loop())
 
@@ -183,6 +208,10 @@ class Hub:
             return
         c.pending.setdefault(run, []).append(d)
 
+    def send_now(self, c: Client, message: bytes) -> None:
+        """Queue one encoded message for a client (in order with everything else it gets)."""
+        self._enqueue(c, ("msg", message))
+
     def _enqueue(self, c: Client, item: tuple[str, Any]) -> None:
         if c.lagging:
             return
@@ -276,28 +305,81 @@ class Hub:
             c.pending.pop(run, None)
             c.marks.pop(run, None)
 
-    def build_snapshot(self, c: Client, run: str) -> bytes | None:
+    async def catch_up(
+        self, c: Client, run: str, cursor: str | None, *, points_budget: int | None = None, skip_empty: bool = False
+    ) -> list[bytes]:
+        """What brings a client up to date on ``run``: the delta since ``cursor``, or (no cursor, a
+        cursor the store cannot resume from, or one too far behind) a reset and a snapshot. Built in
+        a worker thread; at most ``build_slots`` at once. ``skip_empty``: nothing when the cursor is
+        current (a long-poll waits on)."""
+        if run not in c.subs:
+            return []
+        assert self._builds is not None, "Hub.start() first"
+        async with self._builds:
+            return await asyncio.to_thread(self._catch_up, c, run, cursor, points_budget, skip_empty)
+
+    async def wait_changed(self, version: int, timeout: float) -> None:
+        """Return when the store changed after ``version`` (see ``self.version``), or after ``timeout``."""
+        async with self.changed:
+            if self.version == version:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.changed.wait(), timeout)
+
+    def _catch_up(
+        self, c: Client, run: str, cursor: str | None, points_budget: int | None, skip_empty: bool
+    ) -> list[bytes]:
+        out: list[bytes] = []
+        if cursor:
+            try:
+                got = self.store.since(run, cursor, metrics=c.subs.get(run))
+            except KeyError:
+                return [P.dumps(P.reset(run, "gone"))]
+            if not isinstance(got, Reset):
+                c.marks[run] = got.cursor
+                if skip_empty and not got.series:
+                    return []
+                return [P.dumps(P.delta(run, got.cursor, got.series))]
+            out.append(P.dumps(P.reset(run, got.reason)))
+        snap = self._snapshot(c, run, points_budget)
+        if snap is not None:
+            out.append(snap)
+        return out
+
+    def _snapshot(self, c: Client, run: str, points_budget: int | None) -> bytes | None:
         if run not in c.subs:
             return None
+        metrics = c.subs[run]
+        points = c.points.get(run, 2000)
+        budget = self.max_response_points if points_budget is None else points_budget
+        key = (run, None if metrics is None else tuple(metrics), points, budget)
         try:
-            cursor, series = self.store.snapshot(run, metrics=c.subs[run], points=c.points.get(run, 2000))
+            version = self.store.version(run)
+            hit = self._snapshots.get(key)
+            if hit is not None and hit[0] == version:
+                self._snapshots.move_to_end(key)
+                c.marks[run] = hit[1]
+                return hit[2]
+            cursor, series = self.store.snapshot(run, metrics=metrics, points=points, budget=budget)
         except KeyError:
             return P.dumps(P.reset(run, "gone"))
         c.marks[run] = cursor
-        return P.dumps(P.snapshot(run, cursor, series))
+        body = P.dumps(P.snapshot(run, cursor, series))
+        self._remember_snapshot(key, (version, cursor, body))
+        return body
 
-    def build_resume(self, c: Client, run: str, cursor: str) -> list[bytes]:
-        if run not in c.subs:
-            return []
-        try:
-            got = self.store.since(run, cursor, metrics=c.subs[run])
-        except KeyError:
-            return [P.dumps(P.reset(run, "gone"))]
-        if isinstance(got, Reset):
-            snap = self.build_snapshot(c, run)
-            return [P.dumps(P.reset(run, got.reason))] + ([snap] if snap else [])
-        c.marks[run] = got.cursor
-        return [P.dumps(P.delta(run, got.cursor, got.series))]
+    def _remember_snapshot(self, key: tuple[Any, ...], entry: tuple[int, str, bytes]) -> None:
+        # runs in worker threads: the OrderedDict operations below are each atomic under the GIL,
+        # and a lost race only costs a rebuild
+        old = self._snapshots.pop(key, None)
+        if old is not None:
+            self._snapshot_bytes -= len(old[2])
+        if len(entry[2]) > SNAPSHOT_CACHE_BYTES // 4:
+            return
+        self._snapshots[key] = entry
+        self._snapshot_bytes += len(entry[2])
+        while self._snapshot_bytes > SNAPSHOT_CACHE_BYTES and self._snapshots:
+            _, dropped = self._snapshots.popitem(last=False)
+            self._snapshot_bytes -= len(dropped[2])
 
     def merge_deltas(self, c: Client, run: str, deltas: list[Delta]) -> bytes | None:
         """One delta message of the events not already included by a snapshot or resume."""
@@ -322,28 +404,33 @@ class Hub:
         return P.dumps(P.delta(run, cursor, merged))
 
     async def pump(self, c: Client) -> None:
-        """Send the client's queue until it closes (runs in the client's own task)."""
+        """Send the client's queue until it closes (runs in the client's own task). Raises
+        :class:`SlowClient` when the client's socket does not take a message in ``send_timeout``."""
         while not c.closed:
             kind, payload = await c.queue.get()
             if kind == "msg":
-                await c.send_bytes(payload)
+                await self._send(c, payload)
             elif kind == "deltas":
                 msg = self.merge_deltas(c, *payload)
                 if msg is not None:
-                    await c.send_bytes(msg)
+                    await self._send(c, msg)
             elif kind == "snapshot":
-                snap = self.build_snapshot(c, payload)
-                if snap is not None:
-                    await c.send_bytes(snap)
+                for msg in await self.catch_up(c, payload, None):
+                    await self._send(c, msg)
             elif kind == "resume":
-                for msg in self.build_resume(c, *payload):
-                    await c.send_bytes(msg)
+                for msg in await self.catch_up(c, *payload):
+                    await self._send(c, msg)
             elif kind == "lagged":
                 c.lagging = False
                 runs = list(c.subs)
                 for run in runs:
-                    await c.send_bytes(P.dumps(P.reset(run, "lagging")))
+                    await self._send(c, P.dumps(P.reset(run, "lagging")))
                 for run in runs:
-                    snap = self.build_snapshot(c, run)
-                    if snap is not None:
-                        await c.send_bytes(snap)
+                    for msg in await self.catch_up(c, run, None):
+                        await self._send(c, msg)
+
+    async def _send(self, c: Client, message: bytes) -> None:
+        try:
+            await asyncio.wait_for(c.send_bytes(message), self.send_timeout)
+        except asyncio.TimeoutError:
+            raise SlowClient(f"a message of {len(message)} bytes was not taken in {self.send_timeout:g} s") from None

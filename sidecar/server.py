@@ -29,6 +29,7 @@ from .app import create_app
 from .auth import LOOPBACK_NAMES, new_token
 from .follower import Follower
 from .hub import Hub
+from .limits import Limits, guarded_http_protocol
 from .store import Store
 
 __all__ = ["Server", "ServerHandle", "serve_in_thread", "is_loopback"]
@@ -64,6 +65,7 @@ class Server:
         queue_size: int = 64,
         heartbeat: float = 15.0,
         follower_options: dict[str, Any] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.logdir = os.path.abspath(os.fspath(logdir))
         if not os.path.isdir(self.logdir):
@@ -74,7 +76,16 @@ class Server:
         self.tls = bool(certfile)
         self.store = Store(self.logdir, stall_after=stall_after, max_points=max_points)
         self.follower = Follower(self.logdir, self.store, poll=poll, **(follower_options or {}))
-        self.hub = Hub(self.store, queue_size=queue_size, server=f"tailboard {__version__}")
+        if limits is None:
+            limits = Limits(max_websockets=max_connections, queue_size=queue_size)
+        self.limits = limits
+        self.hub = Hub(
+            self.store,
+            queue_size=limits.queue_size,
+            server=f"tailboard {__version__}",
+            send_timeout=limits.send_timeout,
+            max_response_points=limits.max_response_points,
+        )
         if allow_hosts and "*" in allow_hosts:
             allowed: list[str] | None = None
         elif is_loopback(host) or allow_hosts:
@@ -86,7 +97,7 @@ class Server:
             self.hub,
             token=self.token,
             allowed_hosts=allowed,
-            max_connections=max_connections,
+            limits=limits,
             heartbeat=heartbeat,
         )
         self.config = uvicorn.Config(
@@ -101,6 +112,8 @@ class Server:
             ssl_certfile=certfile,
             ssl_keyfile=keyfile,
             lifespan="off",
+            http=guarded_http_protocol(limits),
+            timeout_keep_alive=5,
         )
         self.uvicorn = uvicorn.Server(self.config)
         self._task: asyncio.Task[None] | None = None
@@ -116,8 +129,9 @@ class Server:
 
     @property
     def url(self) -> str:
-        """The URL to open: with ?token= when auth is on."""
-        return f"{self.base_url}/?token={self.token}" if self.token else f"{self.base_url}/"
+        """The URL to open: with ``#token=`` when auth is on (a fragment is never sent to the
+        server nor put in a Referer; the page keeps the token and takes it out of the address bar)."""
+        return f"{self.base_url}/#token={self.token}" if self.token else f"{self.base_url}/"
 
     async def start(self, *, wait_for_backlog: bool = False) -> None:
         self.hub.start()

@@ -19,6 +19,7 @@ import numpy as np
 import orjson
 
 from tailboard.format import (
+    MAX_LINE_BYTES,
     K_CONFIG,
     K_END,
     K_HEADER,
@@ -32,6 +33,7 @@ from tailboard.format import (
 
 from .ingest import Parsed, parse_chunk
 from .series import ColumnarSeries, Series, concat, downsample_m4
+from .tail import open_regular
 
 __all__ = [
     "BatchDone",
@@ -214,6 +216,11 @@ class _Run:
 
 #: Bytes read at a time when a stream is parsed again (after eviction or a reset of another stream).
 REREAD_BYTES = 8 << 20
+#: Fewest points per series a budgeted snapshot gives (first, min, max, last of one bucket).
+MIN_SNAPSHOT_POINTS = 4
+#: Defaults of the bounds on reading a log again for a resume or an export page (see limits.py).
+MAX_RESUME_BYTES = 16 << 20
+MAX_PAGE_BYTES = 8 << 20
 
 
 def _parse_state(st: _Stream) -> dict[str, Any]:
@@ -223,6 +230,16 @@ def _parse_state(st: _Stream) -> dict[str, Any]:
 
 def _resident_points(run: _Run) -> int:
     return sum(c.n for a in run.attempts for c in a.series.values())
+
+
+def _thin(recs: list[dict[str, Any]], limit: int | None) -> tuple[list[dict[str, Any]], int]:
+    """At most ``limit`` records, evenly spaced, the first and the latest always included
+    (deterministic); and how many there were."""
+    n = len(recs)
+    if limit is None or n <= limit:
+        return recs, n
+    keep = np.unique(np.linspace(0, n - 1, max(limit, 2)).round().astype(np.int64))
+    return [recs[i] for i in keep.tolist()], n
 
 
 def _trim_heap() -> None:
@@ -480,7 +497,7 @@ class Store:
     def _reread(self, run: _Run, st: _Stream, upto: int) -> None:
         """Parse a stream's current file again, from its start to ``upto``, in bounded pieces."""
         try:
-            with open(st.path, "rb") as f:
+            with open(open_regular(st.path), "rb") as f:
                 info = os.fstat(f.fileno())
                 if not st.file_key.startswith(f"{info.st_dev}:{info.st_ino}:"):
                     # the path now names another file (a rotation not yet followed): start that
@@ -729,7 +746,10 @@ class Store:
         end: float | None = None,
         points: int | None = None,
         attempt: int | None = None,
+        max_raw: int | None = None,
     ) -> Series:
+        """A metric's points from ``start`` to ``end``: all of them, or M4-downsampled to ``points``
+        columns. ``max_raw`` bounds an answer without ``points``: a wider range is downsampled to it."""
         with self._lock:
             run = self._run(run_id)
             if attempt is not None:
@@ -752,32 +772,49 @@ class Store:
                 return downsample_m4(s, v, t, points, start=start, end=end)
             lo = 0 if start is None else int(np.searchsorted(s, start, side="left"))
             hi = s.shape[0] if end is None else int(np.searchsorted(s, end, side="right"))
+            if max_raw is not None and hi - lo > max_raw:
+                return downsample_m4(s, v, t, max_raw, start=start, end=end)
             return Series(s[lo:hi].copy(), v[lo:hi].copy(), t[lo:hi].copy(), False, hi - lo)
 
     def snapshot(
-        self, run_id: str, *, metrics: list[str] | None = None, points: int = 2000
+        self, run_id: str, *, metrics: list[str] | None = None, points: int = 2000, budget: int | None = None
     ) -> tuple[str, dict[str, Series]]:
-        """Every (or the given) metric downsampled to ``points``, and the cursor they are exact to."""
+        """Every (or the given) metric downsampled to ``points``, and the cursor they are exact to.
+
+        ``budget`` bounds the points of the whole answer: with many metrics, each gets fewer points
+        (never fewer than ``MIN_SNAPSHOT_POINTS``)."""
         with self._lock:
             run = self._run(run_id)
             names = sorted({n for a in run.attempts for n in a.series})
             if metrics is not None:
                 wanted = set(metrics)
                 names = [n for n in names if n in wanted]
+            if budget is not None and names:
+                points = max(MIN_SNAPSHOT_POINTS, min(points, budget // len(names)))
             series = {n: self.series(run_id, n, points=points) for n in names}
             return self._cursor(run), series
+
+    def version(self, run_id: str) -> int:
+        """A number that changes whenever anything of the run changes (cache keys)."""
+        with self._lock:
+            run = self._runs.get(run_id) if isinstance(run_id, str) else None
+            if run is None:
+                raise KeyError(f"unknown run: {run_id!r}")
+            return run.version
 
     def metrics(self, run_id: str) -> list[str]:
         with self._lock:
             run = self._run(run_id)
             return sorted({n for a in run.attempts for n in a.series})
 
-    def histograms(self, run_id: str, name: str) -> dict[str, Any]:
+    def histograms(self, run_id: str, name: str, *, limit: int | None = None) -> dict[str, Any]:
         with self._lock:
             recs = self._run(run_id).hists.get(name)
             if recs is None:
                 raise KeyError(f"unknown histogram {name!r}")
+            recs, thinned = _thin(recs, limit)
             return {
+                "total": thinned,
                 "steps": [r.get("step") for r in recs],
                 "times": [r.get("t") for r in recs],
                 "lo": [r.get("lo") for r in recs],
@@ -785,7 +822,9 @@ class Store:
                 "counts": [r.get("counts") for r in recs],
             }
 
-    def vectors(self, run_id: str, name: str, *, step: float | None = None) -> dict[str, Any]:
+    def vectors(
+        self, run_id: str, name: str, *, step: float | None = None, limit: int | None = None
+    ) -> dict[str, Any]:
         with self._lock:
             recs = self._run(run_id).vectors.get(name)
             if recs is None:
@@ -793,16 +832,22 @@ class Store:
             if step is not None:
                 before = [r for r in recs if (decode_float(r.get("step")) or 0) <= step]
                 recs = before[-1:]
+            recs, thinned = _thin(recs, limit)
             return {
+                "total": thinned,
                 "steps": [r.get("step") for r in recs],
                 "times": [r.get("t") for r in recs],
                 "values": [r.get("v") for r in recs],
             }
 
-    def texts(self, run_id: str, name: str | None = None) -> dict[str, Any]:
+    def texts(self, run_id: str, name: str | None = None, *, limit: int | None = None) -> dict[str, Any]:
         with self._lock:
             recs = [r for r in self._run(run_id).texts if name is None or r.get("name") == name]
+            total = len(recs)
+            if limit is not None and total > limit:
+                recs = recs[-limit:]  # text is read, not plotted: the most recent ones
             return {
+                "total": total,
                 "steps": [r.get("step") for r in recs],
                 "times": [r.get("t") for r in recs],
                 "names": [r.get("name") for r in recs],
@@ -818,62 +863,54 @@ class Store:
         with self._lock:
             return self._cursor(self._run(run_id))
 
-    def _read_after(self, run: _Run, parts: dict[str, tuple[str, int]]) -> tuple[list[tuple[_Stream, bytes]], str] | Reset:
-        """Bytes of each stream between the cursor and what the store holds, or a Reset."""
-        out = []
+    def _spans(self, run: _Run, parts: dict[str, tuple[str, int]]) -> list[_Span] | Reset:
+        """What of each stream lies between a cursor and what the store holds (no I/O: under the
+        lock only this is decided; the bytes are read after the lock is released)."""
         for name in parts:
             if name not in run.streams:
                 return Reset("replaced")
+        out = []
         for st in run.streams.values():
             key, off = parts.get(st.name, (st.file_key, 0))
             if key != st.file_key:
                 return Reset("replaced")
             if off > st.offset:
                 return Reset("cursor")
-            if off == st.offset:
-                continue
-            try:
-                with open(st.path, "rb") as f:
-                    info = os.fstat(f.fileno())
-                    if not st.file_key.startswith(f"{info.st_dev}:{info.st_ino}:"):
-                        return Reset("replaced")
-                    f.seek(off)
-                    data = f.read(st.offset - off)
-            except OSError:
-                return Reset("replaced")
-            if off and not data.endswith(b"\n") or len(data) != st.offset - off:
-                return Reset("truncated")
-            if off:
-                # the cursor must sit just after a newline
-                try:
-                    with open(st.path, "rb") as f:
-                        f.seek(off - 1)
-                        if f.read(1) != b"\n":
-                            return Reset("cursor")
-                except OSError:
-                    return Reset("replaced")
-            out.append((st, data))
-        return out, self._cursor(run)
+            out.append(_Span(st.name, st.path, st.file_key, off, st.offset, st.native, st.suffix))
+        return out
 
-    def since(self, run_id: str, cursor: str, *, metrics: list[str] | None = None) -> Delta | Reset:
+    def since(
+        self, run_id: str, cursor: str, *, metrics: list[str] | None = None, max_bytes: int = MAX_RESUME_BYTES
+    ) -> Delta | Reset:
+        """The points after ``cursor``, read again from the files (so a cursor survives a restart),
+        or a Reset: ``"far"`` when more than ``max_bytes`` lie between it and now (a fresh snapshot
+        is cheaper than the gap), ``"replaced"`` / ``"truncated"`` / ``"cursor"`` when the files no
+        longer match it. The reading happens outside the store's lock."""
         parts = decode_cursor(cursor) if isinstance(cursor, str) else None
         if parts is None:
             return Reset("cursor")
         with self._lock:
             run = self._run(run_id)
-            got = self._read_after(run, parts)
-            if isinstance(got, Reset):
-                return got
-            chunks, new_cursor = got
+            spans = self._spans(run, parts)
+            if isinstance(spans, Reset):
+                return spans
+            new_cursor = self._cursor(run)
+        if sum(sp.end - sp.start for sp in spans) > max_bytes:
+            return Reset("far")
         series: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
-        for st, data in chunks:
-            parsed = parse_chunk(
-                data, prev_step=None, next_index=0, attempt_started=True, native=st.native
-            )
+        for sp in spans:
+            if sp.end == sp.start:
+                continue
+            data = _read_span(sp, sp.end - sp.start)
+            if isinstance(data, Reset):
+                return data
+            if not data.endswith(b"\n") or len(data) != sp.end - sp.start:
+                return Reset("truncated")
+            parsed = parse_chunk(data, prev_step=None, next_index=0, attempt_started=True, native=sp.native)
             if len(parsed.segments) > 1:
                 return Reset("attempt")
             for name, (s, v, t) in parsed.segments[0].items():
-                key = name + st.suffix
+                key = name + sp.suffix
                 if metrics is not None and key not in metrics:
                     continue
                 series.setdefault(key, []).append(
@@ -885,37 +922,120 @@ class Store:
             out[name] = Series(s, v, t, False, int(s.shape[0]))
         return Delta(new_cursor, out)
 
-    def records(self, run_id: str, cursor: str | None = None, *, limit: int = 10_000) -> RecordPage | Reset:
+    def records(
+        self, run_id: str, cursor: str | None = None, *, limit: int = 10_000, max_bytes: int = MAX_PAGE_BYTES
+    ) -> RecordPage | Reset:
+        """One page of a run's raw records (exact export), from ``cursor`` (the start when None):
+        at most ``limit`` records and about ``max_bytes`` of log (at least one line), read outside
+        the lock; a page costs what it holds, whatever its position in the files."""
+        parts = {} if cursor is None else decode_cursor(cursor)
+        if parts is None:
+            return Reset("cursor")
         with self._lock:
             run = self._run(run_id)
-            parts = {} if cursor is None else decode_cursor(cursor)
-            if parts is None:
-                return Reset("cursor")
-            got = self._read_after(run, parts)
-            if isinstance(got, Reset):
-                return got
-            chunks, _ = got
-            positions = {s.name: (s.file_key, s.offset) for s in run.streams.values()}
-            for name, (key, off) in parts.items():
-                positions[name] = (key, off)
-            for st in run.streams.values():
-                if st.name not in parts:
-                    positions[st.name] = (st.file_key, 0)
+            spans = self._spans(run, parts)
+            if isinstance(spans, Reset):
+                return spans
+        positions = {sp.name: (sp.key, sp.start) for sp in spans}
         out: list[dict[str, Any]] = []
-        more = False
-        for st, data in chunks:
-            key, pos = positions[st.name]
-            for line in data.splitlines(keepends=True):
-                if len(out) >= limit:
-                    more = True
-                    break
-                pos += len(line)
-                try:
-                    rec = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    continue
-                out.append({"stream": st.name, "record": rec})
-            positions[st.name] = (key, pos)
-            if more:
+        budget = max_bytes
+        for sp in spans:
+            if sp.start == sp.end:
+                continue
+            if len(out) >= limit or budget <= 0:
                 break
+            fd = _open_span(sp)
+            if isinstance(fd, Reset):
+                return fd
+            try:
+                pos = sp.start
+                while pos < sp.end and len(out) < limit and budget > 0:
+                    data = os.pread(fd, min(sp.end - pos, max(budget, MAX_LINE_BYTES)), pos)
+                    cut = data.rfind(b"\n") + 1
+                    if cut == 0:
+                        if len(data) < min(sp.end - pos, MAX_LINE_BYTES):
+                            return Reset("truncated")
+                        # a line over the cap, which the tail skipped: step over it
+                        nl = _find_newline(fd, pos + len(data), sp.end)
+                        if nl < 0:
+                            return Reset("truncated")
+                        budget -= nl + 1 - pos
+                        pos = nl + 1
+                        continue
+                    for line in data[:cut].splitlines(keepends=True):
+                        if len(out) >= limit:
+                            break
+                        pos += len(line)
+                        budget -= len(line)
+                        try:
+                            rec = orjson.loads(line)
+                        except orjson.JSONDecodeError:
+                            continue
+                        out.append({"stream": sp.name, "record": rec})
+            except OSError:
+                return Reset("replaced")
+            finally:
+                os.close(fd)
+            positions[sp.name] = (sp.key, pos)
+        more = any(positions[sp.name][1] < sp.end for sp in spans)
         return RecordPage(out, encode_cursor(positions), more)
+
+
+@dataclass(frozen=True)
+class _Span:
+    """Bytes ``[start, end)`` of a stream's current file, to read again."""
+
+    name: str
+    path: str
+    key: str
+    start: int
+    end: int
+    native: bool
+    suffix: str
+
+
+def _open_span(sp: _Span) -> int | Reset:
+    """A descriptor of a span's file, after checking that it is still the file the cursor names and
+    that the span starts at a line boundary; a Reset when it is not."""
+    try:
+        fd = open_regular(sp.path)
+    except OSError:
+        return Reset("replaced")
+    try:
+        info = os.fstat(fd)
+        if not sp.key.startswith(f"{info.st_dev}:{info.st_ino}:"):
+            os.close(fd)
+            return Reset("replaced")
+        if sp.start and os.pread(fd, 1, sp.start - 1) != b"\n":
+            os.close(fd)
+            return Reset("cursor")
+    except OSError:
+        os.close(fd)
+        return Reset("replaced")
+    return fd
+
+
+def _read_span(sp: _Span, size: int) -> bytes | Reset:
+    """Up to ``size`` bytes of a span from its start (see ``_open_span``)."""
+    fd = _open_span(sp)
+    if isinstance(fd, Reset):
+        return fd
+    try:
+        return os.pread(fd, size, sp.start)
+    except OSError:
+        return Reset("replaced")
+    finally:
+        os.close(fd)
+
+
+def _find_newline(fd: int, pos: int, end: int) -> int:
+    """Offset of the first newline in ``[pos, end)`` of a file, read in bounded pieces; -1 if none."""
+    while pos < end:
+        piece = os.pread(fd, min(REREAD_BYTES, end - pos), pos)
+        if not piece:
+            return -1
+        nl = piece.find(b"\n")
+        if nl >= 0:
+            return pos + nl
+        pos += len(piece)
+    return -1

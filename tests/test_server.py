@@ -62,7 +62,9 @@ async def served(tmp_path: Path):
     await server.stop()
 
 
-async def test_every_route_needs_the_token_but_healthz(served: Any) -> None:
+async def test_every_data_route_needs_the_token(served: Any) -> None:
+    """Every route but the viewer's own files and /healthz needs the token; no cookie is ever set
+    (cookies are shared by every port of a host)."""
     server, _, _ = served
     base = server.base_url
     paths = []
@@ -71,24 +73,57 @@ async def test_every_route_needs_the_token_but_healthz(served: Any) -> None:
         if path and path != "/ws":
             paths.append(path.replace("{name:str}", "index.html"))
     assert "/api/series" in paths and "/api/poll" in paths
+    public = {"/healthz", "/", "/index.html"}
     async with httpx.AsyncClient(timeout=10) as http:
         for path in paths:
             q = "?run=exp/lr_0.1&metric=train/loss&timeout=0"
             anon = await http.get(base + path + q)
             wrong = await http.get(base + path + q, headers={"Authorization": "Bearer nope"})
             good = await http.get(base + path + q, headers={"Authorization": f"Bearer {TOKEN}"})
-            if path == "/healthz":
-                assert anon.status_code == 200
-                continue
-            assert anon.status_code == 401, path
-            assert wrong.status_code == 401, path
-            assert good.status_code in (200, 404), (path, good.text)  # 404: no histogram named ""
-        # query token sets an HttpOnly, SameSite=Strict cookie that then suffices
-        first = await http.get(f"{base}/?token={TOKEN}")
-        cookie = first.headers["set-cookie"]
-        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
-        again = await http.get(f"{base}/api/runs", headers={"Cookie": cookie.split(";")[0]})
-        assert again.status_code == 200
+            via_query = await http.get(base + path + q + f"&token={TOKEN}")
+            if path in public:
+                assert anon.status_code == 200, path
+                assert b"exp/lr_0.1" not in anon.content  # the page shell holds no log data
+            else:
+                assert path.startswith("/api/"), path
+                assert anon.status_code == 401, path
+                assert wrong.status_code == 401, path
+                assert good.status_code in (200, 404), (path, good.text)  # 404: no histogram named ""
+                assert via_query.status_code == good.status_code, path
+            for res in (anon, wrong, good, via_query):
+                assert "set-cookie" not in res.headers, path
+    # the WebSocket takes the token from its subprotocol list (what a browser can send)
+    from tailboard.sidecar.auth import token_subprotocol
+
+    url = f"ws://127.0.0.1:{server.port}/ws"
+    async with connect(url, subprotocols=["tailboard", token_subprotocol(TOKEN)]) as ws:  # type: ignore[list-item]
+        assert ws.subprotocol == "tailboard"
+        assert (await recv_json(ws))["type"] == "hello"
+    with pytest.raises(InvalidStatus) as e:
+        async with connect(url, subprotocols=["tailboard", token_subprotocol("nope")]):  # type: ignore[list-item]
+            pass
+    assert e.value.response.status_code == 403
+
+
+async def test_security_headers_on_every_response(served: Any) -> None:
+    server, _, _ = served
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+        for path, headers in (
+            ("/", {}),
+            ("/app.js", {}),
+            ("/api/runs", {}),
+            ("/api/runs", {"Authorization": f"Bearer {TOKEN}"}),
+            ("/api/series?run=nope", {"Authorization": f"Bearer {TOKEN}"}),
+            ("/healthz", {}),
+        ):
+            res = await http.get(path, headers=headers)
+            csp = res.headers.get("content-security-policy", "")
+            assert "default-src 'none'" in csp and "script-src 'self'" in csp, path
+            assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp, path
+            assert res.headers.get("x-content-type-options") == "nosniff", path
+            assert res.headers.get("referrer-policy") == "no-referrer", path
+            assert res.headers.get("x-frame-options") == "DENY", path
+    assert "#token=" in server.url and "?token=" not in server.url
 
 
 async def test_api_runs_series_and_downsampling(served: Any) -> None:
@@ -136,6 +171,11 @@ async def test_foreign_origin_and_host_are_refused(served: Any) -> None:
     with pytest.raises(InvalidStatus):
         async with connect(ws_url(server, token=None)):
             pass
+    # the scheme counts: an https page is another origin than this http server
+    with pytest.raises(InvalidStatus) as e:
+        async with connect(ws_url(server), origin=f"https://127.0.0.1:{server.port}"):  # type: ignore[arg-type]
+            pass
+    assert e.value.response.status_code == 403
     async with connect(ws_url(server), origin=f"http://127.0.0.1:{server.port}") as ws:  # type: ignore[arg-type]
         assert (await recv_json(ws))["type"] == "hello"
     async with httpx.AsyncClient(timeout=10) as http:
@@ -432,8 +472,14 @@ async def test_tls_with_certfile_and_keyfile(tmp_path: Path) -> None:
             res = await http.get(f"{server.base_url}/api/runs", headers={"Authorization": f"Bearer {TOKEN}"})
             assert res.status_code == 200 and res.json()["runs"][0]["id"] == "r"
             first = await http.get(f"{server.base_url}/?token={TOKEN}")
-            assert "Secure" in first.headers["set-cookie"]
-        async with connect(f"wss://127.0.0.1:{server.port}/ws?token={TOKEN}", ssl=ctx) as ws:
+            assert first.status_code == 200 and "set-cookie" not in first.headers
+        # a page served over https may open the wss socket; an http origin may not
+        with pytest.raises(InvalidStatus):
+            async with connect(f"wss://127.0.0.1:{server.port}/ws?token={TOKEN}", ssl=ctx,
+                               origin=f"http://127.0.0.1:{server.port}"):  # type: ignore[arg-type]
+                pass
+        async with connect(f"wss://127.0.0.1:{server.port}/ws?token={TOKEN}", ssl=ctx,
+                           origin=f"https://127.0.0.1:{server.port}") as ws:  # type: ignore[arg-type]
             assert (await recv_json(ws))["type"] == "hello"
         async with httpx.AsyncClient(timeout=5) as http:  # plain HTTP on a TLS port gets nowhere
             with pytest.raises(httpx.HTTPError):

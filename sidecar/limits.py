@@ -1,0 +1,142 @@
+"""Every per-connection, per-request and per-client cap of the server, in one place.
+
+The server runs next to jobs that other people and programs write to, on ports that other people may
+reach: no single connection, request or client may take the memory, the descriptors or the event
+loop from the others. The figures are defaults of :class:`Limits`; docs/security.md explains them.
+
+:func:`guarded_http_protocol` wraps uvicorn's HTTP protocol with what uvicorn does not bound by
+itself: the number of open connections (a connection over the cap is closed at once, before it holds
+anything), the time a client may take to send its request headers, and their size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Limits", "guarded_http_protocol"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    #: Open HTTP and WebSocket connections, authenticated or not (each holds a descriptor).
+    max_open_connections: int = 1024
+    #: Open WebSocket clients (each holds a queue and a task).
+    max_websockets: int = 256
+    #: Seconds a client has to send a request's headers (slowloris).
+    header_timeout: float = 10.0
+    #: Bytes of request line and headers.
+    max_header_bytes: int = 64 * 1024
+    #: Runs named in one request (long-poll) or one subscribe message.
+    max_runs_per_request: int = 64
+    #: Points in one response or message that holds several series (snapshots, long-poll answers):
+    #: the points asked for per series are lowered to fit.
+    max_response_points: int = 2_000_000
+    #: Points of a raw (not downsampled) series answer; wider ranges are downsampled to this.
+    max_raw_points: int = 1_000_000
+    #: Bytes of log read again to resume a client from its cursor; farther behind, it gets a reset
+    #: and a fresh (bounded) snapshot instead of the whole gap.
+    max_resume_bytes: int = 16 << 20
+    #: Bytes of log read for one page of exact export (/api/records).
+    max_page_bytes: int = 8 << 20
+    #: Records of histograms / vectors / texts in one answer (the most recent ones, evenly thinned).
+    max_records: int = 10_000
+    #: Store queries running at once in worker threads (the event loop never runs them).
+    query_threads: int = 4
+    #: Messages queued for one WebSocket client before it is marked lagging.
+    queue_size: int = 64
+    #: Seconds one message may take to be accepted by a client's socket before the client is dropped.
+    send_timeout: float = 10.0
+
+
+def guarded_http_protocol(limits: Limits) -> type[asyncio.Protocol] | str:
+    """uvicorn's httptools protocol with the connection cap, header deadline and header size of
+    ``limits``; ``"auto"`` (unguarded) where httptools is not installed."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
+        logger.warning("httptools is not installed: request headers are not bounded in time and size")
+        return "auto"
+
+    class GuardedHttpProtocol(HttpToolsProtocol):
+        _refused_at = 0.0
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._refused = False
+            self._headers_done = False
+            self._header_bytes = 0
+            self._deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            if len(self.connections) >= limits.max_open_connections:
+                self._refused = True
+                now = time.monotonic()
+                if now - GuardedHttpProtocol._refused_at > 10.0:  # one line per 10 s, not per attempt
+                    GuardedHttpProtocol._refused_at = now
+                    logger.warning("%d connections open: refusing new ones", len(self.connections))
+                transport.abort()
+                return
+            super().connection_made(transport)
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            if self._refused:
+                return
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return
+            if not self._headers_done:
+                self._header_bytes += len(data)
+                if self._header_bytes > limits.max_header_bytes:
+                    self._close_with(431, "Request Header Fields Too Large")
+                    return
+            super().data_received(data)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._headers_done = False
+            self._header_bytes = 0
+            self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._headers_done = True
+            self._disarm()
+            super().on_headers_complete()
+
+        def _arm(self) -> None:
+            if self._deadline is None:
+                self._deadline = self.loop.call_later(limits.header_timeout, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _too_slow(self) -> None:
+            self._deadline = None
+            if not self._headers_done and self.transport is not None and not self.transport.is_closing():
+                if self._header_bytes:
+                    self._close_with(408, "Request Timeout")
+                else:
+                    self.transport.close()  # an idle connection that never sent anything
+
+        def _close_with(self, status: int, reason: str) -> None:
+            self._headers_done = True  # ignore whatever else arrives
+            self._disarm()
+            body = reason.encode()
+            self.transport.write(
+                b"HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s"
+                % (status, reason.encode(), len(body), body)
+            )
+            self.transport.close()
+
+    return GuardedHttpProtocol
