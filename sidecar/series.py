@@ -38,14 +38,29 @@ GROUP = 256
 #: Ranges of at most this many points are downsampled from the raw points directly.
 DIRECT_MAX = 1 << 16
 _I32 = np.iinfo(np.int32)
+#: The largest base of int32 step offsets: up to here, base + offset and ceil(x) - base are exact.
+_BASE_MAX = 2.0**52
+
+
+def _offsets(s: np.ndarray, base: float) -> np.ndarray | None:
+    """Float64 steps as int32 offsets from ``base`` when those give back exactly the same bits
+    (not for fractions, -0.0, NaN or steps out of range), else None."""
+    d = s - base
+    if not (float(d.min()) >= _I32.min and float(d.max()) <= _I32.max):  # NaN fails too
+        return None
+    offsets = d.astype(np.int32)
+    if not np.array_equal((offsets + base).view(np.int64), np.ascontiguousarray(s).view(np.int64)):
+        return None
+    return offsets
 
 
 class ColumnarSeries:
     """Append-only steps/values/times of one metric in one attempt, compact, with a summary.
 
     Memory: values and wall times are float64 (lossless); steps are stored as int32 offsets from
-    the first step while they are whole numbers within 2**31 of it (the usual case), else as
-    float64. So a point costs 20 bytes, plus the growth slack (at most a quarter) until
+    the first step while they are whole numbers within 2**31 of it and the first is a whole number
+    within 2**52 of zero (the usual case), else as float64; either way they read back bit for bit
+    as given. So a point costs 20 bytes, plus the growth slack (at most a quarter) until
     :meth:`compact` trims it. Each full group of ``GROUP`` points keeps its min, max and first NaN,
     so a downsample of millions of points reads a few thousand summaries and raw points at the
     bucket edges only, and still returns exactly what ``downsample_m4`` returns.
@@ -117,11 +132,12 @@ class ColumnarSeries:
             self._sorted = False
         if self._steps.dtype == np.int32:
             if self._base is None:
-                self._base = float(s[0]) if np.isfinite(s[0]) else 0.0
-            d = s - self._base
-            if bool(np.all(d == np.rint(d))) and float(d.min()) >= _I32.min and float(d.max()) <= _I32.max:
-                self._steps[self._n : need] = d
-            else:  # fractional or far-apart steps: keep them as float64 from now on
+                first = float(s[0]) + 0.0  # -0.0 -> 0.0: a base gives back no sign of zero
+                self._base = first if first.is_integer() and abs(first) <= _BASE_MAX else 0.0
+            offsets = _offsets(s, self._base)
+            if offsets is not None:
+                self._steps[self._n : need] = offsets
+            else:  # fractional, far-apart, huge, -0.0 or NaN steps: float64 from now on
                 wide = np.empty(self._values.shape[0], dtype=np.float64)
                 wide[: self._n] = self._steps[: self._n] + self._base
                 self._steps = wide
@@ -214,6 +230,7 @@ class ColumnarSeries:
         out = np.searchsorted(raw, np.clip(np.nan_to_num(y), _I32.min, _I32.max).astype(np.int32), side=side)  # type: ignore[call-overload]
         out[y > _I32.max] = self._n
         out[y < _I32.min] = 0
+        out[np.isnan(y)] = self._n  # where searchsorted puts NaN in float64 steps
         return out  # type: ignore[no-any-return]
 
     def downsample(self, points: int, *, start: float | None = None, end: float | None = None) -> Series:
