@@ -83,9 +83,10 @@ class Hub:
         batch_wait: float = 0.02,
         queue_size: int = 64,
         server: str = "tailboard",
-        send_timeout: float = 10.0,
+        send_timeout: float = 30.0,
         build_slots: int = 2,
         max_response_points: int = 2_000_000,
+        max_resume_bytes: int = 16 << 20,
     ) -> None:
         self.store = store
         self.coalesce = coalesce
@@ -94,6 +95,7 @@ class Hub:
         self.server = server
         self.send_timeout = send_timeout
         self.max_response_points = max_response_points
+        self.max_resume_bytes = max_resume_bytes
         self._build_slots = build_slots
         self._builds: asyncio.Semaphore | None = None
         # (run, metrics, points) -> (run version, cursor, encoded snapshot)
@@ -331,7 +333,7 @@ class Hub:
         out: list[bytes] = []
         if cursor:
             try:
-                got = self.store.since(run, cursor, metrics=c.subs.get(run))
+                got = self.store.since(run, cursor, metrics=c.subs.get(run), max_bytes=self.max_resume_bytes)
             except KeyError:
                 return [P.dumps(P.reset(run, "gone"))]
             if not isinstance(got, Reset):

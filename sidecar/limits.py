@@ -51,7 +51,7 @@ class Limits:
     #: Messages queued for one WebSocket client before it is marked lagging.
     queue_size: int = 64
     #: Seconds one message may take to be accepted by a client's socket before the client is dropped.
-    send_timeout: float = 10.0
+    send_timeout: float = 30.0
 
 
 def guarded_http_protocol(limits: Limits) -> type[asyncio.Protocol] | str:
@@ -94,12 +94,11 @@ def guarded_http_protocol(limits: Limits) -> type[asyncio.Protocol] | str:
         def data_received(self, data: bytes) -> None:
             if self._refused:
                 return
-            if not self._headers_done:
+            super().data_received(data)
+            if not self._headers_done:  # still inside a request's headers after this chunk
                 self._header_bytes += len(data)
                 if self._header_bytes > limits.max_header_bytes:
                     self._close_with(431, "Request Header Fields Too Large")
-                    return
-            super().data_received(data)
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
@@ -132,6 +131,8 @@ def guarded_http_protocol(limits: Limits) -> type[asyncio.Protocol] | str:
         def _close_with(self, status: int, reason: str) -> None:
             self._headers_done = True  # ignore whatever else arrives
             self._disarm()
+            if self.transport.is_closing():
+                return
             body = reason.encode()
             self.transport.write(
                 b"HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s"

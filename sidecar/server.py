@@ -85,6 +85,7 @@ class Server:
             server=f"tailboard {__version__}",
             send_timeout=limits.send_timeout,
             max_response_points=limits.max_response_points,
+            max_resume_bytes=limits.max_resume_bytes,
         )
         if allow_hosts and "*" in allow_hosts:
             allowed: list[str] | None = None

@@ -963,8 +963,8 @@ class Store:
                         pos = nl + 1
                         continue
                     for line in data[:cut].splitlines(keepends=True):
-                        if len(out) >= limit:
-                            break
+                        if len(out) >= limit or budget <= 0:
+                            break  # the page is full (it always holds at least one line)
                         pos += len(line)
                         budget -= len(line)
                         try:
