@@ -58,9 +58,18 @@ def values_json(arr: np.ndarray) -> list[Any]:
     return out
 
 
+#: Whole steps up to this magnitude are sent as JSON integers (exact in a float64 and in JavaScript).
+MAX_INT_STEP = 2.0**53
+
+
 def _steps_json(arr: np.ndarray) -> list[Any]:
-    # Steps are integers in tailboard's own logs; send them as such.
-    if arr.shape[0] and bool(np.all(np.isfinite(arr))) and bool(np.all(arr == np.floor(arr))):
+    # Steps are integers in tailboard's own logs; send them as such. Anything else (fractional,
+    # huge: -1e300 would wrap around in an int64, non-finite) goes as the float it is.
+    if (
+        arr.shape[0]
+        and bool(np.all(np.abs(arr) <= MAX_INT_STEP))
+        and bool(np.all(arr == np.floor(arr)))
+    ):
         return arr.astype(np.int64).tolist()  # type: ignore[no-any-return]
     return values_json(arr)
 

@@ -51,3 +51,15 @@ def test_client_messages_are_validated() -> None:
     ]:
         with pytest.raises(P.ProtocolError, match=why):
             P.parse_client(bad)
+
+
+def test_steps_beyond_exact_integers_are_sent_as_the_floats_they_are() -> None:
+    def sent(steps: list[float]) -> list[object]:
+        arr = np.asarray(steps, np.float64)
+        s = Series(arr, np.zeros_like(arr), np.zeros_like(arr), False, len(steps))
+        return json.loads(P.dumps(P.delta("r", "c", {"m": s})))["series"]["m"]["steps"]  # type: ignore[no-any-return]
+
+    assert sent([-1e300, 0.0, 3.0]) == [-1e300, 0.0, 3.0]  # was -9223372036854775808
+    assert sent([2.0**60, 2.0**61]) == [2.0**60, 2.0**61]
+    assert sent([1.0, 2.0, 2.0**53]) == [1, 2, 2**53]
+    assert all(type(x) is int for x in sent([1.0, 2.0]))
