@@ -203,6 +203,10 @@ class _Run:
     updated: float | None = None
     gone: bool = False
     stalled: bool = False
+    # time.time() when records of the run last arrived while following live (not during the
+    # catch-up): a file being appended to now is alive whatever times its records carry (a replay
+    # of old logs, a clock that is off)
+    arrived: float | None = None
     records: int = 0
     version: int = 0
     last_used: float = 0.0  # time.monotonic() of the last query
@@ -436,6 +440,8 @@ class Store:
             run.last_step = parsed.last_step if run.last_step is None or new_attempt else max(run.last_step, parsed.last_step)
         if parsed.records:
             run.updated = parsed.last_time if parsed.last_time is not None else now
+            if self._progress.done:
+                run.arrived = now
             run.stalled = False
         run.version += 1
         return delta, new_attempt
@@ -568,7 +574,7 @@ class Store:
             st.skipped = dict(old.skipped)
             st.records, st.index, st.rank = old.records, old.index, old.rank
             st.offset = old.offset
-        fresh.gone, fresh.stalled, fresh.updated = run.gone, run.stalled, run.updated
+        fresh.gone, fresh.stalled, fresh.updated, fresh.arrived = run.gone, run.stalled, run.updated, run.arrived
         fresh.records, fresh.last_step = run.records, run.last_step
         fresh.version = run.version + 1
         self._runs[run.id] = fresh
@@ -589,11 +595,7 @@ class Store:
         changed = []
         with self._lock:
             for run in self._runs.values():
-                stalled = (
-                    run.final is None
-                    and run.updated is not None
-                    and now - run.updated > self.stall_after
-                )
+                stalled = run.final is None and self._quiet(run, now)
                 if stalled != run.stalled:
                     run.stalled = stalled
                     changed.append(run.id)
@@ -633,12 +635,17 @@ class Store:
 
     # ---- asking (routes, WebSocket) ------------------------------------------------------------
 
+    def _quiet(self, run: _Run, now: float) -> bool:
+        """Nothing new for ``stall_after`` seconds, by the records' own times or by their arrival."""
+        last = max(run.updated or 0.0, run.arrived or 0.0)
+        return (run.updated is not None or run.arrived is not None) and now - last > self.stall_after
+
     def _status(self, run: _Run, now: float) -> str:
         if run.gone:
             return GONE
         if run.final is not None:
             return FAILED if run.final.get("status") == STATUS_FAILED else FINISHED
-        if run.stalled or (run.updated is not None and now - run.updated > self.stall_after):
+        if run.stalled or self._quiet(run, now):
             return STALLED
         return RUNNING
 

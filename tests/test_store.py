@@ -340,3 +340,22 @@ def test_live_or_rotated_runs_stay_resident(tmp_path: Path) -> None:
     f.write(*({"k": "scalars", "step": i, "v": {"x": i}} for i in range(100)))
     store.tick()
     assert store.evictions == 0 and store._runs["live"].evicted is None  # noqa: SLF001
+
+
+def test_records_arriving_live_keep_a_run_running_whatever_their_times(tmp_path: Path) -> None:
+    """A replay of old logs (or a trainer whose clock is off) appends records stamped long ago: the
+    run is alive while they arrive; during the catch-up only the records' own times count."""
+    import time
+
+    store = Store(tmp_path, stall_after=60.0)
+    old = time.time() - 86_400.0
+    backlog = Feeder(store, tmp_path, "backlog")
+    backlog.write({"k": "scalars", "step": 0, "t": old, "v": {"x": 1.0}})
+    store.set_progress(1, 1, True)  # the catch-up is done; what comes now arrives live
+    live = Feeder(store, tmp_path, "replayed")
+    live.write({"k": "scalars", "step": 0, "t": old, "v": {"x": 1.0}})
+    store.tick()
+    status = {r.id: r.status for r in store.runs()}
+    assert status == {"backlog": "stalled", "replayed": "running"}
+    store.tick(time.time() + 61.0)  # and once nothing arrives any more, it stalls
+    assert {r.id: r.status for r in store.runs()}["replayed"] == "stalled"
