@@ -355,9 +355,11 @@ class Store:
 
     def ingest(self, run_id: str, stream_name: str, data: bytes, start: int, end: int) -> None:
         """Parse complete lines ``data`` (file bytes ``start``..``end``) of a stream and keep them."""
-        with self._lock:
-            state = self.parse_state(run_id, stream_name)
-            self.ingest_parsed(run_id, stream_name, parse_chunk(data, **state), start, end)
+        # The follower is the only feeder: the state cannot move between these calls, and the
+        # parsing, the costly part, holds no lock.
+        self._resident(run_id)
+        state = self.parse_state(run_id, stream_name)
+        self.ingest_parsed(run_id, stream_name, parse_chunk(data, **state), start, end)
 
     def parse_state(self, run_id: str, stream_name: str) -> dict[str, Any]:
         """The keyword arguments ``parse_chunk`` needs for the next chunk of a stream. Whoever parses
@@ -370,6 +372,7 @@ class Store:
 
     def ingest_parsed(self, run_id: str, stream_name: str, parsed: Parsed, start: int, end: int) -> None:
         """Keep a chunk parsed with ``parse_state``'s arguments."""
+        self._resident(run_id)
         with self._lock:
             run = self._runs.get(run_id)
             if run is None or stream_name not in run.streams:
@@ -563,7 +566,14 @@ class Store:
         logger.info("run %s evicted (%d points); it is re-read when asked for", run.id, info.points)
 
     def _reload(self, run: _Run) -> _Run:
-        """Read an evicted run's files again, up to where they were read."""
+        """Read an evicted run's files again, up to where they were read, and put it back."""
+        fresh = self._reread_run(run)
+        self._install(run, fresh)
+        return fresh
+
+    def _reread_run(self, run: _Run) -> _Run:
+        """An evicted run rebuilt from its files. Touches nothing of the store: callers run it
+        outside the lock (see ``_resident``) and install the result under it."""
         fresh = _Run(run.id, last_used=time.monotonic(), last_ingest=run.last_ingest)
         for old in run.streams.values():
             fresh.streams[old.name] = _Stream(old.name, old.path, old.file_key, suffix=old.suffix)
@@ -574,13 +584,27 @@ class Store:
             st.skipped = dict(old.skipped)
             st.records, st.index, st.rank = old.records, old.index, old.rank
             st.offset = old.offset
+        return fresh
+
+    def _install(self, run: _Run, fresh: _Run) -> None:
         fresh.gone, fresh.stalled, fresh.updated, fresh.arrived = run.gone, run.stalled, run.updated, run.arrived
         fresh.records, fresh.last_step = run.records, run.last_step
         fresh.version = run.version + 1
         self._runs[run.id] = fresh
         self.reloads += 1
         logger.info("run %s re-read after eviction", run.id)
-        return fresh
+
+    def _resident(self, run_id: Any) -> None:
+        """Bring an evicted run back before a query or new records need it, reading and parsing its
+        files outside the lock (a multi-GB run must not hold every other reader and the ingest)."""
+        with self._lock:
+            run = self._runs.get(run_id) if isinstance(run_id, str) else None
+            if run is None or run.evicted is None:
+                return
+        fresh = self._reread_run(run)
+        with self._lock:
+            if self._runs.get(run_id) is run and run.evicted is not None:
+                self._install(run, fresh)
 
     def mark_gone(self, run_id: str) -> None:
         with self._lock:
@@ -710,6 +734,7 @@ class Store:
         return run
 
     def run_detail(self, run_id: str) -> dict[str, Any]:
+        self._resident(run_id)
         with self._lock:
             run = self._run(run_id)
             out = self._info(run, time.time()).to_json()
@@ -757,6 +782,7 @@ class Store:
     ) -> Series:
         """A metric's points from ``start`` to ``end``: all of them, or M4-downsampled to ``points``
         columns. ``max_raw`` bounds an answer without ``points``: a wider range is downsampled to it."""
+        self._resident(run_id)
         with self._lock:
             run = self._run(run_id)
             if attempt is not None:
@@ -790,6 +816,7 @@ class Store:
 
         ``budget`` bounds the points of the whole answer: with many metrics, each gets fewer points
         (never fewer than ``MIN_SNAPSHOT_POINTS``)."""
+        self._resident(run_id)
         with self._lock:
             run = self._run(run_id)
             names = sorted({n for a in run.attempts for n in a.series})
@@ -810,11 +837,13 @@ class Store:
             return run.version
 
     def metrics(self, run_id: str) -> list[str]:
+        self._resident(run_id)
         with self._lock:
             run = self._run(run_id)
             return sorted({n for a in run.attempts for n in a.series})
 
     def histograms(self, run_id: str, name: str, *, limit: int | None = None) -> dict[str, Any]:
+        self._resident(run_id)
         with self._lock:
             recs = self._run(run_id).hists.get(name)
             if recs is None:
@@ -832,6 +861,7 @@ class Store:
     def vectors(
         self, run_id: str, name: str, *, step: float | None = None, limit: int | None = None
     ) -> dict[str, Any]:
+        self._resident(run_id)
         with self._lock:
             recs = self._run(run_id).vectors.get(name)
             if recs is None:
@@ -848,6 +878,7 @@ class Store:
             }
 
     def texts(self, run_id: str, name: str | None = None, *, limit: int | None = None) -> dict[str, Any]:
+        self._resident(run_id)
         with self._lock:
             recs = [r for r in self._run(run_id).texts if name is None or r.get("name") == name]
             total = len(recs)
@@ -867,6 +898,7 @@ class Store:
         return encode_cursor({s.name: (s.file_key, s.offset) for s in run.streams.values()})
 
     def cursor(self, run_id: str) -> str:
+        self._resident(run_id)
         with self._lock:
             return self._cursor(self._run(run_id))
 
@@ -896,6 +928,7 @@ class Store:
         parts = decode_cursor(cursor) if isinstance(cursor, str) else None
         if parts is None:
             return Reset("cursor")
+        self._resident(run_id)
         with self._lock:
             run = self._run(run_id)
             spans = self._spans(run, parts)
@@ -938,6 +971,7 @@ class Store:
         parts = {} if cursor is None else decode_cursor(cursor)
         if parts is None:
             return Reset("cursor")
+        self._resident(run_id)
         with self._lock:
             run = self._run(run_id)
             spans = self._spans(run, parts)
