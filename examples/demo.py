@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                  "--run-name", f"lr_{lr}/seed0", "--lr", lr, "--epochs", str(args.epochs),
                  "--step-delay", str(args.step_delay)],
             ))
-        print(f"\n  tailboard is serving {logdir}/ at\n\n    {base}/?token={token}\n", flush=True)
+        print(f"\n  tailboard is serving {logdir}/ at\n\n    {base}/#token={token}\n", flush=True)
         print("  training three learning rates side by side; Ctrl-C stops the demo.\n", flush=True)
         for t in trainers:
             t.wait()
