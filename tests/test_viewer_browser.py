@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import re
 import struct
 import time
@@ -15,21 +14,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import browserkit
 import pytest
 import tailboard
+from browserkit import BROWSER_MARKS, OUT, ink, page_url, pixels, wait_for
 from tailboard.sidecar.server import ServerHandle, serve_in_thread
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
-OUT = Path(__file__).resolve().parent.parent / "test-output"
+browser = browserkit.browser  # the shared fixture
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (make chromium)"),
-]
-
-playwright = pytest.importorskip("playwright.sync_api")
+pytestmark = BROWSER_MARKS
 
 
 def write(root: Path, run_id: str, steps: range, lr: float) -> tailboard.Run:
@@ -42,14 +35,6 @@ def write(root: Path, run_id: str, steps: range, lr: float) -> tailboard.Run:
     return run
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[ServerHandle, Path, list[tailboard.Run]]]:
     runs = [write(tmp_path, "sweep/lr_0.5/seed0", range(300), 0.5), write(tmp_path, "sweep/lr_2/seed0", range(300), 2.0)]
@@ -60,32 +45,14 @@ def site(tmp_path: Path) -> Iterator[tuple[ServerHandle, Path, list[tailboard.Ru
     handle.stop()
 
 
-def ink(page: Any, metric: str) -> int:
-    """Non-background pixels of a chart's canvas: proof that something is painted."""
-    return int(page.evaluate(
-        """(m) => { const c = window.tailboard.charts.get(m); if (!c) return -1;
-                   const d = c.ctx.getImageData(0, 0, c.canvas.width, c.canvas.height).data;
-                   let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""",
-        metric,
-    ))
-
-
-def pixels(page: Any, metric: str) -> str:
-    return str(page.evaluate("(m) => window.tailboard.charts.get(m).canvas.toDataURL()", metric))
-
-
-def wait_for(page: Any, js: str, timeout: float = 10.0) -> Any:
-    page.wait_for_function(js, timeout=timeout * 1000)
-
-
 def test_dashboard_lists_runs_paints_charts_and_updates_live(browser: Any, site: Any) -> None:
     handle, _, runs = site
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(handle.url)
-    # the token left the address bar; the cookie carries it
-    wait_for(page, "() => !location.search.includes('token')")
+    # the token left the address bar (the page keeps it in localStorage and sends it in a header)
+    wait_for(page, "() => !location.href.includes('token')")
     # the tree lists nested runs
     wait_for(page, "() => document.querySelectorAll('.run-row[data-run]').length === 2")
     folders = page.eval_on_selector_all(".run-row.folder", "els => els.map(e => e.textContent.trim())")
@@ -413,7 +380,7 @@ def test_the_url_carries_the_view_both_ways(browser: Any, site: Any) -> None:
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
-        page.goto(f"{handle.url}&{query}")
+        page.goto(page_url(handle, query))
         wait_for(page, "() => window.tailboard && window.tailboard.charts.has('train/loss') "
                        "&& window.tailboard.charts.get('train/loss').draws > 0")
         view = page.evaluate("() => ({ ...window.tailboard.view })")
@@ -430,7 +397,7 @@ def test_the_url_carries_the_view_both_ways(browser: Any, site: Any) -> None:
         assert sorted(page.evaluate("() => [...window.tailboard.charts.keys()]")) == ["train/loss"]
         wait_for(page, "() => window.tailboard.charts.get('train/loss').series.length === 1")
         # the token is gone, the view stays
-        assert "token" not in page.evaluate("() => location.search")
+        assert "token" not in page.evaluate("() => location.href")
         assert "x=relative" in page.evaluate("() => location.search")
 
         # changes made in the page go to the URL

@@ -7,17 +7,16 @@ import { lowerBound } from "./decimate.js";
 import { Chart } from "./chart.js";
 import { RunList } from "./runs.js";
 import { showHistograms, showVectors, showTexts, showConfig } from "./panels.js";
+import { getJSON, getToken, setToken, setUnauthorizedHandler, takeTokenFromAddressBar, Unauthorized } from "./api.js";
+import { h, label, visible } from "./dom.js";
+import { LoginForm } from "./login.js";
 
 const $ = (id) => document.getElementById(id);
 const AUTO_SELECT = 12;
 
-// The token came in the address bar on the first visit; the server has set a cookie. Keep it out of
-// URLs that get copied around.
-const params = new URLSearchParams(location.search);
-if (params.has("token")) {
-  params.delete("token");
-  history.replaceState(null, "", `${location.pathname}${params.size ? "?" + params : ""}${location.hash}`);
-}
+// The token came in the address bar (#token=, or ?token=): keep it, and keep it out of URLs that get
+// copied around.
+takeTokenFromAddressBar();
 
 const view = queryToView(location.search);
 setColorSelection(view.runs);
@@ -196,11 +195,8 @@ function sync() {
     const gid = `section-${group || "_"}`;
     let sec = document.getElementById(gid);
     if (!sec) {
-      sec = document.createElement("details");
-      sec.className = "section";
-      sec.id = gid;
-      sec.open = true;
-      sec.innerHTML = `<summary>${group || "metrics"}</summary><div class="grid"></div>`;
+      sec = h("details", { class: "section", id: gid, open: true },
+        h("summary", null, group ? label(group) : "metrics"), h("div", { class: "grid" }));
       sec.addEventListener("toggle", () => { if (sec.open) { state.dirty = true; schedule(); } });
       const after = [...host.children].find((c) => c.id > gid);
       host.insertBefore(sec, after || null);
@@ -240,9 +236,9 @@ async function onZoom(range) {
     for (const [metric, buf] of state.runs.get(r)?.series || []) {
       if (!buf.downsampled || !state.charts.has(metric)) continue;
       const width = state.charts.get(metric).canvas.clientWidth || 500;
-      const q = new URLSearchParams({ run: r, metric, start: String(Math.floor(range[0])), end: String(Math.ceil(range[1])), points: String(width * 4) });
-      jobs.push(fetch(`/api/series?${q}`, { credentials: "same-origin" }).then((res) => res.ok ? res.json() : null).then((body) => {
-        if (!body || seq !== zoomSeq) return;
+      const q = { run: r, metric, start: String(Math.floor(range[0])), end: String(Math.ceil(range[1])), points: String(width * 4) };
+      jobs.push(getJSON("/api/series", q).then((body) => {
+        if (seq !== zoomSeq) return;
         const d = decodeSeries(body);
         d.version = seq;
         state.detail.set(r + "\u0000" + metric, d);
@@ -301,7 +297,7 @@ function showTab(tab) {
   $("controls").hidden = tab !== "scalars";
   const el = $(`tab-${tab}`);
   const runs = view.runs;
-  const fail = (e) => { el.innerHTML = `<p class="empty">Could not load: ${String(e.message || e)}</p>`; };
+  const fail = (e) => { el.replaceChildren(h("p", { class: "empty" }, `Could not load: ${visible(e.message || e)}`)); };
   if (tab === "scalars") { state.dirty = true; schedule(); }
   else if (tab === "histograms") showHistograms(el, runs, state.infos).catch(fail);
   else if (tab === "vectors") showVectors(el, runs, state.infos).catch(fail);
@@ -355,10 +351,39 @@ function bindControls() {
   setInterval(() => runList.render(), 5000);
 }
 
+// Without a token, or with one the server refuses, the page asks for it; "log out" forgets it.
+const login = new LoginForm(document.body, { onToken: (token) => { setToken(token); begin(); } });
+setUnauthorizedHandler(() => {
+  setToken(null);
+  conn.stop();
+  conn.onStatus("offline");
+  login.show("The sidecar refused that token: paste the one it printed.");
+});
+$("logout").addEventListener("click", () => {
+  setToken(null);
+  conn.stop();
+  conn.onStatus("offline");
+  login.show();
+});
+
+/** Check the token with the run list (shown at once), then connect. */
+async function begin() {
+  if (!getToken()) { login.show(); return; }
+  try {
+    const body = await getJSON("/api/runs");
+    handle({ type: "runs", runs: body.runs || [], removed: [], full: true, loading: body.loading });
+  } catch (e) {
+    if (e instanceof Unauthorized) return; // the handler shows the form
+    // the sidecar is not reachable now: the connection retries on its own
+  }
+  login.hide();
+  conn.start();
+}
+
 applyTheme();
 bindControls();
 if (view.runs.length) conn.subscribe(view.runs);
-conn.start();
+begin();
 
 // For tests and benchmarks: a read-only window onto the page's state.
 window.tailboard = { state, view, conn, charts: state.charts, runList };

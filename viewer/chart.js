@@ -4,6 +4,7 @@
 import { Scale, extent, robustExtent, pad, formatNumber, formatDuration, formatClock, timeTicks } from "./scale.js";
 import { emaDebiased } from "./smooth.js";
 import { m4Indices, lowerBound, nearestIndex } from "./decimate.js";
+import { h, label } from "./dom.js";
 
 const MARGIN = { left: 52, right: 10, top: 8, bottom: 22 };
 
@@ -65,16 +66,16 @@ export class Chart {
   constructor(container, title, opts = {}) {
     this.title = title;
     this.opts = opts;
-    this.el = document.createElement("div");
-    this.el.className = "chart";
-    this.el.innerHTML = `<div class="chart-head"><span class="chart-title"></span><span class="chart-actions">
-      <button class="csv" title="Export data as CSV">CSV</button><button class="png" title="Export as PNG">PNG</button></span></div>
-      <div class="chart-body"><canvas></canvas><div class="tooltip" hidden></div></div>`;
-    this.el.querySelector(".chart-title").textContent = title;
-    this.el.dataset.metric = title;
+    this.canvas = h("canvas");
+    this.tooltip = h("div", { class: "tooltip", hidden: true });
+    this.el = h("div", { class: "chart", dataset: { metric: title } },
+      h("div", { class: "chart-head" },
+        label(title, "chart-title"),
+        h("span", { class: "chart-actions" },
+          h("button", { class: "csv", title: "Export data as CSV" }, "CSV"),
+          h("button", { class: "png", title: "Export as PNG" }, "PNG"))),
+      h("div", { class: "chart-body" }, this.canvas, this.tooltip));
     container.appendChild(this.el);
-    this.canvas = this.el.querySelector("canvas");
-    this.tooltip = this.el.querySelector(".tooltip");
     this.ctx = this.canvas.getContext("2d");
     this.series = []; // [{id, color, steps, values, times, version, t0}]
     this.view = { xaxis: "step", logy: false, outliers: false, smoothing: 0, zoom: null };
@@ -350,13 +351,13 @@ export class Chart {
       if (!this.tooltip.hidden) this.tooltip.hidden = true; // no DOM write (and style recalc) per draw
       return;
     }
-    const { h } = this.size;
+    const height = this.size.h;
     const px = this.sx.px(x);
     ctx.strokeStyle = theme.axis;
     ctx.setLineDash([3, 3]);
     ctx.beginPath();
     ctx.moveTo(px + 0.5, MARGIN.top);
-    ctx.lineTo(px + 0.5, h - MARGIN.bottom);
+    ctx.lineTo(px + 0.5, height - MARGIN.bottom);
     ctx.stroke();
     ctx.setLineDash([]);
     const rows = [];
@@ -375,10 +376,14 @@ export class Chart {
       rows.push({ s, i, v: s.values[i], sm: vals[i] });
     }
     rows.sort((a, b) => (b.sm || 0) - (a.sm || 0));
-    const esc = (t) => String(t).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
-    this.tooltip.innerHTML = `<div class="tt-x">${esc(this.view.xaxis)} ${esc(this._xLabel(x))}</div>` +
-      rows.map(({ s, i, v, sm }) => `<div class="tt-row"><i style="background:${s.color}"></i><span>${esc(s.id)}</span>` +
-        `<b>${esc(formatNumber(this.view.smoothing > 0 ? sm : v))}</b><small>step ${esc(formatNumber(s.steps[i]))}</small></div>`).join("");
+    const shown = this.view.smoothing > 0;
+    this.tooltip.replaceChildren(
+      h("div", { class: "tt-x" }, `${this.view.xaxis} ${this._xLabel(x)}`),
+      ...rows.map(({ s, i, v, sm }) => h("div", { class: "tt-row" },
+        h("i", { style: { background: s.color } }),
+        label(s.id),
+        h("b", null, formatNumber(shown ? sm : v)),
+        h("small", null, `step ${formatNumber(s.steps[i])}`))));
     this.tooltip.hidden = false;
     const left = px + 12 + 220 > this.size.w ? Math.max(0, px - 232) : px + 12;
     this.tooltip.style.left = `${left}px`;

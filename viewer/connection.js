@@ -2,6 +2,7 @@
 // switch to the long-poll fallback when WebSockets cannot get through.
 
 import { parseMessage, subscribeMessage, unsubscribeMessage, CursorBook } from "./protocol.js";
+import { getJSON, wsProtocols, wsURL, Unauthorized } from "./api.js";
 
 const WS_FAILURES_BEFORE_POLL = 3;
 
@@ -24,9 +25,19 @@ export class Connection {
     this.closed = false;
     this.pollAbort = null;
     this.lastMessage = 0;
+    this.generation = 0; // bumped by start() and stop(): loops of an earlier start end
   }
 
+  /** Connect (again, after stop(): cursors and subscriptions are kept, so it resumes). */
   start() {
+    this.generation++;
+    this.closed = false;
+    this.mode = "ws";
+    this.failures = 0;
+    this.retry = 0;
+    clearInterval(this.watchdog);
+    if (this.ws) { const old = this.ws; this.ws = null; old.close(); }
+    if (this.pollAbort) this.pollAbort.abort();
     this._connect();
     // A dead peer that never closes the socket: no message (not even a pong) for a long while.
     this.watchdog = setInterval(() => {
@@ -37,10 +48,12 @@ export class Connection {
   }
 
   stop() {
+    this.generation++;
     this.closed = true;
     clearInterval(this.watchdog);
-    if (this.ws) this.ws.close();
+    if (this.ws) { this.ws.close(); this.ws = null; }
     if (this.pollAbort) this.pollAbort.abort();
+    if (this.wakePoll) this.wakePoll();
   }
 
   subscribe(runs) {
@@ -67,18 +80,14 @@ export class Connection {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(obj));
   }
 
-  _url(path) {
-    const proto = this.base.protocol === "https:" ? "wss:" : "ws:";
-    return `${proto}//${this.base.host}${path}`;
-  }
-
   _connect() {
     if (this.closed) return;
     this.onStatus("connecting");
     let opened = false;
-    const ws = new WebSocket(this._url("/ws"));
+    const ws = new WebSocket(wsURL("/ws", this.base), wsProtocols());
     this.ws = ws;
     ws.onopen = () => {
+      if (this.ws !== ws) return; // stopped meanwhile
       opened = true;
       this.failures = 0;
       this.retry = 0;
@@ -87,6 +96,7 @@ export class Connection {
       if (this.runs.size) this._sendSubscribe([...this.runs]);
     };
     ws.onmessage = (ev) => {
+      if (this.ws !== ws) return;
       this.lastMessage = Date.now();
       const msg = parseMessage(ev.data);
       if (msg) this._dispatch(msg);
@@ -101,7 +111,8 @@ export class Connection {
       }
       this.onStatus("offline");
       const delay = Math.min(5000, 250 * 2 ** this.retry++);
-      setTimeout(() => this._connect(), delay);
+      const gen = this.generation;
+      setTimeout(() => { if (gen === this.generation) this._connect(); }, delay);
     };
   }
 
@@ -119,10 +130,12 @@ export class Connection {
   async _poll() {
     this.onStatus("polling");
     let backoff = 0;
-    while (!this.closed && this.mode === "poll") {
+    const gen = this.generation;
+    while (!this.closed && this.mode === "poll" && gen === this.generation) {
       if (!this.runs.size && this.pollIdle) {
         // nothing followed: refresh the run list now and then, or as soon as something is subscribed
         await new Promise((r) => { this.wakePoll = r; setTimeout(r, 2000); });
+        if (gen !== this.generation) return;
       }
       const params = new URLSearchParams();
       for (const r of this.runs) {
@@ -134,9 +147,8 @@ export class Connection {
       params.set("points", String(this.points));
       this.pollAbort = new AbortController();
       try {
-        const res = await fetch(`/api/poll?${params}`, { signal: this.pollAbort.signal, credentials: "same-origin" });
-        if (!res.ok) throw new Error(`poll ${res.status}`);
-        const body = await res.json();
+        const body = await getJSON("/api/poll", params, { signal: this.pollAbort.signal });
+        if (gen !== this.generation) return;
         this.pollIdle = !this.runs.size;
         for (const m of body.messages || []) {
           const msg = parseMessage(m);
@@ -146,6 +158,7 @@ export class Connection {
         this.onStatus("polling");
       } catch (e) {
         if (e.name === "AbortError") continue;
+        if (e instanceof Unauthorized) return; // the page asks for a token, then starts again
         this.onStatus("offline");
         await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** backoff++)));
       }

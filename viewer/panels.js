@@ -4,13 +4,10 @@
 import { decodeValues } from "./protocol.js";
 import { runColor } from "./state.js";
 import { formatNumber, Scale, linearTicks } from "./scale.js";
-import { esc } from "./runs.js";
+import { getJSON } from "./api.js";
+import { h, label, visible } from "./dom.js";
 
-async function getJSON(url) {
-  const res = await fetch(url, { credentials: "same-origin" });
-  if (!res.ok) throw new Error(`${url}: ${res.status}`);
-  return res.json();
-}
+const empty = (el, text) => el.replaceChildren(h("p", { class: "empty" }, text));
 
 function sizeCanvas(canvas) {
   const dpr = window.devicePixelRatio || 1;
@@ -21,48 +18,43 @@ function sizeCanvas(canvas) {
   return { ctx, w: canvas.clientWidth, h: canvas.clientHeight };
 }
 
+/** An option shows the name with its hidden characters made visible; its value is the raw name. */
+const option = (name) => h("option", { value: name }, visible(name));
+
 function pickers(el, runs, infos, key, onPick) {
-  const head = document.createElement("div");
-  head.className = "panel-head";
-  const runSel = document.createElement("select");
-  const nameSel = document.createElement("select");
-  const fill = () => {
-    const info = infos.get(runSel.value) || {};
-    nameSel.innerHTML = (info[key] || []).map((n) => `<option>${esc(n)}</option>`).join("");
-  };
-  runSel.innerHTML = runs.map((r) => `<option>${esc(r)}</option>`).join("");
+  const runSel = h("select", null, runs.map(option));
+  const nameSel = h("select");
+  const fill = () => nameSel.replaceChildren(...((infos.get(runSel.value) || {})[key] || []).map(option));
   fill();
   runSel.onchange = () => { fill(); onPick(runSel.value, nameSel.value); };
   nameSel.onchange = () => onPick(runSel.value, nameSel.value);
-  head.append(runSel, nameSel);
-  el.appendChild(head);
+  el.appendChild(h("div", { class: "panel-head" }, runSel, nameSel));
   return { run: () => runSel.value, name: () => nameSel.value };
 }
 
 /** Histograms over time: steps as columns, bins as rows, colour by count (normalised per step). */
 export async function showHistograms(el, runs, infos) {
-  el.innerHTML = "";
+  el.replaceChildren();
   const runsWith = runs.filter((r) => (infos.get(r)?.histograms || []).length);
-  if (!runsWith.length) { el.innerHTML = `<p class="empty">No histograms in the selected runs.</p>`; return; }
-  const panel = document.createElement("div");
-  panel.className = "panel";
-  const canvas = document.createElement("canvas");
+  if (!runsWith.length) { empty(el, "No histograms in the selected runs."); return; }
+  const panel = h("div", { class: "panel" });
+  const canvas = h("canvas");
   const draw = async (run, name) => {
     if (!run || !name) return;
-    const h = await getJSON(`/api/histograms?run=${encodeURIComponent(run)}&name=${encodeURIComponent(name)}`);
+    const hist = await getJSON("/api/histograms", { run, name });
     const { ctx, w, h: H } = sizeCanvas(canvas);
     ctx.clearRect(0, 0, w, H);
-    const n = h.steps.length;
+    const n = hist.steps.length;
     if (!n) return;
-    const lo = Math.min(...decodeValues(h.lo).filter(Number.isFinite));
-    const hi = Math.max(...decodeValues(h.hi).filter(Number.isFinite));
+    const lo = Math.min(...decodeValues(hist.lo).filter(Number.isFinite));
+    const hi = Math.max(...decodeValues(hist.hi).filter(Number.isFinite));
     const L = 50, B = 20, pw = w - L - 8, ph = H - B - 8;
     const sy = new Scale(lo, hi, 8 + ph, 8);
     const colW = pw / n;
     const dark = document.documentElement.dataset.theme === "dark";
     for (let j = 0; j < n; j++) {
-      const counts = decodeValues(h.counts[j]);
-      const a = decodeValues([h.lo[j]])[0], b = decodeValues([h.hi[j]])[0];
+      const counts = decodeValues(hist.counts[j]);
+      const a = decodeValues([hist.lo[j]])[0], b = decodeValues([hist.hi[j]])[0];
       let max = 0;
       for (const c of counts) if (c > max) max = c;
       const bw = (b - a) / (counts.length || 1);
@@ -79,7 +71,7 @@ export async function showHistograms(el, runs, infos) {
     ctx.textAlign = "right";
     for (const t of linearTicks(lo, hi, 5)) ctx.fillText(formatNumber(t), L - 4, sy.px(t) + 4);
     ctx.textAlign = "center";
-    for (const k of [0, Math.floor(n / 2), n - 1]) ctx.fillText(`step ${formatNumber(h.steps[k])}`, L + (k + 0.5) * colW, H - 5);
+    for (const k of [0, Math.floor(n / 2), n - 1]) ctx.fillText(`step ${formatNumber(hist.steps[k])}`, L + (k + 0.5) * colW, H - 5);
   };
   const pick = pickers(panel, runsWith, infos, "histograms", draw);
   panel.appendChild(canvas);
@@ -89,22 +81,19 @@ export async function showHistograms(el, runs, infos) {
 
 /** Vectors (e.g. per-layer gradient norms) as bars, with a scrubber over the logged steps. */
 export async function showVectors(el, runs, infos) {
-  el.innerHTML = "";
+  el.replaceChildren();
   const runsWith = runs.filter((r) => (infos.get(r)?.vectors || []).length);
-  if (!runsWith.length) { el.innerHTML = `<p class="empty">No vectors in the selected runs.</p>`; return; }
-  const panel = document.createElement("div");
-  panel.className = "panel";
-  const canvas = document.createElement("canvas");
-  const scrub = document.createElement("input");
-  scrub.type = "range";
-  scrub.style.width = "100%";
-  const label = document.createElement("div");
+  if (!runsWith.length) { empty(el, "No vectors in the selected runs."); return; }
+  const panel = h("div", { class: "panel" });
+  const canvas = h("canvas");
+  const scrub = h("input", { type: "range", class: "scrub" });
+  const stepLabel = h("div");
   let data = null, color = "";
   const paint = () => {
     if (!data || !data.steps.length) return;
     const k = Math.min(data.steps.length - 1, +scrub.value);
     const vals = decodeValues(data.values[k]);
-    label.textContent = `step ${data.steps[k]} · ${vals.length} values`;
+    stepLabel.textContent = `step ${data.steps[k]} · ${vals.length} values`;
     const { ctx, w, h } = sizeCanvas(canvas);
     ctx.clearRect(0, 0, w, h);
     let max = 0;
@@ -119,7 +108,7 @@ export async function showVectors(el, runs, infos) {
   };
   const load = async (run, name) => {
     if (!run || !name) return;
-    data = await getJSON(`/api/vectors?run=${encodeURIComponent(run)}&name=${encodeURIComponent(name)}`);
+    data = await getJSON("/api/vectors", { run, name });
     color = runColor(run, document.documentElement.dataset.theme === "dark");
     scrub.min = 0;
     scrub.max = Math.max(0, data.steps.length - 1);
@@ -128,30 +117,33 @@ export async function showVectors(el, runs, infos) {
   };
   scrub.oninput = paint;
   const pick = pickers(panel, runsWith, infos, "vectors", load);
-  panel.append(canvas, scrub, label);
+  panel.append(canvas, scrub, stepLabel);
   el.appendChild(panel);
   await load(pick.run(), pick.name());
 }
 
 export async function showTexts(el, runs, infos) {
-  el.innerHTML = "";
-  const parts = [];
+  el.replaceChildren();
+  const entries = [];
   for (const run of runs.filter((r) => (infos.get(r)?.texts || []).length)) {
-    const t = await getJSON(`/api/texts?run=${encodeURIComponent(run)}`);
-    for (let i = t.steps.length - 1; i >= 0 && parts.length < 500; i--) {
-      parts.push(`<div class="entry"><b>${esc(run)}</b> · ${esc(t.names[i])} · step ${esc(t.steps[i])}<pre>${esc(t.texts[i])}</pre></div>`);
+    const t = await getJSON("/api/texts", { run });
+    for (let i = t.steps.length - 1; i >= 0 && entries.length < 500; i--) {
+      entries.push(h("div", { class: "entry" },
+        h("b", null, label(run)), " · ", label(t.names[i]), ` · step ${t.steps[i]}`,
+        h("pre", null, visible(t.texts[i], { multiline: true }))));
     }
   }
-  el.innerHTML = parts.length ? `<div class="texts">${parts.join("")}</div>` : `<p class="empty">No text in the selected runs.</p>`;
+  if (entries.length) el.replaceChildren(h("div", { class: "texts" }, entries));
+  else empty(el, "No text in the selected runs.");
 }
 
 const higherIsBetter = (name) => /acc|auc|f1|precision|recall|score|iou|bleu|reward/i.test(name);
 
 /** One row per run: its config values, then the last and best value of each metric. */
 export async function showConfig(el, runs, runData) {
-  el.innerHTML = "";
-  if (!runs.length) { el.innerHTML = `<p class="empty">Select runs to compare.</p>`; return; }
-  const details = await Promise.all(runs.map((r) => getJSON(`/api/run?run=${encodeURIComponent(r)}`).catch(() => ({}))));
+  el.replaceChildren();
+  if (!runs.length) { empty(el, "Select runs to compare."); return; }
+  const details = await Promise.all(runs.map((run) => getJSON("/api/run", { run }).catch(() => ({}))));
   const flat = (obj, prefix = "", out = {}) => {
     for (const [k, v] of Object.entries(obj || {})) {
       if (v && typeof v === "object" && !Array.isArray(v)) flat(v, `${prefix}${k}.`, out); else out[prefix + k] = v;
@@ -161,20 +153,22 @@ export async function showConfig(el, runs, runData) {
   const configs = details.map((d) => flat(d.config));
   const keys = [...new Set(configs.flatMap((c) => Object.keys(c)))].sort();
   const metrics = [...new Set(runs.flatMap((r) => [...(runData.get(r)?.series.keys() || [])]))].sort();
-  const head = `<tr><th>run</th><th>status</th>${keys.map((k) => `<th>${esc(k)}</th>`).join("")}` +
-    metrics.map((m) => `<th>${esc(m)} last</th><th>${esc(m)} best</th>`).join("") + "</tr>";
+  const cell = (v) => h("td", null, typeof v === "number" ? formatNumber(v) : label(v ?? ""));
+  const head = h("tr", null, h("th", null, "run"), h("th", null, "status"),
+    keys.map((k) => h("th", null, label(k))),
+    metrics.map((m) => [h("th", null, label(m), " last"), h("th", null, label(m), " best")]));
   const rows = runs.map((r, i) => {
-    const cells = keys.map((k) => `<td>${esc(typeof configs[i][k] === "number" ? formatNumber(configs[i][k]) : configs[i][k] ?? "")}</td>`);
     const mcells = metrics.map((m) => {
       const buf = runData.get(r)?.series.get(m);
-      if (!buf || !buf.length) return "<td></td><td></td>";
+      if (!buf || !buf.length) return [h("td"), h("td")];
       const v = buf.view().values;
       let best = NaN;
       for (const x of v) if (Number.isFinite(x) && (Number.isNaN(best) || (higherIsBetter(m) ? x > best : x < best))) best = x;
-      return `<td>${esc(formatNumber(v[v.length - 1]))}</td><td>${esc(formatNumber(best))}</td>`;
+      return [cell(v[v.length - 1]), cell(best)];
     });
-    return `<tr><td><span class="sw" style="display:inline-block;width:9px;height:9px;background:${runColor(r)}"></span> ${esc(r)}</td>` +
-      `<td>${esc(details[i].status || "")}</td>${cells.join("")}${mcells.join("")}</tr>`;
+    return h("tr", null,
+      h("td", null, h("span", { class: "sw", style: { background: runColor(r) } }), " ", label(r)),
+      cell(details[i].status || ""), keys.map((k) => cell(configs[i][k])), mcells);
   });
-  el.innerHTML = `<div style="overflow:auto"><table class="hp"><thead>${head}</thead><tbody>${rows.join("")}</tbody></table></div>`;
+  el.replaceChildren(h("div", { class: "table-wrap" }, h("table", { class: "hp" }, h("thead", null, head), h("tbody", null, rows))));
 }

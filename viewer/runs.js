@@ -4,6 +4,7 @@
 // When the rows shown are the same as before, only those whose content changed are replaced.
 
 import { buildTree, runColor } from "./state.js";
+import { h, label, visible } from "./dom.js";
 
 const MAX_ROWS = 200000;
 /** Height of every row in CSS pixels (style.css gives .run-row this height). */
@@ -31,8 +32,8 @@ export class RunList {
     this.collapsed = new Set();
     this.filter = null;
     this.frame = 0;
-    this.rows = []; // [key, html] of every row of the tree as filtered
-    this.shown = []; // [key, html] of the rows in the DOM
+    this.rows = []; // every row of the tree as filtered ({key, sig, make})
+    this.shown = []; // the rows in the DOM
     this.renders = 0;
     this.sizer = document.createElement("div");
     this.sizer.className = "runs-sizer";
@@ -98,19 +99,19 @@ export class RunList {
     const walk = (node, depth) => {
       for (const child of node.children.values()) {
         if (rows.length >= MAX_ROWS) return;
-        const pad = `padding-left:${4 + depth * 14}px`;
         if (child.run && child.children.size === 0) {
-          rows.push(["r" + child.run, this._runRow(child.run, child.name, pad, dark)]);
+          rows.push(this._runRow(child.run, child.name, depth, dark));
         } else {
-          const open = !this.collapsed.has(child.path);
-          rows.push(["f" + child.path, `<div class="run-row folder" data-folder="${esc(child.path)}" style="${pad}">${open ? "▾" : "▸"} ${esc(child.name)}</div>`]);
-          if (child.run) rows.push(["r" + child.run, this._runRow(child.run, "(this folder)", `padding-left:${4 + (depth + 1) * 14}px`, dark)]);
-          if (open) walk(child, depth + 1);
+          rows.push(this._folderRow(child, depth));
+          if (child.run) rows.push(this._runRow(child.run, "(this folder)", depth + 1, dark, false));
+          if (!this.collapsed.has(child.path)) walk(child, depth + 1);
         }
       }
     };
     walk(tree, 0);
-    if (rows.length >= MAX_ROWS) rows.push(["more", `<div class="run-row meta">… more runs: narrow the filter</div>`]);
+    if (rows.length >= MAX_ROWS) {
+      rows.push({ key: "more", sig: "", make: () => h("div", { class: "run-row meta" }, "… more runs: narrow the filter") });
+    }
     this.rows = rows;
     this._paint();
     const count = document.getElementById("run-count");
@@ -128,34 +129,58 @@ export class RunList {
     this._patch(rows.slice(first, last));
   }
 
-  /** Put `rows` ([key, html]) in the DOM, replacing only what changed when the keys are the same. */
+  /** Put `rows` in the DOM, rebuilding only those whose content changed when the keys are the same. */
   _patch(rows) {
     this.renders++;
     const old = this.shown;
     const kids = this.list.children;
-    if (old.length === rows.length && kids.length === rows.length && rows.every((r, i) => r[0] === old[i][0])) {
+    if (old.length === rows.length && kids.length === rows.length && rows.every((r, i) => r.key === old[i].key)) {
       for (let i = 0; i < rows.length; i++) {
-        if (rows[i][1] !== old[i][1]) kids[i].outerHTML = rows[i][1];
+        if (rows[i].sig !== old[i].sig) kids[i].replaceWith(rows[i].make());
       }
     } else {
-      this.list.innerHTML = rows.map((r) => r[1]).join("");
+      this.list.replaceChildren(...rows.map((r) => r.make()));
     }
     this.shown = rows;
   }
 
-  _runRow(id, label, pad, dark) {
+  /**
+   * A row: `key` says which row it is, `sig` what it shows (rows whose sig is unchanged are kept in
+   * the DOM), `make()` builds its element (only for the rows in view).
+   */
+  _folderRow(node, depth) {
+    const open = !this.collapsed.has(node.path);
+    return {
+      key: "f" + node.path,
+      sig: `${open}`,
+      make: () => h("div", { class: "run-row folder", dataset: { folder: node.path }, style: indent(depth) },
+        open ? "▾ " : "▸ ", label(node.name, "name")),
+    };
+  }
+
+  _runRow(id, name, depth, dark, fromLogs = true) {
     const info = this.infos.get(id) || {};
     const sel = this.selected.has(id);
-    const skipped = info.skipped && info.skipped.total ? `<span class="skipped" title="bad lines skipped">⚠ ${info.skipped.total}</span>` : "";
-    const status = info.status || "running";
-    const step = info.last_step != null ? `step ${info.last_step}` : "";
-    return `<div class="run-row${sel ? " selected" : ""}" data-run="${esc(id)}" style="${pad}" title="${esc(id)}${info.reason ? ": " + esc(info.reason) : ""}">` +
-      `<input type="checkbox" tabindex="-1" ${sel ? "checked" : ""}><span class="sw" style="background:${runColor(id, dark)}"></span>` +
-      `<span class="name">${esc(label)}</span><span class="badge ${esc(status)}">${esc(status)}</span>${skipped}` +
-      `<span class="meta">${esc(step)} · ${esc(timeAgo(info.updated))}</span></div>`;
+    const skipped = info.skipped && info.skipped.total ? info.skipped.total : 0;
+    const status = STATUSES.has(info.status) ? info.status : "running";
+    const meta = `${info.last_step != null ? `step ${info.last_step}` : ""} · ${timeAgo(info.updated)}`;
+    const title = [visible(id), info.reason != null && `: ${visible(info.reason)}`, info.host && ` (${visible(info.host)})`]
+      .filter(Boolean).join("");
+    const color = runColor(id, dark);
+    return {
+      key: "r" + id,
+      sig: JSON.stringify([name, depth, sel, status, skipped, meta, title, color]),
+      make: () => h("div", { class: sel ? "run-row selected" : "run-row", dataset: { run: id }, style: indent(depth), title },
+        h("input", { type: "checkbox", tabindex: "-1", checked: sel }),
+        h("span", { class: "sw", style: { background: color } }),
+        fromLogs ? label(name, "name") : h("span", { class: "name" }, name),
+        h("span", { class: `badge ${status}` }, status),
+        skipped ? h("span", { class: "skipped", title: "bad lines skipped" }, `⚠ ${skipped}`) : null,
+        h("span", { class: "meta" }, meta)),
+    };
   }
 }
 
-export function esc(t) {
-  return String(t ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
-}
+const STATUSES = new Set(["running", "finished", "failed", "stalled", "gone"]);
+
+const indent = (depth) => ({ paddingLeft: `${4 + depth * 14}px` });
