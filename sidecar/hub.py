@@ -27,9 +27,9 @@ from typing import Any, Awaitable, Callable
 
 from . import protocol as P
 from .series import Series, concat
-from .store import Appended, BatchDone, Delta, ProgressChanged, Reset, ResetRun, RunsChanged, Store, decode_cursor
+from .store import Appended, BatchDone, Delta, ProgressChanged, Reset, ResetRun, RunsChanged, Store, covered
 
-__all__ = ["Hub", "Client", "SlowClient", "covered"]
+__all__ = ["Client", "Hub", "SlowClient"]
 
 #: Up to this many clients, flushes are `coalesce` apart; beyond, the interval grows in proportion.
 CLIENTS_PER_INTERVAL = 50
@@ -41,20 +41,6 @@ class SlowClient(Exception):
     """A client's socket did not take a message in time: it is dropped."""
 
 logger = logging.getLogger(__name__)
-
-
-def covered(delta_cursor: str, mark: str | None) -> bool:
-    """True when everything up to ``delta_cursor`` is already included at ``mark``."""
-    if mark is None:
-        return False
-    d, m = decode_cursor(delta_cursor), decode_cursor(mark)
-    if d is None or m is None:
-        return False
-    for stream, (key, off) in d.items():
-        got = m.get(stream)
-        if got is None or got[0] != key or got[1] < off:
-            return False
-    return True
 
 
 class Client:

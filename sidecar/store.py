@@ -48,6 +48,7 @@ __all__ = [
     "RunsChanged",
     "Appended",
     "ResetRun",
+    "covered",
 ]
 
 logger = logging.getLogger(__name__)
@@ -266,6 +267,21 @@ def _stream_suffix(name: str) -> str:
 def encode_cursor(parts: dict[str, tuple[str, int]]) -> str:
     raw = orjson.dumps({k: [v[0], v[1]] for k, v in sorted(parts.items())})
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def covered(cursor: str, mark: str | None) -> bool:
+    """True when everything up to ``cursor`` is already included at ``mark`` (both cursors of one
+    run). Cursors are opaque outside this module: this is how others compare them."""
+    if mark is None:
+        return False
+    d, m = decode_cursor(cursor), decode_cursor(mark)
+    if d is None or m is None:
+        return False
+    for stream, (key, off) in d.items():
+        got = m.get(stream)
+        if got is None or got[0] != key or got[1] < off:
+            return False
+    return True
 
 
 def decode_cursor(cursor: str) -> dict[str, tuple[str, int]] | None:
