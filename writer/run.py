@@ -3,12 +3,20 @@
 Every record is encoded to one complete line and handed to the kernel with a single ``os.write`` on a
 descriptor opened with ``O_APPEND``: a reader sees it at once, a killed process loses nothing that
 ``log()`` returned from, and lines of several processes never interleave. There is no buffer, no
-thread and no fsync. I/O errors are counted and warned about once; they never reach the loop.
+thread and no fsync.
+
+``log()`` raises only for misuse (a metrics argument that is not a dict); anything else that goes
+wrong is counted (``dropped``, per name in ``drops``) and warned about, boundedly, and training goes
+on. The common case (a dict of floats and ints with string keys) is one orjson call and one write;
+a value orjson refuses, or a line over ``MAX_LINE_BYTES``, takes the slow path, which keeps every
+good value. A write cut short (a full disk) leaves the file mid-line: the next write starts with a
+newline, so the torn piece is one bad line for the reader and every later record is whole.
 """
 
 from __future__ import annotations
 
 import atexit
+import errno
 import os
 import socket
 import sys
@@ -29,16 +37,32 @@ from .format import (
     K_TEXT,
     K_VECTOR,
     KIND,
+    MAX_LINE_BYTES,
     STATUS_FAILED,
     STATUS_FINISHED,
     STREAM_SUFFIX,
     encode,
     encode_float,
-    to_json_value,
 )
-from .values import classify
+from .values import (
+    MAX_DEPTH,
+    STEP_MAX,
+    Problem,
+    as_step,
+    classify,
+    clean_json,
+    clean_key,
+    clean_scalar,
+    fit_items,
+    fit_text,
+)
 
-__all__ = ["Run", "TailboardWarning", "stream_name"]
+__all__ = ["Run", "TailboardWarning", "stream_name", "MAX_WARNINGS"]
+
+#: Distinct warnings one run shows; later problems are only counted.
+MAX_WARNINGS = 20
+#: Distinct names counted in ``Run.drops``; later ones are counted under ``"<other>"``.
+MAX_DROP_NAMES = 1000
 
 _time = time.time
 _write = os.write
@@ -73,7 +97,14 @@ _failure: list[str] = []  # the one-line reason of an uncaught exception, set by
 
 
 class Run:
-    """Create with ``tailboard.init(path)``. ``log()`` appends; ``finish()`` writes the final record."""
+    """Create with ``tailboard.init(path)``. ``log()`` appends; ``finish()`` writes the final record.
+
+    ``dropped`` counts the records not written and the values left out of records that were;
+    ``drops`` splits it by metric name (``"<io>"``: lost to a write error or an unopened file,
+    ``"<finished>"``: logged after ``finish()``, ``"<error>"``: a call that failed as a whole).
+    ``truncated`` counts texts cut to fit the line limit, ``bad_steps`` steps that were not
+    integers and were replaced by the previous step + 1.
+    """
 
     def __init__(
         self,
@@ -91,6 +122,9 @@ class Run:
         self.name = name if name is not None else self.path
         self.enabled = not (rank_zero_only and self.rank != 0)
         self.dropped = 0
+        self.drops: dict[str, int] = {}
+        self.truncated = 0
+        self.bad_steps = 0
         self.records = 0
         self.finished = False
         self._step = -1
@@ -99,14 +133,18 @@ class Run:
         self._pending: list[tuple[int, float, str, Any, Any]] = []  # device copies not yet resolved
         self._lock = threading.Lock()
         self._fd = -1
+        self._direct = False  # the hot path may encode and write at once: orjson, a file, not torn
+        self._torn = False  # a write was cut short: the file may end mid-line
+        self._torn_whole = False  # ... and what is missing is only the newline of a whole record
         self._forked = False
-        self._off = not self.enabled  # log() does nothing: disabled rank, or a forked child
+        self._off = not self.enabled  # log() does nothing: disabled rank, forked child, finished
         self.file = os.path.join(self.path, stream_name(self.rank))
         if not self.enabled:
             return
         try:
             os.makedirs(self.path, exist_ok=True)
             self._fd = os.open(self.file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._direct = _dumps is not None
         except OSError as e:
             self._warn("open", f"tailboard: cannot open {self.file}: {e}; records are dropped")
         self._emit(
@@ -121,7 +159,8 @@ class Run:
                 "world_size": self.world_size,
                 "start": _time(),
                 "argv": list(sys.argv),
-            }
+            },
+            "<header>",
         )
         if config:
             self.config(config)
@@ -132,67 +171,98 @@ class Run:
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Append the values of ``metrics`` at ``step`` (the previous step + 1 when omitted).
 
-        Scalars go into one record; vectors, histograms and text get a record each.
+        Scalars go into one record (several when one line would be too long); vectors, histograms
+        and text get a record each. Raises only when ``metrics`` is not a dict; see docs/writer.md.
         """
         if type(metrics) is not dict and not isinstance(metrics, Mapping):
             raise TypeError(f"log() takes a dict of metrics, not {type(metrics).__name__}")
-        if self.finished:
-            raise RuntimeError("log() after finish(): this run is closed")
-        if step is None:
-            step = self._step + 1
-        elif type(step) is not int:
-            try:
-                step = int(step)
-            except (TypeError, ValueError):
-                raise TypeError(f"step must be an integer, not {type(step).__name__}") from None
-        self._step = step
-        if self._off:
-            if self._forked:
-                self._warn("fork", "tailboard: log() in a forked child is ignored (the parent owns the run)")
-            return
-        if self._pending:
-            self._resolve(block=False)
-        t = _time()
-        v: dict[str, Any] = {}
-        for key, x in metrics.items():
-            tx = type(x)
-            if tx is float:
-                v[key] = x if x - x == 0 else encode_float(x)
-            elif tx is int:
-                v[key] = x
-            else:
-                self._other(v, str(key), x, step, t)
-        if v:
-            record = {KIND: K_SCALARS, "step": step, "t": t, "v": v}
-            if _dumps is not None and self._fd >= 0:
-                # the common case inlined: one encode, one write
-                try:
-                    line = _dumps(record, option=_OPT)
-                except (TypeError, ValueError):
-                    line = None
-                if line is not None:
-                    self._write_line(line)
-                    return
-            self._emit(record)
+        try:
+            if step is None:
+                step = self._step + 1
+            if type(step) is not int or not -0x8000000000000000 <= step <= 0x7FFFFFFFFFFFFFFF:  # int64
+                step = self._bad_step(step)
+            self._step = step
+            if self._off:
+                self._ignored()
+                return
+            if self._pending:
+                self._resolve(block=False)
+            t = _time()
+            v: dict[str, Any] = {}
+            for key, x in metrics.items():
+                tx = type(x)
+                if tx is float:
+                    v[key] = x if x - x == 0 else encode_float(x)
+                elif tx is int:
+                    v[key] = x
+                else:
+                    self._other(v, "", key, x, step, t, (id(metrics),))
+            if v:
+                record = {KIND: K_SCALARS, "step": step, "t": t, "v": v}
+                if self._direct:
+                    # the common case inlined: one encode, one write
+                    try:
+                        line = _dumps(record, option=_OPT)
+                    except TypeError:  # orjson.JSONEncodeError: the slow path keeps the good values
+                        line = None
+                    if line is not None and len(line) <= MAX_LINE_BYTES:
+                        self._write_line(line)
+                        return
+                self._scalars(step, t, v)
+        except Exception as e:  # a bug or a hostile object: never into the loop
+            self._drop("<error>", f"log() failed: {type(e).__name__}: {e}")
 
-    def _other(self, v: dict[str, Any], key: str, x: Any, step: int, t: float) -> None:
-        if isinstance(x, Mapping):
-            for k2, x2 in x.items():
-                self._other(v, f"{key}/{k2}", x2, step, t)
-            return
-        kind, payload = classify(x)
-        if kind == "scalar":
-            v[key] = payload
-        elif kind == "vector":
-            self._emit({KIND: K_VECTOR, "step": step, "t": t, "name": key, "v": payload})
-        elif kind == "hist":
-            self._emit({KIND: K_HIST, "step": step, "t": t, "name": key, **payload})
-        elif kind == "text":
-            self._emit({KIND: K_TEXT, "step": step, "t": t, "name": key, "text": payload})
-        elif kind == "tensor":
-            self._defer(key, payload, step, t)
-        else:
-            self._warn(f"bad:{key}", f"tailboard: {key!r} not logged: {payload}")
+    def _other(self, v: dict[str, Any], prefix: str, key: Any, x: Any, step: int, t: float,
+               parents: tuple[int, ...]) -> None:
+        """A value that is not a plain float or int: flattened, classified, or dropped by name."""
+        name = prefix or "?"
+        try:
+            name = f"{prefix}/{key}" if prefix else (key if type(key) is str else str(key))
+            if isinstance(x, Mapping):
+                if len(parents) >= MAX_DEPTH:
+                    self._drop(name, f"nested deeper than {MAX_DEPTH} levels")
+                elif id(x) in parents:
+                    self._drop(name, "it contains itself")
+                else:
+                    inner = parents + (id(x),)
+                    for k2, x2 in x.items():
+                        self._other(v, name, k2, x2, step, t, inner)
+                return
+            kind, payload = classify(x)
+            if kind == "scalar":
+                v[name] = payload
+            elif kind == "vector":
+                self._emit({KIND: K_VECTOR, "step": step, "t": t, "name": name, "v": payload}, name)
+            elif kind == "hist":
+                self._emit({KIND: K_HIST, "step": step, "t": t, "name": name, **payload}, name)
+            elif kind == "text":
+                self._emit({KIND: K_TEXT, "step": step, "t": t, "name": name, "text": payload}, name)
+            elif kind == "tensor":
+                self._defer(name, payload, step, t)
+            else:
+                self._drop(name, payload)
+        except Exception as e:  # this value only; the rest of the call goes on
+            self._drop(name, f"{type(e).__name__}: {e}")
+
+    def _bad_step(self, step: Any) -> int:
+        fixed = as_step(step)
+        if fixed is not None:
+            return fixed
+        self.bad_steps += 1
+        fallback = min(self._step + 1, STEP_MAX)
+        self._warn("step", f"tailboard: step={_short(step)} is not an integer step; the record is "
+                           f"written at step {fallback} (the previous step + 1), and so are later "
+                           "ones like it (counted in run.bad_steps)")
+        return fallback
+
+    def _ignored(self) -> None:
+        if self._forked:
+            self._warn("fork", "tailboard: log() in a forked child is ignored "
+                               "(the parent owns the run)")
+        elif self.finished:
+            self._drop("<finished>", "", warn=False)
+            self._warn("finished", "tailboard: log() after finish() is ignored: the run is closed "
+                                   "(counted in run.dropped)")
 
     def _defer(self, key: str, tensor: Any, step: int, t: float) -> None:
         """Start copying a device tensor to the host without waiting; written at a later call."""
@@ -205,7 +275,7 @@ class Run:
                 event.record()
             self._pending.append((step, t, key, cpu, event))
         except Exception as e:  # never into the loop
-            self._warn(f"bad:{key}", f"tailboard: {key!r} not logged: {e}")
+            self._drop(key, f"{type(e).__name__}: {e}")
 
     def _resolve(self, *, block: bool) -> None:
         still = []
@@ -216,67 +286,223 @@ class Run:
             if event is not None:
                 event.synchronize()
             v: dict[str, Any] = {}
-            self._other(v, key, cpu, step, t)
+            self._other(v, "", key, cpu, step, t, ())
             if v:
-                self._emit({KIND: K_SCALARS, "step": step, "t": t, "v": v})
+                self._scalars(step, t, v)
         self._pending = still
 
-    def _emit(self, record: dict[str, Any]) -> None:
-        try:
-            line = encode(record)
-        except (TypeError, ValueError) as e:
-            self.dropped += 1
-            self._warn("encode", f"tailboard: a record could not be encoded ({e}); it is dropped")
-            return
-        if self._fd < 0:
-            self.dropped += 1
-            return
-        self._write_line(line)
+    # ---- the slow paths: keep every good value, never write a line the reader skips -------------
+
+    def _scalars(self, step: int, t: float, v: dict[str, Any]) -> None:
+        """Write the scalars ``v``: each bad one dropped by name, in as many lines as needed."""
+        problems: list[Problem] = []
+        clean: dict[str, Any] = {}
+        for key, x in v.items():
+            try:
+                name = clean_key(key, problems)
+            except Exception as e:
+                self._drop("?", f"a name that cannot be made a string ({type(e).__name__})")
+                continue
+            value = clean_scalar(name, x, problems)
+            if value is not None:
+                clean[name] = value
+        self._report(problems)
+        self._fit(lambda part: {KIND: K_SCALARS, "step": step, "t": t, "v": part},
+                  list(clean.items()), "")
+
+    def _fit(self, make: Any, items: list[tuple[str, Any]], prefix: str) -> None:
+        lines, lost = fit_items(make, items, encode, MAX_LINE_BYTES)
+        for line in lines:
+            self._put(line)
+        for name, why in lost:
+            self._drop(prefix + name, why)
+
+    def _emit(self, record: dict[str, Any], name: str) -> None:
+        """Write one record that is not scalars; ``name`` says what it is in drops and warnings."""
+        line: bytes | None = None
+        if _dumps is not None:  # (json would escape a lone surrogate the reader then refuses)
+            try:
+                line = encode(record)
+            except (TypeError, ValueError):
+                pass
+        if line is None:
+            problems: list[Problem] = []
+            record = clean_json(record, name, problems)
+            if any(lost for _, _, lost in problems):  # a record with a part missing is wrong
+                self._drop(name, "; ".join(why for _, why, lost in problems if lost))
+                return
+            self._report([(name, why, False) for _, why, _ in problems])
+            try:
+                line = encode(record)
+            except (TypeError, ValueError) as e:
+                self._drop(name, f"it cannot be encoded ({e})")
+                return
+        if len(line) > MAX_LINE_BYTES:
+            line = self._shorten(record, name, len(line))
+            if line is None:
+                return
+        self._put(line)
+
+    def _shorten(self, record: dict[str, Any], name: str, size: int) -> bytes | None:
+        """A record over the line limit: a text is cut (counted), the header's argv is cut, anything
+        else is dropped (counted)."""
+        kind = record[KIND]
+        line: bytes | None = None
+        if kind == K_TEXT:
+            line = fit_text(lambda text: {**record, "text": text}, record["text"], encode,
+                            MAX_LINE_BYTES)
+            if line is not None:
+                self.truncated += 1
+                self._warn(f"cut:{name}", f"tailboard: text {_short(name)} was cut to fit the line "
+                                          f"limit of {MAX_LINE_BYTES} bytes (counted in run.truncated)")
+        elif kind == K_HEADER:
+            argv = [str(a)[:200] for a in record.get("argv", [])[:50]] + ["[... tailboard: argv cut]"]
+            line = encode({**record, "argv": argv, "run": str(record.get("run", ""))[:4096]})
+            line = line if len(line) <= MAX_LINE_BYTES else None
+        if line is None:
+            self._drop(name, f"its line would be {size} bytes, over the limit of {MAX_LINE_BYTES}")
+        return line
 
     def _write_line(self, line: bytes) -> None:
+        """Write a line on the fast path (``_direct``: the file is open and does not end mid-line)."""
         try:
             n = _write(self._fd, line)
-            while n < len(line):  # only on a full disk or similar: finish the line or fail
-                n += _write(self._fd, line[n:])
-            self.records += 1
         except OSError as e:
-            self.dropped += 1
-            self._warn("write", f"tailboard: cannot write to {self.file}: {e}; records are dropped "
-                               "and counted, training goes on")
+            self._write_failed(line, 0, 0, e)
+            return
+        if n == len(line):
+            self.records += 1
+        else:
+            self._write_rest(line, n, 0)
+
+    def _put(self, line: bytes) -> None:
+        """Write a line from a slow path: the file may be missing or end mid-line."""
+        if self._fd < 0:
+            self._drop("<io>", "no file", warn=False)  # the failed open was warned about
+        elif not self._torn:
+            self._write_line(line)
+        else:
+            self._write_rest(b"\n" + line, 0, 1)
+
+    def _write_rest(self, data: bytes, n: int, mend: int) -> None:
+        """Write ``data`` from byte ``n`` on (a write was short: a full disk or similar). Its first
+        ``mend`` bytes are the newline that ends a torn piece."""
+        try:
+            while n < len(data):
+                more = _write(self._fd, data[n:])
+                if more <= 0:
+                    raise OSError(errno.EIO, "write() made no progress")
+                n += more
+        except OSError as e:
+            self._write_failed(data, n, mend, e)
+            return
+        if mend:
+            self._mended()
+        self.records += 1
+
+    def _write_failed(self, data: bytes, n: int, mend: int, error: OSError) -> None:
+        """``n`` bytes of ``data`` reached the file. Never truncate: other processes may be appending
+        to it. Remember that it ends mid-line instead, so that the next write starts with a newline."""
+        if n and mend:
+            self._mended()
+        if n > mend:  # the file now ends inside this record
+            self._torn = True
+            self._torn_whole = n == len(data) - 1
+            self._direct = False
+        self._drop("<io>", "", warn=False)
+        self._warn("write", f"tailboard: cannot write to {self.file}: {error}; records are dropped "
+                            "and counted, training goes on")
+
+    def _mended(self) -> None:
+        """The newline that ends the torn piece is written; if that piece was a whole record but for
+        its newline, it is complete now: written, not dropped."""
+        if self._torn_whole:
+            self.records += 1
+            self.dropped -= 1
+            if self.drops.get("<io>"):
+                self.drops["<io>"] -= 1
+        self._torn = self._torn_whole = False
+        self._direct = self._fd >= 0 and _dumps is not None
+
+    # ---- counting and warning ------------------------------------------------------------------
+
+    def _drop(self, name: str, why: str, *, warn: bool = True) -> None:
+        self.dropped += 1
+        drops = self.drops
+        if name not in drops and len(drops) >= MAX_DROP_NAMES:
+            name = "<other>"
+        drops[name] = drops.get(name, 0) + 1
+        if warn:
+            self._warn(f"drop:{name}", f"tailboard: {_short(name)} not logged: {why} "
+                                       "(counted in run.dropped; training goes on)")
+
+    def _report(self, problems: list[Problem]) -> None:
+        for name, why, lost in problems:
+            if lost:
+                self._drop(name, why)
+            else:
+                self._warn(f"fix:{name}", f"tailboard: {_short(name)}: {why}")
 
     def _warn(self, key: str, message: str) -> None:
+        """One warning per key, at most MAX_WARNINGS per run, then one saying the rest are counted."""
         if key in self._warned:
             return
+        if len(self._warned) >= MAX_WARNINGS:
+            if len(self._warned) > MAX_WARNINGS:
+                return
+            key, message = "<more>", (f"tailboard: more than {MAX_WARNINGS} logging problems; further "
+                                      "problems are counted (run.dropped, run.drops), not shown")
         self._warned.add(key)
-        warnings.warn(message, TailboardWarning, stacklevel=4)
+        warnings.warn(message, TailboardWarning, stacklevel=_caller_level())
 
     # ---- the rest of the API -------------------------------------------------------------------
 
     def config(self, config: Mapping[str, Any]) -> None:
-        """Record hyper-parameters (nested dicts allowed); later calls update earlier ones."""
+        """Record hyper-parameters (nested dicts allowed); later calls update earlier ones.
+
+        Raises only when ``config`` is not a dict; a value that cannot be written is dropped by name.
+        """
         if not isinstance(config, Mapping):
             raise TypeError(f"config must be a dict, not {type(config).__name__}")
-        if not self._off:
-            self._emit({KIND: K_CONFIG, "t": _time(), "config": to_json_value(dict(config))})
+        if self._off:
+            return
+        try:
+            problems: list[Problem] = []
+            clean = clean_json(config, "config", problems)
+            self._report(problems)
+            t = _time()
+            # Several records when one line would be too long: a later config updates the earlier.
+            self._fit(lambda part: {KIND: K_CONFIG, "t": t, "config": part}, list(clean.items()),
+                      "config/")
+        except Exception as e:
+            self._drop("config", f"config() failed: {type(e).__name__}: {e}")
 
     def finish(self, status: str = STATUS_FINISHED, reason: str | None = None) -> None:
-        """Write the final record and close the file. Idempotent."""
+        """Write the final record and close the file. Idempotent; never raises."""
         with self._lock:
             if self.finished:
                 return
             self.finished = True
+            was_off, self._off = self._off, True
         _live.discard(self)
-        if self._off:
+        if was_off:
             return
-        if self._pending:
-            try:
-                self._resolve(block=True)
-            except Exception as e:
-                self._warn("resolve", f"tailboard: device values lost at finish: {e}")
-        record: dict[str, Any] = {KIND: K_END, "t": _time(), "status": status, "dropped": self.dropped}
-        if reason:
-            record["reason"] = " ".join(reason.split())[:500]
-        self._emit(record)
+        try:
+            if self._pending:
+                try:
+                    self._resolve(block=True)
+                except Exception as e:
+                    self._drop("<pending>", f"device values lost at finish: {e}")
+            record: dict[str, Any] = {KIND: K_END, "t": _time(), "status": str(status)[:100],
+                                      "dropped": self.dropped}
+            if reason:
+                record["reason"] = " ".join(str(reason).split())[:500]
+            if self.truncated:
+                record["truncated"] = self.truncated
+            self._emit(record, "<end>")
+        except Exception as e:
+            self._drop("<end>", f"finish() failed: {type(e).__name__}: {e}")
+        self._direct = False
         if self._fd >= 0:
             try:
                 os.close(self._fd)
@@ -297,6 +523,29 @@ class Run:
         return f"Run({self.path!r}, rank={self.rank}, records={self.records}, dropped={self.dropped})"
 
 
+def _short(x: Any, limit: int = 120) -> str:
+    """``repr(x)`` cut for a warning: a name may be a megabyte long."""
+    try:
+        text = repr(x)
+    except Exception:
+        text = f"<{type(x).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside tailboard (the call in
+    the training loop), however deep inside the writer it was raised."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(_HERE):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
 # ---- process-wide hooks -------------------------------------------------------------------------
 
 
@@ -307,6 +556,7 @@ def _after_fork_in_child() -> None:
     for run in list(_live):
         run._forked = True
         run._off = True
+        run._direct = False
         if run._fd >= 0:
             try:
                 os.close(run._fd)
