@@ -1,4 +1,5 @@
-// Every request the page makes to the sidecar goes through here, with the token in a header.
+// Every request the page makes to the sidecar goes through here (no fetch and no WebSocket is made
+// anywhere else: viewer/tests/modules.test.mjs checks it), with the token in a header.
 //
 // The token comes once in the address bar (the printed URL is http://HOST:PORT/#token=TOKEN; the
 // fragment is never sent to the server nor put in a Referer; ?token= is accepted too), is moved to
@@ -93,6 +94,11 @@ export function wsProtocols(token = getToken()) {
 /** ws:// or wss:// URL of a path on this server. */
 export function wsURL(path, base = location) {
   return `${base.protocol === "https:" ? "wss:" : "ws:"}//${base.host}${path}`;
+}
+
+/** A WebSocket to `path` on this server, offering the token as a subprotocol. */
+export function openSocket(path, base = location) {
+  return new WebSocket(wsURL(path, base), wsProtocols());
 }
 
 /** GET `path` (params: an object or URLSearchParams) as JSON. Throws Unauthorized on 401. */

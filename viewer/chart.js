@@ -1,51 +1,16 @@
 // A line chart on Canvas 2D, in uPlot's spirit: columnar typed arrays, one Path2D per series cached
 // until its data or the scales change, at most one draw per animation frame, devicePixelRatio aware.
+// The chart only draws (and answers the pointer on its own canvas: hover, drag to zoom): the card
+// around it, its title and toolbar are layout.js's, exports are exports.js's, data comes from app.js.
 
 import { Scale, extent, robustExtent, pad, formatNumber, formatDuration, formatClock, timeTicks } from "./scale.js";
 import { emaDebiased } from "./smooth.js";
 import { m4Indices, lowerBound, nearestIndex } from "./decimate.js";
 import { h, label } from "./dom.js";
+import { requestDraw, cancelDraw, watchVisibility, unwatchVisibility } from "./frames.js";
 
 const MARGIN = { left: 52, right: 10, top: 8, bottom: 22 };
-
-// One animation-frame loop for every chart: dirty charts are drawn in the order they asked, within a
-// time budget per frame; what does not fit waits for the next frame, so a frame stays short however
-// many charts changed. Charts scrolled out of view are not drawn until they come back.
-const FRAME_BUDGET_MS = 8;
-const dirty = new Set();
 let themeCache = null;
-let frameRequested = 0;
-
-function requestDraw(chart) {
-  dirty.add(chart);
-  if (!frameRequested) frameRequested = requestAnimationFrame(drawDirty);
-}
-
-function drawDirty() {
-  frameRequested = 0;
-  const start = performance.now();
-  for (const chart of dirty) {
-    // A chart is started only if its usual cost still fits (at least one chart per frame).
-    const spent = performance.now() - start;
-    if (spent > 0 && chart.visible && spent + chart.cost > FRAME_BUDGET_MS) break;
-    dirty.delete(chart);
-    if (!chart.visible) { chart.stale = true; continue; }
-    const t0 = performance.now();
-    chart.draw();
-    const took = performance.now() - t0;
-    chart.cost = chart.cost ? 0.8 * chart.cost + 0.2 * took : took;
-  }
-  if (dirty.size) frameRequested = requestAnimationFrame(drawDirty);
-}
-
-const observer = typeof IntersectionObserver === "undefined" ? null : new IntersectionObserver((entries) => {
-  for (const e of entries) {
-    const chart = e.target.__chart;
-    if (!chart) continue;
-    chart.visible = e.isIntersecting;
-    if (chart.visible && chart.stale) { chart.stale = false; requestDraw(chart); }
-  }
-}, { rootMargin: "200px" });
 
 /** x values of a series for an axis mode: "step", "relative" (seconds since the run's first point) or "wall". */
 export function xValues(series, mode) {
@@ -60,22 +25,15 @@ export function xValues(series, mode) {
 
 export class Chart {
   /**
+   * The chart's element (`el`: the canvas and its tooltip) is for the caller to put in the page.
    * opts.onZoom(range|null) is called when the user zooms ([x0, x1] in x units) or resets (null).
    * opts.onHover(x|null) lets charts share a crosshair.
    */
-  constructor(container, title, opts = {}) {
-    this.title = title;
+  constructor(opts = {}) {
     this.opts = opts;
     this.canvas = h("canvas");
     this.tooltip = h("div", { class: "tooltip", hidden: true });
-    this.el = h("div", { class: "chart", dataset: { metric: title } },
-      h("div", { class: "chart-head" },
-        label(title, "chart-title"),
-        h("span", { class: "chart-actions" },
-          h("button", { class: "csv", title: "Export data as CSV" }, "CSV"),
-          h("button", { class: "png", title: "Export as PNG" }, "PNG"))),
-      h("div", { class: "chart-body" }, this.canvas, this.tooltip));
-    container.appendChild(this.el);
+    this.el = h("div", { class: "chart-body" }, this.canvas, this.tooltip);
     this.ctx = this.canvas.getContext("2d");
     this.series = []; // [{id, color, steps, values, times, version, t0}]
     this.view = { xaxis: "step", logy: false, outliers: false, smoothing: 0, zoom: null };
@@ -88,8 +46,7 @@ export class Chart {
     this.cost = 0; // running average of a draw's duration (ms), for the frame budget
     this.visible = true;
     this.stale = false;
-    this.el.__chart = this;
-    if (observer) observer.observe(this.el);
+    watchVisibility(this, this.el);
     this.cssSize = null;
     if (typeof ResizeObserver !== "undefined") {
       this.resizer = new ResizeObserver((entries) => {
@@ -117,9 +74,14 @@ export class Chart {
     requestDraw(this);
   }
 
+  /** The drawing as a PNG data URL (what an export saves). */
+  pngURL() {
+    return this.canvas.toDataURL("image/png");
+  }
+
   destroy() {
-    dirty.delete(this);
-    if (observer) observer.unobserve(this.el);
+    cancelDraw(this);
+    unwatchVisibility(this.el);
     if (this.resizer) this.resizer.disconnect();
     this.el.remove();
   }
@@ -162,8 +124,6 @@ export class Chart {
       this.setView({ zoom: null });
       if (this.opts.onZoom) this.opts.onZoom(null, this);
     });
-    this.el.querySelector(".png").addEventListener("click", () => this.opts.onExport && this.opts.onExport("png", this));
-    this.el.querySelector(".csv").addEventListener("click", () => this.opts.onExport && this.opts.onExport("csv", this));
   }
 
   /** The canvas' CSS size comes from a ResizeObserver: reading clientWidth in every draw would force

@@ -2,7 +2,7 @@
 // switch to the long-poll fallback when WebSockets cannot get through.
 
 import { parseMessage, subscribeMessage, unsubscribeMessage, CursorBook } from "./protocol.js";
-import { getJSON, wsProtocols, wsURL, Unauthorized } from "./api.js";
+import { getJSON, openSocket, Unauthorized } from "./api.js";
 
 const WS_FAILURES_BEFORE_POLL = 3;
 
@@ -84,7 +84,7 @@ export class Connection {
     if (this.closed) return;
     this.onStatus("connecting");
     let opened = false;
-    const ws = new WebSocket(wsURL("/ws", this.base), wsProtocols());
+    const ws = openSocket("/ws", this.base);
     this.ws = ws;
     ws.onopen = () => {
       if (this.ws !== ws) return; // stopped meanwhile

@@ -1,0 +1,77 @@
+// The scalar view's controls (smoothing, x axis, log y, outliers, metric and run filters, selection
+// buttons, theme) bound to the view object, and the view kept in the URL (what is shared when the
+// URL is copied). Controls change the view; what follows from a change is the caller's.
+
+import { viewToQuery } from "./state.js";
+
+const $ = (id) => document.getElementById(id);
+const URL_DELAY_MS = 150; // a slider drag writes the URL once, not per input event
+
+let urlTimer = 0;
+/** Write the view into the address bar's query, soon (history.replaceState: no new entry). */
+export function saveView(view) {
+  clearTimeout(urlTimer);
+  urlTimer = setTimeout(() => {
+    const q = viewToQuery(view);
+    history.replaceState(null, "", `${location.pathname}${q ? "?" + q : ""}`);
+  }, URL_DELAY_MS);
+}
+
+export const isDark = () => document.documentElement.dataset.theme === "dark";
+
+/** The view's theme, or the system's preference when none was chosen, on the page. */
+export function applyTheme(view) {
+  document.documentElement.dataset.theme = view.theme || (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light");
+}
+
+/**
+ * Show the view in the controls and bind them to it. Each change updates `view`, saves it in the URL,
+ * then calls on.change(what) with what changed: "smoothing", "xaxis" (the zoom is reset with it),
+ * "logy", "outliers", "metrics", "theme" (the button), "system-theme" (the system's preference
+ * changed). on.runFilter(text), on.selectShown(), on.selectNone():
+ * the run list's controls.
+ */
+export function bindControls(view, on) {
+  const changed = (what) => { saveView(view); on.change(what); };
+  const sm = $("smoothing");
+  sm.value = String(view.smoothing);
+  $("smoothing-out").textContent = view.smoothing.toFixed(2);
+  sm.addEventListener("input", () => {
+    view.smoothing = +sm.value;
+    $("smoothing-out").textContent = view.smoothing.toFixed(2);
+    changed("smoothing");
+  });
+  const xa = $("xaxis");
+  xa.value = view.xaxis;
+  xa.addEventListener("change", () => { view.xaxis = xa.value; view.zoom = null; changed("xaxis"); });
+  for (const id of ["logy", "outliers"]) {
+    const el = $(id);
+    el.checked = view[id];
+    el.addEventListener("change", () => { view[id] = el.checked; changed(id); });
+  }
+  const mf = $("metric-filter");
+  mf.value = view.metrics;
+  mf.addEventListener("input", () => { view.metrics = mf.value; changed("metrics"); });
+  const rf = $("run-filter");
+  rf.value = view.filter;
+  on.runFilter(view.filter);
+  rf.addEventListener("input", () => { view.filter = rf.value; on.runFilter(rf.value); saveView(view); });
+  $("sel-all").addEventListener("click", () => on.selectShown());
+  $("sel-none").addEventListener("click", () => on.selectNone());
+  $("theme").addEventListener("click", () => {
+    view.theme = isDark() ? "light" : "dark";
+    applyTheme(view);
+    changed("theme");
+  });
+  // with no theme chosen, the page follows the system's preference as it changes
+  matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => { applyTheme(view); on.change("system-theme"); });
+}
+
+/** The metric filter as a regex (case-insensitive); null when empty or not a valid regex yet. */
+export function metricFilter(view) {
+  try {
+    return view.metrics ? new RegExp(view.metrics, "i") : null;
+  } catch {
+    return null;
+  }
+}
