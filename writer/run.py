@@ -307,8 +307,9 @@ class Run:
             if value is not None:
                 clean[name] = value
         self._report(problems)
-        self._fit(lambda part: {KIND: K_SCALARS, "step": step, "t": t, "v": part},
-                  list(clean.items()), "")
+        if clean:
+            self._fit(lambda part: {KIND: K_SCALARS, "step": step, "t": t, "v": part},
+                      list(clean.items()), "")
 
     def _fit(self, make: Any, items: list[tuple[str, Any]], prefix: str) -> None:
         lines, lost = fit_items(make, items, encode, MAX_LINE_BYTES)
@@ -470,6 +471,8 @@ class Run:
             problems: list[Problem] = []
             clean = clean_json(config, "config", problems)
             self._report(problems)
+            if config and not clean:
+                return  # every value was dropped
             t = _time()
             # Several records when one line would be too long: a later config updates the earlier.
             self._fit(lambda part: {KIND: K_CONFIG, "t": t, "config": part}, list(clean.items()),

@@ -1,4 +1,10 @@
-"""Turning what a training loop hands to ``log()`` into record fields.
+"""Turning what a training loop hands to ``log()`` into record fields, and keeping them writable.
+
+``classify`` sorts a value into a record kind. The ``clean_*`` functions make writable what orjson
+or the strict reader would refuse (integers beyond 64 bits, non-string keys, lone surrogates, dicts
+that contain themselves or nest without end), noting each repair or loss by name; the writer calls
+them only when the fast path fails. ``fit_items`` and ``fit_text`` keep a record within the line
+limit the reader enforces.
 
 Standard library only: numpy and torch values are recognised by their type's module, never by
 importing those libraries (``import tailboard`` must stay cheap and must not pull them in).
@@ -325,7 +331,8 @@ def fit_items(
 ) -> tuple[list[bytes], list[tuple[str, str]]]:
     """Lines of the records ``make(part)`` over consecutive parts of ``items``, each line at most
     ``limit`` bytes, in order; and the items that fit in no line (alone too long, or refused by
-    ``encode``) with why. Halves a part until it fits: at most twice the fewest lines."""
+    ``encode``) with why. A part that does not fit is halved, so a rare long record costs a few
+    encodes and never loses an item that fits alone."""
     lines: list[bytes] = []
     lost: list[tuple[str, str]] = []
     todo = [items]
