@@ -7,10 +7,18 @@ numbers is blanked out, and one orjson call reads the numbers as one flat JSON a
 (``_parse_uniform``). Any other chunk is parsed with one orjson call (lines joined into a JSON array)
 and scalars are gathered per metric into arrays once per chunk. A chunk with a bad line falls back to
 line-by-line parsing, so one bad line costs only itself.
+
+Logs that tailboard did not write may hold numbers orjson refuses: out of float range (``1e400``)
+or the bare ``NaN`` / ``Infinity`` / ``-Infinity`` of Python's json module. Only a line orjson
+refused is read again by the standard library (``decode_line``), giving +-inf and nan, so a line
+loses none of its other metrics; a line that is not JSON for any other reason is still malformed.
+A record time that is not finite counts as no time (the wall clock at reading stands in for it).
 """
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from itertools import chain
 from dataclasses import dataclass, field
@@ -33,7 +41,7 @@ from tailboard.format import (
     foreign_scalars,
 )
 
-__all__ = ["Parsed", "parse_chunk", "SKIP_REASONS"]
+__all__ = ["SKIP_REASONS", "Parsed", "decode_line", "parse_chunk"]
 
 SKIP_REASONS = (
     "malformed_json",
@@ -59,9 +67,58 @@ class Parsed:
     last_step: float | None = None
     last_time: float | None = None
     native: bool = False
+    # the stream's current attempt holds records after this chunk (a header or config alone is not
+    # one: a header right after them starts no new attempt)
+    started: bool = False
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + n
+
+
+def _int_token(text: str) -> int | float:
+    # as orjson reads integers: exact within 64 bits, else the nearest float (never a huge int,
+    # which float() and numpy refuse with OverflowError)
+    if len(text) <= 20:
+        n = int(text)
+        if -(2**63) <= n < 2**64:
+            return n
+    return float(text)
+
+
+def _has_lone_surrogate(obj: Any) -> bool:
+    """True when a string (or key) holds an unpaired surrogate escape, which orjson rejects."""
+    stack = [obj]
+    while stack:
+        x = stack.pop()
+        if type(x) is str:
+            try:
+                x.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif type(x) is dict:
+            stack.extend(x)
+            stack.extend(x.values())
+        elif type(x) is list:
+            stack.extend(x)
+    return False
+
+
+def decode_line(line: bytes) -> Any:
+    """One JSON line as orjson reads it, except that numbers out of float range and the
+    ``NaN`` / ``Infinity`` / ``-Infinity`` tokens read as nan and +-inf. ValueError when it is not
+    JSON (UnicodeDecodeError, a ValueError too, when it is not UTF-8)."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        pass
+    text = line.decode("utf-8")
+    try:
+        obj = json.loads(text, parse_int=_int_token)  # floats: 1e400 -> inf; NaN, +-Infinity as is
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if _has_lone_surrogate(obj):
+        raise ValueError("unpaired surrogate escape")
+    return obj
 
 
 def _decode_lines(data: bytes, parsed: Parsed) -> list[Any]:
@@ -80,13 +137,10 @@ def _decode_lines(data: bytes, parsed: Parsed) -> list[Any]:
             parsed.skip("nul_bytes")
             continue
         try:
-            out.append(orjson.loads(line))
-        except orjson.JSONDecodeError:
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                parsed.skip("invalid_utf8")
-                continue
+            out.append(decode_line(line))
+        except UnicodeDecodeError:
+            parsed.skip("invalid_utf8")
+        except ValueError:
             parsed.skip("malformed_json")
     return out
 
@@ -124,7 +178,7 @@ def parse_chunk(
         part = _parse(piece, prev_step, next_index, attempt_started, native, wall_now, uniform, mine)
         prev_step = part.last_step  # it starts from prev_step: None only after a new attempt
         next_index += part.records
-        attempt_started = attempt_started or part.records > 0
+        attempt_started = part.started
         native = native or part.native
         total = part if total is None else _merge(total, part)
     assert total is not None
@@ -184,6 +238,7 @@ def _merge(a: Parsed, b: Parsed) -> Parsed:
         last_step=b.last_step,  # b started from a's: it is the stream's last step after both
         last_time=b.last_time if b.last_time is not None else a.last_time,
         native=a.native or b.native,
+        started=b.started,  # b started from a's state
     )
     for reason, n in b.skipped.items():
         out.skip(reason, n)
@@ -248,9 +303,10 @@ def _parse(
     if uniform is not None:
         names, table = uniform
         cols = np.ascontiguousarray(table.T)  # one contiguous row per column: cheap to append and to pickle
-        s_arr, t_arr = cols[0], cols[1]
+        s_arr, t_arr = cols[0], _finite_times(cols[1], wall_now)
         parsed.segments = [{name: (s_arr, cols[2 + j], t_arr) for j, name in enumerate(names)}]
         parsed.records = int(table.shape[0])
+        parsed.started = True
         parsed.native = native
         parsed.last_step = float(s_arr[-1])
         parsed.last_time = float(t_arr[-1])
@@ -269,13 +325,14 @@ def _parse(
             except (ValueError, TypeError):  # "NaN" spellings: numpy's own string parsing
                 table = np.array(list(map(list, map(dict.values, map(_V, objs)))), dtype=np.float64)
             s_arr = np.fromiter(map(_STEP, objs), dtype=np.float64, count=n)
-            t_arr = np.array([o.get("t", wall_now) for o in objs], dtype=np.float64)
+            t_arr = _finite_times(np.array([o.get("t", wall_now) for o in objs], dtype=np.float64), wall_now)
         except (ValueError, TypeError):
             pass  # a bad value somewhere: the record-by-record path below counts it
         else:
             for j, name in enumerate(v0):
                 seg[name] = [(s_arr, table[:, j], t_arr)]
             parsed.records = len(objs)
+            parsed.started = True
             parsed.segments = [{name: _concat(ps) for name, ps in seg.items()}]
             parsed.native = native
             parsed.last_step = float(s_arr[-1])
@@ -294,7 +351,7 @@ def _parse(
                 parsed.skip("bad_value")
                 continue
             t = obj.get("t")
-            if type(t) is not float and type(t) is not int:
+            if type(t) is not float and type(t) is not int or not math.isfinite(t):
                 t = wall_now
             keys = tuple(v)
             if keys != g_keys:
@@ -317,7 +374,7 @@ def _parse(
                     last_step = None
             started = started or kind not in (K_HEADER, K_CONFIG)
             t = decode_float(obj.get("t"))
-            if t is not None:
+            if t is not None and math.isfinite(t):
                 last_time = t
             if kind in (K_VECTOR, K_HIST, K_TEXT):
                 s = decode_float(obj.get("step"))
@@ -330,7 +387,7 @@ def _parse(
             step_f, t_f, metrics = foreign_scalars(obj)
             if step_f is None:
                 step_f = float(index)
-            if t_f is None:
+            if t_f is None or not math.isfinite(t_f):
                 t_f = wall_now
             if not native and last_step is not None and step_f < last_step and started:
                 seg = new_segment()
@@ -345,9 +402,18 @@ def _parse(
         {name: _concat(ps) for name, ps in seg_parts.items()} for seg_parts in parts
     ]
     parsed.native = native
+    parsed.started = started
     parsed.last_step = None if last_step is None else float(last_step)
     parsed.last_time = None if last_time is None else float(last_time)
     return parsed
+
+
+def _finite_times(t: np.ndarray, wall_now: float) -> np.ndarray:
+    """Record times with the non-finite ones (no time at all) replaced by ``wall_now``, in place."""
+    bad = ~np.isfinite(t)
+    if bad.any():
+        t[bad] = wall_now
+    return t
 
 
 _SPACES = np.uint64(0x2020202020202020)

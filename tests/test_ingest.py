@@ -3,6 +3,7 @@ gives, for any mix of lines, and is chunking-invariant."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -33,7 +34,9 @@ def same(a: Parsed, b: Parsed) -> None:
                 assert np.array_equal(np.asarray(x, np.float64), np.asarray(y, np.float64), equal_nan=True), name
     assert a.others == b.others
     assert a.skipped == b.skipped
-    assert (a.records, a.last_step, a.last_time, a.native) == (b.records, b.last_step, b.last_time, b.native)
+    assert (a.records, a.native, a.started) == (b.records, b.native, b.started)
+    for x, y in ((a.last_step, b.last_step), (a.last_time, b.last_time)):
+        assert (x is None) == (y is None) and (x is None or same_floats(x, y)), (x, y)
 
 
 def scalars(step: int, values: dict[str, Any], t: float | None = 1.7e9, late_t: bool = False) -> bytes:
@@ -47,20 +50,43 @@ def scalars(step: int, values: dict[str, Any], t: float | None = 1.7e9, late_t: 
     return encode(rec)
 
 
+def writer_line(step: bytes, t: bytes, values: list[bytes]) -> bytes:
+    """A scalars line in the writer's layout over NAMES[:3], with the number tokens as given."""
+    v = b",".join(b'"%s":%s' % (n.encode(), x) for n, x in zip(NAMES[:3], values))
+    return b'{"k":"scalars","step":%s,"t":%s,"v":{%s}}\n' % (step, t, v)
+
+
 number = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.integers(-(2**60), 2**60),
     st.sampled_from([0.1, -0.0, 1e-300, 1e300, 123456789.125]),
 )
+#: Steps a foreign log may hold: huge, negative, fractional, -0.0, past 2**53, at the 64-bit edges.
+odd_step = st.sampled_from([-1e300, 1e300, 2**53 + 1, -(2**53) - 1, -0.0, 0.5, -7, 2**63, 2**64 - 1,
+                            -(2**63), 1e-300])
+#: Number tokens as other programs write them: orjson refuses the first six (out of float range, or
+#: the bare constants of Python's json module); the others it reads, some only approximately.
+TOKENS = [b"1e400", b"-1e400", b"NaN", b"Infinity", b"-Infinity", b"1" + b"0" * 400, b"-1e300",
+          b"9007199254740993", b"-0.0", b"0.5", b"18446744073709551621", b"-9223372036854775813",
+          b"1e-400", b"3", b"-0"]
+token = st.sampled_from(TOKENS)
 odd_value = st.sampled_from([True, False, None, "NaN", "Infinity", "-Infinity", "1.5", "x", [1], {"a": 1}])
 
 
 @st.composite
 def line(draw: Any, step: int) -> bytes:
-    kind = draw(st.sampled_from(["same"] * 8 + ["other_names", "odd", "header", "text", "bad", "foreign", "raw"]))
+    kind = draw(st.sampled_from(["same"] * 8 + ["other_names", "odd", "header", "text", "bad", "foreign", "raw",
+                                                 "odd_step", "tokens", "python_json"]))
     names = NAMES[:3]
     if kind == "same":
         return scalars(step, {n: draw(number) for n in names}, late_t=draw(st.sampled_from([False] * 5 + [True])))
+    if kind == "odd_step":
+        return scalars(draw(odd_step), {n: draw(number) for n in names}, t=None) if draw(st.booleans()) else \
+            encode({"k": "scalars", "step": draw(odd_step), "t": 1.7e9, "v": {n: draw(number) for n in names}})
+    if kind == "tokens":  # the writer's layout, numbers typed by another program
+        return writer_line(draw(token), draw(token), [draw(token) for _ in names])
+    if kind == "python_json":
+        return b'{"epoch": %s, "loss": %s, "acc": %s}\n' % (draw(token), draw(token), draw(token))
     if kind == "other_names":
         return scalars(step, {n: draw(number) for n in draw(st.permutations(NAMES))[: draw(st.integers(1, 5))]})
     if kind == "odd":
@@ -126,3 +152,83 @@ def test_a_writer_backlog_takes_the_fast_path_around_other_records() -> None:
     same(got, general(data, **state))
     assert got.records == 506 and got.native
     assert got.segments[0]["loss"][1].tolist() == [math.sin(i) for i in range(500)]
+
+
+def read_as_python(tok: bytes) -> float:
+    """What a number token means (an integer literal -0 is the integer 0, as JSON readers give it)."""
+    return 0.0 if tok == b"-0" else float(tok)
+
+
+def same_floats(a: Any, b: Any) -> bool:
+    """Equal bit for bit (so -0.0 is not 0.0), any NaN equal to any NaN."""
+    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    x, y = np.where(np.isnan(x), np.nan, x), np.where(np.isnan(y), np.nan, y)
+    return x.shape == y.shape and bool((x.view(np.int64) == y.view(np.int64)).all())
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(token, token, st.lists(token, min_size=3, max_size=3)), min_size=1, max_size=20))
+def test_numbers_other_programs_write_are_read_as_python_reads_them(rows: list[Any]) -> None:
+    data = b"".join(writer_line(s, t, vs) for s, t, vs in rows)
+    got = parse_chunk(data, prev_step=None, next_index=0, attempt_started=False, now=1.0)
+    assert got.skipped == {} and got.records == len(rows)
+    [seg] = got.segments
+    for j, name in enumerate(NAMES[:3]):
+        steps, values, times = seg[name]
+        assert same_floats(steps, [read_as_python(s) for s, _, _ in rows])
+        assert same_floats(times, [x if math.isfinite(x) else 1.0 for x in (read_as_python(t) for _, t, _ in rows)])
+        assert same_floats(values, [read_as_python(vs[j]) for _, _, vs in rows]), name
+
+
+def test_a_line_with_out_of_range_numbers_keeps_its_other_metrics() -> None:
+    lines = [
+        b'{"step": 1, "loss": 1e400, "acc": 0.5}\n',
+        (json.dumps({"step": 2, "loss": math.nan, "up": math.inf, "down": -math.inf, "acc": 0.25}) + "\n").encode(),
+        b'{"step": 3, "loss": -1e400, "acc": 0.125, "big": 1' + b"0" * 5000 + b"}\n",
+        b'{"step": 4, "loss": 2, "acc": 1, "big": 1' + b"0" * 400 + b', "n": NaN}\n',
+    ]
+    got = parse_chunk(b"".join(lines), prev_step=None, next_index=0, attempt_started=False, now=1.0)
+    assert got.skipped == {} and got.records == 4
+    [seg] = got.segments
+    assert seg["acc"][0].tolist() == [1, 2, 3, 4] and seg["acc"][1].tolist() == [0.5, 0.25, 0.125, 1.0]
+    assert same_floats(seg["loss"][1], [math.inf, math.nan, -math.inf, 2.0])
+    assert seg["up"][1].tolist() == [math.inf] and seg["down"][1].tolist() == [-math.inf]
+    assert seg["big"][1].tolist() == [math.inf, math.inf] and same_floats(seg["n"][1], [math.nan])
+
+
+def test_the_writers_layout_with_out_of_range_numbers_keeps_its_other_metrics() -> None:
+    data = writer_line(b"4", b"1.7e9", [b"1e400", b"2", b"NaN"]) + writer_line(b"5", b"1.7e9", [b"1", b"2", b"3"])
+    got = parse_chunk(data, prev_step=None, next_index=0, attempt_started=False, now=1.0)
+    assert got.skipped == {}
+    assert same_floats(got.segments[0][NAMES[0]][1], [math.inf, 1.0])
+    assert same_floats(got.segments[0][NAMES[2]][1], [math.nan, 3.0])
+
+
+def test_lines_that_are_not_json_stay_malformed() -> None:
+    bad = [b'{"loss": NaN\n', b'{"loss": -NaN}\n', b'{"loss": nan}\n', b'{"loss": NaN,}\n',
+           b'{"a": "\\ud800", "loss": NaN}\n', b'{"loss": Infinity "x"}\n', b'{"loss": 03, "a": NaN}\n',
+           b"[" * 3000 + b"NaN" + b"]" * 3000 + b"\n"]
+    data = b"".join(bad) + b'{"a": "\xff", "loss": NaN}\n' + b'{"step": 1, "loss": 0.5}\n'
+    got = parse_chunk(data, prev_step=None, next_index=0, attempt_started=False, now=1.0)
+    assert got.skipped == {"malformed_json": len(bad), "invalid_utf8": 1}
+    assert got.records == 1 and got.segments[0]["loss"][1].tolist() == [0.5]
+
+
+def test_a_time_that_is_not_finite_counts_as_no_time() -> None:
+    data = (writer_line(b"1", b"NaN", [b"1", b"2", b"3"]) + writer_line(b"2", b"1e400", [b"1", b"2", b"3"])
+            + b'{"k":"scalars","step":3,"t":-Infinity,"v":{"loss":1}}\n' + b'{"epoch": 4, "time": NaN, "loss": 1}\n'
+            + b'{"k":"text","step":5,"t":Infinity,"name":"n","text":"x"}\n')
+    got = parse_chunk(data, prev_step=None, next_index=0, attempt_started=False, now=5.0)
+    assert got.skipped == {} and got.records == 5
+    assert got.segments[0]["loss"][2].tolist() == [5.0] * 4
+    assert got.last_time == 5.0
+
+
+def test_a_header_alone_starts_no_attempt_whatever_the_pieces() -> None:
+    header = encode({"k": "header", "format": "tailboard", "version": 1, "pid": 1})
+    data = header + b'{"k":"scalars","step":1,"t"\n' + header + scalars(1, {"loss": 1.0})
+    state = {"prev_step": None, "next_index": 0, "attempt_started": False, "native": False}
+    assert len(ingest._runs_of_scalars(data)) == 4  # parsed piece by piece
+    got = parse_chunk(data, now=1.0, **state)
+    same(got, general(data, **state))
+    assert len(got.segments) == 1 and got.started
