@@ -3,9 +3,14 @@
 The records of every file under the source root are merged in order of their wall time and appended
 to copies of the files in a scratch folder, sleeping (t - t0) / speed between them (records due
 within 5 ms of each other are written together, one write per file, so a fast replay does not keep
-the server's event loop to itself); the normal
-follower and server then serve the scratch folder, so a replay goes through exactly the same
-protocol as a live run.
+the server's event loop to itself); the normal follower and server then serve the scratch folder,
+so a replay goes through exactly the same protocol as a live run. At the end every copy equals its
+source byte for byte.
+
+A line's time is its record's (``t``, a header's ``start``, ...), never earlier than the time of a
+line before it in the same file: a clock that stepped back does not reorder a file. Lines without a
+usable time (none, non-finite, unreadable) go out with the line before them; lines before a file's
+first time go out with that first line; a torn last line goes out right after the last complete one.
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
-
-import orjson
 
 from tailboard.format import decode_float
+
+from .ingest import decode_line
 
 __all__ = ["Replayer", "record_time"]
 
@@ -27,22 +33,25 @@ __all__ = ["Replayer", "record_time"]
 BATCH_SECONDS = 0.005
 #: At most this many records are written before the event loop gets a turn.
 BATCH_LINES = 2000
+#: Lines of a file read ahead for its first time (the lines before it go out with it).
+LOOKAHEAD = 1000
 
 logger = logging.getLogger(__name__)
 
 
-def record_time(line: bytes, previous: float | None) -> float | None:
-    """The wall time of a record: `t`, else a header's `start`, else the previous record's."""
+def record_time(line: bytes) -> float | None:
+    """The wall time of a record: `t`, else a header's `start` (or a foreign log's time field);
+    None when the line has no finite one."""
     try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return previous
+        obj = decode_line(line)
+    except ValueError:
+        return None
     if isinstance(obj, dict):
         for key in ("t", "start", "time", "timestamp", "wall_time"):
             t = decode_float(obj.get(key))
-            if t is not None:
+            if t is not None and math.isfinite(t):
                 return float(t)
-    return previous
+    return None
 
 
 def _files(root: Path) -> list[Path]:
@@ -58,16 +67,35 @@ def _files(root: Path) -> list[Path]:
 
 
 def _timed_lines(path: Path) -> Iterator[tuple[float, bytes]]:
-    t: float | None = None
+    """The lines of one file (a torn last line included) with the time each is due, never
+    decreasing; -inf for lines due at once (the file has no time yet after LOOKAHEAD lines)."""
+    latest = -math.inf
+    held: list[bytes] = []  # lines before the file's first time
     with open(path, "rb") as f:
         for line in f:
-            if not line.endswith(b"\n"):
-                break  # a torn last line is not replayed
-            t = record_time(line, t)
-            yield (t if t is not None else 0.0), line
+            t = record_time(line) if line.endswith(b"\n") else None
+            if t is not None and t > latest:
+                latest = t
+            if latest == -math.inf and len(held) < LOOKAHEAD:
+                held.append(line)
+                continue
+            for early in held:
+                yield latest, early
+            held.clear()
+            yield latest, line
+    for early in held:  # the file holds no time at all
+        yield latest, early
+
+
+def _tagged(i: int, lines: Iterator[tuple[float, bytes]]) -> Iterator[tuple[float, int, bytes]]:
+    for t, line in lines:
+        yield t, i, line
 
 
 class Replayer:
+    """Copies every ``*.jsonl`` under ``source`` to the same path under ``target``, record by record,
+    paced by the records' wall times compressed ``speed`` times (see the module docstring)."""
+
     def __init__(self, source: str | os.PathLike[str], target: str | os.PathLike[str], *, speed: float = 1.0) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
@@ -82,7 +110,7 @@ class Replayer:
         for i, p in enumerate(files):
             rel = p.relative_to(self.source)
             (self.target / rel.parent).mkdir(parents=True, exist_ok=True)
-            streams.append(((t, i, line) for t, line in _timed_lines(p)))
+            streams.append(_tagged(i, _timed_lines(p)))
         outs = [open(self.target / p.relative_to(self.source), "ab", buffering=0) for p in files]
         loop = asyncio.get_running_loop()
         pending: dict[int, list[bytes]] = {}
@@ -99,9 +127,9 @@ class Replayer:
             start_wall = loop.time()
             t0: float | None = None
             for t, i, line in heapq.merge(*streams, key=lambda x: (x[0], x[1])):
-                if t0 is None:
+                if t0 is None and t > -math.inf:
                     t0 = t
-                due = start_wall + max(0.0, t - t0) / self.speed
+                due = start_wall + (t - t0) / self.speed if t0 is not None and t > t0 else start_wall
                 delay = due - loop.time()
                 if delay > BATCH_SECONDS:
                     # what is due now goes out in one write per file; then wait for the next record
@@ -109,7 +137,7 @@ class Replayer:
                     await asyncio.sleep(delay)
                 pending.setdefault(i, []).append(line)
                 held += 1
-                self.written += 1
+                self.written += line.endswith(b"\n")  # records: a torn tail is not one
                 if held >= BATCH_LINES:  # a fast replay: let the server breathe between batches
                     flush()
                     await asyncio.sleep(0)
