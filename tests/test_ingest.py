@@ -1,12 +1,15 @@
 """The chunk parser: its fast path for the writer's own layout gives exactly what the general path
-gives, for any mix of lines, and is chunking-invariant."""
+gives, for any mix of lines, and is chunking-invariant; numbers other programs write (out of float
+range, bare NaN/Infinity, huge or odd steps) are read exactly, up to the real server."""
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import orjson
 from hypothesis import given, settings
@@ -15,6 +18,7 @@ from hypothesis import strategies as st
 from tailboard.format import encode
 from tailboard.sidecar import ingest
 from tailboard.sidecar.ingest import Parsed, parse_chunk
+from tailboard.sidecar.server import Server
 
 NAMES = ["loss", "train/acc", "eval/e1.e", "lr", "ünï", "a b"]
 
@@ -232,3 +236,28 @@ def test_a_header_alone_starts_no_attempt_whatever_the_pieces() -> None:
     got = parse_chunk(data, now=1.0, **state)
     same(got, general(data, **state))
     assert len(got.segments) == 1 and got.started
+
+
+async def test_the_server_serves_foreign_numbers_exactly(tmp_path: Path) -> None:
+    """Real files, the real server: every metric of every line, steps bit for bit."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "log.jsonl").write_bytes(
+        b'{"step": -1e300, "loss": 1.0, "acc": 1e400}\n'
+        b'{"step": -0.0, "loss": NaN, "acc": 0.5}\n'
+        b'{"step": 0.5, "loss": Infinity, "acc": -Infinity}\n'
+        b'{"step": 9007199254740993, "loss": 2, "acc": -1e400}\n'
+        b'{"step": 1e300, "loss": 3, "acc": 4}\n'
+    )
+    server = Server(tmp_path, port=0, token="t")
+    await server.start(wait_for_backlog=True)
+    try:
+        async with httpx.AsyncClient(base_url=server.base_url, headers={"Authorization": "Bearer t"}) as http:
+            got = {m: (await http.get("/api/series", params={"run": "run", "metric": m})).json()
+                   for m in ("loss", "acc")}
+    finally:
+        await server.stop()
+    steps = [-1e300, -0.0, 0.5, float(2**53), 1e300]
+    assert got["loss"]["values"] == [1.0, "NaN", "Infinity", 2.0, 3.0]
+    assert got["acc"]["values"] == ["Infinity", 0.5, "-Infinity", "-Infinity", 4.0]
+    for m in ("loss", "acc"):
+        assert same_floats(got[m]["steps"], steps), got[m]["steps"]
