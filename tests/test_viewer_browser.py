@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import math
 import re
 import struct
 import time
-import zlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,7 +17,18 @@ from typing import Any
 import browserkit
 import pytest
 import tailboard
-from browserkit import BROWSER_MARKS, OUT, ink, page_url, pixels, wait_for
+from browserkit import (
+    BROWSER_MARKS,
+    OUT,
+    Probe,
+    ema,
+    line_colour,
+    page_url,
+    pixels,
+    png_rgba,
+    probe,
+    wait_for,
+)
 from tailboard.sidecar.server import ServerHandle, serve_in_thread
 
 browser = browserkit.browser  # the shared fixture
@@ -25,10 +36,18 @@ browser = browserkit.browser  # the shared fixture
 pytestmark = BROWSER_MARKS
 
 
+def loss(lr: float, i: int) -> float:
+    return math.exp(-lr * i / 50) + 0.05 * math.sin(i / 3)
+
+
+def acc(lr: float, i: int) -> float:
+    return 1 - math.exp(-lr * i / 80)
+
+
 def write(root: Path, run_id: str, steps: range, lr: float) -> tailboard.Run:
     run = tailboard.init(root / run_id, config={"lr": lr})
     for i in steps:
-        run.log({"train/loss": math.exp(-lr * i / 50) + 0.05 * math.sin(i / 3), "eval/acc": 1 - math.exp(-lr * i / 80)}, step=i)
+        run.log({"train/loss": loss(lr, i), "eval/acc": acc(lr, i)}, step=i)
         if i % 50 == 0:
             run.log({"grad_norm": [lr * i, 1.0, 2.0], "w": tailboard.Histogram([math.sin(k * (i + 1)) for k in range(200)]),
                      "notes": f"step {i} <b>not html</b>"}, step=i)
@@ -43,6 +62,34 @@ def site(tmp_path: Path) -> Iterator[tuple[ServerHandle, Path, list[tailboard.Ru
     for r in runs:
         r.finish()
     handle.stop()
+
+
+LR = {"sweep/lr_0.5/seed0": 0.5, "sweep/lr_2/seed0": 2.0}
+SMOOTHING = 0.6  # the page's default
+
+
+def site_values(metric: str, run: str, n: int = 300) -> list[float]:
+    f = loss if metric == "train/loss" else acc
+    return [f(LR[run], i) for i in range(n)]
+
+
+def assert_drawn(page: Any, metric: str, values: dict[str, list[float]], steps: list[int], *,
+                 smoothing: float = SMOOTHING, log: bool = False) -> None:
+    """Each run's line, in its colour, passes where its (smoothed) value at each of `steps` belongs."""
+    for run, vals in values.items():
+        colour, drawn_values = line_colour(page, metric, run), ema(vals, smoothing)
+        for s in steps:
+            if log and drawn_values[s] <= 0:
+                continue  # not drawable on a log scale
+            p = probe(page, metric, s, drawn_values[s])
+            assert p.shows(colour), f"{metric}: {run} not drawn at step {s}, value {drawn_values[s]:.4g}: {p}"
+
+
+def assert_blank(page: Any, metric: str, runs: list[str], x: float, y: float) -> None:
+    """No run's line passes near (x, y)."""
+    for run in runs:
+        p = probe(page, metric, x, y, radius=4)
+        assert p.lacks(line_colour(page, metric, run)), f"{metric}: {run} drawn at ({x}, {y}): {p}"
 
 
 def test_dashboard_lists_runs_paints_charts_and_updates_live(browser: Any, site: Any) -> None:
@@ -60,7 +107,10 @@ def test_dashboard_lists_runs_paints_charts_and_updates_live(browser: Any, site:
     # charts are painted: pixels, not only DOM
     wait_for(page, "() => window.tailboard.charts.has('train/loss') && window.tailboard.charts.has('eval/acc')")
     wait_for(page, "() => { const c = window.tailboard.charts.get('train/loss'); return c.series.length === 2 && c.draws > 0; }")
-    assert ink(page, "train/loss") > 2000
+    # each run's line is where its smoothed values belong, in its colour; nothing where no value is
+    settle(page, "train/loss")
+    assert_drawn(page, "train/loss", {r: site_values("train/loss", r) for r in LR}, [40, 150, 280])
+    assert_blank(page, "train/loss", list(LR), 250, 0.8)
     sections = page.eval_on_selector_all("details.section > summary", "els => els.map(e => e.textContent)")
     assert sections == ["eval", "train"]
 
@@ -71,16 +121,24 @@ def test_dashboard_lists_runs_paints_charts_and_updates_live(browser: Any, site:
     wait_for(page, """() => { const r = window.tailboard.state.runs.get('sweep/lr_0.5/seed0');
                               const b = r && r.series.get('eval/acc'); return b && b.last() && b.last().step === 399; }""")
     wait_for(page, f"() => window.tailboard.charts.get('eval/acc').canvas.toDataURL() !== {before!r}")
+    settle(page, "eval/acc")
+    grown = site_values("eval/acc", RUNS[0]) + [5.0 + i / 100 for i in range(300, 400)]
+    assert_drawn(page, "eval/acc", {RUNS[0]: grown}, [150, 350, 399])
+    assert_drawn(page, "eval/acc", {RUNS[1]: site_values("eval/acc", RUNS[1])}, [150, 299])
+    assert_blank(page, "eval/acc", list(LR), 200, 4.0)
+    loss_now = {RUNS[0]: site_values("train/loss", RUNS[0]) + [0.1] * 100, RUNS[1]: site_values("train/loss", RUNS[1])}
 
     # smoothing, log scale and zoom each change the drawing
     base = pixels(page, "train/loss")
     page.evaluate(
         "() => { const s = document.getElementById('smoothing'); s.value = '0.95'; s.dispatchEvent(new Event('input')); }")
     wait_for(page, f"() => window.tailboard.charts.get('train/loss').canvas.toDataURL() !== {base!r}")
-    smoothed = pixels(page, "train/loss")
+    smoothed = settle(page, "train/loss")
+    assert_drawn(page, "train/loss", loss_now, [40, 150], smoothing=0.95)
     page.check("#logy")
     wait_for(page, f"() => window.tailboard.charts.get('train/loss').canvas.toDataURL() !== {smoothed!r}")
-    logged = pixels(page, "train/loss")
+    logged = settle(page, "train/loss")
+    assert_drawn(page, "train/loss", loss_now, [40, 150], smoothing=0.95, log=True)
     box = page.eval_on_selector("[data-metric='train/loss'] canvas", "c => { const r = c.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; }")
     x, y, w, h = box
     page.mouse.move(x + w * 0.3, y + h / 2)
@@ -89,6 +147,10 @@ def test_dashboard_lists_runs_paints_charts_and_updates_live(browser: Any, site:
     page.mouse.up()
     wait_for(page, "() => window.tailboard.view.zoom !== null")
     wait_for(page, f"() => window.tailboard.charts.get('train/loss').canvas.toDataURL() !== {logged!r}")
+    settle(page, "train/loss")
+    z0, z1 = page.evaluate("() => window.tailboard.view.zoom")
+    assert_drawn(page, "train/loss", loss_now, [math.ceil(z0) + 2, round((z0 + z1) / 2), math.floor(z1) - 2],
+                 smoothing=0.95, log=True)
     # the view lives in the URL
     wait_for(page, "() => location.search.includes('zoom=') && location.search.includes('logy=1')")
     page.dblclick("[data-metric='train/loss'] canvas")
@@ -179,7 +241,9 @@ def test_page_falls_back_to_long_polling_when_websockets_fail(browser: Any, site
         steps = page.evaluate("() => Array.from(window.tailboard.state.runs.get('sweep/lr_0.5/seed0')"
                               ".series.get('eval/acc').view().steps)")
         assert steps == list(range(310))
-        assert ink(page, "eval/acc") > 1000
+        settle(page, "eval/acc")
+        assert_drawn(page, "eval/acc", {r: site_values("eval/acc", r) for r in LR}, [100, 250])
+        assert_blank(page, "eval/acc", list(LR), 150, 0.2)
     finally:
         page.close()
 
@@ -288,7 +352,7 @@ def test_png_export_downloads_the_drawn_chart(browser: Any, site: Any) -> None:
     handle, _, _ = site
     page = open_loaded(browser, handle.url)
     try:
-        assert ink(page, "train/loss") > 2000
+        settle(page, "train/loss")
         with page.expect_download(timeout=10_000) as info:
             page.click("[data-metric='train/loss'] button.png")
         dl = info.value
@@ -302,20 +366,21 @@ def test_png_export_downloads_the_drawn_chart(browser: Any, site: Any) -> None:
         assert [width, height] == page.evaluate(
             "() => { const c = window.tailboard.charts.get('train/loss').canvas; return [c.width, c.height]; }")
         assert width > 200 and height > 100
-        # the pixels decode (stdlib zlib): many rows hold something other than transparency
-        idat = b""
-        i = 8
-        while i < len(data):
-            (n,) = struct.unpack(">I", data[i:i + 4])
-            kind = data[i + 4:i + 8]
-            if kind == b"IDAT":
-                idat += data[i + 8:i + 8 + n]
-            i += 12 + n
-        raw = zlib.decompress(idat)
-        bit_depth, colour = data[24], data[25]
-        assert (bit_depth, colour) == (8, 6)  # 8-bit RGBA, as canvas.toDataURL writes
-        assert len(raw) == height * (1 + 4 * width)
-        assert len(set(raw)) > 20
+        # the pixels decode (stdlib zlib), and they are the canvas's, pixel for pixel
+        _, _, rgba = png_rgba(data)
+        canvas = page.evaluate("""() => { const c = window.tailboard.charts.get('train/loss');
+            const d = c.ctx.getImageData(0, 0, c.canvas.width, c.canvas.height).data;
+            let s = ''; for (let i = 0; i < d.length; i += 8192) s += String.fromCharCode(...d.subarray(i, i + 8192));
+            return btoa(s); }""")
+        assert rgba == base64.b64decode(canvas)
+        # and the picture is the chart: each run's line where its values belong
+        for run in RUNS:
+            colour, drawn_values = line_colour(page, "train/loss", run), ema(site_values("train/loss", run), SMOOTHING)
+            for step in (40, 150, 280):
+                p = probe(page, "train/loss", step, drawn_values[step])
+                box = Probe(p.px, p.py, p.r, [rgba[4 * (y * width + x) + k] for y in range(p.py - p.r, p.py + p.r + 1)
+                                               for x in range(p.px - p.r, p.px + p.r + 1) for k in range(4)])
+                assert box.shows(colour), (run, step, box)
     finally:
         page.close()
 
@@ -526,8 +591,9 @@ def test_time_travel_scrubs_the_charts_back_and_play_returns_to_live(browser: An
         wait_for(page, f"() => window.tailboard.charts.get('train/loss').canvas.toDataURL() !== {live_px!r}")
         past_px = settle(page, "train/loss")
         assert past_px != live_px
-        # the time-travelled drawing is the live drawing of the same points: less ink, not a blank
-        assert 500 < ink(page, "train/loss")
+        # the time-travelled drawing is the live drawing of the same points: each line up to the step
+        assert_drawn(page, "train/loss", {r: site_values("train/loss", r) for r in RUNS}, [step // 4, step // 2, step])
+        assert_blank(page, "train/loss", list(RUNS), step // 2, 0.9)
         # the data held is untouched: only the drawing goes back
         assert page.evaluate(f"() => window.tailboard.state.runs.get({RUNS[0]!r}).series.get('train/loss').length") == 300
 
