@@ -384,7 +384,11 @@ def _parse(
             parsed.records += 1
             index += 1
         else:
-            step_f, t_f, metrics = foreign_scalars(obj)
+            try:
+                step_f, t_f, metrics = foreign_scalars(obj)
+            except RecursionError:  # orjson reads 1,024 levels; flattening them recurses deeper
+                parsed.skip("bad_value")
+                continue
             if step_f is None:
                 step_f = float(index)
             if t_f is None or not math.isfinite(t_f):

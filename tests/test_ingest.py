@@ -261,3 +261,12 @@ async def test_the_server_serves_foreign_numbers_exactly(tmp_path: Path) -> None
     assert got["acc"]["values"] == ["Infinity", 0.5, "-Infinity", "-Infinity", 4.0]
     for m in ("loss", "acc"):
         assert same_floats(got[m]["steps"], steps), got[m]["steps"]
+
+
+def test_a_foreign_line_nested_too_deeply_is_counted_not_raised() -> None:
+    deep = b'{"a":' * 1020 + b"1" + b"}" * 1020 + b"\n"
+    assert orjson.loads(deep)  # valid JSON, within orjson's depth
+    got = parse_chunk(deep + b'{"step": 1, "loss": 0.5}\n', prev_step=None, next_index=0,
+                      attempt_started=False, now=1.0)
+    assert got.skipped == {"bad_value": 1}
+    assert got.records == 1 and got.segments[0]["loss"][1].tolist() == [0.5]
