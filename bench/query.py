@@ -18,7 +18,7 @@ import time
 import numpy as np
 from tailboard.sidecar.series import ColumnarSeries
 from tailboard.sidecar.server import serve_in_thread
-from tailboard.sidecar.store import _Run, _Stream
+from tailboard.sidecar.store.runs import Run, Stream
 
 
 def first_byte_ms(port: int, path: str) -> float:
@@ -45,8 +45,8 @@ def main() -> None:
     values = np.sin(steps / 1000) + np.random.default_rng(0).normal(0, 0.1, n)
     col = ColumnarSeries()
     col.append(steps, values, 1.7e9 + steps * 0.01)
-    run = _Run("big")
-    run.streams["rank0.jsonl"] = _Stream("rank0.jsonl", "/dev/null", "0:0:x")
+    run = Run("big")
+    run.streams["rank0.jsonl"] = Stream("rank0.jsonl", "/dev/null", "0:0:x")
     run.attempts[0].series["loss"] = col
     run.attempts[0].first_step = 0.0
     with store._lock:

@@ -359,3 +359,38 @@ def test_records_arriving_live_keep_a_run_running_whatever_their_times(tmp_path:
     assert status == {"backlog": "stalled", "replayed": "running"}
     store.tick(time.time() + 61.0)  # and once nothing arrives any more, it stalls
     assert {r.id: r.status for r in store.runs()}["replayed"] == "stalled"
+
+
+def test_a_record_kind_is_declared_in_one_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store is generic over kinds.KINDS: declaring a kind there is all it takes for runs to
+    hold it, list it (in RunInfo and /api/runs) and answer it, eviction and re-reading included."""
+    from tailboard.sidecar.store.kinds import KINDS, NamedRecords
+
+    monkeypatch.setitem(KINDS, "vector", NamedRecords("vector", "arrays", (("steps", "step"), ("v", "v"))))
+    store = Store(tmp_path, max_points=0, evict_idle=0.0, ingest_idle=0.0)
+    f = Feeder(store, tmp_path, "r")
+    f.write({"k": "scalars", "step": 0, "t": 1.0, "v": {"x": 1.0}},
+            {"k": "vector", "step": 0, "t": 1.0, "name": "grad", "v": [1.0, 2.0]},
+            {"k": "vector", "step": 1, "t": 2.0, "name": "grad", "v": [3.0]})
+    info = store.get_run("r")
+    assert info is not None and info.to_json()["arrays"] == ["grad"] and "vectors" not in info.to_json()
+    assert store.kept("vector", "r", "grad") == {"total": 2, "steps": [0, 1], "v": [[1.0, 2.0], [3.0]]}
+    store.tick()  # over max_points: evicted, then read again on the next question
+    assert store.evictions == 1
+    assert store.get_run("r").to_json()["arrays"] == ["grad"]  # type: ignore[union-attr]
+    assert store.kept("vector", "r", "grad", limit=1)["v"] == [[3.0]]  # the latest is kept
+    assert store.reloads == 1
+
+
+def test_resume_of_a_stream_without_steps_is_exact(tmp_path: Path) -> None:
+    """Lines without a step key are numbered by their place in the stream; a resume from a cursor
+    numbers them as the store does (it once started again from 0)."""
+    store = Store(tmp_path)
+    f = Feeder(store, tmp_path, "plain", stream="metrics.jsonl")
+    f.write(*({"loss": float(i)} for i in range(10)))
+    cursor = store.cursor("plain")
+    f.write(*({"loss": float(i)} for i in range(10, 13)))
+    got = store.since("plain", cursor)
+    assert isinstance(got, Delta)
+    assert got.series["loss"].steps.tolist() == [10.0, 11.0, 12.0]
+    assert store.series("plain", "loss").steps.tolist() == [float(i) for i in range(13)]

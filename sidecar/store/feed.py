@@ -1,0 +1,36 @@
+"""What producers may call on the store: the follower today, non-file producers (a GPU sampler)
+later. A type checker sees every call; nothing is called by name."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..ingest import Parsed
+
+__all__ = ["Feed"]
+
+
+class Feed(Protocol):
+    """The feeding half of ``Store`` (docs/design.md says what each call means)."""
+
+    def open_stream(self, run_id: str, stream_name: str, path: str, file_key: str) -> None: ...
+
+    def ingest(self, run_id: str, stream_name: str, data: bytes, start: int, end: int) -> None: ...
+
+    def parse_state(self, run_id: str, stream_name: str) -> dict[str, Any]: ...
+
+    def ingest_parsed(self, run_id: str, stream_name: str, parsed: Parsed, start: int, end: int) -> None: ...
+
+    def batch_done(self) -> None: ...
+
+    def compact_run(self, run_id: str) -> None: ...
+
+    def skip(self, run_id: str, stream_name: str, reason: str, count: int = 1) -> None: ...
+
+    def reset_stream(self, run_id: str, stream_name: str, reason: str, file_key: str) -> None: ...
+
+    def mark_gone(self, run_id: str) -> None: ...
+
+    def tick(self, now: float | None = None) -> None: ...
+
+    def set_progress(self, loaded_bytes: int, total_bytes: int, done: bool) -> None: ...

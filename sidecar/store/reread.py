@@ -1,0 +1,222 @@
+"""Reading logs again: the only file access in the store.
+
+A stream is parsed again from its file after an eviction or when another stream of its run was reset
+(``reread_stream``); a client resumes from a cursor by reading the bytes between its cursor and what
+the store holds (``read_since``); an export page reads raw records from a cursor (``read_records``).
+Every read is bounded in bytes, checks that the file is still the one the cursor names, and happens
+outside the store's lock (the facade decides under the lock what to read: ``spans_after``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from tailboard.format import MAX_LINE_BYTES
+
+from ..ingest import parse_chunk
+from ..series import Series, concat
+from ..tail import open_regular
+from .cursors import Parts
+from .results import Reset
+from .runs import Run, Stream
+
+__all__ = ["REREAD_BYTES", "Span", "read_records", "read_since", "reread_stream", "spans_after"]
+
+#: Bytes read at a time when a stream is parsed again.
+REREAD_BYTES = 8 << 20
+
+
+@dataclass(frozen=True)
+class Span:
+    """Bytes ``[start, end)`` of a stream's current file, to read again; ``index_end`` is the
+    stream's record count at ``end`` (steps of lines without a step key are numbered from it)."""
+
+    name: str
+    path: str
+    key: str
+    start: int
+    end: int
+    native: bool
+    suffix: str
+    index_end: int
+
+
+def spans_after(run: Run, parts: Parts) -> list[Span] | Reset:
+    """What of each stream lies between a cursor and what the store holds (no I/O)."""
+    for name in parts:
+        if name not in run.streams:
+            return Reset("replaced")
+    out = []
+    for st in run.streams.values():
+        key, off = parts.get(st.name, (st.file_key, 0))
+        if key != st.file_key:
+            return Reset("replaced")
+        if off > st.offset:
+            return Reset("cursor")
+        out.append(Span(st.name, st.path, st.file_key, off, st.offset, st.native, st.suffix, st.index))
+    return out
+
+
+def reread_stream(run: Run, st: Stream, upto: int) -> None:
+    """Parse a stream's current file again into ``run``, from its start to ``upto``, in bounded
+    pieces. A path that now names another file starts the stream over at offset 0."""
+    try:
+        with open(open_regular(st.path), "rb") as f:
+            info = os.fstat(f.fileno())
+            if not st.file_key.startswith(f"{info.st_dev}:{info.st_ino}:"):
+                # a rotation not yet followed: start over rather than mix two files
+                st.offset = 0
+                return
+            offset = 0
+            rest = b""
+            while offset < upto:
+                data = f.read(min(REREAD_BYTES, upto - offset))
+                if not data:
+                    break
+                offset += len(data)
+                data = rest + data
+                cut = data.rfind(b"\n") + 1
+                rest = data[cut:]
+                if cut:
+                    run.apply(st, parse_chunk(data[:cut], **st.parse_state()), live=False, want_delta=False)
+                st.offset = offset - len(rest)
+    except OSError:
+        return
+
+
+def read_since(spans: list[Span], metrics: list[str] | None, max_bytes: int) -> dict[str, Series] | Reset:
+    """The points in ``spans`` (a Reset when they are over ``max_bytes`` in all: ``far``, or the
+    files no longer match the cursor)."""
+    if sum(sp.end - sp.start for sp in spans) > max_bytes:
+        return Reset("far")
+    series: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+    for sp in spans:
+        if sp.end == sp.start:
+            continue
+        data = _read(sp, sp.end - sp.start)
+        if isinstance(data, Reset):
+            return data
+        if not data.endswith(b"\n") or len(data) != sp.end - sp.start:
+            return Reset("truncated")
+        parsed = parse_chunk(data, prev_step=None, next_index=0, attempt_started=True, native=sp.native)
+        if not sp.native and parsed.records and sp.index_end != parsed.records:
+            # lines without a step key are numbered by their place in the stream: parse again
+            # from the index the first of these lines has (rare: streams tailboard did not write)
+            parsed = parse_chunk(data, prev_step=None, next_index=sp.index_end - parsed.records,
+                                 attempt_started=True, native=False)
+        if len(parsed.segments) > 1:
+            return Reset("attempt")
+        for name, (s, v, t) in parsed.segments[0].items():
+            key = name + sp.suffix
+            if metrics is not None and key not in metrics:
+                continue
+            series.setdefault(key, []).append(
+                (np.asarray(s, np.float64), np.asarray(v, np.float64), np.asarray(t, np.float64))
+            )
+    out = {}
+    for name, parts in series.items():
+        s, v, t = concat(parts)
+        out[name] = Series(s, v, t, False, int(s.shape[0]))
+    return out
+
+
+def read_records(
+    spans: list[Span], limit: int, max_bytes: int
+) -> tuple[list[dict[str, Any]], dict[str, tuple[str, int]], bool] | Reset:
+    """Raw records from the spans' starts: at most ``limit`` records and about ``max_bytes`` of log
+    (always at least one line). Returns the records, the position reached in each stream, and
+    whether more follow."""
+    positions = {sp.name: (sp.key, sp.start) for sp in spans}
+    out: list[dict[str, Any]] = []
+    budget = max_bytes
+    for sp in spans:
+        if sp.start == sp.end:
+            continue
+        if len(out) >= limit or budget <= 0:
+            break
+        fd = _open(sp)
+        if isinstance(fd, Reset):
+            return fd
+        try:
+            pos = sp.start
+            while pos < sp.end and len(out) < limit and budget > 0:
+                data = os.pread(fd, min(sp.end - pos, max(budget, MAX_LINE_BYTES)), pos)
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:
+                    if len(data) < min(sp.end - pos, MAX_LINE_BYTES):
+                        return Reset("truncated")
+                    # a line over the cap, which the tail skipped: step over it
+                    nl = _find_newline(fd, pos + len(data), sp.end)
+                    if nl < 0:
+                        return Reset("truncated")
+                    budget -= nl + 1 - pos
+                    pos = nl + 1
+                    continue
+                for line in data[:cut].splitlines(keepends=True):
+                    if len(out) >= limit or budget <= 0:
+                        break  # the page is full (it always holds at least one line)
+                    pos += len(line)
+                    budget -= len(line)
+                    try:
+                        rec = orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        continue
+                    out.append({"stream": sp.name, "record": rec})
+        except OSError:
+            return Reset("replaced")
+        finally:
+            os.close(fd)
+        positions[sp.name] = (sp.key, pos)
+    more = any(positions[sp.name][1] < sp.end for sp in spans)
+    return out, positions, more
+
+
+def _open(sp: Span) -> int | Reset:
+    """A descriptor of a span's file, after checking that it is still the file the cursor names and
+    that the span starts at a line boundary; a Reset when it is not."""
+    try:
+        fd = open_regular(sp.path)
+    except OSError:
+        return Reset("replaced")
+    try:
+        info = os.fstat(fd)
+        if not sp.key.startswith(f"{info.st_dev}:{info.st_ino}:"):
+            os.close(fd)
+            return Reset("replaced")
+        if sp.start and os.pread(fd, 1, sp.start - 1) != b"\n":
+            os.close(fd)
+            return Reset("cursor")
+    except OSError:
+        os.close(fd)
+        return Reset("replaced")
+    return fd
+
+
+def _read(sp: Span, size: int) -> bytes | Reset:
+    fd = _open(sp)
+    if isinstance(fd, Reset):
+        return fd
+    try:
+        return os.pread(fd, size, sp.start)
+    except OSError:
+        return Reset("replaced")
+    finally:
+        os.close(fd)
+
+
+def _find_newline(fd: int, pos: int, end: int) -> int:
+    """Offset of the first newline in ``[pos, end)`` of a file, read in bounded pieces; -1 if none."""
+    while pos < end:
+        piece = os.pread(fd, min(REREAD_BYTES, end - pos), pos)
+        if not piece:
+            return -1
+        nl = piece.find(b"\n")
+        if nl >= 0:
+            return pos + nl
+        pos += len(piece)
+    return -1

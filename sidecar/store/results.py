@@ -1,0 +1,104 @@
+"""What the store hands out: plain immutable values (the shapes of the HTTP answers)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..series import Series
+
+__all__ = ["Delta", "Progress", "RecordPage", "Reset", "RunInfo", "Series"]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run as the run list shows it. ``listed`` holds, per record kind that is listed (see
+    ``kinds.KINDS``), the names the run holds of it: ``{"histograms": (...), "vectors": (...)}``."""
+
+    id: str
+    status: str
+    metrics: tuple[str, ...]
+    listed: Mapping[str, tuple[str, ...]]
+    last_step: float | None
+    updated: float | None
+    started: float | None
+    attempts: int
+    records: int
+    points: int
+    skipped: dict[str, int]
+    streams: tuple[dict[str, Any], ...]
+    host: str | None = None
+    pid: int | None = None
+    reason: str | None = None
+
+    @property
+    def histograms(self) -> tuple[str, ...]:
+        return self.listed.get("histograms", ())
+
+    @property
+    def vectors(self) -> tuple[str, ...]:
+        return self.listed.get("vectors", ())
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        return self.listed.get("texts", ())
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status,
+            "metrics": list(self.metrics),
+            **{key: list(names) for key, names in self.listed.items()},
+            "last_step": _num(self.last_step),
+            "updated": self.updated,
+            "started": self.started,
+            "attempts": self.attempts,
+            "records": self.records,
+            "points": self.points,
+            "skipped": dict(self.skipped),
+            "streams": [dict(s) for s in self.streams],
+            "host": self.host,
+            "pid": self.pid,
+        }
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
+
+
+def _num(x: float | None) -> float | int | None:
+    if x is None:
+        return None
+    return int(x) if float(x).is_integer() else x
+
+
+@dataclass(frozen=True)
+class Delta:
+    """New points of a run (full resolution) and the cursor just after them."""
+
+    cursor: str
+    series: dict[str, Series]
+
+
+@dataclass(frozen=True)
+class Reset:
+    """What a client holds of a run is void; ``reason`` says why (``truncated``, ``replaced``,
+    ``attempt``, ``cursor``, ``far``, ``gone``, ``lagging``)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecordPage:
+    records: list[dict[str, Any]]
+    cursor: str
+    more: bool
+
+
+@dataclass(frozen=True)
+class Progress:
+    loaded_bytes: int = 0
+    total_bytes: int = 0
+    done: bool = False
+
+

@@ -1,0 +1,267 @@
+"""A run's state and the rules over it: streams, attempts, the run's own records, status, and how a
+parsed chunk is applied. No locking and no I/O here: the facade (``Store``) holds the lock, and
+``reread`` does the reading.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tailboard.format import K_CONFIG, K_END, K_HEADER, KIND, STATUS_FAILED, STREAM_SUFFIX, decode_float
+
+from ..ingest import Parsed
+from ..series import ColumnarSeries, Series, concat
+from .kinds import KINDS
+from .results import RunInfo
+
+__all__ = ["FAILED", "FINISHED", "GONE", "RUNNING", "STALLED", "Attempt", "Run", "Stream"]
+
+RUNNING, FINISHED, FAILED, STALLED, GONE = "running", "finished", "failed", "stalled", "gone"
+
+Columns = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass
+class Stream:
+    """One file of a run (one writer process), followed from its own offset."""
+
+    name: str
+    path: str
+    file_key: str
+    offset: int = 0  # bytes of the current file ingested (always at a line boundary)
+    records: int = 0
+    index: int = 0  # records numbered across the stream's lifetime (foreign step fallback)
+    skipped: dict[str, int] = field(default_factory=dict)
+    last_step: float | None = None
+    started: bool = False  # holds records of the current attempt
+    native: bool = False  # a tailboard stream (has a header): steps may go back within an attempt
+    rank: int | None = None
+    suffix: str = ""  # metric name suffix for ranks other than 0
+    files: int = 1  # files the stream has lived in (rotations, resets): only 1 can be re-read
+
+    def parse_state(self) -> dict[str, Any]:
+        """``parse_chunk``'s keyword arguments for the next chunk of this stream."""
+        return {"prev_step": self.last_step, "next_index": self.index, "attempt_started": self.started,
+                "native": self.native}
+
+    def fresh(self, **changes: Any) -> Stream:
+        """The same file, nothing read of it yet."""
+        return Stream(self.name, self.path, self.file_key, suffix=self.suffix, **changes)
+
+
+def stream_suffix(name: str) -> str:
+    """Metric name suffix of a stream: ``@rank3`` for ``rank3.jsonl``, nothing for rank 0."""
+    stem = name.removesuffix(STREAM_SUFFIX)
+    if stem.startswith("rank") and stem[4:].isdigit() and int(stem[4:]) > 0:
+        return f"@{stem}"
+    return ""
+
+
+@dataclass
+class Attempt:
+    series: dict[str, ColumnarSeries] = field(default_factory=dict)
+    first_step: float | None = None
+
+
+@dataclass
+class Run:
+    id: str
+    streams: dict[str, Stream] = field(default_factory=dict)
+    attempts: list[Attempt] = field(default_factory=lambda: [Attempt()])
+    headers: list[dict[str, Any]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    final: dict[str, Any] | None = None
+    kept: dict[str, Any] = field(default_factory=lambda: {k: kind.new() for k, kind in KINDS.items()})
+    last_step: float | None = None
+    updated: float | None = None
+    gone: bool = False
+    stalled: bool = False
+    # time.time() when records of the run last arrived while following live (not during the
+    # catch-up): a file being appended to now is alive whatever times its records carry (a replay
+    # of old logs, a clock that is off)
+    arrived: float | None = None
+    records: int = 0
+    version: int = 0
+    last_used: float = 0.0  # time.monotonic() of the last query
+    last_ingest: float = 0.0  # time.monotonic() of the last chunk kept
+    # set while the run's data is evicted: what the run list shows of it meanwhile
+    evicted: dict[str, Any] | None = None
+    effective_cache: dict[str, tuple[int, Columns]] = field(default_factory=dict)
+
+    # ---- what it holds ---------------------------------------------------------------------
+
+    def metric_names(self) -> list[str]:
+        return sorted({n for a in self.attempts for n in a.series})
+
+    def resident_points(self) -> int:
+        return sum(c.n for a in self.attempts for c in a.series.values())
+
+    def listed(self) -> dict[str, tuple[str, ...]]:
+        return {kind.listed_as: kind.names(self.kept[k]) for k, kind in KINDS.items()}
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        """Changes when what the run list shows of the run's names changes."""
+        return (len({n for a in self.attempts for n in a.series}),
+                *(len(names) for names in self.listed().values()))
+
+    def drop_data(self) -> None:
+        """Give back everything parsed (eviction); streams and counters stay."""
+        self.attempts = [Attempt()]
+        self.kept = {k: kind.new() for k, kind in KINDS.items()}
+        self.effective_cache.clear()
+
+    # ---- status ----------------------------------------------------------------------------
+
+    def quiet(self, now: float, stall_after: float) -> bool:
+        """Nothing new for ``stall_after`` seconds, by the records' own times or by their arrival."""
+        last = max(self.updated or 0.0, self.arrived or 0.0)
+        return (self.updated is not None or self.arrived is not None) and now - last > stall_after
+
+    def status(self, now: float, stall_after: float) -> str:
+        if self.gone:
+            return GONE
+        if self.final is not None:
+            return FAILED if self.final.get("status") == STATUS_FAILED else FINISHED
+        if self.stalled or self.quiet(now, stall_after):
+            return STALLED
+        return RUNNING
+
+    def info(self, now: float, stall_after: float) -> RunInfo:
+        ev = self.evicted
+        skipped: dict[str, int] = {}
+        for st in self.streams.values():
+            for k, v in st.skipped.items():
+                skipped[k] = skipped.get(k, 0) + v
+        header = self.headers[-1] if self.headers else {}
+        status = self.status(now, stall_after)
+        reason = None
+        if status == FAILED and self.final is not None:
+            reason = str(self.final.get("reason", ""))
+        return RunInfo(
+            id=self.id,
+            status=status,
+            metrics=tuple(ev["metrics"] if ev is not None else self.metric_names()),
+            listed=ev["listed"] if ev is not None else self.listed(),
+            last_step=self.last_step,
+            updated=self.updated,
+            started=decode_float(self.headers[0].get("start")) if self.headers else None,
+            attempts=ev["attempts"] if ev is not None else len(self.attempts),
+            records=self.records,
+            points=ev["points"] if ev is not None else self.resident_points(),
+            skipped={"total": sum(skipped.values()), **skipped},
+            streams=tuple(
+                {"name": s.name, "rank": s.rank, "records": s.records, "skipped": sum(s.skipped.values())}
+                for s in sorted(self.streams.values(), key=lambda s: s.name)
+            ),
+            host=header.get("host") if isinstance(header.get("host"), str) else None,
+            pid=header.get("pid") if type(header.get("pid")) is int else None,
+            reason=reason,
+        )
+
+    def detail(self, now: float, stall_after: float) -> dict[str, Any]:
+        out = self.info(now, stall_after).to_json()
+        out["header"] = self.headers[-1] if self.headers else None
+        out["headers"] = list(self.headers)
+        out["config"] = dict(self.config)
+        out["final"] = self.final
+        return out
+
+    # ---- applying a parsed chunk -------------------------------------------------------------
+
+    def apply(self, st: Stream, parsed: Parsed, *, live: bool, want_delta: bool) -> tuple[dict[str, Series], bool]:
+        """Keep a chunk of ``st`` parsed with ``st.parse_state()``. Returns the new points (when
+        ``want_delta``) and whether the chunk started a new attempt. ``live``: the chunk arrived
+        while following (its arrival keeps the run running)."""
+        now = time.time()
+        new_attempt = False
+        delta: dict[str, Series] = {}
+        for i, seg in enumerate(parsed.segments):
+            if i > 0:
+                self.attempts.append(Attempt())
+                self.effective_cache.clear()
+                new_attempt = True
+            att = self.attempts[-1]
+            for name, (steps, values, times) in seg.items():
+                key = name + st.suffix
+                col = att.series.get(key)
+                if col is None:
+                    col = att.series[key] = ColumnarSeries()
+                if att.first_step is None and len(steps):
+                    att.first_step = float(steps[0])
+                col.append(steps, values, times)
+                if want_delta and not new_attempt:
+                    d = delta.get(key)
+                    arr = (np.asarray(steps, np.float64), np.asarray(values, np.float64), np.asarray(times, np.float64))
+                    if d is not None:
+                        arr = concat([(d.steps, d.values, d.times), arr])
+                    delta[key] = Series(arr[0], arr[1], arr[2], False, int(arr[0].shape[0]))
+            for seg_index, rec in parsed.others:
+                if seg_index == i:
+                    self._keep(st, rec)
+        for reason, n in parsed.skipped.items():
+            st.skipped[reason] = st.skipped.get(reason, 0) + n
+        if parsed.records:
+            st.started = True
+        st.native = st.native or parsed.native
+        st.records += parsed.records
+        st.index += parsed.records
+        self.records += parsed.records
+        if parsed.last_step is not None:
+            st.last_step = parsed.last_step
+            self.last_step = (parsed.last_step if self.last_step is None or new_attempt
+                              else max(self.last_step, parsed.last_step))
+        if parsed.records:
+            self.updated = parsed.last_time if parsed.last_time is not None else now
+            if live:
+                self.arrived = now
+            self.stalled = False
+        self.version += 1
+        return delta, new_attempt
+
+    def _keep(self, st: Stream, rec: dict[str, Any]) -> None:
+        kind = rec.get(KIND)
+        if kind == K_HEADER:
+            self.headers.append(rec)
+            rank = rec.get("rank")
+            if type(rank) is int:
+                st.rank = rank
+            self.final = None
+        elif kind == K_CONFIG:
+            cfg = rec.get("config")
+            if isinstance(cfg, dict):
+                self.config.update(cfg)
+        elif kind == K_END:
+            self.final = rec
+        elif isinstance(kind, str) and kind in KINDS:
+            KINDS[kind].keep(self.kept[kind], rec, st.suffix)
+
+    # ---- reading series ----------------------------------------------------------------------
+
+    def effective(self, metric: str) -> Columns:
+        """The metric's history across attempts: each attempt up to the next one's first step."""
+        hit = self.effective_cache.get(metric)
+        version = sum(a.series[metric].version for a in self.attempts if metric in a.series)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        parts = []
+        for i, att in enumerate(self.attempts):
+            col = att.series.get(metric)
+            if col is None or col.n == 0:
+                continue
+            s, v, t = col.steps, col.values, col.times
+            if not col.sorted:
+                order = np.argsort(s, kind="stable")
+                s, v, t = s[order], v[order], t[order]
+            later = [a.first_step for a in self.attempts[i + 1 :] if a.first_step is not None]
+            if later:
+                cut = int(np.searchsorted(s, min(later), side="left"))
+                s, v, t = s[:cut], v[:cut], t[:cut]
+            parts.append((s, v, t))
+        result = concat(parts)
+        if len(parts) > 1 or any(not a.series[metric].sorted for a in self.attempts if metric in a.series):
+            self.effective_cache[metric] = (version, result)
+        return result
