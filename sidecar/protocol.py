@@ -28,7 +28,6 @@ __all__ = [
     "snapshot",
     "delta",
     "reset",
-    "progress",
     "pong",
     "error",
     "parse_client",
@@ -127,10 +126,6 @@ def delta(run: str, cursor: str, series: Mapping[str, Series]) -> dict[str, Any]
 
 def reset(run: str, reason: str) -> dict[str, Any]:
     return {"type": "reset", "run": run, "reason": reason}
-
-
-def progress(loaded: int, total: int, done: bool) -> dict[str, Any]:
-    return {"type": "progress", "bytes": loaded, "total_bytes": total, "done": done}
 
 
 def pong() -> dict[str, Any]:

@@ -25,7 +25,6 @@ BUILT = {
     "snapshot": P.snapshot("lr_0.1/seed0", "c1", {"train/loss": s([0, 1, 2], [2.5, math.nan, math.inf], [10.0, 11.0, 12.5])}),
     "delta": P.delta("lr_0.1/seed0", "c2", {"train/loss": s([3], [-math.inf], [13.0]), "eval/acc": s([3], [0.5], [13.0])}),
     "reset": P.reset("lr_0.1/seed0", "truncated"),
-    "progress": P.progress(100, 400, False),
     "error": P.error("unknown op"),
 }
 

@@ -133,9 +133,6 @@ function handle(msg) {
       detail.clearRun(msg.run);
       state.dirty = true;
       break;
-    case "progress":
-      showProgress(msg);
-      break;
     default:
       break;
   }

@@ -10,7 +10,7 @@ export function showConnection(state) {
   el.querySelector("span").textContent = state;
 }
 
-/** A `progress` message (or the `loading` part of `runs`): the bar shows until the backlog is read. */
+/** The `loading` part of a `runs` message: the bar shows until the backlog is read. */
 export function showProgress(p) {
   const el = $("progress");
   const total = p.total_bytes || 0, done = p.done || (total && p.bytes >= total);
