@@ -23,6 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import protocol as P
 from .auth import WS_SUBPROTOCOL, AccessControl
+from .health import LoopLag
 from .hub import Client, Hub, SlowClient
 from .limits import Limits
 from .store import Reset, Store
@@ -50,6 +51,7 @@ class _State:
     hub: Hub
     limits: Limits
     heartbeat: float
+    loop_lag: LoopLag | None = None
     queries: asyncio.Semaphore | None = None
     websockets: int = 0
 
@@ -112,7 +114,8 @@ def _known_run(request: Request, run: str | None = None) -> str:
 
 
 async def healthz(request: Request) -> Response:
-    return _json({"ok": True})
+    lag = _state(request).loop_lag
+    return _json({"ok": True, "loop_lag": lag.report()} if lag is not None else {"ok": True})
 
 
 async def api_runs(request: Request) -> Response:
@@ -342,6 +345,7 @@ def create_app(
     allowed_hosts: Iterable[str] | None,
     limits: Limits | None = None,
     heartbeat: float = 15.0,
+    loop_lag: LoopLag | None = None,
 ) -> AccessControl:
     limits = limits or Limits()
     static = _viewer_files()
@@ -361,6 +365,6 @@ def create_app(
         Route("/{name:str}", viewer_file),
     ]
     app = Starlette(routes=routes, exception_handlers={LookupError: _not_found, ValueError: _bad_request})
-    app.state.tailboard = _State(store, hub, limits, heartbeat)
+    app.state.tailboard = _State(store, hub, limits, heartbeat, loop_lag)
     public = {"/healthz", "/", *(f"/{name}" for name in static)}
     return AccessControl(app, token=token, allowed_hosts=allowed_hosts, public_paths=public)

@@ -28,6 +28,7 @@ from tailboard import __version__
 from .app import create_app
 from .auth import LOOPBACK_NAMES, new_token
 from .follower import Follower
+from .health import LoopLag
 from .hub import Hub
 from .limits import Limits, guarded_http_protocol
 from .store import Store
@@ -93,6 +94,7 @@ class Server:
             allowed = sorted(LOOPBACK_NAMES | {host} | set(allow_hosts or ()))
         else:
             allowed = None  # bound to every interface: the token is the guard
+        self.loop_lag = LoopLag()
         self.app = create_app(
             self.store,
             self.hub,
@@ -100,6 +102,7 @@ class Server:
             allowed_hosts=allowed,
             limits=limits,
             heartbeat=heartbeat,
+            loop_lag=self.loop_lag,
         )
         self.config = uvicorn.Config(
             self.app,
@@ -135,6 +138,7 @@ class Server:
         return f"{self.base_url}/#token={self.token}" if self.token else f"{self.base_url}/"
 
     async def start(self, *, wait_for_backlog: bool = False) -> None:
+        self.loop_lag.start()
         self.hub.start()
         await self.follower.start(wait=wait_for_backlog)
         self._task = asyncio.create_task(self.uvicorn.serve())
@@ -151,7 +155,10 @@ class Server:
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            self.store.tick()
+            try:
+                await asyncio.to_thread(self.store.tick)  # evicting takes the store's lock
+            except Exception:
+                logger.exception("store.tick failed")
 
     async def stop(self) -> None:
         if self._tick:
@@ -164,6 +171,7 @@ class Server:
                 self.uvicorn.force_exit = True
         await self.follower.stop()
         await self.hub.stop()
+        await self.loop_lag.stop()
 
     async def serve_forever(self) -> None:
         await self.start()

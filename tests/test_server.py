@@ -500,3 +500,15 @@ async def test_clients_hear_catch_up_progress_until_done(served: Any) -> None:
         server.store.set_progress(10, 10, True)
         got = await until(ws, lambda m: m["type"] == "runs" and m["loading"]["done"])
         assert got[-1]["loading"]["bytes"] == 10 and got[-1]["runs"] == []
+
+
+async def test_healthz_reports_how_late_the_event_loop_runs(served: Any) -> None:
+    server, _, _ = served
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+        await asyncio.sleep(0.2)
+        quiet = (await http.get("/healthz")).json()["loop_lag"]
+        time.sleep(0.3)  # hold this loop (the server's) on purpose
+        await asyncio.sleep(0.05)
+        held = (await http.get("/healthz")).json()["loop_lag"]
+    assert quiet["max_ms"] < 300
+    assert held["max_ms"] >= 250 and held["p99_ms"] <= held["max_ms"]
