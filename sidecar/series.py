@@ -45,11 +45,9 @@ _BASE_MAX = 2.0**52
 def _offsets(s: np.ndarray, base: float) -> np.ndarray | None:
     """Float64 steps as int32 offsets from ``base`` when those give back exactly the same bits
     (not for fractions, -0.0, NaN or steps out of range), else None."""
-    d = s - base
-    if not (float(d.min()) >= _I32.min and float(d.max()) <= _I32.max):  # NaN fails too
-        return None
-    offsets = d.astype(np.int32)
-    if not np.array_equal((offsets + base).view(np.int64), np.ascontiguousarray(s).view(np.int64)):
+    with np.errstate(invalid="ignore"):  # NaN, inf and out-of-range offsets fail the check below
+        offsets = (s - base).astype(np.int32)
+    if not bool(((offsets + base).view(np.int64) == np.ascontiguousarray(s).view(np.int64)).all()):
         return None
     return offsets
 
