@@ -155,7 +155,8 @@ def server_code(rev: str | None, into: Path) -> tuple[dict[str, str], str]:
     (src / "sidecar").rename(src / "tailboard" / "sidecar")
     (src / "viewer").rename(src / "tailboard" / "viewer")
     env["PYTHONPATH"] = str(src)  # found before the editable install (a meta path finder at the end)
-    return env, f"{sha[:7]} ({git('log', '-1', '--format=%s', sha)[:70]})"
+    code = git("log", "-1", "--format=%h (%s)", sha, "--", "sidecar", "writer", "viewer")
+    return env, f"{sha[:7]}, whose server code is from {code[:90]}"
 
 
 def http_json(port: int, path: str, timeout: float = 10.0) -> Any:
@@ -381,7 +382,9 @@ async def reconnects(t: Tally, port: int, end: float, p: dict[str, Any]) -> None
             t.tries += 1
             until = min(end, time.monotonic() + p["attempt_seconds"])
             s, how = await subscribed(port, sub, until)
-            if s is not None:
+            if s is None:
+                t.answers["no handshake"] += 1
+            else:
                 got, n, first = await drain(s, until, p["cap"], keep=1 << 16)
                 how = verdict(got, b"", 0)
                 t.answers[answer_to_resume(first)] += 1
@@ -560,7 +563,10 @@ def written_between(path: Path, t0: float, t1: float) -> list[tuple[int, float]]
     out = []
     with open(path, "rb") as f:
         for line in f:
-            rec = orjson.loads(line)
+            try:
+                rec = orjson.loads(line)
+            except orjson.JSONDecodeError:  # the line being written
+                continue
             if rec.get("k") == "scalars" and t0 <= rec["t"] <= t1:
                 out.append((rec["step"], rec["t"]))
     return out
@@ -608,6 +614,8 @@ def run_phase(key: str, root: Path, env: dict[str, str], args: argparse.Namespac
             time.sleep(0.05)
         t2 = time.time()
         stop.set()
+        health.done.set()
+        health.join(HEALTH_TIMEOUT + 2)  # the requests still out come back or time out
         try:
             arrivals, events = out.get(timeout=20)
         except Empty:
