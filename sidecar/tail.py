@@ -7,7 +7,10 @@ and yields what changed, as plain events:
 - :class:`Opened` - the file's key is known (its head holds a full first line or 256 bytes); the
   stream now continues in this file from offset 0. Also sent after a rotation.
 - :class:`Chunk` - bytes ``[start, end)`` of the file, complete lines only.
-- :class:`Skipped` - something was stepped over (an over-long line, a run of NUL bytes).
+- :class:`Skipped` - something was stepped over (an over-long line, a run of NUL bytes), or
+  ``"not_regular"``: the path names a FIFO, a device, a socket or a folder, which is never read.
+  That is told once (and logged once) until a regular file is back at the path; meanwhile the path
+  is treated as if its file were deleted. A symlink leaving the log root is likewise logged once.
 - :class:`Reset` - the data seen so far is void (the file was truncated or deleted and
   re-created); the stream restarts at offset 0 of the file with the given key.
 
@@ -26,6 +29,8 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from ..format import MAX_LINE_BYTES
 
 __all__ = [
     "Chunk",
@@ -84,12 +89,15 @@ class NotRegularFile(OSError):
 def open_regular(path: str) -> int:
     """A read-only descriptor of the regular file at ``path``.
 
-    Opened with ``O_NONBLOCK`` so that a FIFO put in a log's place cannot block the open (or a
-    read), then checked with ``fstat``: anything but a regular file (a FIFO, ``/dev/zero``, a
-    socket) raises :class:`NotRegularFile` and is never read. Every open of a log file goes through
-    here.
+    Anything but a regular file (a FIFO, ``/dev/zero``, a socket, a folder) raises
+    :class:`NotRegularFile` and is never read. A ``stat`` first means a device node is not even
+    opened (opening some has effects: a tape rewinds, a terminal becomes the controlling one); the
+    open itself uses ``O_NONBLOCK``, so a FIFO swapped in after the stat cannot block it, and the
+    ``fstat`` of the descriptor is what decides. Every open of a log file goes through here.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise NotRegularFile(errno.EINVAL, "not a regular file", path)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
         mode = os.fstat(fd).st_mode
     except OSError:
@@ -176,7 +184,7 @@ class FileTail:
         self,
         path: str,
         *,
-        max_line_bytes: int = 1 << 20,
+        max_line_bytes: int = MAX_LINE_BYTES,
         read_bytes: int = READ_BYTES,
         root: str | None = None,
     ) -> None:
@@ -199,6 +207,8 @@ class FileTail:
         self._signature: str | None = None
         self._lost: str | None = None  # why the previous file ended: "rotated" / "replaced"
         self._parked = False  # descriptor closed while idle, place kept
+        self._refused: str | None = None  # why the path is not read now (told once)
+        self._untold: Skipped | None = None  # a refusal not yet handed to the consumer
 
     # -- state ------------------------------------------------------------------------------
 
@@ -215,7 +225,7 @@ class FileTail:
             os.close(self._fd)
             self._fd = None
 
-    def park(self) -> None:
+    def park(self, *, unread: bool = False) -> None:
         """Close the descriptor of an idle file but keep its place; :meth:`read` re-opens it.
 
         Followers of weeks of logs would otherwise hold a descriptor per file. On re-opening, the
@@ -223,8 +233,12 @@ class FileTail:
         the path, the parked one is looked for in its folder: found under another name, it was
         rotated, and it is read to its end before the new file; gone, it was deleted, and the
         stream is reset and starts over with the new file.
+
+        A file that never held a complete line is kept open unless ``unread`` is set: nothing of
+        it was handed out, so it re-opens from offset 0, of the same inode or of whatever file is
+        at the path by then (which simply continues the stream, as after a rotation).
         """
-        if self._fd is not None and self._signature is not None:
+        if self._fd is not None and (self._signature is not None or unread):
             self.close()
             self._parked = True
 
@@ -241,16 +255,29 @@ class FileTail:
         real = os.path.realpath(self.path)
         return real == self._root or real.startswith(self._root + os.sep)
 
+    def _refuse(self, reason: str, why: str, *, tell: bool = True) -> None:
+        """Log once (and with ``tell``, hand out a Skipped event once) that the path is not read."""
+        if self._refused != reason:
+            self._refused = reason
+            if tell:
+                self._untold = Skipped(reason)
+            logger.warning("not following %s: %s", self.path, why)
+
     def _open(self) -> bool:
         if not self._contained():
-            logger.warning("not following %s: it resolves outside the log root", self.path)
+            self._refuse("outside_root", "it resolves outside the log root", tell=False)
             return False
         try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            fd = open_regular(self.path)
+        except NotRegularFile:
+            # As if the file were deleted: whatever regular file comes back later is followed.
+            self._refuse("not_regular", "not a regular file (a FIFO, a device, a socket or a folder)")
+            return False
         except OSError as exc:
-            if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EISDIR):
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.ELOOP):
                 raise
             return False
+        self._refused = None
         st = os.fstat(fd)
         if self._parked:
             self._parked = False
@@ -264,7 +291,8 @@ class FileTail:
                 os.close(fd)
                 self._fd = old
                 return True
-            self._lost = "replaced"  # gone from the folder: deleted, the new file starts over
+            if self._signature is not None:
+                self._lost = "replaced"  # gone from the folder: deleted, the new file starts over
         self._fd, self.dev, self.ino = fd, st.st_dev, st.st_ino
         self._restart()
         return True
@@ -283,8 +311,12 @@ class FileTail:
                         continue
                     if st.st_dev != self.dev or not e.is_file(follow_symlinks=False):
                         continue
-                    fd = os.open(e.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-                    if (os.fstat(fd).st_dev, os.fstat(fd).st_ino) == (self.dev, self.ino):
+                    try:
+                        fd = open_regular(e.path)
+                    except OSError:
+                        continue  # gone or replaced since the listing
+                    st = os.fstat(fd)
+                    if (st.st_dev, st.st_ino) == (self.dev, self.ino):
                         return fd
                     os.close(fd)
         except OSError:
@@ -303,7 +335,11 @@ class FileTail:
     def read(self) -> Iterator[TailEvent]:
         """Yield everything new since the last call. Never raises for what the file contains."""
         if self._fd is None:
-            if not self._open():
+            opened = self._open()
+            if self._untold is not None:
+                yield self._untold
+                self._untold = None
+            if not opened:
                 return
             if self._lost == "replaced":
                 # A new file under the same name: the old one's data is void.

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
+import stat
+import threading
 from pathlib import Path
 
 import pytest
 from tailboard.sidecar.tail import (
     Chunk,
     FileTail,
+    NotRegularFile,
     Opened,
     Reset,
     Skipped,
     TailEvent,
     head_signature,
+    open_regular,
     split_lines,
 )
 
@@ -305,4 +311,100 @@ def test_park_before_head_is_settled_keeps_descriptor(tmp_path: Path) -> None:
     read_all(tail)
     tail.park()  # nothing handed out yet: nothing worth parking
     assert tail.is_open and not tail.parked
+    tail.close()
+
+
+def test_open_regular_refuses_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    p = tmp_path / "a.jsonl"
+    append(p, b'{"a":1}\n')
+    fd = open_regular(str(p))
+    try:
+        assert os.read(fd, 100) == b'{"a":1}\n'
+    finally:
+        os.close(fd)
+    os.mkfifo(tmp_path / "fifo.jsonl")
+    (tmp_path / "zero.jsonl").symlink_to("/dev/zero")
+    for bad in ("fifo.jsonl", "zero.jsonl", "."):
+        with pytest.raises(NotRegularFile):
+            open_regular(str(tmp_path / bad))
+    with pytest.raises(FileNotFoundError):
+        open_regular(str(tmp_path / "none.jsonl"))
+
+
+def test_fifo_at_the_path_is_told_once_and_never_blocks(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    p = tmp_path / "a.jsonl"
+    append(p, b'{"a":1}\n')
+    tail = FileTail(str(p))
+    assert chunk_bytes(read_all(tail)) == b'{"a":1}\n'
+    p.unlink()
+    os.mkfifo(p)
+    # Should a read block opening the FIFO, a writer's open lets it go after 2 s (and it fails).
+    rescue = threading.Timer(2.0, lambda: os.close(os.open(p, os.O_WRONLY | os.O_NONBLOCK)))
+    rescue.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="tailboard.sidecar.tail"):
+            assert read_all(tail) == [Skipped("not_regular")]
+            assert read_all(tail) == [] and read_all(tail) == []  # told once
+    finally:
+        rescue.cancel()
+    assert not tail.is_open
+    assert [r.getMessage() for r in caplog.records if str(p) in r.getMessage()] == [
+        f"not following {p}: not a regular file (a FIFO, a device, a socket or a folder)"]
+    # as after a delete: a regular file back at the path starts the stream over
+    p.unlink()
+    append(p, b'{"b":1}\n')
+    ev = read_all(tail)
+    assert isinstance(ev[0], Reset) and ev[0].reason == "replaced"
+    assert chunk_bytes(ev) == b'{"b":1}\n'
+    tail.close()
+
+
+def test_device_node_at_the_path_is_not_read(tmp_path: Path) -> None:
+    p = tmp_path / "a.jsonl"
+    try:
+        os.mknod(p, stat.S_IFCHR | 0o600, os.makedev(1, 5))  # what /dev/zero is
+    except PermissionError:
+        pytest.skip("creating device nodes is not permitted here")
+    tail = FileTail(str(p))
+    # reading it would never end: look at the first few events only
+    assert list(itertools.islice(tail.read(), 5)) == [Skipped("not_regular")]
+    assert list(itertools.islice(tail.read(), 5)) == []
+    assert not tail.is_open
+
+
+def test_symlink_outside_root_is_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a.jsonl").symlink_to("/dev/zero")
+    tail = FileTail(str(root / "a.jsonl"), root=str(root))
+    with caplog.at_level(logging.WARNING, logger="tailboard.sidecar.tail"):
+        for _ in range(3):
+            assert list(itertools.islice(tail.read(), 5)) == []
+    assert len(caplog.records) == 1 and "outside the log root" in caplog.records[0].getMessage()
+
+
+def test_park_unread_file_reopens_from_its_start(tmp_path: Path) -> None:
+    p = tmp_path / "a.jsonl"
+    p.touch()
+    tail = FileTail(str(p))
+    assert read_all(tail) == []
+    tail.park(unread=True)  # nothing handed out yet: parked all the same when asked to
+    assert tail.parked and not tail.is_open
+    append(p, b'{"a":1}\n')
+    ev = read_all(tail)  # same inode: from offset 0
+    assert [type(e) for e in ev] == [Opened, Chunk] and chunk_bytes(ev) == b'{"a":1}\n'
+    tail.close()
+    # deleted and re-created while parked: nothing of the old file was handed out, so the new one
+    # simply continues the stream (no reset)
+    q = tmp_path / "b.jsonl"
+    q.touch()
+    tail = FileTail(str(q))
+    assert read_all(tail) == []
+    tail.park(unread=True)
+    q.unlink()
+    append(q, b'{"b":1}\n')
+    ev = read_all(tail)
+    assert [type(e) for e in ev] == [Opened, Chunk] and chunk_bytes(ev) == b'{"b":1}\n'
     tail.close()
