@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
 __all__ = ["StreamRef", "contained", "run_id_for", "scan"]
@@ -40,18 +41,34 @@ def run_id_for(root: str, folder: str) -> str:
     return rel if os.sep == "/" else rel.replace(os.sep, "/")
 
 
-def scan(root: str, folders: list[str] | None = None) -> dict[str, StreamRef]:
+def scan(
+    root: str,
+    folders: list[str] | None = None,
+    *,
+    under: Iterable[str] | None = None,
+    known: Container[str] = (),
+) -> dict[str, StreamRef]:
     """Every stream under ``root``, keyed by its path. A missing root gives an empty result.
 
     ``folders``, when given, receives every folder walked (a poller can stat them to notice new
     entries).
+
+    ``under`` limits the walk to these folders (paths inside ``root``, as reached from it), and to
+    those of their subfolders that are not in ``known``: a folder that changed is listed again
+    without walking the whole tree, while a folder seen before has its own hints. Run ids stay
+    relative to ``root``.
     """
     root = os.path.abspath(root)
     real_root = os.path.realpath(root)
     found: dict[str, StreamRef] = {}
     seen_dirs: set[tuple[int, int]] = set()
     warned: set[str] = set()
-    stack = [root]
+    if under is None:
+        stack = [root]
+    else:
+        inside = root.rstrip(os.sep) + os.sep
+        stack = [p for p in under if (p == root or p.startswith(inside))
+                 and contained(os.path.realpath(p), real_root)]
     while stack:
         folder = stack.pop()
         try:
@@ -76,7 +93,8 @@ def scan(root: str, folders: list[str] | None = None) -> dict[str, StreamRef]:
                             logger.debug("skipping %s: it points outside the log root", entry.path)
                         continue
                 if entry.is_dir():
-                    stack.append(entry.path)
+                    if entry.path not in known:
+                        stack.append(entry.path)
                 elif entry.name.endswith(SUFFIX) and entry.is_file():
                     if run_id is None:
                         run_id = run_id_for(root, folder)

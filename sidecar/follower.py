@@ -7,23 +7,49 @@ is no gap between catch-up and live following, and offsets make re-reads free of
 
 All file reading and all store feeding happen in one worker thread at a time (the store is fed by
 nobody else), so the event loop stays free to serve while a big backlog loads.
+
+Bounds, so that a huge tree or a hostile file cannot exhaust the process or stall the others:
+
+- Descriptors: at most ``max_open_files`` log files are open at once (default: half the
+  ``RLIMIT_NOFILE`` soft limit, at most 4096; the rest is for the server's sockets, the parse
+  workers and the store). Beyond it the least recently active files are parked (closed, their
+  place kept; see :meth:`FileTail.park`), files that never held a line included; a parked file is
+  re-opened when it changes. Files idle for ``idle_close_after`` seconds are parked anyway.
+- A hint names the paths that changed: a followed file is read, a new or changed folder is listed
+  (and only its new subfolders walked), a deleted folder ends its runs. The tree is never walked
+  whole for a hint.
+- The sweep (the full walk plus one ``stat`` per file, the safety net for changes that gave no
+  hint) waits ``max(sweep_interval, 20 x its last duration)``: at most about 5% of one core
+  however big the tree. With inotify new runs are seen within milliseconds whatever the size of
+  the tree; in a tree of 100,000 files a write that gives no event at all (a hard link written
+  outside the root, another NFS client) is seen within a few seconds instead of one. In poll mode
+  the stat pass has the same budget (see :mod:`.watch`), so a new run in such a tree is seen
+  within a few seconds too.
+- A failure to read a file is logged once per file and reason (and at most 10 such lines a
+  minute in all), never once per attempt; the file is tried again at the next sweep.
+- Every log file is opened through :func:`open_regular`: a FIFO or a device node put at a
+  followed path is never opened for reading (it would block or never end), it is reported once as
+  a skip (``"not_regular"``) and the path counts as deleted until a regular file is back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import resource
+import stat
 import time
-from collections import deque
-from collections.abc import Iterator
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .discovery import StreamRef, scan
-from .parallel import ParsePool
+from ..format import MAX_LINE_BYTES
+from .discovery import SUFFIX, StreamRef, scan
+from .parallel import DEPTH, ParsePool
 from .tail import Chunk, FileTail, Opened, Reset, Skipped
 from .watch import Hints, Watcher, stat_signature
 
@@ -33,6 +59,12 @@ logger = logging.getLogger(__name__)
 
 #: Progress is reported to the store at most this often during catch-up.
 PROGRESS_EVERY = 0.1
+#: At most this many log files are open at once, however high the descriptor limit...
+MAX_OPEN_FILES = 4096
+#: ... and at most this share of RLIMIT_NOFILE, leaving the rest to sockets and the store.
+OPEN_FILES_SHARE = 0.5
+#: Read failures logged one by one per minute, in all; the rest are summed up in one line.
+FAILURES_LOGGED_PER_MINUTE = 10
 
 
 @dataclass
@@ -43,6 +75,44 @@ class _Followed:
     # it stays the same (one stat per file instead of a read)
     seen: tuple[int, int, int, int] | None = None
     active: float = 0.0  # time.monotonic() of the last bytes handed over
+    ident: tuple[int, int] | None = None  # (device, inode) when found, before the tail knows it
+
+
+class _FailureLog:
+    """Read failures, logged once per path and reason, and at most ``limit`` lines a minute."""
+
+    def __init__(self, limit: int = FAILURES_LOGGED_PER_MINUTE) -> None:
+        self.limit = limit
+        self._told: dict[str, str] = {}  # path -> the reason last logged for it
+        self._since = time.monotonic()
+        self._lines = 0
+        self._untold = 0  # failures in this minute beyond the limit
+
+    def failed(self, path: str, exc: OSError) -> None:
+        reason = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+        if self._told.get(path) == reason:
+            return
+        self._told[path] = reason
+        self.flush()
+        if self._lines < self.limit:
+            self._lines += 1
+            logger.warning("reading %s failed: %s (retried at each sweep, not logged again)",
+                           path, exc)
+        else:
+            self._untold += 1
+
+    def recovered(self, path: str) -> None:
+        if self._told.pop(path, None) is not None:
+            logger.info("reading %s again", path)
+
+    def flush(self) -> None:
+        """Start a new minute, summing up what the last one did not log."""
+        now = time.monotonic()
+        if now - self._since < 60.0:
+            return
+        if self._untold:
+            logger.warning("%d more files could not be read in the last minute", self._untold)
+        self._since, self._lines, self._untold = now, 0, 0
 
 
 @dataclass
@@ -74,23 +144,35 @@ class Follower:
         debounce_ms: int = 10,
         step_ms: int = 5,
         inotify_hot: bool = True,
-        max_line_bytes: int = 1 << 20,
+        max_line_bytes: int = MAX_LINE_BYTES,
         read_bytes: int = 1 << 20,
         idle_close_after: float = 60.0,
+        max_open_files: int | None = None,
         workers: int | None = None,
         parallel_min_bytes: int = 64 << 20,
     ) -> None:
+        if max_open_files is not None and max_open_files < 1:
+            raise ValueError(f"max_open_files must be at least 1, got {max_open_files}")
         self.root = os.path.abspath(os.fspath(root))
         self.store = store
         self.max_line_bytes = max_line_bytes
         self.read_bytes = read_bytes
         self.idle_close_after = idle_close_after
+        # None: set by start() from the descriptor limit, once it has been raised
+        self.max_open_files = max_open_files
+        self._housekeeping_every = sweep_interval
+        self._housekept = time.monotonic()
         # Catch-up parses in this many processes when the backlog is at least parallel_min_bytes
         # (JSON parsing holds the GIL: threads would not help). None: one per usable core.
         self.workers = _usable_cores() if workers is None else workers
         self.parallel_min_bytes = parallel_min_bytes
         self.catch_up_workers = 0  # how many processes the catch-up used (0: this one only)
         self._files: dict[str, _Followed] = {}
+        # the open files, least recently active first: beyond max_open_files the first are parked
+        self._open: OrderedDict[str, _Followed] = OrderedDict()
+        self._aliases: dict[str, str] = {}  # second name of a followed file -> its followed path
+        self._folders: set[str] = set()  # every folder walked (a hint on one lists it again)
+        self._failures = _FailureLog()
         self._runs: dict[str, str] = {}  # run id -> folder
         self._watch_paths: tuple[str, ...] = ()  # replaced whole, read from the loop thread
         self._hints = Hints()
@@ -108,6 +190,7 @@ class Follower:
         )
         self._consumer: asyncio.Task[None] | None = None
         self._catch_up_task: asyncio.Task[None] | None = None
+        self._reserved = 0  # descriptors kept for the files the parallel catch-up is reading
         self._stopping = False
         self._started = False
 
@@ -128,6 +211,8 @@ class Follower:
             raise RuntimeError("Follower.start() called twice")
         self._started = True
         _raise_open_file_limit()
+        if self.max_open_files is None:
+            self.max_open_files = _open_file_budget()
         await asyncio.to_thread(self._rediscover)
         await self._watcher.start()
         logger.info("following %s with %s (%d files)", self.root, self.mode, len(self._files))
@@ -147,6 +232,7 @@ class Follower:
         for followed in self._files.values():
             followed.tail.close()
         self._files.clear()
+        self._open.clear()
 
     async def _catch_up_then_follow(self) -> None:
         try:
@@ -159,7 +245,11 @@ class Follower:
 
     async def _consume(self) -> None:
         while not self._stopping:
-            paths, full = await self._hints.wait()
+            try:
+                # wake up for the housekeeping (parking idle files, store.tick) even when idle
+                paths, full = await asyncio.wait_for(self._hints.wait(), self._housekeeping_every)
+            except asyncio.TimeoutError:
+                paths, full = set(), False
             if self._stopping:
                 return
             try:
@@ -213,16 +303,29 @@ class Follower:
         workers. A stream's chunks are parsed one after the other, each with the state the
         previous one left, so the result is the same as the serial catch-up.
         """
-        loaded = 0
-        last_report = 0.0
         # One lane per run, its files in the serial order: a run's streams share its attempts, so
         # its chunks must reach the store in the same order as in the serial catch-up.
         by_run: dict[str, deque[_Followed]] = {}
         for f in files:
             by_run.setdefault(f.ref.run_id, deque()).append(f)
-        lanes: deque[_Lane] = deque(_Lane(q) for q in by_run.values())
+        waiting: deque[_Lane] = deque(_Lane(q) for q in by_run.values())
+        # A lane holds its file open between chunks: only enough of them to keep every worker
+        # busy are started at once, and their files are kept out of the bound of the others.
+        started = max(1, min(2 * DEPTH * len(pool.workers), self._max_open() // 2))
+        self._reserved = started
+        try:
+            return self._run_lanes(waiting, started, total, pool)
+        finally:
+            self._reserved = 0
+
+    def _run_lanes(self, waiting: deque[_Lane], started: int, total: int, pool: ParsePool) -> int:
+        loaded = 0
+        last_report = 0.0
+        lanes: deque[_Lane] = deque()
         with pool:
-            while (lanes or pool.busy()) and not self._stopping:
+            while (lanes or waiting or pool.busy()) and not self._stopping:
+                while waiting and len(lanes) + pool.busy() < started:
+                    lanes.append(waiting.popleft())
                 while lanes and pool.idle():
                     lane = lanes.popleft()
                     got = self._lane_chunk(lane)
@@ -280,6 +383,7 @@ class Follower:
             chunk = self._next_chunk(lane.current, lane.events)
             if chunk is not None:
                 return lane.current, chunk
+            self._held(lane.current)
             self._park_if_idle(lane.current)
             lane.events = None
 
@@ -293,12 +397,48 @@ class Follower:
                     return ev
                 self._handle(f, ev)
         except OSError as exc:
-            logger.warning("reading %s failed: %s", f.ref.path, exc)
+            self._failed(f, exc)
         return None
 
     def _park_if_idle(self, f: _Followed) -> None:
         if f.seen is not None and time.time() - f.seen[3] / 1e9 > self.idle_close_after:
-            f.tail.park()  # a finished log: no descriptor held until it changes
+            self._park(f)  # a finished log: no descriptor held until it changes
+
+    # -- the descriptor bound -----------------------------------------------------------------
+
+    def _max_open(self) -> int:
+        return self.max_open_files if self.max_open_files is not None else _open_file_budget()
+
+    def _held(self, f: _Followed) -> None:
+        """Note whether ``f`` holds a descriptor after a read; beyond the bound, park the least
+        recently active files. Only called between reads (a tail is never parked mid-read)."""
+        path = f.ref.path
+        if not f.tail.is_open:
+            self._open.pop(path, None)
+            return
+        self._open[path] = f
+        self._open.move_to_end(path)
+        bound = max(1, self._max_open() - self._reserved)
+        while len(self._open) > bound:
+            _, oldest = self._open.popitem(last=False)
+            oldest.tail.park(unread=True)
+
+    def _park(self, f: _Followed) -> None:
+        f.tail.park(unread=True)
+        if not f.tail.is_open:
+            self._open.pop(f.ref.path, None)
+
+    def _housekeep(self) -> None:
+        """Park the files idle for idle_close_after, let the store notice stalled runs."""
+        now = time.monotonic()
+        self._housekept = now
+        for f in [f for f in self._open.values() if now - f.active > self.idle_close_after]:
+            self._park(f)
+        self._failures.flush()
+        try:
+            self.store.tick(time.time())
+        except Exception:
+            logger.exception("store.tick failed")
 
     def _progress(self, loaded: int, total: int, done: bool) -> None:
         try:
@@ -307,15 +447,16 @@ class Follower:
             logger.exception("store.set_progress failed")
 
     def _process(self, paths: set[str], full: bool) -> None:
-        unknown = any(p not in self._files for p in paths)
-        if full or unknown:
+        if full:
+            # The sweep, the safety net for changes that gave no hint: walk the tree, and read
+            # every file whose stat changed since it was last read.
+            began = time.monotonic()
             self._rediscover()
-            # A path we do not follow: a new or removed folder, a rotated name, or a followed file
-            # reached through another name (a symlinked folder). Read whatever changed.
             targets = [f for f in self._files.values()
                        if f.seen is None or stat_signature(f.ref.path) != f.seen]
+            self._watcher.swept(time.monotonic() - began)
         else:
-            targets = [self._files[p] for p in paths]
+            targets = self._hinted(paths)
         handed = 0
         for f in targets:
             if self._stopping:
@@ -323,53 +464,125 @@ class Follower:
             handed += self._pump(f)
         if handed:
             self._call("batch_done")
-        if full:
-            now = time.monotonic()
-            for f in self._files.values():
-                if f.tail.is_open and now - f.active > self.idle_close_after:
-                    f.tail.park()
-            try:
-                self.store.tick(time.time())
-            except Exception:
-                logger.exception("store.tick failed")
+        if time.monotonic() - self._housekept >= self._housekeeping_every:
+            self._housekeep()
 
-    def _rediscover(self) -> list[_Followed]:
-        """Scan the tree, follow new files, mark runs whose folder is gone; return the new ones."""
-        folders: list[str] = []
-        found = scan(self.root, folders)
-        held = {f.tail.identity for f in self._files.values() if f.tail.identity is not None}
-        new = []
-        for path, ref in found.items():
-            if path in self._files:
+    def _hinted(self, paths: Iterable[str]) -> list[_Followed]:
+        """The followed files to read for these hinted paths, finding new runs and files on the
+        way: a folder is listed (and its new subfolders walked), a new ``.jsonl`` file has its
+        folder listed, a deleted folder ends the runs in it. Nothing else is walked."""
+        targets: dict[str, _Followed] = {}
+        folders: set[str] = set()
+        deleted: set[str] = set()
+        for p in paths:
+            f = self._files.get(p) or self._files.get(self._aliases.get(p, ""))
+            if f is not None:
+                targets[f.ref.path] = f
                 continue
             try:
-                st = os.stat(path)
+                mode = os.stat(p).st_mode
+            except OSError:
+                if p in self._folders:
+                    deleted.add(p)
+                continue
+            if stat.S_ISDIR(mode):
+                folders.add(p)
+            elif p.endswith(SUFFIX):
+                folders.add(os.path.dirname(p))  # a new stream, or a second name of a followed one
+        if deleted:
+            self._forget_folders(deleted)
+        if folders:
+            walked: list[str] = []
+            found = scan(self.root, walked, under=folders, known=self._folders)
+            self._folders.update(walked)
+            for f in self._follow(found):
+                targets[f.ref.path] = f
+        if deleted or folders:
+            self._watch_paths = (*self._folders, *self._files)
+        return list(targets.values())
+
+    def _rediscover(self) -> None:
+        """Walk the whole tree: follow new files, end the runs whose folder is gone."""
+        walked: list[str] = []
+        found = scan(self.root, walked)
+        self._folders = set(walked)
+        self._aliases = {}  # looked at again: a second name may name another file by now
+        self._follow(found)
+        gone = {run_id for run_id, folder in self._runs.items()
+                if folder not in self._folders and not os.path.isdir(folder)}
+        if gone:
+            self._end_runs(gone)
+        # Folders too: a new entry changes a folder's mtime, so the poller notices new runs and
+        # files sooner than the sweep.
+        self._watch_paths = (*walked, *self._files)
+
+    def _follow(self, found: dict[str, StreamRef]) -> list[_Followed]:
+        """Start following the files in ``found`` not followed yet; returns them, and the followed
+        files that turned up under a second name (a symlinked folder), which are read instead."""
+        fresh = [ref for path, ref in found.items()
+                 if path not in self._files and path not in self._aliases]
+        if not fresh:
+            return []
+        held = {}
+        for f in self._files.values():
+            ident = f.tail.identity or f.ident
+            if ident is not None:
+                held[ident] = f
+        out = []
+        for ref in fresh:
+            try:
+                st = os.stat(ref.path)
             except OSError:
                 continue
-            if (st.st_dev, st.st_ino) in held:
-                logger.debug("%s is a second name of a file already followed", path)
+            key = (st.st_dev, st.st_ino)
+            holder = held.get(key)
+            if holder is not None and not holder.tail.is_open:
+                # Parked, so its inode may have been freed and reused: it holds the key only
+                # while its own path still names it.
+                sig = stat_signature(holder.ref.path)
+                if sig is None or sig[:2] != key:
+                    holder = None
+            if holder is not None:
+                logger.debug("%s is a second name of %s", ref.path, holder.ref.path)
+                self._aliases[ref.path] = holder.ref.path
+                out.append(holder)
                 continue
-            f = _Followed(FileTail(path, max_line_bytes=self.max_line_bytes,
+            f = _Followed(FileTail(ref.path, max_line_bytes=self.max_line_bytes,
                                    read_bytes=self.read_bytes, root=self.root), ref,
-                          active=time.monotonic())
-            self._files[path] = f
-            held.add((st.st_dev, st.st_ino))
+                          active=time.monotonic(), ident=key)
+            self._files[ref.path] = f
+            held[key] = f
             self._runs.setdefault(ref.run_id, ref.folder)
-            new.append(f)
-        for run_id, folder in list(self._runs.items()):
-            if os.path.isdir(folder):
-                continue
-            for path in [p for p, f in self._files.items() if f.ref.run_id == run_id]:
-                f = self._files.pop(path)
+            out.append(f)
+        return out
+
+    def _forget_folders(self, deleted: set[str]) -> None:
+        """Folders that are gone (and everything below them): end the runs they held."""
+
+        def below(path: str) -> bool:
+            while path not in deleted:
+                if len(path) <= len(self.root):
+                    return False
+                path = os.path.dirname(path)
+            return True
+
+        self._folders = {d for d in self._folders if not below(d)}
+        gone = {run_id for run_id, folder in self._runs.items()
+                if below(folder) and not os.path.isdir(folder)}
+        if gone:
+            self._end_runs(gone)
+
+    def _end_runs(self, gone: set[str]) -> None:
+        for path, f in list(self._files.items()):
+            if f.ref.run_id in gone:
+                del self._files[path]
                 self._pump(f)  # whatever is still readable through the open descriptor
                 f.tail.close()
+                self._open.pop(path, None)
+        for run_id in gone:
             del self._runs[run_id]
             logger.info("run %s is gone", run_id)
             self._call("mark_gone", run_id)
-        # Folders too: a new entry changes a folder's mtime, so the poller notices new runs and
-        # files sooner than the sweep.
-        self._watch_paths = (*folders, *self._files)
-        return new
 
     def _pump(self, f: _Followed) -> int:
         """Read what is new in one file and hand it to the store. Returns the bytes handed over."""
@@ -386,10 +599,17 @@ class Follower:
                 else:
                     self._handle(f, ev)
         except OSError as exc:
-            logger.warning("reading %s failed: %s", f.ref.path, exc)
+            self._failed(f, exc)
+        else:
+            self._failures.recovered(f.ref.path)
         if handed:
             f.active = time.monotonic()
+        self._held(f)
         return handed
+
+    def _failed(self, f: _Followed, exc: OSError) -> None:
+        f.seen = None  # the next sweep tries again, even if the file does not change
+        self._failures.failed(f.ref.path, exc)
 
     def _handle(self, f: _Followed, ev: Any) -> None:
         run_id, stream = f.ref.run_id, f.ref.stream
@@ -416,6 +636,17 @@ def _usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def _open_file_budget() -> int:
+    """How many log files may be open at once: a share of the descriptor limit, and a cap."""
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ValueError, OSError):
+        return MAX_OPEN_FILES
+    if soft == resource.RLIM_INFINITY:
+        return MAX_OPEN_FILES
+    return max(1, min(MAX_OPEN_FILES, int(soft * OPEN_FILES_SHARE)))
 
 
 def _raise_open_file_limit() -> None:

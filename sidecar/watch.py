@@ -13,21 +13,32 @@ costs at most one sweep interval, never data.
   stat does not.
 - a stat poller, used with ``poll=True`` or when inotify cannot start (the watch limit, no free
   descriptors). It compares device, inode, size and mtime in nanoseconds (watchfiles' own poller
-  compares whole seconds and ignores size). Files that changed in the last 10 s are polled
-  every ``hot_interval``, the rest every ``poll_interval``.
+  compares whole seconds and ignores size). Files that changed in the last 10 s (the 128 most
+  recent) are polled every ``hot_interval``, the rest every ``poll_interval``.
 - a sweep every ``sweep_interval`` in either mode: the trusted safety net for events that were never
   delivered (queue overflow, network filesystems, folders created before their watch existed).
+
+Both whole passes cost time in proportion to the tree, so both keep to a budget of about 5% of one
+core (``SWEEP_BUDGET``): the next sweep waits ``max(sweep_interval, 20 x the last sweep's
+duration)`` (the follower, which does the sweep's work, tells its duration through
+:meth:`Watcher.swept`), and a poll pass over every path starts ``max(poll_interval, 20 x the
+last pass's duration)`` after the previous one, in slices that leave the event loop free between
+them. Small trees are therefore polled and swept at the configured intervals; in a tree of 100,000
+files and folders a pass takes a few hundred milliseconds, so they come every few seconds. Hot
+files keep their ``hot_interval`` whatever the size of the tree.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import shutil
 import tempfile
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 import watchfiles
@@ -40,8 +51,14 @@ logger = logging.getLogger(__name__)
 HOT_SECONDS = 10.0
 #: With inotify, at most this many recently written streams are also stat-ed every hot_interval.
 INOTIFY_HOT_FILES = 64
+#: When polling, at most this many recently changed paths are stat-ed every hot_interval.
+POLL_HOT_FILES = 128
 #: How long start() waits for the sentinel's event before falling back to polling.
 READY_TIMEOUT = 3.0
+#: Share of one core that sweeps, and poll passes over every path, may take on average.
+SWEEP_BUDGET = 0.05
+#: Paths stat-ed in one slice of a poll pass before the event loop gets a turn.
+POLL_SLICE = 1000
 
 
 class Hints:
@@ -79,11 +96,23 @@ def stat_signature(path: str) -> tuple[int, int, int, int] | None:
 
 
 class StatPoller:
-    """Compare stat signatures of the paths it is given with those of the previous call."""
+    """Compare stat signatures of the paths it is given with those of the previous call.
 
-    def __init__(self) -> None:
+    It also keeps the paths that changed in the last HOT_SECONDS, oldest first; ``hot_limit`` bounds
+    how many (the least recent are dropped), so that a tree whose files all changed lately cannot
+    make the hot checks as costly as a whole pass.
+    """
+
+    def __init__(self, *, hot_limit: int | None = None) -> None:
         self._last: dict[str, tuple[int, int, int, int] | None] = {}
-        self._changed_at: dict[str, float] = {}
+        self._changed_at: OrderedDict[str, float] = OrderedDict()
+        self.hot_limit = hot_limit
+
+    def _heat(self, path: str, now: float) -> None:
+        self._changed_at[path] = now
+        self._changed_at.move_to_end(path)
+        if self.hot_limit is not None and len(self._changed_at) > self.hot_limit:
+            self._changed_at.popitem(last=False)
 
     def check(self, paths: Iterable[str], now: float, *, baseline: bool = False) -> list[str]:
         """Paths whose signature changed. A path not seen before counts as changed (it may have
@@ -95,24 +124,27 @@ class StatPoller:
                 self._last[path] = sig
                 if not baseline:
                     changed.append(path)
-                    self._changed_at[path] = now
+                    self._heat(path, now)
                 elif sig is not None and time.time() - sig[3] / 1e9 < HOT_SECONDS:
-                    self._changed_at[path] = now  # written to lately: likely to be again
+                    self._heat(path, now)  # written to lately: likely to be again
                 continue
             old = self._last[path]
             self._last[path] = sig
             if sig != old:
                 changed.append(path)
-                self._changed_at[path] = now
+                self._heat(path, now)
         return changed
 
     def hot(self, now: float, limit: int | None = None) -> list[str]:
-        """Paths that changed recently (the ``limit`` most recent ones); forgets those gone quiet."""
-        quiet = [p for p, t in self._changed_at.items() if now - t > HOT_SECONDS]
-        for p in quiet:
-            del self._changed_at[p]
+        """Paths that changed recently (the ``limit`` most recent ones, most recent first);
+        forgets those gone quiet."""
+        while self._changed_at:
+            path, t = next(iter(self._changed_at.items()))
+            if now - t <= HOT_SECONDS:
+                break
+            del self._changed_at[path]
         if limit is not None and len(self._changed_at) > limit:
-            return sorted(self._changed_at, key=self._changed_at.__getitem__, reverse=True)[:limit]
+            return list(itertools.islice(reversed(self._changed_at), limit))
         return list(self._changed_at)
 
     def forget(self, keep: set[str]) -> None:
@@ -170,8 +202,18 @@ class Watcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._sentinel_dir: str | None = None
         self._ready = asyncio.Event()
-        self._poller = StatPoller()
+        self._poller = StatPoller(hot_limit=POLL_HOT_FILES)
         self._heat = asyncio.Event()  # set when inotify reports files: they are hot
+        self._sweep_cost = 0.0  # seconds the last sweep took, as told by swept()
+        self.poll_pass_cost = 0.0  # seconds the last poll pass over every path took
+
+    def swept(self, seconds: float) -> None:
+        """Tell how long a sweep took (called from any thread): the next waits 20 times that."""
+        self._sweep_cost = seconds
+
+    def sweep_wait(self) -> float:
+        """Seconds from one sweep to the next: the interval, or longer to keep to the budget."""
+        return max(self.sweep_interval, self._sweep_cost / SWEEP_BUDGET)
 
     async def start(self) -> None:
         """Return once changes from now on are sure to produce a hint (or be polled)."""
@@ -268,19 +310,35 @@ class Watcher:
     # -- polling and sweep --------------------------------------------------------------------
 
     async def _run_poll(self) -> None:
-        next_full = 0.0
+        pending: list[str] = []  # the paths of the pass under way
+        at = 0  # how many of them are checked
+        began = next_full = next_hot = 0.0
+        cost = 0.0  # seconds spent on the pass under way
         while not self._stop.is_set():
             now = time.monotonic()
-            if now >= next_full:
-                paths = list(self._paths())
-                self._poller.forget(set(paths))
-                next_full = now + self.poll_interval
-            else:
-                paths = self._poller.hot(now)
-            changed = self._poller.check(paths, now)
+            changed = []
+            if now >= next_hot:
+                changed += self._poller.check(self._poller.hot(now), now)
+                next_hot = now + self.hot_interval
+            if at >= len(pending) and now >= next_full:
+                t0 = time.perf_counter()
+                pending, at, began = list(self._paths()), 0, now
+                self._poller.forget(set(pending))
+                cost = time.perf_counter() - t0
+            if at < len(pending):
+                t0 = time.perf_counter()
+                part = pending[at : at + POLL_SLICE]
+                at += len(part)
+                changed += self._poller.check(part, now)
+                cost += time.perf_counter() - t0
+                if at >= len(pending):
+                    self.poll_pass_cost = cost
+                    next_full = began + max(self.poll_interval, cost / SWEEP_BUDGET)
+                    pending, at = [], 0
             if changed:
                 self.hints.add(changed)
-            await asyncio.sleep(self.hot_interval)
+            # between slices of a pass, only let the loop serve others; otherwise wait
+            await asyncio.sleep(0 if pending else self.hot_interval)
 
     async def _run_hot(self) -> None:
         """With inotify: stat the files that had events in the last seconds every hot_interval.
@@ -301,5 +359,5 @@ class Watcher:
 
     async def _run_sweep(self) -> None:
         while not self._stop.is_set():
-            await asyncio.sleep(self.sweep_interval)
+            await asyncio.sleep(self.sweep_wait())
             self.hints.add_full()

@@ -91,3 +91,24 @@ def test_scan_reports_folders_walked(tmp_path: Path) -> None:
     scan(str(tmp_path), folders)
     assert sorted(folders) == sorted(str(p) for p in (tmp_path, tmp_path / "a",
                                                      tmp_path / "a" / "b", tmp_path / "c"))
+
+
+def test_scan_under_some_folders_walks_only_what_is_new(tmp_path: Path) -> None:
+    touch(tmp_path / "old" / "a" / "x.jsonl")
+    touch(tmp_path / "old" / "y.jsonl")
+    known: list[str] = []
+    scan(str(tmp_path), known)
+    touch(tmp_path / "old" / "z.jsonl")  # a new file in a known folder
+    touch(tmp_path / "old" / "a" / "w.jsonl")  # one in a known subfolder: it has its own hint
+    touch(tmp_path / "old" / "new" / "deep" / "v.jsonl")  # a new subtree: walked whole
+    touch(tmp_path / "elsewhere" / "u.jsonl")  # not hinted: not looked at
+    walked: list[str] = []
+    found = scan(str(tmp_path), walked, under=[str(tmp_path / "old")], known=set(known))
+    assert sorted(found) == sorted(str(tmp_path / p) for p in (
+        "old/y.jsonl", "old/z.jsonl", "old/new/deep/v.jsonl"))
+    assert found[str(tmp_path / "old/new/deep/v.jsonl")].run_id == "old/new/deep"  # from the root
+    assert sorted(walked) == sorted(str(tmp_path / p) for p in ("old", "old/new", "old/new/deep"))
+    # a hinted path outside the root, or leaving it through a symlink, is not walked
+    (tmp_path / "escape").symlink_to(tmp_path.parent, target_is_directory=True)
+    assert scan(str(tmp_path / "old"), under=[str(tmp_path), str(tmp_path / "old" / "..")]) == {}
+    assert scan(str(tmp_path), under=[str(tmp_path / "escape")]) == {}

@@ -201,3 +201,57 @@ def test_the_hot_list_can_be_limited_to_the_most_recent(tmp_path: Path) -> None:
     assert sorted(poller.hot(4.0)) == sorted(paths)
     assert poller.hot(4.0, limit=2) == [paths[4], paths[3]]
     assert poller.hot(13.5, limit=2) == [paths[4]]  # the others went quiet
+
+
+async def test_poll_passes_over_a_big_tree_keep_to_their_budget(tmp_path: Path) -> None:
+    """10,000 paths polled every 10 ms would take most of a core; a pass waits 20 times its own
+    duration instead, and the loop stays free between its slices."""
+    paths = []
+    for i in range(10_000):
+        p = tmp_path / f"{i}.jsonl"
+        p.write_bytes(b"")
+        paths.append(str(p))
+    old = time.time() - 3600
+    for p in paths:
+        os.utime(p, (old, old))
+    hints = Hints()
+    watcher = Watcher(str(tmp_path), hints, lambda: paths, poll=True, poll_interval=0.01,
+                      hot_interval=0.01, sweep_interval=30.0)
+    await watcher.start()
+    try:
+        await asyncio.sleep(0.3)
+        c0, t0 = time.process_time(), time.monotonic()
+        late = 0.0  # how late a 5 ms timer fires: the loop is never held for a whole pass
+        while time.monotonic() - t0 < 1.0:
+            t = time.monotonic()
+            await asyncio.sleep(0.005)
+            late = max(late, time.monotonic() - t - 0.005)
+        share = (time.process_time() - c0) / (time.monotonic() - t0)
+        assert share < 0.2, f"{share:.0%} of a core polling 10,000 idle paths"
+        assert late < 0.1
+        assert watcher.poll_pass_cost > 0
+        with open(paths[4321], "ab") as f:  # still seen
+            f.write(b"1\n")
+        await collect(hints, paths[4321])
+    finally:
+        await watcher.stop()
+
+
+async def test_the_sweep_waits_twenty_times_its_own_duration(tmp_path: Path) -> None:
+    watcher = Watcher(str(tmp_path), Hints(), lambda: (), sweep_interval=0.5)
+    assert watcher.sweep_wait() == 0.5
+    watcher.swept(0.01)  # cheap: the interval stands
+    assert watcher.sweep_wait() == 0.5
+    watcher.swept(0.2)
+    assert watcher.sweep_wait() == pytest.approx(4.0)
+
+
+def test_the_hot_list_is_bounded(tmp_path: Path) -> None:
+    poller = StatPoller(hot_limit=3)
+    paths = []
+    for i in range(10):
+        p = tmp_path / f"{i}.jsonl"
+        p.write_bytes(b"x")
+        paths.append(str(p))
+    poller.check(paths, 1.0)  # all new: all changed
+    assert poller.hot(2.0) == paths[-3:]
