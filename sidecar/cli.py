@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--max-points", type=int, default=200_000_000, metavar="N",
                        help="resident scalar points (about 20 bytes each) before idle runs are evicted "
                             "and re-read from their files on demand (default 200M; 0: no limit)")
+        p.add_argument("--evict-idle", type=float, default=60.0, metavar="SECONDS",
+                       help="past --max-points, runs nobody asked for in this long are evicted (default 60)")
         p.add_argument("--certfile", help="TLS certificate (PEM)")
         p.add_argument("--keyfile", help="TLS private key (PEM)")
         p.add_argument("-v", "--verbose", action="store_true")
@@ -79,6 +81,7 @@ async def _run(args: argparse.Namespace) -> int:
         allow_hosts=args.allow_host,
         stall_after=args.stall_after,
         max_points=args.max_points or None,
+        evict_idle=args.evict_idle,
         certfile=args.certfile,
         keyfile=args.keyfile,
     )

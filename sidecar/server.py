@@ -60,6 +60,7 @@ class Server:
         allow_hosts: list[str] | None = None,
         stall_after: float = 120.0,
         max_points: int | None = None,
+        evict_idle: float = 60.0,
         certfile: str | None = None,
         keyfile: str | None = None,
         max_connections: int = 256,
@@ -75,7 +76,7 @@ class Server:
         self.port = port
         self.token = (token or new_token()) if auth else None
         self.tls = bool(certfile)
-        self.store = Store(self.logdir, stall_after=stall_after, max_points=max_points)
+        self.store = Store(self.logdir, stall_after=stall_after, max_points=max_points, evict_idle=evict_idle)
         self.follower = Follower(self.logdir, self.store, poll=poll, **(follower_options or {}))
         if limits is None:
             limits = Limits(max_websockets=max_connections, queue_size=queue_size)

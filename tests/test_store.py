@@ -394,3 +394,29 @@ def test_resume_of_a_stream_without_steps_is_exact(tmp_path: Path) -> None:
     assert isinstance(got, Delta)
     assert got.series["loss"].steps.tolist() == [10.0, 11.0, 12.0]
     assert store.series("plain", "loss").steps.tolist() == [float(i) for i in range(13)]
+
+
+def test_records_the_server_could_not_send_again_are_counted_not_kept(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    f = Feeder(store, tmp_path, "odd", stream="metrics.jsonl")
+    deep = b'{"k":"config","config":{"x":' + b"[" * 400 + b"1" + b"]" * 400 + b"}}\n"  # orjson reads 1,024
+    f.write({"step": -1e300, "loss": 1.0}, raw=deep)  # levels and writes 254
+    f.write({"k": "config", "config": {"lr": 0.1}})
+    import orjson
+
+    from tailboard.sidecar import protocol as P
+
+    runs = orjson.loads(P.dumps([r.to_json() for r in store.runs()]))  # once a 500 for every run
+    assert runs[0]["last_step"] == -1e300 and runs[0]["skipped"]["too_deep"] == 1
+    assert orjson.loads(P.dumps(store.run_detail("odd")))["config"] == {"lr": 0.1}
+
+
+def test_a_header_alone_starts_no_attempt_whatever_the_chunks(tmp_path: Path) -> None:
+    header = {"k": "header", "format": "tailboard", "version": 1, "start": 1.0}
+    whole, pieces = Store(tmp_path), Store(tmp_path)
+    Feeder(whole, tmp_path / "w", "r").write(header, header, {"k": "scalars", "step": 0, "t": 1.0, "v": {"x": 1.0}})
+    p = Feeder(pieces, tmp_path / "p", "r")
+    p.write(header)
+    p.write(header)
+    p.write({"k": "scalars", "step": 0, "t": 1.0, "v": {"x": 1.0}})
+    assert whole.get_run("r").attempts == pieces.get_run("r").attempts == 1  # type: ignore[union-attr]

@@ -69,7 +69,8 @@ class RunInfo:
 def _num(x: float | None) -> float | int | None:
     if x is None:
         return None
-    return int(x) if float(x).is_integer() else x
+    # whole steps as integers, where that is exact (int(1e300) is too big for JSON encoders)
+    return int(x) if float(x).is_integer() and abs(x) <= 2**53 else x
 
 
 @dataclass(frozen=True)

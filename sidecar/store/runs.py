@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
 from tailboard.format import K_CONFIG, K_END, K_HEADER, KIND, STATUS_FAILED, STREAM_SUFFIX, decode_float
 
@@ -204,8 +205,8 @@ class Run:
                     self._keep(st, rec)
         for reason, n in parsed.skipped.items():
             st.skipped[reason] = st.skipped.get(reason, 0) + n
-        if parsed.records:
-            st.started = True
+        # a header or config alone starts nothing: a header right after them is no new attempt
+        st.started = parsed.started
         st.native = st.native or parsed.native
         st.records += parsed.records
         st.index += parsed.records
@@ -223,6 +224,9 @@ class Run:
         return delta, new_attempt
 
     def _keep(self, st: Stream, rec: dict[str, Any]) -> None:
+        if not _servable(rec):
+            st.skipped["too_deep"] = st.skipped.get("too_deep", 0) + 1
+            return
         kind = rec.get(KIND)
         if kind == K_HEADER:
             self.headers.append(rec)
@@ -265,3 +269,13 @@ class Run:
         if len(parts) > 1 or any(not a.series[metric].sorted for a in self.attempts if metric in a.series):
             self.effective_cache[metric] = (version, result)
         return result
+
+
+def _servable(rec: dict[str, Any]) -> bool:
+    """A record kept whole is served again as JSON: one nested deeper than the encoder goes (254
+    levels; the decoder reads 1,024) would make every answer that holds it fail."""
+    try:
+        orjson.dumps(rec)
+    except orjson.JSONEncodeError:
+        return False
+    return True
