@@ -52,14 +52,14 @@ class _State:
     limits: Limits
     heartbeat: float
     loop_lag: LoopLag | None = None
-    queries: asyncio.Semaphore | None = None
     websockets: int = 0
 
     async def ask(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a store query in a worker thread; at most ``limits.query_threads`` at once."""
-        if self.queries is None:  # created on the loop that serves
-            self.queries = asyncio.Semaphore(self.limits.query_threads)
-        async with self.queries:
+        """Run a store query in a worker thread, sharing the hub's slots for heavy work (snapshots
+        and resumes): at most ``limits.query_threads`` such jobs run at once."""
+        work = self.hub.work
+        assert work is not None, "Hub.start() first"
+        async with work:
             return await asyncio.to_thread(fn, *args, **kwargs)
 
 

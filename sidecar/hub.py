@@ -11,7 +11,8 @@ Snapshots and resumes carry a cursor; a later delta whose cursor is not beyond i
 included and is dropped, so a client never sees a point twice.
 
 Nothing a client asks for is built on the event loop: snapshots and resumes are made in worker
-threads, a few at a time (``build_slots``), and a snapshot of a run that did not change since it was
+threads, a few at a time (``work``, shared with the routes' store queries: on a machine with few
+cores, every busy thread is time the event loop waits for the GIL), and a snapshot of a run that did not change since it was
 last built is sent again from a small cache (a hundred clients reconnecting to a big run cost one
 build). A client whose socket does not take a message within ``send_timeout`` is dropped
 (:class:`SlowClient`): it never holds memory or the loop on behalf of the others.
@@ -83,7 +84,7 @@ class Hub:
         self.max_response_points = max_response_points
         self.max_resume_bytes = max_resume_bytes
         self._build_slots = build_slots
-        self._builds: asyncio.Semaphore | None = None
+        self.work: asyncio.Semaphore | None = None  # heavy work in worker threads, at most this many
         # (run, metrics, points) -> (run version, cursor, encoded snapshot)
         self._snapshots: OrderedDict[tuple[Any, ...], tuple[int, str, bytes]] = OrderedDict()
         self._snapshot_bytes = 0
@@ -97,7 +98,7 @@ class Hub:
 
     def start(self) -> None:
         self.loop = asyncio.get_running_loop()
-        self._builds = asyncio.Semaphore(self._build_slots)
+        self.work = asyncio.Semaphore(self._build_slots)
         self.store.add_listener(self._on_store_event)
         self._flusher = asyncio.create_task(self._flush_loop())
 
@@ -138,8 +139,9 @@ class Hub:
             for c in self.clients:
                 c.runs_pending.update(event.run_ids)
         elif isinstance(event, BatchDone):
+            infos: dict[str, dict[str, Any] | None] = {}  # each run's info built once per batch
             for c in self.clients:
-                self._batch_done(c)
+                self._batch_done(c, infos)
             return
         elif isinstance(event, ProgressChanged):
             # the page's progress bar: a runs message with no runs, only the loading state
@@ -168,7 +170,7 @@ class Hub:
         costs a send per client; with hundreds, fewer larger messages keep everyone current)."""
         return self.coalesce * max(1.0, len(self.clients) / CLIENTS_PER_INTERVAL)
 
-    def _batch_done(self, c: Client) -> None:
+    def _batch_done(self, c: Client, infos: dict[str, dict[str, Any] | None]) -> None:
         if c.closed or not (c.pending or c.runs_pending) or self.loop is None:
             return
         due = c.last_flush + self._interval()
@@ -176,7 +178,7 @@ class Hub:
             if c.timer is not None:
                 c.timer.cancel()
                 c.timer = None
-            self._flush_client(c, {}, {})
+            self._flush_client(c, infos, {})
         elif c.timer is None or c.timer.when() > due:
             if c.timer is not None:
                 c.timer.cancel()
@@ -192,6 +194,8 @@ class Hub:
             self.changed.notify_all()
 
     def _add_pending(self, c: Client, run: str, d: Delta) -> None:
+        if c.lagging:  # it gets fresh snapshots once it drains: nothing to keep for it meanwhile
+            return
         if covered(d.cursor, c.marks.get(run)):
             return
         c.pending.setdefault(run, []).append(d)
@@ -298,12 +302,12 @@ class Hub:
     ) -> list[bytes]:
         """What brings a client up to date on ``run``: the delta since ``cursor``, or (no cursor, a
         cursor the store cannot resume from, or one too far behind) a reset and a snapshot. Built in
-        a worker thread; at most ``build_slots`` at once. ``skip_empty``: nothing when the cursor is
+        a worker thread; at most ``build_slots`` heavy jobs at once. ``skip_empty``: nothing when the cursor is
         current (a long-poll waits on)."""
         if run not in c.subs:
             return []
-        assert self._builds is not None, "Hub.start() first"
-        async with self._builds:
+        assert self.work is not None, "Hub.start() first"
+        async with self.work:
             return await asyncio.to_thread(self._catch_up, c, run, cursor, points_budget, skip_empty)
 
     async def wait_changed(self, version: int, timeout: float) -> None:

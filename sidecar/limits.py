@@ -5,8 +5,10 @@ reach: no single connection, request or client may take the memory, the descript
 loop from the others. The figures are defaults of :class:`Limits`; docs/security.md explains them.
 
 :func:`guarded_http_protocol` wraps uvicorn's HTTP protocol with what uvicorn does not bound by
-itself: the number of open connections (a connection over the cap is closed at once, before it holds
-anything), the time a client may take to send its request headers, and their size.
+itself: the number of open connections, the time a client may take to send its request headers, and
+their size. When the cap is reached, the connection that has waited longest for its request headers
+is closed to make room (a flood of half-sent requests must not lock out a health check or a viewer);
+only when every open connection is in use is the new one closed at once, before it holds anything.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,8 +49,9 @@ class Limits:
     max_page_bytes: int = 8 << 20
     #: Records of histograms / vectors / texts in one answer (the most recent ones, evenly thinned).
     max_records: int = 10_000
-    #: Store queries running at once in worker threads (the event loop never runs them).
-    query_threads: int = 4
+    #: Store queries, snapshots and resumes running at once in worker threads (the event loop never
+    #: runs them; each one more is time the loop waits for the GIL).
+    query_threads: int = 2
     #: Messages queued for one WebSocket client before it is marked lagging.
     queue_size: int = 64
     #: Seconds one message may take to be accepted by a client's socket before the client is dropped.
@@ -63,6 +67,9 @@ def guarded_http_protocol(limits: Limits) -> type[asyncio.Protocol] | str:
         logger.warning("httptools is not installed: request headers are not bounded in time and size")
         return "auto"
 
+    # connections still waiting for request headers, oldest first (the first to go when full)
+    waiting: OrderedDict[int, GuardedHttpProtocol] = OrderedDict()
+
     class GuardedHttpProtocol(HttpToolsProtocol):
         _refused_at = 0.0
 
@@ -74,7 +81,13 @@ def guarded_http_protocol(limits: Limits) -> type[asyncio.Protocol] | str:
             self._deadline: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            if len(self.connections) >= limits.max_open_connections:
+            full = len(self.connections) >= limits.max_open_connections
+            if full and waiting:
+                _, oldest = waiting.popitem(last=False)
+                oldest._disarm()
+                oldest.transport.abort()  # it waited longest for its headers: it makes room
+                full = False
+            if full:
                 self._refused = True
                 now = time.monotonic()
                 if now - GuardedHttpProtocol._refused_at > 10.0:  # one line per 10 s, not per attempt
@@ -114,8 +127,10 @@ def guarded_http_protocol(limits: Limits) -> type[asyncio.Protocol] | str:
         def _arm(self) -> None:
             if self._deadline is None:
                 self._deadline = self.loop.call_later(limits.header_timeout, self._too_slow)
+                waiting[id(self)] = self
 
         def _disarm(self) -> None:
+            waiting.pop(id(self), None)
             if self._deadline is not None:
                 self._deadline.cancel()
                 self._deadline = None

@@ -88,6 +88,7 @@ class Server:
             send_timeout=limits.send_timeout,
             max_response_points=limits.max_response_points,
             max_resume_bytes=limits.max_resume_bytes,
+            build_slots=limits.query_threads,
         )
         if allow_hosts and "*" in allow_hosts:
             allowed: list[str] | None = None

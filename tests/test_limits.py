@@ -4,6 +4,7 @@ size, slow WebSocket readers, resumes from far behind, export pages and long-pol
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
@@ -102,23 +103,42 @@ async def test_endless_header_values_are_cut_off(tmp_path: Path) -> None:
         await server.stop()
 
 
-async def test_connections_over_the_cap_are_closed_at_once(tmp_path: Path) -> None:
+async def test_connections_over_the_cap_make_room_or_are_closed(tmp_path: Path) -> None:
+    """Past the cap, the connection that waited longest for its headers is closed to make room: a
+    flood of half-sent requests cannot lock out a health check. Connections in use are never closed
+    for a newcomer; when all of them are in use, the newcomer is closed at once."""
     run = write_run(tmp_path, "r", 3)
     server = await start(tmp_path, max_open_connections=8, header_timeout=30.0)
     socks: list[socket.socket] = []
     try:
-        def open_many() -> list[bytes | None]:
+        def flood() -> list[bytes | None]:
             for _ in range(20):
-                socks.append(socket.create_connection(("127.0.0.1", server.port)))
+                s = socket.create_connection(("127.0.0.1", server.port))
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the end
+                socks.append(s)
+                time.sleep(0.02)
             time.sleep(0.3)
             return [closed_within(s, 0.3) for s in socks]
 
-        states = await asyncio.to_thread(open_many)
-        open_ = [s for s in states if s is None]
-        assert len(open_) == 8, states  # the first eight are held, the rest refused
+        states = await asyncio.to_thread(flood)
+        assert [s is None for s in states] == [False] * 12 + [True] * 8  # the newest eight held
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=5) as http:
+            assert (await http.get("/healthz")).status_code == 200  # room was made for it
         for s in socks:
             s.close()
         socks.clear()
+
+        # eight WebSockets in use, none waiting for headers: the ninth connection is closed at once
+        async with contextlib.AsyncExitStack() as stack:
+            for _ in range(8):
+                await stack.enter_async_context(connect(f"ws://127.0.0.1:{server.port}/ws?token={TOKEN}"))
+            await asyncio.sleep(0.2)
+
+            def newcomer() -> bytes | None:
+                with socket.create_connection(("127.0.0.1", server.port)) as s:
+                    return closed_within(s, 2.0)
+
+            assert await asyncio.to_thread(newcomer) is not None
         await asyncio.sleep(0.3)
         async with httpx.AsyncClient(base_url=server.base_url, timeout=5) as http:
             assert (await http.get("/api/runs", headers=AUTH)).status_code == 200
