@@ -178,7 +178,7 @@ class Hub:
             if c.timer is not None:
                 c.timer.cancel()
                 c.timer = None
-            self._flush_client(c, infos, {})
+            self._flush_client(c, infos)
         elif c.timer is None or c.timer.when() > due:
             if c.timer is not None:
                 c.timer.cancel()
@@ -187,7 +187,7 @@ class Hub:
     def _timer_fired(self, c: Client) -> None:
         c.timer = None
         if not c.closed:
-            self._flush_client(c, {}, {})
+            self._flush_client(c, {})
 
     async def _notify(self) -> None:
         async with self.changed:
@@ -235,9 +235,9 @@ class Hub:
         infos: dict[str, dict[str, Any] | None] = {}
         for c in list(self.clients):
             if c.timer is None:
-                self._flush_client(c, infos, {})
+                self._flush_client(c, infos)
 
-    def _flush_client(self, c: Client, infos: dict[str, dict[str, Any] | None], _: dict[str, Any]) -> None:
+    def _flush_client(self, c: Client, infos: dict[str, dict[str, Any] | None]) -> None:
         if c.lagging or c.closed or self.loop is None:
             return
         if not (c.pending or c.runs_pending):

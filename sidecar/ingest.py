@@ -29,7 +29,6 @@ import orjson
 
 from tailboard.format import (
     K_CONFIG,
-    K_END,
     K_HEADER,
     K_HIST,
     K_SCALARS,
@@ -576,6 +575,3 @@ def _concat(ps: list[tuple[Any, Any, Any]]) -> tuple[np.ndarray, np.ndarray, np.
         np.concatenate([np.asarray(p[2], np.float64) for p in ps]),
     )
 
-
-# Kinds whose records the store keeps whole (not columnar).
-RECORD_KINDS = (K_HEADER, K_CONFIG, K_VECTOR, K_HIST, K_TEXT, K_END)

@@ -1,7 +1,8 @@
 """Columnar scalar series and the M4 downsample.
 
-A series holds steps, values and wall times in growable numpy arrays (24 bytes per point plus the
-unused tail of the last growth). ``downsample_m4`` keeps, per step bucket, the first, min, max and last
+A series holds values and wall times as float64 and steps as int32 offsets from the first step where
+they read back exactly (else float64): 20 bytes a point once compacted (``ColumnarSeries.compact``),
+plus the unused tail of the last growth before that. ``downsample_m4`` keeps, per step bucket, the first, min, max and last
 point: drawn as a line it is the same picture as all the points, and spikes never vanish.
 """
 

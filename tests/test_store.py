@@ -288,7 +288,9 @@ def test_fractional_or_far_apart_steps_widen_without_loss() -> None:
     col.append([3.5, 2**40], [4.0, 5.0], [0, 0])
     assert col.steps.tolist() == [1, 2, 3, 3.5, 2**40]
     assert col.values.tolist() == [1, 2, 3, 4, 5]
-    assert not col.sorted or col.steps.tolist() == sorted(col.steps.tolist())
+    assert col.sorted  # appended in order: range queries may bisect
+    col.append([2.5], [6.0], [0])  # a step going back is kept where it came, and remembered
+    assert col.steps.tolist() == [1, 2, 3, 3.5, 2**40, 2.5] and not col.sorted
 
 
 def test_store_answers_big_queries_from_the_summary(tmp_path: Path) -> None:

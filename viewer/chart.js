@@ -349,11 +349,4 @@ export class Chart {
     this.tooltip.style.left = `${left}px`;
   }
 
-  /** Sum of the alpha channel over the plot area: a cheap fingerprint of what is drawn (tests, bench). */
-  inkSum() {
-    const d = this.ctx.getImageData(0, 0, this.canvas.width, this.canvas.height).data;
-    let s = 0;
-    for (let i = 3; i < d.length; i += 4) s += d[i];
-    return s;
-  }
 }

@@ -36,7 +36,6 @@ __all__ = [
     "to_json_value",
     "flatten",
     "foreign_scalars",
-    "is_tailboard_record",
     "STREAM_SUFFIX",
     "MAX_LINE_BYTES",
 ]
@@ -147,11 +146,6 @@ def flatten(obj: Mapping[str, Any], prefix: str = "", sep: str = "/") -> dict[st
         else:
             out[name] = value
     return out
-
-
-def is_tailboard_record(obj: Mapping[str, Any]) -> bool:
-    """True when the object is a record tailboard wrote (it has a known kind)."""
-    return obj.get(KIND) in KINDS
 
 
 def foreign_scalars(

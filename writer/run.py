@@ -554,8 +554,8 @@ def _caller_level() -> int:
 
 def _after_fork_in_child() -> None:
     # A DataLoader worker inherits the parent's runs: it must not write into the parent's file, and
-    # its exit must not write the parent's final record. The pid check in log()/finish() does that;
-    # here the inherited descriptors are closed so the child holds nothing of the parent's.
+    # its exit must not write the parent's final record. Marking its copies of the runs off does
+    # that, and the inherited descriptors are closed so the child holds nothing of the parent's.
     for run in list(_live):
         run._forked = True
         run._off = True
