@@ -62,6 +62,12 @@ class _State:
         async with work:
             return await asyncio.to_thread(fn, *args, **kwargs)
 
+    async def answer(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Response:
+        """A JSON response from a store query, encoded in the worker thread too: a big answer
+        encoded on the loop would hold everyone else for as long."""
+        body = await self.ask(lambda: P.dumps(fn(*args, **kwargs)))
+        return Response(body, media_type="application/json", headers={"cache-control": "no-store"})
+
 
 class ORJSONResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
@@ -120,19 +126,20 @@ async def healthz(request: Request) -> Response:
 
 async def api_runs(request: Request) -> Response:
     state = _state(request)
-    runs = await state.ask(state.store.runs)
-    p = state.store.progress()
-    return _json(
-        {
-            "runs": [r.to_json() for r in runs],
+
+    def query() -> dict[str, Any]:
+        p = state.store.progress()
+        return {
+            "runs": [r.to_json() for r in state.store.runs()],
             "loading": {"done": p.done, "bytes": p.loaded_bytes, "total_bytes": p.total_bytes},
         }
-    )
+
+    return await state.answer(query)
 
 
 async def api_run(request: Request) -> Response:
     state = _state(request)
-    return _json(await state.ask(state.store.run_detail, _known_run(request)))
+    return await state.answer(state.store.run_detail, _known_run(request))
 
 
 async def api_series(request: Request) -> Response:
@@ -150,28 +157,28 @@ async def api_series(request: Request) -> Response:
         )
         return {"run": run, "metric": metric, **P.series_json(s, envelope=True), "cursor": state.store.cursor(run)}
 
-    return _json(await state.ask(query))
+    return await state.answer(query)
 
 
 async def api_histograms(request: Request) -> Response:
     state = _state(request)
     name = request.query_params.get("name", "")
-    return _json(await state.ask(state.store.histograms, _known_run(request), name, limit=state.limits.max_records))
+    return await state.answer(state.store.histograms, _known_run(request), name, limit=state.limits.max_records)
 
 
 async def api_vectors(request: Request) -> Response:
     state = _state(request)
     name = request.query_params.get("name", "")
     step = _float_param(request, "step")
-    return _json(
-        await state.ask(state.store.vectors, _known_run(request), name, step=step, limit=state.limits.max_records)
+    return await state.answer(
+        state.store.vectors, _known_run(request), name, step=step, limit=state.limits.max_records
     )
 
 
 async def api_texts(request: Request) -> Response:
     state = _state(request)
     name = request.query_params.get("name")
-    return _json(await state.ask(state.store.texts, _known_run(request), name, limit=state.limits.max_records))
+    return await state.answer(state.store.texts, _known_run(request), name, limit=state.limits.max_records)
 
 
 async def api_records(request: Request) -> Response:
@@ -180,10 +187,14 @@ async def api_records(request: Request) -> Response:
     run = _known_run(request)
     limit = _int_param(request, "limit", 1, 100_000, 10_000) or 10_000
     cursor = request.query_params.get("cursor")
-    page = await state.ask(state.store.records, run, cursor, limit=limit, max_bytes=state.limits.max_page_bytes)
-    if isinstance(page, Reset):
-        return _json({"reset": page.reason})
-    return _json({"records": page.records, "cursor": page.cursor, "more": page.more})
+
+    def query() -> dict[str, Any]:
+        page = state.store.records(run, cursor, limit=limit, max_bytes=state.limits.max_page_bytes)
+        if isinstance(page, Reset):
+            return {"reset": page.reason}
+        return {"records": page.records, "cursor": page.cursor, "more": page.more}
+
+    return await state.answer(query)
 
 
 async def api_poll(request: Request) -> Response:

@@ -36,6 +36,8 @@ __all__ = ["Client", "Hub", "SlowClient"]
 CLIENTS_PER_INTERVAL = 50
 #: Bytes of encoded snapshots kept for clients that ask for the same unchanged run.
 SNAPSHOT_CACHE_BYTES = 64 << 20
+#: Encoded delta messages kept for the other clients of the same flush.
+ENCODED_DELTAS = 64
 
 
 class SlowClient(Exception):
@@ -88,6 +90,8 @@ class Hub:
         # (run, metrics, points) -> (run version, cursor, encoded snapshot)
         self._snapshots: OrderedDict[tuple[Any, ...], tuple[int, str, bytes]] = OrderedDict()
         self._snapshot_bytes = 0
+        # (run, delta ids, metrics) -> (the deltas, their encoded message): see merge_deltas
+        self._encoded: OrderedDict[tuple[Any, ...], tuple[list[Delta], bytes]] = OrderedDict()
         self.clients: set[Client] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.changed = asyncio.Condition()
@@ -382,6 +386,14 @@ class Hub:
         if not fresh:
             return None
         wanted = c.subs[run]
+        cursor = fresh[-1].cursor
+        c.marks[run] = cursor
+        # Clients that follow the same run are usually sent the very same deltas: encode them once
+        # (the key holds the Delta objects themselves, so their ids cannot be reused meanwhile).
+        key = (run, tuple(map(id, fresh)), None if wanted is None else tuple(wanted))
+        hit = self._encoded.get(key)
+        if hit is not None:
+            return hit[1]
         parts: dict[str, list[Series]] = {}
         for d in fresh:
             for name, s in d.series.items():
@@ -391,9 +403,11 @@ class Hub:
         for name, ss in parts.items():
             st, v, t = concat([(p.steps, p.values, p.times) for p in ss])
             merged[name] = Series(st, v, t, False, int(st.shape[0]))
-        cursor = fresh[-1].cursor
-        c.marks[run] = cursor
-        return P.dumps(P.delta(run, cursor, merged))
+        body = P.dumps(P.delta(run, cursor, merged))
+        self._encoded[key] = (fresh, body)
+        if len(self._encoded) > ENCODED_DELTAS:
+            self._encoded.popitem(last=False)
+        return body
 
     async def pump(self, c: Client) -> None:
         """Send the client's queue until it closes (runs in the client's own task). Raises

@@ -33,8 +33,8 @@ class Limits:
     max_websockets: int = 256
     #: Seconds a client has to send a request's headers (slowloris).
     header_timeout: float = 10.0
-    #: Bytes of request line and headers.
-    max_header_bytes: int = 64 * 1024
+    #: Bytes of request line and headers (no route takes a cookie or anything big in a header).
+    max_header_bytes: int = 16 * 1024
     #: Runs named in one request (long-poll) or one subscribe message.
     max_runs_per_request: int = 64
     #: Points in one response or message that holds several series (snapshots, long-poll answers):
@@ -107,20 +107,21 @@ def guarded_http_protocol(limits: Limits) -> type[asyncio.Protocol] | str:
         def data_received(self, data: bytes) -> None:
             if self._refused:
                 return
-            super().data_received(data)
-            if not self._headers_done:  # still inside a request's headers after this chunk
+            if not self._headers_done:  # counted before parsing: too much is never parsed
                 self._header_bytes += len(data)
                 if self._header_bytes > limits.max_header_bytes:
                     self._close_with(431, "Request Header Fields Too Large")
+                    return
+            super().data_received(data)
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self._headers_done = False
-            self._header_bytes = 0
             self._arm()
 
         def on_headers_complete(self) -> None:
             self._headers_done = True
+            self._header_bytes = 0  # the next request on this connection starts its own count
             self._disarm()
             super().on_headers_complete()
 

@@ -113,6 +113,9 @@ class Server:
             log_level="warning",
             access_log=False,  # the access log would print ?token= query strings
             ws_max_size=64 * 1024,
+            # compressing costs CPU per message per client (the same message once for each of
+            # them) and memory per connection; deltas are small and the page is usually near
+            ws_per_message_deflate=False,
             ws_ping_interval=heartbeat,
             ws_ping_timeout=heartbeat,
             ssl_certfile=certfile,

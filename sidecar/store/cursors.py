@@ -8,6 +8,7 @@ it survives a restart of the server.
 from __future__ import annotations
 
 import base64
+from functools import lru_cache
 
 import orjson
 
@@ -43,7 +44,7 @@ def covered(cursor: str, mark: str | None) -> bool:
     run): how the hub drops deltas a snapshot or resume already holds."""
     if mark is None:
         return False
-    d, m = decode_cursor(cursor), decode_cursor(mark)
+    d, m = _decoded(cursor), _decoded(mark)
     if d is None or m is None:
         return False
     for stream, (key, off) in d.items():
@@ -51,3 +52,9 @@ def covered(cursor: str, mark: str | None) -> bool:
         if got is None or got[0] != key or got[1] < off:
             return False
     return True
+
+
+@lru_cache(maxsize=4096)
+def _decoded(cursor: str) -> Parts | None:
+    # the hub compares the same few cursors for every client of a run: decode each once
+    return decode_cursor(cursor)
