@@ -36,6 +36,7 @@ from tailboard.format import (
     K_VECTOR,
     KIND,
     KINDS,
+    SCALARS_KEYS,
     decode_float,
     foreign_scalars,
 )
@@ -422,7 +423,8 @@ def _finite_times(t: np.ndarray, wall_now: float) -> np.ndarray:
 _SPACES = np.uint64(0x2020202020202020)
 _ALL = (1 << 64) - 1
 _NUMBER_BYTES = b"0123456789.-+eE, "
-_HEAD = b'{"k":"scalars","step":'
+# the start of every line of the writer's scalars layout (format.SCALARS_KEYS)
+_HEAD = orjson.dumps({SCALARS_KEYS[0]: K_SCALARS})[:-1] + b',"%s":' % SCALARS_KEYS[1].encode()
 
 
 def _windows(a: np.ndarray) -> np.ndarray:
@@ -448,14 +450,14 @@ def _parse_uniform(data: bytes, ends: np.ndarray | None = None) -> tuple[list[st
         obj = orjson.loads(first)
     except orjson.JSONDecodeError:
         return None
-    if type(obj) is not dict or list(obj) != ["k", "step", "t", "v"] or obj["k"] != K_SCALARS:
+    if type(obj) is not dict or tuple(obj) != SCALARS_KEYS or obj["k"] != K_SCALARS:
         return None
     v = obj["v"]
     if type(v) is not dict or not v or any(":" in k for k in v):
         return None
     keys = list(v)
     nk = len(keys)
-    consts = [_HEAD, b',"t":', b',"v":{' + orjson.dumps(keys[0]) + b":"]
+    consts = [_HEAD, b',"%s":' % SCALARS_KEYS[2].encode(), b',"%s":{' % SCALARS_KEYS[3].encode() + orjson.dumps(keys[0]) + b":"]
     consts += [b"," + orjson.dumps(k) + b":" for k in keys[1:]]
     arr = np.frombuffer(data, np.uint8)
     if ends is None:

@@ -23,8 +23,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from tailboard.format import decode_float
+from tailboard.format import TIME_KEYS, decode_float
 
+from .discovery import scan
 from .ingest import decode_line
 
 __all__ = ["Replayer", "record_time"]
@@ -47,7 +48,7 @@ def record_time(line: bytes) -> float | None:
     except ValueError:
         return None
     if isinstance(obj, dict):
-        for key in ("t", "start", "time", "timestamp", "wall_time"):
+        for key in (*TIME_KEYS, "start"):
             t = decode_float(obj.get(key))
             if t is not None and math.isfinite(t):
                 return float(t)
@@ -55,14 +56,18 @@ def record_time(line: bytes) -> float | None:
 
 
 def _files(root: Path) -> list[Path]:
-    root_real = root.resolve()
+    """The streams the server would follow under ``root`` (discovery decides what is a log), each
+    file once, in path order."""
+    seen: set[tuple[int, int]] = set()
     out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(dirpath, d)))
-        for name in sorted(filenames):
-            p = Path(dirpath, name)
-            if name.endswith(".jsonl") and not p.is_symlink() and p.resolve().is_relative_to(root_real):
-                out.append(p)
+    for ref in sorted(scan(str(root)).values(), key=lambda r: r.path):
+        try:
+            st = os.stat(ref.path)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) not in seen:  # a second name of one file is replayed once
+            seen.add((st.st_dev, st.st_ino))
+            out.append(Path(ref.path))
     return out
 
 
@@ -99,7 +104,7 @@ class Replayer:
     def __init__(self, source: str | os.PathLike[str], target: str | os.PathLike[str], *, speed: float = 1.0) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
-        self.source = Path(source)
+        self.source = Path(os.path.abspath(source))
         self.target = Path(target)
         self.speed = speed
         self.written = 0

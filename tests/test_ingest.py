@@ -15,6 +15,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import tailboard
 from tailboard.format import encode
 from tailboard.sidecar import ingest
 from tailboard.sidecar.ingest import Parsed, parse_chunk
@@ -270,3 +271,20 @@ def test_a_foreign_line_nested_too_deeply_is_counted_not_raised() -> None:
                       attempt_started=False, now=1.0)
     assert got.skipped == {"bad_value": 1}
     assert got.records == 1 and got.segments[0]["loss"][1].tolist() == [0.5]
+
+
+def test_the_real_writers_lines_take_the_fast_path(tmp_path: Path) -> None:
+    """The layout the fast path reads is the format's (SCALARS_KEYS), and the writer writes it."""
+    from tailboard.sidecar.ingest import _parse_uniform
+
+    run = tailboard.init(tmp_path / "r")
+    for i in range(100):
+        run.log({"loss": 1.0 / (i + 1), "acc": float(i), "lr": 1e-3}, step=i)
+    run.finish()
+    lines = (tmp_path / "r" / "rank0.jsonl").read_bytes().splitlines(keepends=True)
+    scalars = b"".join(line for line in lines if line.startswith(b'{"k":"scalars"'))
+    got = _parse_uniform(scalars)
+    assert got is not None, "the writer's lines went down the general path"
+    names, table = got
+    assert names == ["loss", "acc", "lr"] and table.shape == (100, 5)
+    assert table[:, 0].tolist() == list(range(100))

@@ -38,6 +38,8 @@ __all__ = [
     "foreign_scalars",
     "STREAM_SUFFIX",
     "MAX_LINE_BYTES",
+    "SCALARS_KEYS",
+    "scalars_record",
 ]
 
 FORMAT = "tailboard"
@@ -58,6 +60,11 @@ STATUS_FINISHED = "finished"
 STATUS_FAILED = "failed"
 
 STREAM_SUFFIX = ".jsonl"
+
+#: A scalars record's keys in the order the writer writes them. The sidecar's fast path reads lines of
+#: exactly this layout (``{"k":"scalars","step":S,"t":T,"v":{...}}``, no spaces) without building a
+#: dict per line; anything else goes down its general path.
+SCALARS_KEYS = ("k", "step", "t", "v")
 
 #: The longest line (newline included) a reader keeps. The writer never writes a longer one and the
 #: sidecar skips (and counts) longer lines as ``line_too_long``: one limit, both sides.
@@ -179,3 +186,8 @@ def foreign_scalars(
         if v is not None:
             metrics[key] = v
     return step, wall, metrics
+
+
+def scalars_record(step: int | float, t: float, values: dict[str, Any]) -> dict[str, Any]:
+    """A scalars record, its keys in the order of ``SCALARS_KEYS``."""
+    return {KIND: K_SCALARS, "step": step, "t": t, "v": values}

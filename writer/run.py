@@ -43,6 +43,7 @@ from .format import (
     STREAM_SUFFIX,
     encode,
     encode_float,
+    scalars_record,
 )
 from .values import (
     MAX_DEPTH,
@@ -198,7 +199,7 @@ class Run:
                 else:
                     self._other(v, "", key, x, step, t, (id(metrics),))
             if v:
-                record = {KIND: K_SCALARS, "step": step, "t": t, "v": v}
+                record = scalars_record(step, t, v)
                 if self._direct:
                     # the common case inlined: one encode, one write
                     try:
@@ -308,7 +309,7 @@ class Run:
                 clean[name] = value
         self._report(problems)
         if clean:
-            self._fit(lambda part: {KIND: K_SCALARS, "step": step, "t": t, "v": part},
+            self._fit(lambda part: scalars_record(step, t, part),
                       list(clean.items()), "")
 
     def _fit(self, make: Any, items: list[tuple[str, Any]], prefix: str) -> None:
