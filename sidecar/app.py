@@ -65,7 +65,12 @@ class _State:
     async def answer(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Response:
         """A JSON response from a store query, encoded in the worker thread too: a big answer
         encoded on the loop would hold everyone else for as long."""
-        body = await self.ask(lambda: P.dumps(fn(*args, **kwargs)))
+        work = self.hub.work
+        assert work is not None, "Hub.start() first"
+        async with work:
+            body = await asyncio.to_thread(lambda: P.dumps(fn(*args, **kwargs)))
+            if self.hub.bulk is not None:  # inside the slot: at most a slot's worth of answers waits
+                await self.hub.bulk.spend(len(body))
         return Response(body, media_type="application/json", headers={"cache-control": "no-store"})
 
 

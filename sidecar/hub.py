@@ -27,6 +27,7 @@ from collections import OrderedDict
 from typing import Any, Awaitable, Callable
 
 from . import protocol as P
+from .limits import ByteBudget
 from .series import Series, concat
 from .store import Appended, BatchDone, Delta, ProgressChanged, Reset, ResetRun, RunsChanged, Store, covered
 
@@ -87,6 +88,7 @@ class Hub:
         self.max_resume_bytes = max_resume_bytes
         self._build_slots = build_slots
         self.work: asyncio.Semaphore | None = None  # heavy work in worker threads, at most this many
+        self.bulk: ByteBudget | None = None  # bytes/s of bulk answers (set by the server)
         # (run, metrics, points) -> (run version, cursor, encoded snapshot)
         self._snapshots: OrderedDict[tuple[Any, ...], tuple[int, str, bytes]] = OrderedDict()
         self._snapshot_bytes = 0
@@ -312,7 +314,10 @@ class Hub:
             return []
         assert self.work is not None, "Hub.start() first"
         async with self.work:
-            return await asyncio.to_thread(self._catch_up, c, run, cursor, points_budget, skip_empty)
+            out = await asyncio.to_thread(self._catch_up, c, run, cursor, points_budget, skip_empty)
+            if self.bulk is not None:  # inside the slot: at most a slot's worth of answers waits
+                await self.bulk.spend(sum(map(len, out)))
+            return out
 
     async def wait_changed(self, version: int, timeout: float) -> None:
         """Return when the store changed after ``version`` (see ``self.version``), or after ``timeout``."""

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Limits", "guarded_http_protocol"]
+__all__ = ["ByteBudget", "Limits", "guarded_http_protocol"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,33 @@ class Limits:
     queue_size: int = 64
     #: Seconds one message may take to be accepted by a client's socket before the client is dropped.
     send_timeout: float = 30.0
+    #: Kernel send buffer of a connection: a client that does not read is noticed (its queue fills,
+    #: it lags and costs nothing more) after this much, not after the kernel's default of megabytes.
+    socket_send_buffer: int = 256 * 1024
+    #: Bytes per second of bulk answers (HTTP answers, snapshots, resumes, long-poll) for everyone
+    #: together, and the burst allowed above it: a client asking for big answers as fast as it can
+    #: waits its turn instead of taking the event loop from the others. Live deltas are not counted.
+    bulk_bytes_per_second: int = 32 << 20
+    bulk_burst_bytes: int = 64 << 20
+
+
+class ByteBudget:
+    """A token bucket of bytes, first come first served: ``spend`` returns once the bytes fit."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self._level = burst
+        self._stamp = time.monotonic()
+        self._turn = asyncio.Lock()
+
+    async def spend(self, n: int) -> None:
+        async with self._turn:  # one waiter at a time: the others queue behind it, in order
+            now = time.monotonic()
+            self._level = min(self.burst, self._level + (now - self._stamp) * self.rate)
+            self._stamp = now
+            self._level -= n
+            if self._level < 0:
+                await asyncio.sleep(-self._level / self.rate)
 
 
 def guarded_http_protocol(limits: Limits) -> type[asyncio.Protocol] | str:
@@ -96,6 +124,12 @@ def guarded_http_protocol(limits: Limits) -> type[asyncio.Protocol] | str:
                 transport.abort()
                 return
             super().connection_made(transport)
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, limits.socket_send_buffer)
+                except OSError:
+                    pass
             self._arm()
 
         def connection_lost(self, exc: Exception | None) -> None:

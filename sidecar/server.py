@@ -30,7 +30,7 @@ from .auth import LOOPBACK_NAMES, new_token
 from .follower import Follower
 from .health import LoopLag
 from .hub import Hub
-from .limits import Limits, guarded_http_protocol
+from .limits import ByteBudget, Limits, guarded_http_protocol
 from .store import Store
 
 __all__ = ["Server", "ServerHandle", "serve_in_thread", "is_loopback"]
@@ -90,6 +90,7 @@ class Server:
             max_resume_bytes=limits.max_resume_bytes,
             build_slots=limits.query_threads,
         )
+        self.hub.bulk = ByteBudget(limits.bulk_bytes_per_second, limits.bulk_burst_bytes)
         if allow_hosts and "*" in allow_hosts:
             allowed: list[str] | None = None
         elif is_loopback(host) or allow_hosts:

@@ -295,3 +295,41 @@ async def test_long_poll_requests_are_capped(tmp_path: Path) -> None:
     finally:
         run.finish()
         await server.stop()
+
+
+async def test_bulk_answers_share_a_byte_budget(tmp_path: Path) -> None:
+    """A client asking for big answers as fast as it can is slowed to the bulk budget; /healthz (and
+    whatever else waits on the event loop) is not."""
+    run = write_run(tmp_path, "r", 8000, width=8)  # an export page of the whole run: about 1 MB
+    run.finish()
+    server = await start(tmp_path, bulk_bytes_per_second=1 << 20, bulk_burst_bytes=1 << 20)
+    try:
+        async with httpx.AsyncClient(base_url=server.base_url, headers=AUTH, timeout=30) as http:
+            one = await http.get("/api/records", params={"run": "r", "limit": 100_000})
+            size = len(one.content)
+            assert 600_000 < size < 4 << 20, size
+
+            async def greedy() -> None:
+                for _ in range(4):
+                    res = await http.get("/api/records", params={"run": "r", "limit": 100_000})
+                    assert res.status_code == 200
+
+            health: list[float] = []
+
+            async def probe() -> None:
+                while not task.done():
+                    t0 = time.perf_counter()
+                    assert (await http.get("/healthz")).status_code == 200
+                    health.append(time.perf_counter() - t0)
+                    await asyncio.sleep(0.05)
+
+            t0 = time.perf_counter()
+            task = asyncio.create_task(greedy())
+            await probe()
+            await task
+            elapsed = time.perf_counter() - t0
+        # 5 answers of `size` bytes at 1 MiB/s with a 1 MiB burst: the last four wait their turn
+        assert elapsed >= (5 * size - (2 << 20)) / (1 << 20) * 0.9, (elapsed, size)
+        assert max(health) < 0.5, max(health)
+    finally:
+        await server.stop()
