@@ -45,6 +45,8 @@ bench: venv
 	$(PY) bench/query.py
 	$(PY) bench/latency.py
 	$(PY) bench/fanout.py
+	$(PY) bench/hostile.py
+	$(PY) bench/loop_stall.py
 	$(PY) bench/viewer.py
 
 lint: venv
