@@ -556,6 +556,7 @@ class Phase:
     killed: bool  # by the memory guard
     died: bool  # by itself
     tallies: list[dict[str, Any]]
+    loop_lag: dict[str, float] | None = None  # the server's report over the phase (max_ms, p99_ms)
 
 
 def written_between(path: Path, t0: float, t1: float) -> list[tuple[int, float]]:
@@ -602,6 +603,10 @@ def run_phase(key: str, root: Path, env: dict[str, str], args: argparse.Namespac
             procs[-1].start()
         time.sleep(max(0.0, t0 + args.seconds - time.time()))
         t1 = time.time()
+        try:  # the server's own view: how late its event loop ran during the phase
+            lag = http_json(server.port, f"/healthz?window={args.seconds:g}", timeout=10).get("loop_lag")
+        except (OSError, ValueError):
+            lag = None
         tallies = []
         for _ in kinds:
             try:
@@ -638,6 +643,7 @@ def run_phase(key: str, root: Path, env: dict[str, str], args: argparse.Namespac
             killed=server.killed_at is not None,
             died=not server.alive() and server.killed_at is None,
             tallies=tallies,
+            loop_lag=lag,
         )
     finally:
         stop.set()
@@ -714,9 +720,10 @@ def report(phases: list[Phase]) -> None:
             f"{len(r.latency)}/{len(r.latency) + len(r.waited)}", fmt(pct(ms, 0.5)), fmt(pct(ms, 0.99)),
             fmt(max(ms, default=math.nan)), f"{timeouts}" + (f" (+{errors} failed)" if errors else ""),
             fmt(r.rss_start, 0), fmt(r.rss_peak, 0) + (" killed" if r.killed else " died" if r.died else ""),
+            (f"{fmt(r.loop_lag['p99_ms'])} / {fmt(r.loop_lag['max_ms'])}" if r.loop_lag else "n/a"),
         ])
     table(["phase", "good p50 ms", "p99 ms", "p99 / quiet", "points", "/healthz p50 ms", "p99 ms",
-           "max ms", "timeouts", "RSS MB at start", "peak MB"], rows)
+           "max ms", "timeouts", "RSS MB at start", "peak MB", "server loop lag p99 / max ms"], rows)
     print()
     order = list(KINDS)
     for r in phases:

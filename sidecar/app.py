@@ -126,7 +126,10 @@ def _known_run(request: Request, run: str | None = None) -> str:
 
 async def healthz(request: Request) -> Response:
     lag = _state(request).loop_lag
-    return _json({"ok": True, "loop_lag": lag.report()} if lag is not None else {"ok": True})
+    if lag is None:
+        return _json({"ok": True})
+    window = _float_param(request, "window")  # seconds; the default is the last minute
+    return _json({"ok": True, "loop_lag": lag.report(None if window is None else max(0.1, window))})
 
 
 async def api_runs(request: Request) -> Response:

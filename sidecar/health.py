@@ -41,9 +41,11 @@ class LoopLag:
             while self._samples and now - self._samples[0][0] > self.window:
                 self._samples.popleft()
 
-    def report(self) -> dict[str, float]:
-        """Milliseconds: the longest and the 99th-percentile lateness over the window."""
-        late = sorted(s for _, s in self._samples)
+    def report(self, window: float | None = None) -> dict[str, float]:
+        """Milliseconds: the longest and the 99th-percentile lateness over the last ``window``
+        seconds (at most the whole window kept)."""
+        since = time.perf_counter() - (self.window if window is None else min(window, self.window))
+        late = sorted(s for when, s in self._samples if when >= since)
         if not late:
             return {"max_ms": 0.0, "p99_ms": 0.0}
         p99 = late[min(len(late) - 1, int(0.99 * len(late)))]
