@@ -47,10 +47,16 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def values_json(arr: np.ndarray) -> list[Any]:
-    """A float array as a JSON list, with non-finite values spelled out (orjson would write null)."""
+def values_json(arr: np.ndarray) -> list[Any] | np.ndarray:
+    """A float array as a JSON list, with non-finite values spelled out (orjson would write null).
+
+    All finite (the usual case), the array itself goes to orjson, which writes it natively: the same
+    bytes as the list, 2-3x faster, and shorter stretches holding the GIL."""
+    finite = np.isfinite(arr)
+    if bool(finite.all()):
+        return np.ascontiguousarray(arr, dtype=np.float64)
     out: list[Any] = arr.tolist()
-    bad = np.flatnonzero(~np.isfinite(arr))
+    bad = np.flatnonzero(~finite)
     for i in bad.tolist():
         x = out[i]
         out[i] = NAN if x != x else (POS_INF if x > 0 else NEG_INF)
@@ -61,7 +67,7 @@ def values_json(arr: np.ndarray) -> list[Any]:
 MAX_INT_STEP = 2.0**53
 
 
-def _steps_json(arr: np.ndarray) -> list[Any]:
+def _steps_json(arr: np.ndarray) -> list[Any] | np.ndarray:
     # Steps are integers in tailboard's own logs; send them as such. Anything else (fractional,
     # huge: -1e300 would wrap around in an int64, non-finite) goes as the float it is.
     if (
@@ -69,7 +75,7 @@ def _steps_json(arr: np.ndarray) -> list[Any]:
         and bool(np.all(np.abs(arr) <= MAX_INT_STEP))
         and bool(np.all(arr == np.floor(arr)))
     ):
-        return arr.astype(np.int64).tolist()  # type: ignore[no-any-return]
+        return arr.astype(np.int64)
     return values_json(arr)
 
 
