@@ -438,4 +438,4 @@ class Store:
         if isinstance(got, Reset):
             return got
         out, positions, more = got
-        return RecordPage(out, encode_cursor(positions), more)
+        return RecordPage(b"[" + b",".join(out) + b"]", len(out), encode_cursor(positions), more)

@@ -127,12 +127,12 @@ def read_since(spans: list[Span], metrics: list[str] | None, max_bytes: int) -> 
 
 def read_records(
     spans: list[Span], limit: int, max_bytes: int
-) -> tuple[list[dict[str, Any]], dict[str, tuple[str, int]], bool] | Reset:
+) -> tuple[list[bytes], dict[str, tuple[str, int]], bool] | Reset:
     """Raw records from the spans' starts: at most ``limit`` records and about ``max_bytes`` of log
-    (always at least one line). Returns the records, the position reached in each stream, and
-    whether more follow."""
+    (always at least one line). Returns the records (each ``{"stream": S, "record": LINE}`` with
+    the line's own bytes), the position reached in each stream, and whether more follow."""
     positions = {sp.name: (sp.key, sp.start) for sp in spans}
-    out: list[dict[str, Any]] = []
+    out: list[bytes] = []
     budget = max_bytes
     for sp in spans:
         if sp.start == sp.end:
@@ -142,6 +142,7 @@ def read_records(
         fd = _open(sp)
         if isinstance(fd, Reset):
             return fd
+        stream = orjson.dumps(sp.name)
         try:
             pos = sp.start
             while pos < sp.end and len(out) < limit and budget > 0:
@@ -163,10 +164,10 @@ def read_records(
                     pos += len(line)
                     budget -= len(line)
                     try:
-                        rec = orjson.loads(line)
+                        orjson.loads(line)  # strict JSON: then the line itself can be sent
                     except orjson.JSONDecodeError:
                         continue
-                    out.append({"stream": sp.name, "record": rec})
+                    out.append(b'{"stream":%s,"record":%s}' % (stream, line.rstrip()))
         except OSError:
             return Reset("replaced")
         finally:

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from ..series import Series
 
 __all__ = ["Delta", "Progress", "RecordPage", "Reset", "RunInfo", "Series"]
@@ -91,9 +93,18 @@ class Reset:
 
 @dataclass(frozen=True)
 class RecordPage:
-    records: list[dict[str, Any]]
+    """A page of raw records: ``raw`` is the JSON array of ``{"stream": ..., "record": ...}``
+    objects, each record the very bytes of its log line (a line is kept only when it is valid JSON,
+    so the array is too: nothing is decoded and encoded again to serve it)."""
+
+    raw: bytes
+    count: int
     cursor: str
     more: bool
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return orjson.loads(self.raw)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
