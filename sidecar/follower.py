@@ -19,7 +19,7 @@ Bounds, so that a huge tree or a hostile file cannot exhaust the process or stal
   (and only its new subfolders walked), a deleted folder ends its runs. The tree is never walked
   whole for a hint.
 - The sweep (the full walk plus one ``stat`` per file, the safety net for changes that gave no
-  hint) waits ``max(sweep_interval, 20 x its last duration)``: at most about 5% of one core
+  hint; folders whose mtime did not change are not listed again, see :class:`Listings`) waits ``max(sweep_interval, 20 x its last duration)``: at most about 5% of one core
   however big the tree. With inotify new runs are seen within milliseconds whatever the size of
   the tree; in a tree of 100,000 files a write that gives no event at all (a hard link written
   outside the root, another NFS client) is seen within a few seconds instead of one. In poll mode
@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..format import MAX_LINE_BYTES
-from .discovery import SUFFIX, StreamRef, scan
+from .discovery import SUFFIX, Listings, StreamRef, scan
 from .parallel import DEPTH, ParsePool
 from .tail import Chunk, FileTail, Opened, Reset, Skipped
 from .watch import Hints, Watcher, stat_signature
@@ -129,7 +129,9 @@ class Follower:
 
     ``poll=True`` uses the stat poller instead of inotify (network and overlay filesystems give no
     events); inotify falls back to it by itself when it cannot start. ``hot_interval`` is how often
-    files that changed in the last seconds are polled in that mode.
+    files that changed in the last seconds are polled in that mode. ``sweep_interval`` is the
+    shortest time between sweeps (a big tree is swept less often, see the module docstring), and
+    ``max_open_files`` the most log files open at once (None: from the descriptor limit).
     """
 
     def __init__(
@@ -172,6 +174,7 @@ class Follower:
         self._open: OrderedDict[str, _Followed] = OrderedDict()
         self._aliases: dict[str, str] = {}  # second name of a followed file -> its followed path
         self._folders: set[str] = set()  # every folder walked (a hint on one lists it again)
+        self._listings = Listings()  # the sweep lists again only the folders that changed
         self._failures = _FailureLog()
         self._runs: dict[str, str] = {}  # run id -> folder
         self._watch_paths: tuple[str, ...] = ()  # replaced whole, read from the loop thread
@@ -213,7 +216,9 @@ class Follower:
         _raise_open_file_limit()
         if self.max_open_files is None:
             self.max_open_files = _open_file_budget()
+        began = time.monotonic()
         await asyncio.to_thread(self._rediscover)
+        self._watcher.swept(time.monotonic() - began)  # the first sweep: the next is timed by it
         await self._watcher.start()
         logger.info("following %s with %s (%d files)", self.root, self.mode, len(self._files))
         self._catch_up_task = asyncio.create_task(self._catch_up_then_follow())
@@ -451,10 +456,12 @@ class Follower:
             # The sweep, the safety net for changes that gave no hint: walk the tree, and read
             # every file whose stat changed since it was last read.
             began = time.monotonic()
-            self._rediscover()
-            targets = [f for f in self._files.values()
-                       if f.seen is None or stat_signature(f.ref.path) != f.seen]
-            self._watcher.swept(time.monotonic() - began)
+            try:
+                self._rediscover()
+                targets = [f for f in self._files.values()
+                           if f.seen is None or stat_signature(f.ref.path) != f.seen]
+            finally:
+                self._watcher.swept(time.monotonic() - began)  # the next sweep is timed from now
         else:
             targets = self._hinted(paths)
         handed = 0
@@ -504,7 +511,7 @@ class Follower:
     def _rediscover(self) -> None:
         """Walk the whole tree: follow new files, end the runs whose folder is gone."""
         walked: list[str] = []
-        found = scan(self.root, walked)
+        found = scan(self.root, walked, listings=self._listings)
         self._folders = set(walked)
         self._aliases = {}  # looked at again: a second name may name another file by now
         self._follow(found)

@@ -205,11 +205,15 @@ class Watcher:
         self._poller = StatPoller(hot_limit=POLL_HOT_FILES)
         self._heat = asyncio.Event()  # set when inotify reports files: they are hot
         self._sweep_cost = 0.0  # seconds the last sweep took, as told by swept()
+        self._swept_at: float | None = None  # when the last sweep ended, as told by swept()
         self.poll_pass_cost = 0.0  # seconds the last poll pass over every path took
 
     def swept(self, seconds: float) -> None:
-        """Tell how long a sweep took (called from any thread): the next waits 20 times that."""
+        """Tell that a sweep has just ended and how long it took (from any thread): the next one
+        is asked for :meth:`sweep_wait` seconds later. Once told (tell the first walk of the tree
+        too), no sweep is asked for before the previous one is told to have ended."""
         self._sweep_cost = seconds
+        self._swept_at = time.monotonic()
 
     def sweep_wait(self) -> float:
         """Seconds from one sweep to the next: the interval, or longer to keep to the budget."""
@@ -325,6 +329,7 @@ class Watcher:
                 pending, at, began = list(self._paths()), 0, now
                 self._poller.forget(set(pending))
                 cost = time.perf_counter() - t0
+                next_full = now + self.poll_interval  # if there is nothing to poll
             if at < len(pending):
                 t0 = time.perf_counter()
                 part = pending[at : at + POLL_SLICE]
@@ -358,6 +363,20 @@ class Watcher:
             await asyncio.sleep(self.hot_interval)
 
     async def _run_sweep(self) -> None:
+        asked: float | None = None  # when the last sweep was asked for
+        last = time.monotonic()  # when the last sweep ended (or was asked for, if nobody tells)
         while not self._stop.is_set():
-            await asyncio.sleep(self.sweep_wait())
+            told = self._swept_at
+            if asked is not None and told is not None and told < asked:
+                # Whoever sweeps tells when a sweep ends: the wait runs from there, or sweeps of
+                # a big tree (seconds each) would follow one another back to back.
+                await asyncio.sleep(min(0.05, self.sweep_interval))
+                continue
+            if told is not None:
+                last = max(last, told)
+            delay = last + self.sweep_wait() - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue  # a sweep may have been told meanwhile: look again
+            asked = last = time.monotonic()
             self.hints.add_full()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
 from pathlib import Path
 
-from tailboard.sidecar.discovery import StreamRef, contained, scan
+from tailboard.sidecar.discovery import Listings, StreamRef, contained, scan
 
 
 def touch(path: Path) -> Path:
@@ -112,3 +115,32 @@ def test_scan_under_some_folders_walks_only_what_is_new(tmp_path: Path) -> None:
     (tmp_path / "escape").symlink_to(tmp_path.parent, target_is_directory=True)
     assert scan(str(tmp_path / "old"), under=[str(tmp_path), str(tmp_path / "old" / "..")]) == {}
     assert scan(str(tmp_path), under=[str(tmp_path / "escape")]) == {}
+
+
+def test_listings_list_again_only_the_folders_that_changed(tmp_path: Path) -> None:
+    touch(tmp_path / "a" / "x.jsonl")
+    touch(tmp_path / "b" / "y.jsonl")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "alias.jsonl").symlink_to(tmp_path / "a" / "x.jsonl")
+    old = time.time() - 60
+    for d in ("", "a", "b", "c"):
+        os.utime(tmp_path / d, (old, old))
+    listings = Listings()
+    first = scan(str(tmp_path), listings=listings)
+    assert len(listings) == 3  # not c: where its symlink leads can change unseen
+    # a file appears in a folder whose mtime is made to look unchanged: taken from memory, so not
+    # seen (the cost of one stat instead of a listing)...
+    touch(tmp_path / "b" / "hidden.jsonl")
+    os.utime(tmp_path / "b", (old, old))
+    assert scan(str(tmp_path), listings=listings) == first
+    # ...while a real change (a new mtime) is listed again, and a fresh mtime is never trusted
+    touch(tmp_path / "a" / "z.jsonl")
+    found = scan(str(tmp_path), listings=listings)
+    assert str(tmp_path / "a" / "z.jsonl") in found and str(tmp_path / "b" / "hidden.jsonl") not in found
+    touch(tmp_path / "a" / "w.jsonl")  # within the same second: the racy mtime was not kept
+    assert str(tmp_path / "a" / "w.jsonl") in scan(str(tmp_path), listings=listings)
+    # the same scans without memory find everything, and a folder removed is forgotten
+    assert str(tmp_path / "b" / "hidden.jsonl") in scan(str(tmp_path))
+    shutil.rmtree(tmp_path / "b")
+    assert str(tmp_path / "b" / "y.jsonl") not in scan(str(tmp_path), listings=listings)
+    assert len(listings) == 0  # b forgotten; the root and a changed just now: not kept

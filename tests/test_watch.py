@@ -246,6 +246,31 @@ async def test_the_sweep_waits_twenty_times_its_own_duration(tmp_path: Path) -> 
     assert watcher.sweep_wait() == pytest.approx(4.0)
 
 
+async def test_the_next_sweep_is_timed_from_the_end_of_the_last(tmp_path: Path) -> None:
+    """A sweep of a big tree takes seconds: the wait for the next one runs from when it ended
+    (as told by swept()), so sweeps never follow one another back to back."""
+    hints = Hints()
+    watcher = Watcher(str(tmp_path), hints, lambda: (), poll=True, sweep_interval=0.05)
+    watcher.swept(0.01)  # the first walk of the tree, before following starts
+    await watcher.start()
+    gaps = []
+    try:
+        ended = None
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            _, full = await next_hints(hints)
+            if not full:
+                continue
+            if ended is not None:
+                gaps.append(time.monotonic() - ended)
+            await asyncio.sleep(0.15)  # the sweep's work (in the follower, a worker thread)
+            watcher.swept(0.01)  # its cost: the next one waits max(0.05, 20 x 0.01) = 0.2 s
+            ended = time.monotonic()
+    finally:
+        await watcher.stop()
+    assert len(gaps) >= 2 and min(gaps) >= 0.18, gaps
+
+
 def test_the_hot_list_is_bounded(tmp_path: Path) -> None:
     poller = StatPoller(hot_limit=3)
     paths = []
