@@ -19,12 +19,15 @@ Bounds, so that a huge tree or a hostile file cannot exhaust the process or stal
   (and only its new subfolders walked), a deleted folder ends its runs. The tree is never walked
   whole for a hint.
 - The sweep (the full walk plus one ``stat`` per file, the safety net for changes that gave no
-  hint; folders whose mtime did not change are not listed again, see :class:`Listings`) waits ``max(sweep_interval, 20 x its last duration)``: at most about 5% of one core
-  however big the tree. With inotify new runs are seen within milliseconds whatever the size of
-  the tree; in a tree of 100,000 files a write that gives no event at all (a hard link written
-  outside the root, another NFS client) is seen within a few seconds instead of one. In poll mode
-  the stat pass has the same budget (see :mod:`.watch`), so a new run in such a tree is seen
-  within a few seconds too.
+  hint; a folder whose mtime did not change is not listed again, see :class:`.discovery.Listings`)
+  waits ``max(sweep_interval, 20 x its last duration)`` after the last one ended: about 5% of one
+  core at most, however big the tree. Resulting freshness, measured with bench/follow_tree.py:
+  with inotify a new run is seen within 0.1 s whatever the size of the tree; with 10,000 runs a
+  sweep takes 0.09 s (one every 1.8 s), with 100,000 runs 0.9 s (one every 19 s), which is how
+  long a write that gives no event at all (a hard link written outside the root, another NFS
+  client) may wait. In poll mode the stat pass over every folder and file has the same budget
+  (see :mod:`.watch`): a pass over 100,000 runs takes 0.7 s and comes every 13 s, so a new run
+  in such a tree is seen within about 14 s (about 3 s with 10,000 runs).
 - A failure to read a file is logged once per file and reason (and at most 10 such lines a
   minute in all), never once per attempt; the file is tried again at the next sweep.
 - Every log file is opened through :func:`open_regular`: a FIFO or a device node put at a

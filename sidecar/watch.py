@@ -23,9 +23,9 @@ core (``SWEEP_BUDGET``): the next sweep waits ``max(sweep_interval, 20 x the las
 duration)`` (the follower, which does the sweep's work, tells its duration through
 :meth:`Watcher.swept`), and a poll pass over every path starts ``max(poll_interval, 20 x the
 last pass's duration)`` after the previous one, in slices that leave the event loop free between
-them. Small trees are therefore polled and swept at the configured intervals; in a tree of 100,000
-files and folders a pass takes a few hundred milliseconds, so they come every few seconds. Hot
-files keep their ``hot_interval`` whatever the size of the tree.
+them. Small trees are therefore polled and swept at the configured intervals; over 100,000 run
+folders (200,000 paths) a poll pass takes about 0.7 s, so one comes every 13 s or so. Hot files
+keep their ``hot_interval`` whatever the size of the tree.
 """
 
 from __future__ import annotations
