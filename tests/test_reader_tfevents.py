@@ -510,8 +510,10 @@ def test_tensorflow_style_tensors_with_metadata_on_the_first_value_only(tmp_path
     events = [event_pb2.Event(wall_time=10.0 + k, step=k, summary=summary_pb2.Summary(value=[v]))
               for k, v in enumerate(values)]
     path = tmp_path / "events.out.tfevents.4.h"
-    res = whole(write_events(path, events))
+    data = write_events(path, events)
+    res = whole(data)
     assert res.skipped == {}
+    same(follow(data, [50]), res)  # the plugin of "s" is carried from one chunk to the next
     acc = tb_tensors(path)
     for tag in ("s", "d", "i", "hf"):
         assert res.scalars(tag)[1] == [float(tensor_util.make_ndarray(e.tensor_proto).item())
@@ -520,6 +522,21 @@ def test_tensorflow_style_tensors_with_metadata_on_the_first_value_only(tmp_path
     assert (h["lo"], h["hi"], h["counts"], h["edges"], h["n"]) == (0.0, 3.0, [3, 0, 5], [0.0, 1.0, 2.0, 3.0], 8.0)
     (txt,) = [r for _, r in res.others if r["k"] == "text"]
     assert txt["text"] == "a\nb"
+
+
+def frame(data: bytes) -> bytes:
+    head = struct.pack("<Q", len(data))
+    return head + struct.pack("<I", tfe.masked_crc32c(head)) + data + struct.pack("<I", tfe.masked_crc32c(data))
+
+
+def test_a_written_zero_wall_time_reads_as_no_time_in_both_paths() -> None:
+    value = b"\x0a\x01a\x15" + struct.pack("<f", 2.0)
+    bulk = b"\x09" + bytes(8) + b"\x10\x05\x2a" + bytes([len(value) + 2, 0x0A, len(value)]) + value
+    meta = b"\x4a\x00"  # an empty SummaryMetadata: not the bulk layout
+    other = b"\x09" + bytes(8) + b"\x10\x06\x2a" + bytes([len(value) + 4, 0x0A, len(value) + 2]) + value + meta
+    res = whole(frame(bulk) + frame(other))
+    assert res.skipped == {}
+    assert res.scalars("a") == ([5.0, 6.0], [2.0, 2.0], [NOW, NOW])
 
 
 # ---- a file written while it is read ----------------------------------------------------------------
