@@ -48,15 +48,18 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, ParamSpec
 
 from ..format import MAX_LINE_BYTES
 from .discovery import SUFFIX, Listings, StreamRef, scan
 from .parallel import DEPTH, ParsePool
+from .store.feed import Feed
 from .tail import Chunk, FileTail, Opened, Reset, Skipped
 from .watch import Hints, Watcher, stat_signature
 
 __all__ = ["Follower"]
+
+_P = ParamSpec("_P")
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +143,7 @@ class Follower:
     def __init__(
         self,
         root: str | os.PathLike[str],
-        store: Any,
+        store: Feed,
         *,
         poll: bool = False,
         poll_interval: float = 0.25,
@@ -357,7 +360,7 @@ class Follower:
                         logger.warning("a parse worker failed on %s (%s); parsing it here", f.ref.path, parsed)
                         self._ingest_here(f, chunk)
                     else:
-                        self._call("ingest_parsed", f.ref.run_id, f.ref.stream, parsed, chunk.start, chunk.end)
+                        self._feed(self.store.ingest_parsed, f.ref.run_id, f.ref.stream, parsed, chunk.start, chunk.end)
                     loaded += len(chunk.data)
                     f.active = time.monotonic()
                     lanes.append(lane)
@@ -373,7 +376,7 @@ class Follower:
         return now
 
     def _ingest_here(self, f: _Followed, chunk: Chunk) -> None:
-        self._call("ingest", f.ref.run_id, f.ref.stream, chunk.data, chunk.start, chunk.end)
+        self._feed(self.store.ingest, f.ref.run_id, f.ref.stream, chunk.data, chunk.start, chunk.end)
 
     def _lane_chunk(self, lane: _Lane) -> tuple[_Followed, Chunk] | None:
         """The next chunk of a run's lane, moving on to its next file when one is read out."""
@@ -382,7 +385,7 @@ class Follower:
                 if not lane.files:
                     if lane.current is not None:
                         # the run is read: merge its series now, while the workers parse others
-                        self._call("compact_run", lane.current.ref.run_id)
+                        self._feed(self.store.compact_run, lane.current.ref.run_id)
                         lane.current = None
                     return None
                 lane.current = lane.files.popleft()
@@ -473,7 +476,7 @@ class Follower:
                 return
             handed += self._pump(f)
         if handed:
-            self._call("batch_done")
+            self._feed(self.store.batch_done)
         if time.monotonic() - self._housekept >= self._housekeeping_every:
             self._housekeep()
 
@@ -592,7 +595,7 @@ class Follower:
         for run_id in gone:
             del self._runs[run_id]
             logger.info("run %s is gone", run_id)
-            self._call("mark_gone", run_id)
+            self._feed(self.store.mark_gone, run_id)
 
     def _pump(self, f: _Followed) -> int:
         """Read what is new in one file and hand it to the store. Returns the bytes handed over."""
@@ -605,7 +608,7 @@ class Follower:
                     break  # the tail is closed and dropped by stop(): no state to keep right
                 if isinstance(ev, Chunk):
                     handed += len(ev.data)
-                    self._call("ingest", run_id, stream, ev.data, ev.start, ev.end)
+                    self._feed(self.store.ingest, run_id, stream, ev.data, ev.start, ev.end)
                 else:
                     self._handle(f, ev)
         except OSError as exc:
@@ -624,21 +627,22 @@ class Follower:
     def _handle(self, f: _Followed, ev: Any) -> None:
         run_id, stream = f.ref.run_id, f.ref.stream
         if isinstance(ev, Opened):
-            self._call("open_stream", run_id, stream, f.ref.path, ev.key)
+            self._feed(self.store.open_stream, run_id, stream, f.ref.path, ev.key)
         elif isinstance(ev, Skipped):
             logger.info("%s: skipped (%s)", f.ref.path, ev.reason)
-            self._call("skip", run_id, stream, ev.reason, ev.count)
+            self._feed(self.store.skip, run_id, stream, ev.reason, ev.count)
         elif isinstance(ev, Reset):
             logger.info("%s: reset (%s)", f.ref.path, ev.reason)
-            self._call("reset_stream", run_id, stream, ev.reason, ev.key)
+            self._feed(self.store.reset_stream, run_id, stream, ev.reason, ev.key)
 
-    def _call(self, method: str, *args: Any) -> None:
+    def _feed(self, call: Callable[_P, None], *args: _P.args, **kwargs: _P.kwargs) -> None:
+        """Hand something to the store (``Feed``: typed, so a checker sees every call)."""
         try:
-            getattr(self.store, method)(*args)
+            call(*args, **kwargs)
         except Exception:
             # The store counts bad input itself; anything raised here is a bug in it, and one bad
             # batch must not stop every other file from being followed.
-            logger.exception("store.%s failed for %s", method, args[:2])
+            logger.exception("store.%s failed for %s", getattr(call, "__name__", call), args[:2])
 
 
 def _usable_cores() -> int:
