@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from websockets.asyncio.client import connect
-
 import tailboard
 from tailboard.sidecar.limits import Limits
 from tailboard.sidecar.server import Server
+from websockets.asyncio.client import connect
+from wskit import RawSocketClient
 
 TOKEN = "limits-token"
 FAST = {"poll_interval": 0.05, "sweep_interval": 0.2}
@@ -149,38 +149,19 @@ async def test_connections_over_the_cap_make_room_or_are_closed(tmp_path: Path) 
         await server.stop()
 
 
-class SilentWebSocket:
-    """A WebSocket client on a bare socket with a tiny receive window that subscribes, then never reads."""
-
-    def __init__(self, port: int, runs: list[str]) -> None:
-        import os
-        import struct
-
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.sock.connect(("127.0.0.1", port))
-        self.sock.sendall(
-            (f"GET /ws?token={TOKEN} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-             "Sec-WebSocket-Version: 13\r\n\r\n").encode()
-        )
-        head = b""
-        while b"\r\n\r\n" not in head:  # bytes sent before the 101 would be lost in the upgrade
-            head += self.sock.recv(1)
-        assert b" 101 " in head.split(b"\r\n")[0]
-        data = json.dumps({"op": "subscribe", "runs": runs, "points": 100_000}).encode()
-        mask = os.urandom(4)
-        n = len(data)
-        head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack("!H", n))
-        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+def silent_websocket(port: int, runs: list[str]) -> RawSocketClient:
+    """A WebSocket client with a tiny receive window that subscribes, then never reads."""
+    client = RawSocketClient(port, TOKEN)
+    client.send_text(json.dumps({"op": "subscribe", "runs": runs, "points": 100_000}))
+    return client
 
 
 async def test_a_client_that_never_reads_is_dropped(tmp_path: Path) -> None:
     run = write_run(tmp_path, "busy", 10)
     server = await start(tmp_path, send_timeout=1.0, queue_size=4)
-    silent: list[SilentWebSocket] = []
+    silent: list[RawSocketClient] = []
     try:
-        silent = [await asyncio.to_thread(SilentWebSocket, server.port, ["busy"]) for _ in range(3)]
+        silent = [await asyncio.to_thread(silent_websocket, server.port, ["busy"]) for _ in range(3)]
         async with connect(f"ws://127.0.0.1:{server.port}/ws?token={TOKEN}", max_size=None) as ws:
             await ws.send(json.dumps({"op": "subscribe", "runs": ["busy"], "points": 100}))
             big = {f"m{j}": float(j) for j in range(300)}
@@ -201,7 +182,7 @@ async def test_a_client_that_never_reads_is_dropped(tmp_path: Path) -> None:
             assert server.limits.send_timeout == 1.0
     finally:
         for s in silent:
-            s.sock.close()
+            s.close()
         run.finish()
         await server.stop()
 

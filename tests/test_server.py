@@ -10,12 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
-
 import tailboard
 from tailboard.sidecar.replay import Replayer
 from tailboard.sidecar.server import Server
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from wskit import RawSocketClient
 
 TOKEN = "test-token-123"
 FAST = {"poll_interval": 0.05, "sweep_interval": 0.2}
@@ -242,55 +242,6 @@ class Collector:
                 self.apply(msg)
 
 
-class RawSocketClient:
-    """A WebSocket client on a bare socket with a tiny receive window, that reads only when told."""
-
-    def __init__(self, port: int) -> None:
-        import socket
-
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.sock.connect(("127.0.0.1", port))
-        self.sock.sendall(
-            (f"GET /ws?token={TOKEN} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-             "Sec-WebSocket-Version: 13\r\n\r\n").encode()
-        )
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += self.sock.recv(1)
-        assert b" 101 " in head.split(b"\r\n")[0]
-
-    def send_text(self, text: str) -> None:
-        import os
-        import struct
-
-        data = text.encode()
-        mask = os.urandom(4)
-        n = len(data)
-        head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack("!H", n))
-        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
-
-    def read_until(self, needle: bytes, timeout: float) -> bool:
-        self.sock.settimeout(1.0)
-        buf = b""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                chunk = self.sock.recv(1 << 20)
-            except TimeoutError:
-                continue
-            if not chunk:
-                return False
-            buf = buf[-len(needle):] + chunk
-            if needle in buf:
-                return True
-        return False
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 async def writer_task(run: tailboard.Run, start: int, n: int, every: float) -> None:
     for i in range(start, start + n):
         run.log({"train/loss": 1.0 / (i + 1), "eval/acc": float(i)}, step=i)
@@ -360,7 +311,7 @@ async def test_a_stalled_client_does_not_hurt_the_others(tmp_path: Path) -> None
     await server.start(wait_for_backlog=True)
     try:
         # blocking socket work in a thread: the server runs on this loop
-        slow = await asyncio.to_thread(RawSocketClient, server.port)  # subscribes, then never reads
+        slow = await asyncio.to_thread(RawSocketClient, server.port, TOKEN)  # subscribes, then never reads
         await asyncio.to_thread(slow.send_text, json.dumps({"op": "subscribe", "runs": ["busy"], "points": 100}))
         fast = Collector()
         big = {f"m{j}": float(j) for j in range(500)}
