@@ -241,26 +241,39 @@ class _Frames:
     torn: bool  # (final only) the data ended inside a record
 
 
+def _headers(arr: np.ndarray, u64: np.ndarray, u32: np.ndarray, zero: np.ndarray, first_zero: int) -> tuple[
+    np.ndarray, np.ndarray
+]:
+    """Offsets holding a header with a valid length CRC whose length has zero bytes from
+    ``first_zero`` to 7 (below 2**8 for 1, below 2**24 for 3), and the lengths."""
+    n = arr.shape[0]
+    if n < _HEAD:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    mask = zero[first_zero : n - 11 + first_zero].copy()
+    for k in range(first_zero + 1, 8):
+        mask &= zero[k : n - 11 + k]
+    cand = np.flatnonzero(mask)
+    lengths = u64[cand]
+    keep = (_length_crcs(lengths) == u32[cand + 8]) & (lengths <= MAX_RECORD_BYTES)
+    return cand[keep], lengths[keep].astype(np.int64)
+
+
 def _frame(arr: np.ndarray, *, final: bool) -> _Frames:
     """Where the records of ``arr`` (which starts at a record boundary) are. ``final``: nothing
     follows ``arr`` (decode), so a corrupt stretch runs to its end; else (complete) the last 11
-    bytes, which may be the start of a header, are held."""
+    bytes, which may be the start of a header, are held.
+
+    The chain of records is checked in bulk among the headers of records under 256 bytes (nearly
+    all, and few false candidates); a longer record is checked where the chain reaches it; the
+    headers of any length are searched only to resynchronise after a corrupt one."""
     n = arr.shape[0]
     u64, u32 = _views(arr)
-    if n >= _HEAD:
-        zero = arr == 0  # a length below 2**24 has zero bytes 3 to 7
-        cand = np.flatnonzero(zero[3 : n - 8] & zero[4 : n - 7] & zero[5 : n - 6] & zero[6 : n - 5] & zero[7 : n - 4])
-        lengths = u64[cand]
-        if MAX_RECORD_BYTES < (1 << 24) - 1:
-            cand, lengths = cand[lengths <= MAX_RECORD_BYTES], lengths[lengths <= MAX_RECORD_BYTES]
-        valid = _length_crcs(lengths) == u32[cand + 8]
-        v = cand[valid]
-        lv = lengths[valid].astype(np.int64)
-    else:
-        v = lv = np.zeros(0, np.int64)
+    zero = arr == 0
+    v, lv = _headers(arr, u64, u32, zero, 1)
     nxt = v + _FRAME + lv
     breaks = np.flatnonzero(nxt[:-1] != v[1:])  # the chain from record i does not go on to i + 1
-    runs: list[tuple[int, int]] = []
+    every: np.ndarray | None = None  # every valid header, found at the first corrupt one
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
     gaps: list[tuple[int, int, str]] = []
     target, end, torn = 0, 0, False
     while True:
@@ -269,21 +282,31 @@ def _frame(arr: np.ndarray, *, final: bool) -> _Frames:
             b = int(np.searchsorted(breaks, j))
             e = int(breaks[b]) if b < breaks.shape[0] else v.shape[0] - 1
             if nxt[e] <= n:
-                runs.append((j, e + 1))
+                parts.append((v[j : e + 1], lv[j : e + 1]))
                 target = int(nxt[e])
                 continue
-            runs.append((j, e))  # the run's last record is torn
+            parts.append((v[j:e], lv[j:e]))  # the run's last record is torn
             end, torn = int(v[e]), final
             break
         if target > n - _HEAD:  # the end, or a torn header
             end, torn = target, final and target < n
             break
-        reason = "bad_length"
-        if int(_length_crcs(u64[target : target + 1])[0]) == int(u32[target + 8]):
-            reason = "too_large"
-        if j < v.shape[0]:
-            gaps.append((target, int(v[j]), reason))
-            target = int(v[j])
+        length = int(u64[target])
+        length_ok = int(_length_crcs(u64[target : target + 1])[0]) == int(u32[target + 8])
+        if length_ok and length <= MAX_RECORD_BYTES:  # a record of 256 bytes or more
+            if target + _FRAME + length > n:
+                end, torn = target, final
+                break
+            parts.append((np.array([target]), np.array([length])))
+            target += _FRAME + length
+            continue
+        reason = "too_large" if length_ok else "bad_length"
+        if every is None:
+            every = _headers(arr, u64, u32, zero, 3)[0]
+        k = int(np.searchsorted(every, target, side="right"))
+        if k < every.shape[0]:
+            gaps.append((target, int(every[k]), reason))
+            target = int(every[k])
             continue
         # no header yet: the stretch runs to the end, or to where a header could still start
         end = n if final else n - _HEAD + 1
@@ -296,13 +319,13 @@ def _frame(arr: np.ndarray, *, final: bool) -> _Frames:
         # decode is given only the bytes up to ``end``: a stretch shorter than a header would look
         # like a torn one there, so it waits until the record after it is complete
         end = gaps.pop()[0]
-    if len(runs) == 1:
-        a, b = runs[0]
-        starts, lens = v[a:b], lv[a:b]
+    if len(parts) == 1:
+        starts, lens = parts[0]
+    elif parts:
+        starts, lens = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     else:
-        starts = np.concatenate([v[a:b] for a, b in runs]) if runs else v[:0]
-        lens = np.concatenate([lv[a:b] for a, b in runs]) if runs else lv[:0]
-    return _Frames(starts, lens, end, gaps, torn)
+        starts = lens = np.zeros(0, np.int64)
+    return _Frames(starts.astype(np.int64), lens.astype(np.int64), end, gaps, torn)
 
 
 def _data_crc_ok(buf: memoryview, arr: np.ndarray, u32: np.ndarray, ds: np.ndarray, dl: np.ndarray) -> np.ndarray:
@@ -327,25 +350,22 @@ def _data_crc_ok(buf: memoryview, arr: np.ndarray, u32: np.ndarray, ds: np.ndarr
 
 # ---- the scalar layout, in bulk --------------------------------------------------------------------
 
-_HIGH_BITS = np.uint64(0x8080808080808080)
+_HIGH_BITS = np.uint64(0x0080808080808080)  # 7 bytes
 _LOW_7S = np.uint64(0x7F7F7F7F7F7F7F7F)
 
 
-def _scalar_events(arr: np.ndarray, u64: np.ndarray, u32: np.ndarray, ds: np.ndarray, dl: np.ndarray) -> tuple[
+def _scalar_events(arr: np.ndarray, u64: np.ndarray, ds: np.ndarray, dl: np.ndarray) -> tuple[
     np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
 ]:
     """Which records are exactly ``Event{wall_time, [step], summary{value{tag, simple_value}}}``
-    with one-byte lengths and a step below 2**56, as add_scalar writes them: their indices, wall
-    times, steps, values, and where their tags are (offset, length)."""
-    last, top8, top4 = arr.shape[0] - 1, u64.shape[0] - 1, u32.shape[0] - 1
-
-    def byte(at: np.ndarray) -> np.ndarray:
-        out: np.ndarray = arr[np.minimum(at, last)].astype(np.int64)
-        return out
-
-    ok = (dl >= 20) & (dl <= 160) & (byte(ds) == 0x09)
-    has_step = byte(ds + 9) == 0x10
-    w = u64[np.minimum(ds + 10, top8)]
+    with one-byte lengths and a step below 2**49, as add_scalar writes them: their indices, wall
+    times, steps, values, and where their tags are (offset, length). Read with a few 8-byte
+    gathers per record."""
+    top = u64.shape[0] - 1
+    ok = (dl >= 20) & (dl <= 160) & (arr[np.minimum(ds, arr.shape[0] - 1)] == 0x09)
+    g = u64[np.minimum(ds + 9, top)]  # the step's key, then up to 7 bytes of varint
+    has_step = (g & np.uint64(0xFF)) == 0x10
+    w = g >> np.uint64(8)
     stop = ~w & _HIGH_BITS  # the high bit of each byte that ends the varint
     ok &= (stop != 0) | ~has_step
     stop[stop == 0] = np.uint64(0x80)
@@ -353,23 +373,31 @@ def _scalar_events(arr: np.ndarray, u64: np.ndarray, u32: np.ndarray, ds: np.nda
     size = ((np.log2(low.astype(np.float64)).astype(np.int64) - 7) >> 3) + 1
     w &= ((low << np.uint64(1)) - np.uint64(1)) & _LOW_7S
     step = w & np.uint64(0x7F)
-    for b in range(1, 8):
+    for b in range(1, 7):
         step |= (w >> np.uint64(b)) & np.uint64(0x7F << (7 * b))
     q = ds + 9 + np.where(has_step, 1 + size, 0)  # the summary's key
-    s_len, v_len, t_len = byte(q + 1), byte(q + 3), byte(q + 5)
-    ok &= (byte(q) == 0x2A) & (byte(q + 2) == 0x0A) & (byte(q + 4) == 0x0A) & (s_len < 128)
+    h = u64[np.minimum(q, top)]  # summary key and length, value key and length, tag key and length
+
+    def byte(k: int) -> np.ndarray:
+        out: np.ndarray = ((h >> np.uint64(8 * k)) & np.uint64(0xFF)).astype(np.int64)
+        return out
+
+    s_len, v_len, t_len = byte(1), byte(3), byte(5)
+    ok &= (byte(0) == 0x2A) & (byte(2) == 0x0A) & (byte(4) == 0x0A) & (s_len < 128)
     ok &= (v_len == s_len - 2) & (t_len == v_len - 7) & (q + 11 + t_len == ds + dl)
-    ok &= byte(q + 6 + t_len) == 0x15
+    tail = u64[np.minimum(q + 6 + t_len, top)]  # the value's key and its 4 bytes
+    ok &= (tail & np.uint64(0xFF)) == 0x15
     sel = np.flatnonzero(ok)
     qs, ts = q[sel], t_len[sel]
-    walls = u64[np.minimum(ds[sel] + 1, top8)].view(np.float64).astype(np.float64)
+    walls = u64[ds[sel] + 1].view(np.float64).astype(np.float64)
     steps = np.where(has_step[sel], step[sel], np.uint64(0)).astype(np.float64)
-    values = u32[np.minimum(qs + 7 + ts, top4)].view(np.float32).astype(np.float64)
-    return sel, walls, steps, values, qs + 6, ts
+    values = ((tail[sel] >> np.uint64(8)) & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.float32)
+    return sel, walls, steps, values.astype(np.float64), qs + 6, ts
 
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _FEW_TAGS = 32
+_TAG_SAMPLE = 256
 
 
 def _group_tags(u64: np.ndarray, start: np.ndarray, length: np.ndarray) -> tuple[list[bytes], np.ndarray]:
@@ -393,9 +421,10 @@ def _group_tags(u64: np.ndarray, start: np.ndarray, length: np.ndarray) -> tuple
         h = words[:, 0].copy()
         for j in range(1, width):
             h = h * _MIX ^ words[:, j]
-        if (h == h[0]).all():
-            first, inverse = np.zeros(1, np.int64), np.zeros(idx.shape[0], np.int64)
-        else:
+        # the tags of a chunk are nearly always among those of its first records: look them up
+        keys, first = np.unique(h[:_TAG_SAMPLE], return_index=True)
+        inverse = np.minimum(np.searchsorted(keys, h), keys.shape[0] - 1)
+        if not (keys[inverse] == h).all():
             _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
         if width > 1 and not (words == words[first[inverse]]).all():  # a hash collision
             _, first, inverse = np.unique(words, axis=0, return_index=True, return_inverse=True)
@@ -707,7 +736,7 @@ class _Bulk:
 
     def __init__(self, arr: np.ndarray, u64: np.ndarray, u32: np.ndarray, ds: np.ndarray, dl: np.ndarray,
                  now: float) -> None:
-        self.index, self.walls, self.steps, self.values, tag_at, tag_len = _scalar_events(arr, u64, u32, ds, dl)
+        self.index, self.walls, self.steps, self.values, tag_at, tag_len = _scalar_events(arr, u64, ds, dl)
         no_time = ~np.isfinite(self.walls) | (self.walls == 0.0)  # as the other path reads them
         if no_time.any():
             self.walls[no_time] = now
@@ -748,8 +777,10 @@ def _attempts(state: TfEventsState, kept: np.ndarray, restarts: list[int]) -> tu
 
 def _assemble(parsed: Parsed, state: TfEventsState, bulk: _Bulk, events: _Events) -> None:
     """Points of both paths per tag in record order, cut into segments at restarts; the counts."""
-    kept = np.union1d(bulk.index, np.asarray(events.kept, np.int64))
-    bounds, parsed.started = _attempts(state, kept, events.restarts)
+    if events.restarts:
+        bounds, parsed.started = _attempts(state, np.union1d(bulk.index, events.kept), events.restarts)
+    else:  # the usual chunk: one segment
+        bounds, parsed.started = [], state.started or bool(bulk.index.shape[0] or events.kept)
     cuts = np.asarray(bounds, np.int64)
     parsed.segments = [{} for _ in range(len(bounds) + 1)]
     columns = bulk.columns()
@@ -771,7 +802,7 @@ def _assemble(parsed: Parsed, state: TfEventsState, bulk: _Bulk, events: _Events
             m = seg == k
             parsed.segments[k][tag] = (s[m], v[m], t[m])
     parsed.others = [(int(np.searchsorted(cuts, i, side="right")), rec) for i, rec in events.others]
-    parsed.records = int(kept.shape[0]) + events.configs
+    parsed.records = int(bulk.index.shape[0]) + len(events.kept) + events.configs
     last = events.last
     if bulk.index.shape[0] and (last is None or int(bulk.index[-1]) > last[0]):
         last = (int(bulk.index[-1]), float(bulk.steps[-1]), float(bulk.walls[-1]))
