@@ -597,6 +597,24 @@ def test_claims_by_name_and_by_first_record(torch_file: Path, tmp_path: Path) ->
     assert r.claims("renamed.bin", flipped) == 0.0
 
 
+def test_tags_are_grouped_exactly() -> None:
+    """Tags first seen late in a chunk, and tags whose hashes collide, are still told apart."""
+    mix, full = int(tfe._MIX), (1 << 64) - 1
+    w0, w1 = 0x1122334455667788, 0x0102030405060708
+    other1 = w1 ^ (w0 * mix & full) ^ ((w0 + 1) * mix & full)  # the same hash as (w0, w1)
+    clash_a = w0.to_bytes(8, "little") + w1.to_bytes(8, "little")
+    clash_b = (w0 + 1).to_bytes(8, "little") + other1.to_bytes(8, "little")
+    tags = [b"a"] * 300 + [b"b", b"a", clash_a, clash_b, clash_a, b"", b"x" * 20]
+    blob, starts = b"", []
+    for t in tags:
+        starts.append(len(blob))
+        blob += t + bytes(9)  # a tag is followed by at least 7 more bytes in a record
+    u64, _ = tfe._views(np.frombuffer(blob, np.uint8))
+    names, ids = tfe._group_tags(u64, np.array(starts), np.array([len(t) for t in tags]))
+    assert [names[i] for i in ids.tolist()] == tags
+    assert len(names) == len(set(names)) == 6
+
+
 def test_crc32c_python_and_package_agree() -> None:
     assert tfe._crc32c_python(b"123456789") == 0xE3069283  # the CRC-32C check value
     rng = np.random.default_rng(5)
