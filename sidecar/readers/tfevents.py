@@ -42,18 +42,22 @@ values become:
   read as its kind (a "scalars" tensor of two values) is ``bad_value``. Non-finite floats in
   records are spelled as the JSONL writer spells them (``"NaN"``, ``"Infinity"``).
 
-An event without a wall time takes ``now``. Tags are metric names unchanged; steps and times are
-float64 arrays; every point is kept.
+An event without a wall time (proto3 cannot tell 0.0 from none) or with a non-finite one takes
+``now``. Tags are metric names unchanged; steps and times are float64 arrays; every point is kept.
+A ``SessionLog.START`` before any record of its file (what ``purge_step`` writes at the head of a
+new file) starts nothing here: purging across the files of a run is the store's to decide.
 
 **Speed.** The usual backlog is a long run of one-scalar events (``add_scalar``). A chunk's records
-are found with numpy: every offset whose 8 bytes could be a length is a candidate, candidates'
-length CRCs are computed together, and the chain of records from offset 0 is checked in one pass
-(a Python step only where it breaks: corruption, or the end). Data CRCs are computed together for
-records of the same length, two bytes a step, one lookup table. Records of exactly the scalar
-layout (``wall_time, [step], summary{value{tag, simple_value}}``) are recognised and read in bulk;
-their tags are grouped without a Python string per record. Every other record goes through the
-hand-written wire decoder (``protowire``) one by one. With the ``crc32c`` package (C, SSE4.2), a
-record too long or too rare for the table path is checked by it; without it, in Python.
+are found with numpy: every offset whose bytes 1 to 7 are zero (the length of a record under 256
+bytes) is a candidate, candidates' length CRCs are looked up together, and the chain of records
+from offset 0 is checked in one pass; a Python step is taken only where it breaks (a longer
+record, corruption, the end). Data CRCs are computed together for the few lengths most records
+share, four bytes a step with two lookups. Records of exactly the scalar layout (``wall_time,
+[step], summary{value{tag, simple_value}}``) are recognised and read in bulk with a few 8-byte
+gathers per record; their tags are grouped without a Python string per record. Every other record
+goes through the hand-written wire decoder (``protowire``) one by one. With the ``crc32c`` package
+(C, SSE4.2), a record too long or too rare for the table path is checked by it; without it, in
+Python, two bytes a step.
 """
 
 from __future__ import annotations
