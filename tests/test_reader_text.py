@@ -1,0 +1,244 @@
+"""The text log reader: the real stdout of a transformers Trainer (tqdm bars, cursor codes, the
+dicts it prints) gives the metrics its trainer_state.json holds; the line formats of the PyTorch
+tutorials, Keras and logging are read; clock times, dates, versions and addresses never become
+metrics; any chunking reads as one whole read; no input raises."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from datetime import datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tailboard.sidecar.ingest import Parsed
+from tailboard.sidecar.readers.textlog import TextReader
+
+Points = dict[str, list[tuple[float, Any]]]
+
+
+def keep(attempts: list[Points], parsed: Parsed) -> None:
+    """As the store keeps a chunk: its first segment continues the last attempt, others are new."""
+    for i, seg in enumerate(parsed.segments):
+        if i:
+            attempts.append({})
+        for name, (steps, values, _) in seg.items():
+            attempts[-1].setdefault(name, []).extend(
+                (float(s), "nan" if math.isnan(v) else float(v)) for s, v in zip(steps, values))
+
+
+def read(reader: TextReader, data: bytes, cuts: list[int] = ()) -> tuple[list[Points], int]:
+    """Feed ``data`` split at ``cuts`` as a tail would: bytes held until ``complete`` says a record ends."""
+    state, buf, attempts, records = reader.new_state(), b"", [{}], 0
+    at = 0
+    for b in sorted({c for c in cuts if 0 < c < len(data)}) + [len(data)]:
+        buf += data[at:b]
+        at = b
+        n = reader.complete(buf)
+        if n:
+            parsed, state = reader.decode(buf[:n], state, now=0.0)
+            assert parsed.skipped == {}
+            buf = buf[n:]
+            keep(attempts, parsed)
+            records += parsed.records
+    return attempts, records
+
+
+def lines(*text: str, end: str = "\n") -> bytes:
+    return "".join(t + end for t in text).encode()
+
+
+TRAINER = r"""
+import sys, torch
+from transformers import Trainer, TrainingArguments
+
+class Data(torch.utils.data.Dataset):
+    def __len__(self): return 32
+    def __getitem__(self, i):
+        x = torch.randn(4, generator=torch.Generator().manual_seed(i))
+        return {"x": x, "labels": x.sum(-1, keepdim=True)}
+
+class Model(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 1)
+    def forward(self, x, labels=None):
+        out = self.layer(x)
+        return {"loss": torch.nn.functional.mse_loss(out, labels), "logits": out}
+
+torch.manual_seed(0)
+args = TrainingArguments(output_dir=sys.argv[1], per_device_train_batch_size=4, num_train_epochs=2,
+                         logging_steps=2, eval_strategy="steps", eval_steps=4, save_strategy="no",
+                         report_to=[], use_cpu=True, disable_tqdm=False)
+trainer = Trainer(model=Model(), args=args, train_dataset=Data(), eval_dataset=Data())
+trainer.train()
+trainer.save_state()
+"""
+
+
+@pytest.fixture(scope="module")
+def trainer_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list[dict[str, Any]]]:
+    """A real transformers Trainer on CPU, its stdout and stderr tee'd to one file as a shell would."""
+    pytest.importorskip("transformers")
+    out = tmp_path_factory.mktemp("hf")
+    with open(out / "train.log", "wb") as log:
+        subprocess.run([sys.executable, "-c", TRAINER, str(out)], stdout=log, stderr=subprocess.STDOUT,
+                       check=True, timeout=300)
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    return (out / "train.log").read_bytes(), history
+
+
+def test_transformers_stdout_gives_the_metrics_of_its_trainer_state(trainer_run: Any) -> None:
+    log, history = trainer_run
+    assert b"\r" in log and b"it/s]" in log and b"\x1b[A" in log  # tqdm bars and cursor moves
+    (got,), records = read(TextReader(), log)
+    want: Points = {}
+    for entry in history:
+        for name, value in entry.items():
+            if name not in ("epoch", "step", "total_flos"):  # what the Trainer prints
+                want.setdefault(name, []).append((entry["epoch"], value))
+    assert records == len(history)
+    assert got.keys() == want.keys()
+    for name in want:  # printed with 4 significant digits
+        assert [s for s, _ in got[name]] == [s for s, _ in want[name]], name
+        assert all(math.isclose(a, b, rel_tol=1e-3) for (_, a), (_, b) in zip(got[name], want[name])), name
+
+
+def test_pytorch_tutorial_lines_count_steps_across_epochs() -> None:
+    # a step counter with a total restarts each epoch: the step is the global one
+    log = lines(*(f"Epoch [{e}/2], Step [{s}/600], Loss: {e + s / 1000:.4f}" for e in (1, 2) for s in (300, 600)))
+    assert read(TextReader(), log)[0] == [{"Loss": [(300.0, 1.3), (600.0, 1.6), (900.0, 2.3), (1200.0, 2.6)]}]
+    # counted from epoch 0
+    log = lines("Epoch [0/2], Step [300/600], Loss: 1.0", "Epoch [1/2], Step [300/600], Loss: 2.0")
+    assert read(TextReader(), log)[0] == [{"Loss": [(300.0, 1.0), (900.0, 2.0)]}]
+    # a counter seen not to go back when the epoch changes is global
+    log = lines("Epoch [1/2], Step [600/1200], Loss: 1.0", "Epoch [2/2], Step [1200/1200], Loss: 2.0")
+    assert read(TextReader(), log)[0] == [{"Loss": [(600.0, 1.0), (1200.0, 2.0)]}]
+    # PyTorch's MNIST example: samples seen within the epoch, in brackets
+    log = lines("Train Epoch: 1 [640/60000 (1%)]\tLoss: 0.500000", "Train Epoch: 2 [640/60000 (1%)]\tLoss: 0.250000",
+                "", "Test set: Average loss: 0.0334, Accuracy: 9894/10000 (99%)")
+    assert read(TextReader(), log)[0] == [{"Loss": [(640.0, 0.5), (60640.0, 0.25)], "Average loss": [(60640.0, 0.0334)]}]
+
+
+def test_keras_progress_lines_are_read_at_their_last_redraw() -> None:
+    bar = "\r{n}/600 [{b}] - ETA: 3s - loss: {loss:.4f} - accuracy: 0.5000"
+    redraws = "".join(bar.format(n=n, b="=" * (n // 20), loss=9.0) for n in (1, 100, 300))
+    log = ("Epoch 1/2\n" + redraws + "\r600/600 [==============================] - 3s 4ms/step - loss: 0.4100 - accuracy: 0.8800\n"
+           "Epoch 2/2\n" + redraws + "\r600/600 ━━━━━━━━━━━━━━━━━━━━ 3s 4ms/step - accuracy: 0.9000 - loss: 0.3000 - val_loss: 0.3500\n")
+    assert read(TextReader(), log.encode())[0] == [{
+        "loss": [(1.0, 0.41), (2.0, 0.3)], "accuracy": [(1.0, 0.88), (2.0, 0.9)], "val_loss": [(2.0, 0.35)]}]
+
+
+def test_pairs_steps_and_colours() -> None:
+    log = lines("\x1b[32mINFO\x1b[0m step=10 loss=\x1b[1;31m0.41\x1b[0m acc=88.5% train/lr: 1e-4 'val loss': '0.5' top@1=0.2",
+                "iter 20: loss=nan grad=-inf",
+                "global step 30 | Train Loss: 0.3, Val Loss: 0.35",
+                "validation: acc=0.9")  # no step of its own: it belongs where training is
+    assert read(TextReader(), log)[0] == [{
+        "loss": [(10.0, 0.41), (20.0, "nan")], "acc": [(10.0, 88.5), (30.0, 0.9)], "train/lr": [(10.0, 1e-4)],
+        "val loss": [(10.0, 0.5)], "top@1": [(10.0, 0.2)], "grad": [(20.0, -math.inf)],
+        "Train Loss": [(30.0, 0.3)], "Val Loss": [(30.0, 0.35)]}]
+
+
+def test_lines_without_steps_are_numbered_and_epochs_are_steps() -> None:
+    log = lines("starting", "loss=1.0", "loss=0.5", "epoch 1 loss=0.25")
+    assert read(TextReader(), log)[0] == [{"loss": [(1.0, 1.0), (2.0, 0.5), (1.0, 0.25)]}]
+
+
+def test_numbers_that_are_not_metrics() -> None:
+    log = lines(
+        "2024-01-01 12:03:44,123 INFO started at 12:03:44 on 10.0.0.1:8080",
+        "torch version: 2.1.0 cuda=12.1.105 python 3.11.4",
+        "torch==2.1.0", "numpy>=1.24",
+        "date=2024-01-01 ip=192.168.1.20 frac=3/4 took=3.2s hex=0x1f size=12MB ratio=1:4",
+        "Saving model checkpoint to out/checkpoint-500",
+        "loss 0.41 (no key)",
+        "Epoch 3: 100%|##########| 600/600 [00:10<00:00, 58.2it/s, v_num=0, loss=0.41]",
+    )
+    assert read(TextReader(), log) == ([{}], 0)
+
+
+def test_wall_time_from_the_line() -> None:
+    r = TextReader()
+    parsed, _ = r.decode(lines("2024-01-01 12:03:44,500 step=1 loss=0.5", "2024-01-01T12:00:00Z step=2 loss=0.4",
+                               "t=1700000000.25 step=3 loss=0.3", "time=0.52 step=4 loss=0.2"), r.new_state(), now=7.0)
+    _, _, times = parsed.segments[0]["loss"]
+    local = datetime(2024, 1, 1, 12, 3, 44, 500000).timestamp()
+    assert list(times) == [local, 1704110400.0, 1700000000.25, 7.0]
+    assert list(parsed.segments[0]["time"][1]) == [0.52]  # a duration stays a metric
+
+
+def test_a_script_run_again_with_tee_a_is_a_new_attempt() -> None:
+    log = lines("step=1 loss=1", "step=2 loss=0.5", "step=1 loss=0.9", "step=2 loss=0.4")
+    assert read(TextReader(), log)[0] == [{"loss": [(1.0, 1.0), (2.0, 0.5)]}, {"loss": [(1.0, 0.9), (2.0, 0.4)]}]
+
+
+def test_a_user_pattern_replaces_the_rules() -> None:
+    r = TextReader(pattern=r"it (?P<step>\d+) \| (?P<loss>\S+) \| (?P<acc>\S+) \| (?P<time>\S+)")
+    log = lines("it 5 | 0.5 | 91% | 1700000000", "it 6 | nan | n/a | x", "loss=0.1 not matched")
+    parsed, _ = r.decode(log, r.new_state(), now=3.0)
+    assert {k: (list(s), [repr(float(x)) for x in v], list(t)) for k, (s, v, t) in parsed.segments[0].items()} == {
+        "loss": ([5.0, 6.0], ["0.5", "nan"], [1700000000.0, 3.0]),
+        "acc": ([5.0], ["91.0"], [1700000000.0])}
+    with pytest.raises(ValueError, match="not a regular expression"):
+        TextReader(pattern="(")
+    with pytest.raises(ValueError, match="names no metric group"):
+        TextReader(pattern=r"step (?P<step>\d+)")
+
+
+def test_claims() -> None:
+    r = TextReader()
+    assert r.claims("run/train.log", lines("loading data", "step=1 loss=0.5")) == 0.5
+    assert r.claims("slurm-123.out", lines(*["epoch 1 loss: 0.5"] * 3)) == 0.6
+    assert r.claims("requirements.txt", lines("torch==2.1.0", "numpy>=1.24")) == 0.0
+    assert r.claims("notes.md", lines("loss=0.5")) == 0.0
+
+
+def test_complete_waits_for_a_newline_or_a_redraw() -> None:
+    r = TextReader()
+    assert r.complete(b"loss=1\nloss=") == 7
+    assert r.complete(b"bar 1\rbar 2") == 6  # a redraw ended the first piece
+    assert r.complete(b"loss=1\r") == 0  # perhaps the first half of a CRLF
+    assert r.complete(b"loss=1\r\n") == 8
+
+
+CORPUS = [
+    "step=1 loss=0.5", "Epoch [1/2], Step [100/600], Loss: 0.4100", "Epoch 2/10", "\x1b[31mloss: nan\x1b[0m",
+    "  3%|▎         | 20/600 [00:01<00:30, 19.0it/s]", "600/600 [====] - 3s 4ms/step - loss: 0.41 - accuracy: 0.88",
+    "{'loss': '3.6', 'epoch': '0.5'}", "12:03:44 version 1.2.3", "", "Train Epoch: 1 [640/60000 (1%)]\tLoss: 0.1",
+    "t=1700000000 iter 7 acc=0.9", "global step 3 | Val Loss: 0.35", "ünïcode=1.5",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(picked=st.lists(st.tuples(st.sampled_from(CORPUS), st.sampled_from(["\n", "\r\n", "\r"])), max_size=30),
+       cuts=st.lists(st.integers(0, 2000), max_size=12))
+def test_any_chunking_reads_as_one_whole_read(picked: list[tuple[str, str]], cuts: list[int]) -> None:
+    data = "".join(a + b for a, b in picked).encode()
+    assert read(TextReader(), data, cuts) == read(TextReader(), data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=400))
+def test_any_bytes_never_raise(data: bytes) -> None:
+    r = TextReader()
+    r.claims("x.log", data)
+    r.decode(data, r.new_state(), now=0.0)
+    TextReader(pattern=r"(?P<step>\S+) (?P<x>\S+) (?P<time>\S+)").decode(data, r.new_state(), now=0.0)
+
+
+def test_a_truncated_log_is_new_lines_and_its_steps_decide_the_attempt() -> None:
+    """``tee`` without ``-a`` (another run: steps start over) and a copy-truncate rotation (the same
+    run goes on): both are read again from offset 0 with ``rewound``."""
+    r = TextReader()
+    attempts: list[Points] = [{}]
+    state = r.new_state()
+    for content in (b"step=1 loss=1\nstep=2 loss=0.5\n", b"step=3 loss=0.25\n", b"step=1 loss=0.9\n"):
+        parsed, state = r.decode(content, state, now=0.0)
+        keep(attempts, parsed)
+        state = r.rewound(state)
+    assert attempts == [{"loss": [(1.0, 1.0), (2.0, 0.5), (3.0, 0.25)]}, {"loss": [(1.0, 0.9)]}]
