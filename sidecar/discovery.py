@@ -15,11 +15,13 @@ import time
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
+from tailboard.format import STREAM_SUFFIX
+
 __all__ = ["Listings", "StreamRef", "contained", "run_id_for", "scan"]
 
 logger = logging.getLogger(__name__)
 
-SUFFIX = ".jsonl"
+SUFFIX = STREAM_SUFFIX  # which files are logs: the format says
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 import watchfiles
+from tailboard.format import STREAM_SUFFIX
 
 __all__ = ["Hints", "StatPoller", "Watcher", "stat_signature"]
 
@@ -161,7 +162,7 @@ def _touch(path: str) -> None:
 def _accept(change: watchfiles.Change, path: str) -> bool:
     # Everything that can matter: any .jsonl change, and any add/delete (it may be a folder).
     # Modifications of other files (checkpoints being written...) are dropped.
-    return change != watchfiles.Change.modified or path.endswith(".jsonl")
+    return change != watchfiles.Change.modified or path.endswith(STREAM_SUFFIX)
 
 
 class Watcher:
@@ -298,7 +299,7 @@ class Watcher:
                     self.hints.add(paths)
                     # files written to now are likely to be again: stat them every hot_interval
                     # too, as the poller does (a batch of events waits for the debounce)
-                    streams = [p for p in paths if p.endswith(".jsonl")] if self.inotify_hot else []
+                    streams = [p for p in paths if p.endswith(STREAM_SUFFIX)] if self.inotify_hot else []
                     if streams:
                         self._poller.check(streams, time.monotonic())
                         self._heat.set()
