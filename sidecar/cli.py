@@ -117,9 +117,8 @@ async def _run(args: argparse.Namespace) -> int:
             await asyncio.sleep(1.0)
 
     tasks.append(asyncio.create_task(progress_line()))
-    assert server._task is not None
-    done_server = server._task
-    await asyncio.wait([asyncio.ensure_future(stop.wait()), done_server], return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait([asyncio.ensure_future(stop.wait()), asyncio.ensure_future(server.wait_closed())],
+                       return_when=asyncio.FIRST_COMPLETED)
     for t in tasks:
         t.cancel()
     await server.stop()

@@ -179,6 +179,12 @@ class Server:
         await self.hub.stop()
         await self.loop_lag.stop()
 
+    async def wait_closed(self) -> None:
+        """Return when the HTTP server ends by itself (start() first)."""
+        if self._task is None:
+            raise RuntimeError("Server.start() first")
+        await asyncio.shield(self._task)
+
     async def serve_forever(self) -> None:
         await self.start()
         assert self._task is not None
