@@ -82,6 +82,8 @@ class Result:
 
     def scalars(self, tag: str) -> tuple[list[float], list[float], list[float]]:
         parts = [seg[tag] for seg in self.segments if tag in seg]
+        if not parts:
+            return [], [], []
         s, v, t = (np.concatenate(x).tolist() for x in zip(*parts))
         return s, v, t
 
@@ -537,6 +539,99 @@ def test_a_written_zero_wall_time_reads_as_no_time_in_both_paths() -> None:
     res = whole(frame(bulk) + frame(other))
     assert res.skipped == {}
     assert res.scalars("a") == ([5.0, 6.0], [2.0, 2.0], [NOW, NOW])
+
+
+STYLES = ["float_val", "content_f32", "double_val", "content_f64", "int32", "content_i32", "two_values", "shaped"]
+
+
+def tensor_scalar(tag: str, style: str, plugin: str | None, value: float) -> summary_pb2.Summary.Value:
+    """A summary value holding a tensor as TF2 and new_style writers write scalars (and some
+    that are not scalars)."""
+    v = summary_pb2.Summary.Value(tag=tag)
+    if plugin:
+        v.metadata.plugin_data.plugin_name = plugin
+    t = v.tensor
+    if style in ("float_val", "content_f32", "two_values", "shaped"):
+        t.dtype = 1
+        if style == "content_f32":
+            t.tensor_content = np.float32(value).tobytes()
+        else:
+            t.float_val.extend([value] * (2 if style == "two_values" else 1))
+        if style in ("two_values", "shaped"):
+            t.tensor_shape.dim.add(size=2 if style == "two_values" else 1)
+        else:
+            t.tensor_shape.SetInParent()  # an empty shape, written as TF2 writes it
+    elif style in ("double_val", "content_f64"):
+        t.dtype = 2
+        if style == "double_val":
+            t.double_val.append(value)
+        else:
+            t.tensor_content = np.float64(value).tobytes()
+    elif style == "content_i32":  # as long as a float_val one, but an int
+        t.dtype = 3
+        t.tensor_content = np.int32(value).tobytes()
+        t.tensor_shape.SetInParent()
+    else:
+        t.dtype = 3
+        t.int_val.append(int(value) % 1000)
+    return v
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from(STYLES), st.booleans(),
+                          st.floats(-1e6, 1e6, width=32)), min_size=1, max_size=400),
+       st.dictionaries(st.sampled_from(["a", "b", "c"]), st.sampled_from(["scalars", "text"])),
+       st.lists(st.integers(50, 3000), min_size=1, max_size=4))
+def test_tensor_scalars_read_as_tensorboard_reads_them_however_chunked(
+        tmp_path: Path, values: list[Any], plugins: dict[str, str], sizes: list[int]) -> None:
+    seen: set[str] = set()
+    events = []
+    for k, (tag, style, meta, x) in enumerate(values):
+        first = tag not in seen  # writers put the metadata on a tag's first value at least
+        seen.add(tag)
+        plugin = plugins.get(tag, "scalars") if first or meta else None
+        v = tensor_scalar(tag, style, plugin, x)
+        events.append(event_pb2.Event(wall_time=100.0 + k, step=k, summary=summary_pb2.Summary(value=[v])))
+    path = tmp_path / "events.out.tfevents.5.h"
+    data = write_events(path, events)
+    res = whole(data)
+    same(follow(data, sizes), res)
+    acc = tb_tensors(path)
+    for tag in seen:
+        if plugins.get(tag, "scalars") != "scalars":
+            assert not any(tag in seg for seg in res.segments)
+            continue
+        tb = [(float(e.step), tensor_util.make_ndarray(e.tensor_proto), e.wall_time) for e in acc.Tensors(tag)]
+        tb = [(s, float(a.ravel()[0]), t) for s, a, t in tb if a.size == 1]
+        assert list(zip(*res.scalars(tag))) == tb
+    bad = sum(1 for tag, style, _, _ in values  # a tensor of two values; a number as a "text"
+              if plugins.get(tag, "scalars") == "text" or style == "two_values")
+    assert res.skipped.get("bad_value", 0) == bad
+
+
+def test_new_style_scalars_of_torch_read_in_bulk_after_the_first_chunk(tmp_path: Path) -> None:
+    w = SummaryWriter(str(tmp_path))
+    for step in range(3000):
+        w.add_scalar("f", step / 7, step, new_style=True, walltime=1e9 + step)
+        w.add_scalar("d", step / 7, step, new_style=True, double_precision=True, walltime=1e9 + step)
+    w.close()
+    path = event_file(tmp_path)
+    data = path.read_bytes()
+    r = TfEventsReader()
+    n = r.complete(data[:4096])
+    first, state = r.decode(data[:n], r.new_state(), now=NOW)
+    assert state.plugins == {"f": "scalars", "d": "scalars"}
+    arr = np.frombuffer(data[n:], np.uint8)
+    frames = tfe._frame(arr, final=True)
+    bulk = tfe._Bulk(arr, tfe._views(arr)[0], frames.starts + 12, frames.lengths, state.plugins)
+    assert bulk.accept.all() and bulk.accept.shape[0] == 6000 - first.records  # every later record in bulk
+    res = Result()
+    res.add(first)
+    res.add(r.decode(data[n:], state, now=NOW)[0])
+    same(res, whole(data))
+    acc = tb_tensors(path)
+    for tag in ("f", "d"):
+        assert res.scalars(tag)[1] == [float(tensor_util.make_ndarray(e.tensor_proto).item()) for e in acc.Tensors(tag)]
 
 
 # ---- a file written while it is read ----------------------------------------------------------------
