@@ -24,8 +24,8 @@ values become:
 - ``simple_value`` (``add_scalar`` of torch and tensorboardX, TF1): a scalar point under its tag;
 - a tensor whose plugin is "scalars" (TF2, ``new_style=True``): a scalar point, from a float,
   double, half, bfloat16, int32 or int64 tensor holding one value (``*_val`` or ``tensor_content``).
-  TF2 writes a tag's plugin metadata only with its first value; the plugin per tag is carried in
-  the state;
+  TF2 writes a tag's plugin metadata only with its first value; a tag's first plugin holds for
+  good (as in TensorBoard) and is carried in the state;
 - ``histo`` (``add_histogram``): ``{"k": "hist", ...}`` with TensorBoard's own reading of its
   buckets: empty buckets at both ends dropped, the first bucket starting at ``min`` and the last
   ending at ``max`` (its outer limits are +-DBL_MAX), so bins are ``edges[i]..edges[i+1]`` holding
@@ -54,8 +54,11 @@ from offset 0 is checked in one pass; a Python step is taken only where it break
 record, corruption, the end). Data CRCs are computed together for the few lengths most records
 share, four bytes a step with two lookups. Records of exactly the scalar layout (``wall_time,
 [step], summary{value{tag, simple_value}}``) are recognised and read in bulk with a few 8-byte
-gathers per record; their tags are grouped without a Python string per record. Every other record
-goes through the hand-written wire decoder (``protowire``) one by one. With the ``crc32c`` package
+gathers per record; their tags are grouped without a Python string per record. Tensor scalars
+(TF2, ``new_style``) are read in bulk too when their fields after the tag equal, byte for byte but
+the value, a layout the first of them shows (``_tensor_scalar_at``) and their tag is known to be a
+"scalars" one: from the chunks before, or, for a tag new in the chunk, once the other path has
+read its first value. Every other record goes through the hand-written wire decoder (``protowire``) one by one. With the ``crc32c`` package
 (C, SSE4.2), a record too long or too rare for the table path is checked by it; without it, in
 Python, two bytes a step.
 """
