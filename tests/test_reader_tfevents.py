@@ -710,6 +710,18 @@ def test_tags_are_grouped_exactly() -> None:
     assert len(names) == len(set(names)) == 6
 
 
+def test_no_length_has_a_masked_crc_of_zero_so_runs_of_zeros_are_skipped_quickly() -> None:
+    for high in range(256):  # every length below 2**24 (the framing's shortcut relies on it)
+        assert (tfe._mask(tfe._LOW_CRCS ^ tfe._HIGH_CRCS[high]) != 0).all()
+    r = TfEventsReader()
+    head = struct.pack("<Q", 0)
+    empty = head + struct.pack("<I", tfe.masked_crc32c(head)) + struct.pack("<I", tfe.masked_crc32c(b""))
+    data = bytes(1 << 20) + empty * 3  # a zeroed stretch (a crashed file system), then records
+    assert r.complete(data) == len(data)
+    parsed, _ = r.decode(data, r.new_state(), now=NOW)
+    assert parsed.skipped == {"bad_length": 1, "unsupported_event": 3}
+
+
 def test_crc32c_python_and_package_agree() -> None:
     assert tfe._crc32c_python(b"123456789") == 0xE3069283  # the CRC-32C check value
     rng = np.random.default_rng(5)
