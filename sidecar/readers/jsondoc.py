@@ -58,7 +58,7 @@ from tailboard.format import (
 
 from ..ingest import Parsed, decode_line
 
-__all__ = ["MAX_DOC_BYTES", "DocState", "JsonDocReader"]
+__all__ = ["MAX_DOC_BYTES", "JsonDocReader", "JsonDocState"]
 
 #: The largest document read (trainer_state.json of a long run with logging_steps=1 is a few MB).
 MAX_DOC_BYTES = 64 << 20
@@ -68,7 +68,7 @@ _TOKEN_TAIL = re.compile(r"[-+.\w]{0,24}")
 
 
 @dataclasses.dataclass
-class DocState:
+class JsonDocState:
     """What is carried from one document to the next (small and picklable)."""
 
     count: int = 0  # records: entries of the history already emitted
@@ -113,14 +113,14 @@ class JsonDocReader:
             end += 1
         return end
 
-    def new_state(self) -> DocState:
-        return DocState()
+    def new_state(self) -> JsonDocState:
+        return JsonDocState()
 
-    def rewound(self, state: DocState) -> DocState:
+    def rewound(self, state: JsonDocState) -> JsonDocState:
         """Every document is a whole new version: the state already expects one."""
         return state
 
-    def decode(self, data: bytes, state: DocState, *, now: float) -> tuple[Parsed, DocState]:
+    def decode(self, data: bytes, state: JsonDocState, *, now: float) -> tuple[Parsed, JsonDocState]:
         st = dataclasses.replace(state, columns=dict(state.columns))
         parsed = Parsed()
         parsed.started = st.started
@@ -199,7 +199,7 @@ def _records_of(doc: Any) -> list[Any] | None:
     return lists[0] if len(lists) == 1 else None
 
 
-def _config(doc: Any, st: DocState, parsed: Parsed, out: list[Any], now: float) -> None:
+def _config(doc: Any, st: JsonDocState, parsed: Parsed, out: list[Any], now: float) -> None:
     if not isinstance(doc, dict):
         return
     config = {k: v for k, v in doc.items() if v is None or isinstance(v, (bool, int, float, str))}
@@ -210,7 +210,7 @@ def _config(doc: Any, st: DocState, parsed: Parsed, out: list[Any], now: float) 
         parsed.others.append((len(out) - 1, {KIND: K_CONFIG, "t": now, "config": config}))
 
 
-def _records(entries: list[Any], st: DocState, parsed: Parsed, out: list[Any], now: float) -> None:
+def _records(entries: list[Any], st: JsonDocState, parsed: Parsed, out: list[Any], now: float) -> None:
     n, c = len(entries), st.count
     start = c
     if c and not (n >= c and _fp(entries[0]) == st.first_fp and _fp(entries[c - 1]) == st.last_fp):
@@ -264,7 +264,7 @@ def _numbers(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
             np.array([x is not None for x in read], bool))
 
 
-def _columns(doc: dict[str, Any], st: DocState, parsed: Parsed, out: list[Any], now: float) -> bool:
+def _columns(doc: dict[str, Any], st: JsonDocState, parsed: Parsed, out: list[Any], now: float) -> bool:
     """Read a document of metric lists; False when it holds none."""
     flat = flatten(doc)
     lists = {k: v for k, v in flat.items()
