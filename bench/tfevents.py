@@ -7,8 +7,9 @@ tag and step, as it always does); the file is copied into --runs runs. Each load
 fresh process, the median of --repeats is printed:
 
 - tailboard: ``TfEventsReader`` on every run as the follower feeds a reader: 1 MiB reads,
-  ``complete`` then ``decode`` with the state carried, every point kept; and ``decode`` alone on
-  whole files (what a catch-up worker does with a chunk another process framed);
+  ``complete`` then ``decode`` with the state carried, every point kept, in one process; the same
+  in one process per core, each on its share of the runs (as the catch-up parses in a worker per
+  core), timed from starting them; and ``decode`` alone on whole files;
 - TensorBoard's EventAccumulator keeping every scalar (size_guidance 0), on run00 only (it is slow);
 - TensorBoard's Rust loader (``tensorboard --load_fast=true``): from its start until its HTTP API
   shows every run's last step, measured as bench/ingest.py does. It keeps 1,000 points per tag.
@@ -51,12 +52,13 @@ def files(root: str) -> list[str]:
     return sorted(str(p) for p in Path(root).rglob("events.out.tfevents.*"))
 
 
-def child_follow(root: str) -> dict[str, float]:
-    """complete() + decode() over 1 MiB reads, as a tail hands them out."""
+def child_follow(root: str, part: int = 0, parts: int = 1) -> dict[str, float]:
+    """complete() + decode() over 1 MiB reads, as a tail hands them out (of every ``parts``-th
+    file from the ``part``-th)."""
     from tailboard.sidecar.readers.tfevents import TfEventsReader
 
     reader = TfEventsReader()
-    paths = files(root)
+    paths = files(root)[part::parts]
     t0 = time.perf_counter()
     points = skipped = 0
     kept = []
@@ -77,6 +79,19 @@ def child_follow(root: str) -> dict[str, float]:
                 kept.append(parsed.segments)
     return {"seconds": time.perf_counter() - t0, "points": points, "skipped": skipped,
             "bytes": sum(os.path.getsize(p) for p in paths)}
+
+
+def child_follow_parallel(root: str) -> dict[str, float]:
+    """child_follow in one process per core, each on its share of the files, as the sidecar's
+    catch-up parses in a worker per core; wall time from starting them until both are done."""
+    parts = os.cpu_count() or 1
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, __file__, "--child", f"follow-part:{i}:{parts}", root],
+                              stdout=subprocess.PIPE, text=True) for i in range(parts)]
+    results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "points": sum(r["points"] for r in results),
+            "skipped": sum(r["skipped"] for r in results), "bytes": sum(r["bytes"] for r in results)}
 
 
 def child_decode(root: str) -> dict[str, float]:
@@ -134,8 +149,12 @@ def main() -> None:
         kind, root = args.child
         if kind == "rustboard":
             result = child_rustboard(root, args.runs, args.tags, args.steps)
+        elif kind.startswith("follow-part:"):
+            _, part, parts = kind.split(":")
+            result = child_follow(root, int(part), int(parts))
         else:
-            result = {"follow": child_follow, "decode": child_decode, "tensorboard": child_tensorboard}[kind](root)
+            result = {"follow": child_follow, "follow-parallel": child_follow_parallel, "decode": child_decode,
+                      "tensorboard": child_tensorboard}[kind](root)
         print(json.dumps(result))
         return
     root = Path(tempfile.mkdtemp(prefix="tailboard-tfevents-"))
@@ -150,8 +169,10 @@ def main() -> None:
             results = sorted((run_child(kind, root, args) for _ in range(args.repeats)), key=lambda r: r["seconds"])
             return results[len(results) // 2]
 
+        cores = os.cpu_count() or 1
         rows = [("tailboard TfEventsReader, 1 MiB reads (all kept)", median_of("follow")),
                 ("tailboard TfEventsReader.decode, whole files", median_of("decode")),
+                (f"tailboard, 1 MiB reads, {cores} processes", median_of("follow-parallel")),
                 ("TensorBoard EventAccumulator (all kept, 1 run)", median_of("tensorboard"))]
         if not args.skip_rustboard:
             rows.append(("TensorBoard --load_fast=true (keeps 1,000/tag)", median_of("rustboard")))
@@ -162,9 +183,11 @@ def main() -> None:
             mbs = f"{r['bytes'] / r['seconds'] / 1e6:>7.0f}" if r["bytes"] else f"{'':>7}"
             print(f"{label:<50} {r['points']:>12,.0f} {r['seconds']:>8.2f} {r['points'] / r['seconds']:>12,.0f} {mbs}")
         rate = rows[0][1]["points"] / rows[0][1]["seconds"]
-        for label, r in rows[2:]:
-            print(f"tailboard (1 MiB reads) / {label.split(' (')[0]}: {rate / (r['points'] / r['seconds']):.2f}x "
-                  "the points per second")
+        rate_all = rows[2][1]["points"] / rows[2][1]["seconds"]
+        for label, r in rows[3:]:
+            theirs = r["points"] / r["seconds"]
+            print(f"tailboard (1 MiB reads) / {label.split(' (')[0]}: {rate / theirs:.2f}x on one core, "
+                  f"{rate_all / theirs:.2f}x on {cores}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
