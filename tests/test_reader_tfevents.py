@@ -1,7 +1,7 @@
 """The TensorBoard event file reader: files written by torch's and tensorboardX's SummaryWriter read
 to exactly what TensorBoard's own EventAccumulator reads from them; any chunking gives the result of
 the whole file; torn tails wait; corrupt records, lengths and stretches are counted and stepped over;
-a file written live is followed to the same result; with and without the crc32c package."""
+a file written live is followed to the same result; with and without a C CRC32C package."""
 
 from __future__ import annotations
 
@@ -39,15 +39,15 @@ NOW = 12345.5
 ALL = {ea.SCALARS: 0, ea.HISTOGRAMS: 0, ea.TENSORS: 0, ea.COMPRESSED_HISTOGRAMS: 0, ea.IMAGES: 0}
 
 
-@pytest.fixture(params=["crc32c", "python"])
+@pytest.fixture(params=["google_crc32c", "crc32c", "python"])
 def crc_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test with the crc32c package's CRC (where installed) and with the Python one."""
-    if request.param == "crc32c":
-        if tfe._crc32c_c is None:
-            pytest.skip("the crc32c package is not installed")
-        monkeypatch.setattr(tfe, "crc32c", tfe._crc32c_c)
-    else:
+    """Run a test with each C implementation of CRC32C installed, and with the Python one."""
+    if request.param == "python":
         monkeypatch.setattr(tfe, "crc32c", tfe._crc32c_python)
+    elif request.param in tfe.PACKAGED_CRC32C:
+        monkeypatch.setattr(tfe, "crc32c", tfe.PACKAGED_CRC32C[request.param])
+    else:
+        pytest.skip(f"{request.param} is not installed")
     return str(request.param)
 
 
@@ -727,8 +727,9 @@ def test_crc32c_python_and_package_agree() -> None:
     rng = np.random.default_rng(5)
     for size in [0, 1, 2, 3, 4, 5, 7, 8, 31, 64, 1000, 4097]:
         blob = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
-        want = tfe._crc32c_c(blob) if tfe._crc32c_c is not None else tfe._crc32c_python(blob)
-        assert tfe._crc32c_python(blob) == want
+        want = tfe._crc32c_python(blob)
+        for name, packaged in tfe.PACKAGED_CRC32C.items():
+            assert packaged(memoryview(blob + b"x")[:size]) == want, name
         arr = np.frombuffer(blob + bytes(8), np.uint8)
         if size:
             _, u32 = tfe._views(arr)
@@ -736,12 +737,12 @@ def test_crc32c_python_and_package_agree() -> None:
     assert tfe.masked_crc32c(b"") == 0xA282EAD8
 
 
-def test_reads_without_the_crc32c_package(torch_file: Path, tmp_path: Path) -> None:
-    """The module imports and reads the same without the package (a child where it is hidden)."""
+def test_reads_without_a_crc32c_package(torch_file: Path, tmp_path: Path) -> None:
+    """The module imports and reads the same without them (a child where they are hidden)."""
     code = (
-        "import sys, pickle; sys.modules['crc32c'] = None\n"
+        "import sys, pickle; sys.modules['crc32c'] = sys.modules['google_crc32c'] = None\n"
         "from tailboard.sidecar.readers import tfevents as t\n"
-        "assert t._crc32c_c is None and t.crc32c is t._crc32c_python\n"
+        "assert not t.PACKAGED_CRC32C and t.crc32c is t._crc32c_python\n"
         "r = t.TfEventsReader()\n"
         f"p, _ = r.decode(open({str(torch_file)!r}, 'rb').read(), r.new_state(), now={NOW})\n"
         "sys.stdout.buffer.write(pickle.dumps(p))\n"

@@ -58,9 +58,10 @@ gathers per record; their tags are grouped without a Python string per record. T
 (TF2, ``new_style``) are read in bulk too when their fields after the tag equal, byte for byte but
 the value, a layout the first of them shows (``_tensor_scalar_at``) and their tag is known to be a
 "scalars" one: from the chunks before, or, for a tag new in the chunk, once the other path has
-read its first value. Every other record goes through the hand-written wire decoder (``protowire``) one by one. With the ``crc32c`` package
-(C, SSE4.2), a record too long or too rare for the table path is checked by it; without it, in
-Python, two bytes a step.
+read its first value. Every other record goes through the hand-written wire decoder
+(``protowire``) one by one. A record too long or too rare for the table path has its CRC checked
+by a C implementation where one is installed (google-crc32c or crc32c: SSE4.2), else in Python,
+two bytes a step.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ _T16_LIST: list[int] = _T16.tolist()
 
 
 def _crc32c_python(data: bytes | memoryview) -> int:
-    """CRC32C of ``data`` in Python, two bytes a step (the fallback without the crc32c package)."""
+    """CRC32C of ``data`` in Python, two bytes a step (the fallback without a C implementation)."""
     mv = memoryview(data).cast("B")
     c = 0xFFFFFFFF
     if len(mv) & 1:
@@ -128,14 +129,30 @@ def _crc32c_python(data: bytes | memoryview) -> int:
     return c ^ 0xFFFFFFFF
 
 
-_crc32c_c: Callable[[bytes | memoryview], int] | None
-try:
-    from crc32c import crc32c as _crc32c_c
-except ImportError:
-    _crc32c_c = None
+def _packaged_crc32c() -> dict[str, Callable[[bytes | memoryview], int]]:
+    """The C implementations of CRC32C installed (SSE4.2 or ARMv8 CRC instructions), best first:
+    google-crc32c (Apache-2.0), then crc32c (LGPL)."""
+    found: dict[str, Callable[[bytes | memoryview], int]] = {}
+    try:
+        import google_crc32c
 
-#: CRC32C of one buffer: the crc32c package where installed, else Python.
-crc32c: Callable[[bytes | memoryview], int] = _crc32c_c if _crc32c_c is not None else _crc32c_python
+        if google_crc32c.implementation == "c":  # its pure-Python fallback is slower than ours
+            value = google_crc32c.value
+            found["google_crc32c"] = lambda data: int(value(bytes(data)))  # it takes no memoryview
+    except ImportError:
+        pass
+    try:
+        from crc32c import crc32c as ici_crc32c
+
+        found["crc32c"] = ici_crc32c
+    except ImportError:
+        pass
+    return found
+
+
+PACKAGED_CRC32C = _packaged_crc32c()
+#: CRC32C of one buffer: a C implementation where one is installed, else Python.
+crc32c: Callable[[bytes | memoryview], int] = next(iter(PACKAGED_CRC32C.values()), _crc32c_python)
 
 
 def _mask(c: Any) -> Any:
