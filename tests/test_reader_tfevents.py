@@ -509,6 +509,11 @@ def test_tensorflow_style_tensors_with_metadata_on_the_first_value_only(tmp_path
         tensor_value("h", "histograms", 2, shape=[3, 3], tensor_content=hist.tobytes()),
         tensor_value("txt", "text", 7, shape=[2], string_val=[b"a", b"b"]),
     ]
+    inf = summary_pb2.Summary.Value(tag="inf")  # non-finite numbers, spelled as the JSONL writer does
+    inf.histo.min, inf.histo.max, inf.histo.num = -math.inf, math.nan, 2
+    inf.histo.bucket_limit.extend([0.0, 1e308])
+    inf.histo.bucket.extend([1.0, 1.0])
+    values.append(inf)
     events = [event_pb2.Event(wall_time=10.0 + k, step=k, summary=summary_pb2.Summary(value=[v]))
               for k, v in enumerate(values)]
     path = tmp_path / "events.out.tfevents.4.h"
@@ -520,8 +525,9 @@ def test_tensorflow_style_tensors_with_metadata_on_the_first_value_only(tmp_path
     for tag in ("s", "d", "i", "hf"):
         assert res.scalars(tag)[1] == [float(tensor_util.make_ndarray(e.tensor_proto).item())
                                        for e in acc.Tensors(tag)]
-    (h,) = [r for _, r in res.others if r["k"] == "hist"]
+    h, inf_h = [r for _, r in res.others if r["k"] == "hist"]
     assert (h["lo"], h["hi"], h["counts"], h["edges"], h["n"]) == (0.0, 3.0, [3, 0, 5], [0.0, 1.0, 2.0, 3.0], 8.0)
+    assert (inf_h["lo"], inf_h["hi"], inf_h["edges"]) == ("-Infinity", "NaN", ["-Infinity", 0.0, "NaN"])
     (txt,) = [r for _, r in res.others if r["k"] == "text"]
     assert txt["text"] == "a\nb"
 

@@ -75,7 +75,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from tailboard.format import K_CONFIG, K_HIST, K_TEXT, KIND, to_json_value
+from tailboard.format import K_CONFIG, K_HIST, K_TEXT, KIND, encode_float, to_json_value
 
 from ..ingest import Parsed
 from . import protowire as pw
@@ -646,14 +646,20 @@ def _pb_map(entries: list[pw.Value], depth: int) -> dict[str, Any]:
     return out
 
 
-def _hist_record(step: int, t: float, name: str, lo: float, hi: float, counts: np.ndarray, edges: list[float],
+def _json_floats(x: np.ndarray) -> list[Any]:
+    """Floats as a JSON list, non-finite ones spelled out (checked for the whole array at once)."""
+    out: list[Any] = x.tolist()
+    return out if np.isfinite(x).all() else [encode_float(v) for v in out]
+
+
+def _hist_record(step: int, t: float, name: str, lo: float, hi: float, counts: np.ndarray, edges: np.ndarray,
                  extra: dict[str, float]) -> dict[str, Any]:
     whole = bool(np.all(np.abs(counts) < 2.0**53) and np.all(counts == np.floor(counts)))
-    rec = {KIND: K_HIST, "step": step, "t": t, "name": name, "lo": lo, "hi": hi,
-           "counts": counts.astype(np.int64).tolist() if whole else counts.tolist(), "edges": edges}
-    rec.update(extra)
-    out: dict[str, Any] = to_json_value(rec)
-    return out
+    rec = {KIND: K_HIST, "step": step, "t": t, "name": name, "lo": encode_float(lo), "hi": encode_float(hi),
+           "counts": counts.astype(np.int64).tolist() if whole else _json_floats(counts),
+           "edges": _json_floats(edges)}
+    rec.update({k: encode_float(v) for k, v in extra.items()})
+    return rec
 
 
 class _Events:
@@ -725,9 +731,9 @@ class _Events:
             full = np.flatnonzero(counts > 0)
             if full.shape[0]:  # TensorBoard's reading: outer empty buckets dropped, min and max as the ends
                 a, b = int(full[0]), int(full[-1])
-                counts, edges = counts[a : b + 1], [mn, *limits[a:b].tolist(), mx]
+                counts, edges = counts[a : b + 1], np.concatenate(([mn], limits[a:b], [mx]))
             else:
-                counts, edges = counts[:0], []
+                counts, edges = counts[:0], counts[:0]
             extra = {"n": num, "sum": total, "sumsq": squares, "min": mn, "max": mx}
             self.others.append((i, _hist_record(step, wall, tag, mn, mx, counts, edges, extra)))
             return True
@@ -762,7 +768,7 @@ class _Events:
                 left, right, counts = values[:, 0], values[:, 1], values[:, 2]
                 lo = float(left[0]) if left.shape[0] else 0.0
                 hi = float(right[-1]) if left.shape[0] else 0.0
-                edges = [*left.tolist(), hi] if left.shape[0] else []
+                edges = np.append(left, hi) if left.shape[0] else left
                 extra = {"n": float(counts.sum()), "min": lo, "max": hi}
                 self.others.append((i, _hist_record(step, wall, tag, lo, hi, counts, edges, extra)))
                 return True
