@@ -378,6 +378,20 @@ def test_any_chunking_reads_as_the_whole_file(torch_file: Path, corrupt_file: Pa
     same(res, whole(data))
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 10**9), st.integers(0, 10**9))
+def test_decode_frames_what_complete_framed_the_same(corrupt_file: Path, a: int, b: int) -> None:
+    """decode reuses the records complete found in the same bytes: the same as framing them anew."""
+    data = corrupt_file.read_bytes()
+    start, stop = sorted((a % len(data), b % len(data)))
+    buf = data[start:stop]  # any bytes: a record boundary or not
+    arr = np.frombuffer(buf, np.uint8)
+    seen = tfe._frame(arr, final=False)
+    part = tfe._frame(arr[: seen.end], final=True)
+    assert (seen.starts.tolist(), seen.lengths.tolist(), seen.gaps, seen.end, seen.torn) == (
+        part.starts.tolist(), part.lengths.tolist(), part.gaps, part.end, part.torn)
+
+
 def test_torn_tail_waits_for_the_rest(torch_file: Path) -> None:
     data = torch_file.read_bytes()
     starts = record_starts(data)
@@ -759,6 +773,20 @@ def test_reads_without_a_crc32c_package(torch_file: Path, tmp_path: Path) -> Non
     res = Result()
     res.add(pickle.loads(out.stdout))
     same(res, whole(torch_file.read_bytes()))
+
+
+def test_one_reader_serves_streams_in_turn(torch_file: Path, corrupt_file: Path) -> None:
+    """What complete remembers of one buffer is never used for other bytes of the same length."""
+    a, b = torch_file.read_bytes(), corrupt_file.read_bytes()
+    size = min(len(a), len(b)) - 1000
+    r = TfEventsReader()
+    n = r.complete(a[:size])
+    other = b[:n]  # the same length, other bytes
+    mine, fresh = Result(), Result()
+    mine.add(r.decode(other, r.new_state(), now=NOW)[0])
+    fresh.add(TfEventsReader().decode(other, r.new_state(), now=NOW)[0])
+    same(mine, fresh)
+    assert fresh.skipped.get("bad_crc") == 1
 
 
 def test_state_is_small_and_picklable(torch_file: Path) -> None:

@@ -803,9 +803,17 @@ class TfEventsState:
 
 
 class TfEventsReader:
-    """Reads TensorBoard event files; see the module docstring."""
+    """Reads TensorBoard event files; see the module docstring.
+
+    ``complete`` remembers where the records of the buffer it framed last are, so that ``decode``
+    of the bytes it said were complete (as a tail calls them, one after the other) does not frame
+    them again. The bytes are compared, not trusted: any other call frames its data itself, so
+    one reader may serve several streams and threads."""
 
     name = "tfevents"
+
+    def __init__(self) -> None:
+        self._framed: tuple[bytes, _Frames] | None = None
 
     def claims(self, filename: str, head: bytes) -> float:
         if os.path.basename(filename).startswith(FILE_PREFIX):
@@ -821,7 +829,18 @@ class TfEventsReader:
         return 0.9
 
     def complete(self, buf: bytes) -> int:
-        return _frame(np.frombuffer(buf, dtype=np.uint8), final=False).end
+        frames = _frame(np.frombuffer(buf, dtype=np.uint8), final=False)
+        self._framed = (buf, frames) if type(buf) is bytes else None
+        return frames.end
+
+    def _framing(self, data: bytes, arr: np.ndarray) -> _Frames:
+        """The records of ``data``: as ``complete`` found them when ``data`` is the complete part
+        of the buffer it framed last (the same records, corrupt stretches and end: a stretch is
+        complete only when ``data`` shows it as one), else framed here."""
+        framed = self._framed
+        if framed is not None and type(data) is bytes and framed[1].end == len(data) and framed[0].startswith(data):
+            return framed[1]
+        return _frame(arr, final=True)
 
     def new_state(self) -> TfEventsState:
         return TfEventsState()
@@ -832,7 +851,7 @@ class TfEventsReader:
         parsed = Parsed()
         buf = memoryview(data).cast("B")
         arr = np.frombuffer(buf, dtype=np.uint8)
-        frames = _frame(arr, final=True)
+        frames = self._framing(data, arr)
         for start, _, reason in frames.gaps:
             if not (start == 0 and state.in_gap):  # else counted with the chunk before
                 parsed.skip(reason)
