@@ -491,10 +491,15 @@ def test_unsupported_and_malformed_events_are_counted(tmp_path: Path) -> None:
     junk = b"\x0a\xff\xff"
     head = struct.pack("<Q", len(junk))
     data += head + struct.pack("<I", tfe.masked_crc32c(head)) + junk + struct.pack("<I", tfe.masked_crc32c(junk))
+    # an event whose second value is not a message: its first is read
+    good = summary_pb2.Summary.Value(tag="b", simple_value=3.0).SerializeToString()
+    summary = b"\x0a" + bytes([len(good)]) + good + b"\x0a\x02\x08\xff"
+    data += frame(b"\x09" + struct.pack("<d", 6.0) + b"\x10\x03\x2a" + bytes([len(summary)]) + summary)
     res = whole(data)
     assert res.skipped == {"unsupported_event": 2, "unsupported_summary": 1, "bad_value": 1,
-                           "malformed_event": 1}
-    assert res.scalars("a") == ([1.0], [1.0], [4.0]) and res.records == 1
+                           "malformed_event": 2}
+    assert res.scalars("a") == ([1.0], [1.0], [4.0]) and res.scalars("b") == ([3.0], [3.0], [6.0])
+    assert res.records == 2
 
 
 def test_tensorflow_style_tensors_with_metadata_on_the_first_value_only(tmp_path: Path) -> None:

@@ -623,7 +623,7 @@ def _tensor_numbers(t: dict[int, list[pw.Value]]) -> tuple[int, np.ndarray]:
 def _pb_value(b: pw.Value, depth: int = 0) -> Any:
     """A ``google.protobuf.Value`` as the JSON value it stands for."""
     if depth > _MAX_NESTING or type(b) is not bytes:
-        raise pw.WireError("hparams value nested too deeply")
+        raise pw.WireError("an hparams value nested too deeply, or not a message")
     f = pw.fields(b)
     if 2 in f:
         return pw.as_double(f[2][-1])
@@ -691,7 +691,10 @@ class _Events:
                 values = [v for s in f[5] for v in (pw.fields(s).get(1, []) if type(s) is bytes else [])]
                 kept = False
                 for value in values:
-                    kept = self._value(i, step, wall, value) or kept
+                    try:
+                        kept = self._value(i, step, wall, value) or kept
+                    except (ValueError, TypeError):  # this value only: the event's others are read
+                        skip("malformed_event")
                 if kept:
                     self.kept.append(i)
                     self.last = (i, float(step), wall)
