@@ -15,21 +15,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tailboard.sidecar.ingest import Parsed
+from readerkit import Points, keep
 from tailboard.sidecar.readers.csvlog import CsvReader
 from tailboard.sidecar.tail import Chunk, FileTail, Reset
-
-Points = dict[str, list[tuple[float, Any]]]
-
-
-def keep(attempts: list[Points], parsed: Parsed) -> None:
-    """As the store keeps a chunk: its first segment continues the last attempt, others are new."""
-    for i, seg in enumerate(parsed.segments):
-        if i:
-            attempts.append({})
-        for name, (steps, values, _) in seg.items():
-            attempts[-1].setdefault(name, []).extend(
-                (float(s), "nan" if math.isnan(v) else float(v)) for s, v in zip(steps, values))
 
 
 def read(reader: CsvReader, data: bytes, cuts: list[int] = (), now: float = 0.0) -> tuple[list[Points], dict[str, int], int]:

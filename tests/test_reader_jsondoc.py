@@ -18,22 +18,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from readerkit import Points, keep
 from tailboard.format import decode_float
-from tailboard.sidecar.ingest import Parsed
 from tailboard.sidecar.readers.jsondoc import JsonDocReader
 from tailboard.sidecar.tail import Chunk, FileTail, Reset
-
-Points = dict[str, list[tuple[float, Any]]]
-
-
-def keep(attempts: list[Points], parsed: Parsed) -> None:
-    """As the store keeps a chunk: its first segment continues the last attempt, others are new."""
-    for i, seg in enumerate(parsed.segments):
-        if i:
-            attempts.append({})
-        for name, (steps, values, _) in seg.items():
-            attempts[-1].setdefault(name, []).extend(
-                (float(s), "nan" if math.isnan(v) else float(v)) for s, v in zip(steps, values))
 
 
 def dump(doc: Any) -> bytes:
