@@ -118,3 +118,7 @@ class ErrorLog(logging.Handler):
 
     def __exit__(self, *exc: object) -> None:
         logging.getLogger("tailboard.sidecar").removeHandler(self)
+
+
+#: Both ways of being told about changes: every follower test runs in each.
+MODES = ["inotify", "poll"]

@@ -13,15 +13,14 @@ import os
 import resource
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from followkit import ErrorLog, StoreView, Writer, file_ids, until
+from followkit import StoreView, Writer, file_ids, until
 from tailboard.sidecar.follower import Follower
 
-MODES = ["inotify", "poll"]
 
 
 def make_follower(root: Path, view: StoreView, mode: str, **kw: Any) -> Follower:
@@ -33,17 +32,9 @@ def make_follower(root: Path, view: StoreView, mode: str, **kw: Any) -> Follower
     return Follower(root, view.store, **opts)
 
 
-@pytest.fixture(params=MODES)
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture(autouse=True)
-def no_errors() -> Iterator[None]:
-    """No store call may raise and no batch may fail in any of these tests."""
-    with ErrorLog() as log:
-        yield
-    assert log.messages == []
+def _no_errors(no_errors: None) -> None:
+    pass
 
 
 @pytest.fixture
