@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 from tailboard.sidecar.ingest import Parsed
 from tailboard.sidecar.readers import protowire as pw
 from tailboard.sidecar.readers import tfevents as tfe
+from tailboard.sidecar.readers import tfrecord as tfr
+from tailboard.sidecar.readers import tfscalars as tfs
 from tailboard.sidecar.readers.base import Reader
 from tailboard.sidecar.readers.tfevents import TfEventsReader
 
@@ -43,9 +45,9 @@ ALL = {ea.SCALARS: 0, ea.HISTOGRAMS: 0, ea.TENSORS: 0, ea.COMPRESSED_HISTOGRAMS:
 def crc_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test with each C implementation of CRC32C installed, and with the Python one."""
     if request.param == "python":
-        monkeypatch.setattr(tfe, "crc32c", tfe._crc32c_python)
-    elif request.param in tfe.PACKAGED_CRC32C:
-        monkeypatch.setattr(tfe, "crc32c", tfe.PACKAGED_CRC32C[request.param])
+        monkeypatch.setattr(tfr, "crc32c", tfr._crc32c_python)
+    elif request.param in tfr.PACKAGED_CRC32C:
+        monkeypatch.setattr(tfr, "crc32c", tfr.PACKAGED_CRC32C[request.param])
     else:
         pytest.skip(f"{request.param} is not installed")
     return str(request.param)
@@ -386,8 +388,8 @@ def test_decode_frames_what_complete_framed_the_same(corrupt_file: Path, a: int,
     start, stop = sorted((a % len(data), b % len(data)))
     buf = data[start:stop]  # any bytes: a record boundary or not
     arr = np.frombuffer(buf, np.uint8)
-    seen = tfe._frame(arr, final=False)
-    part = tfe._frame(arr[: seen.end], final=True)
+    seen = tfr.frame(arr, final=False)
+    part = tfr.frame(arr[: seen.end], final=True)
     assert (seen.starts.tolist(), seen.lengths.tolist(), seen.gaps, seen.end, seen.torn) == (
         part.starts.tolist(), part.lengths.tolist(), part.gaps, part.end, part.torn)
 
@@ -647,8 +649,8 @@ def test_new_style_scalars_of_torch_read_in_bulk_after_the_first_chunk(tmp_path:
     first, state = r.decode(data[:n], r.new_state(), now=NOW)
     assert state.plugins == {"f": "scalars", "d": "scalars"}
     arr = np.frombuffer(data[n:], np.uint8)
-    frames = tfe._frame(arr, final=True)
-    bulk = tfe._Bulk(arr, tfe._views(arr)[0], frames.starts + 12, frames.lengths, state.plugins)
+    frames = tfr.frame(arr, final=True)
+    bulk = tfs.ScalarBulk(arr, tfr.unaligned_views(arr)[0], frames.starts + 12, frames.lengths, state.plugins)
     assert bulk.accept.all() and bulk.accept.shape[0] == 6000 - first.records  # every later record in bulk
     res = Result()
     res.add(first)
@@ -719,7 +721,7 @@ def test_claims_by_name_and_by_first_record(torch_file: Path, tmp_path: Path) ->
 
 def test_tags_are_grouped_exactly() -> None:
     """Tags first seen late in a chunk, and tags whose hashes collide, are still told apart."""
-    mix, full = int(tfe._MIX), (1 << 64) - 1
+    mix, full = int(tfs._MIX), (1 << 64) - 1
     w0, w1 = 0x1122334455667788, 0x0102030405060708
     other1 = w1 ^ (w0 * mix & full) ^ ((w0 + 1) * mix & full)  # the same hash as (w0, w1)
     clash_a = w0.to_bytes(8, "little") + w1.to_bytes(8, "little")
@@ -729,15 +731,15 @@ def test_tags_are_grouped_exactly() -> None:
     for t in tags:
         starts.append(len(blob))
         blob += t + bytes(9)  # a tag is followed by at least 7 more bytes in a record
-    u64, _ = tfe._views(np.frombuffer(blob, np.uint8))
-    names, ids = tfe._group_tags(u64, np.array(starts), np.array([len(t) for t in tags]))
+    u64, _ = tfr.unaligned_views(np.frombuffer(blob, np.uint8))
+    names, ids = tfs._group_tags(u64, np.array(starts), np.array([len(t) for t in tags]))
     assert [names[i] for i in ids.tolist()] == tags
     assert len(names) == len(set(names)) == 6
 
 
 def test_no_length_has_a_masked_crc_of_zero_so_runs_of_zeros_are_skipped_quickly() -> None:
     for high in range(256):  # every length below 2**24 (the framing's shortcut relies on it)
-        assert (tfe._mask(tfe._LOW_CRCS ^ tfe._HIGH_CRCS[high]) != 0).all()
+        assert (tfr._mask(tfr._LOW_CRCS ^ tfr._HIGH_CRCS[high]) != 0).all()
     r = TfEventsReader()
     head = struct.pack("<Q", 0)
     empty = head + struct.pack("<I", tfe.masked_crc32c(head)) + struct.pack("<I", tfe.masked_crc32c(b""))
@@ -748,17 +750,17 @@ def test_no_length_has_a_masked_crc_of_zero_so_runs_of_zeros_are_skipped_quickly
 
 
 def test_crc32c_python_and_package_agree() -> None:
-    assert tfe._crc32c_python(b"123456789") == 0xE3069283  # the CRC-32C check value
+    assert tfr._crc32c_python(b"123456789") == 0xE3069283  # the CRC-32C check value
     rng = np.random.default_rng(5)
     for size in [0, 1, 2, 3, 4, 5, 7, 8, 31, 64, 1000, 4097]:
         blob = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
-        want = tfe._crc32c_python(blob)
-        for name, packaged in tfe.PACKAGED_CRC32C.items():
+        want = tfr._crc32c_python(blob)
+        for name, packaged in tfr.PACKAGED_CRC32C.items():
             assert packaged(memoryview(blob + b"x")[:size]) == want, name
         arr = np.frombuffer(blob + bytes(8), np.uint8)
         if size:
-            _, u32 = tfe._views(arr)
-            assert int(tfe._crc_strided(arr, u32, np.array([0]), size)[0]) == want
+            _, u32 = tfr.unaligned_views(arr)
+            assert int(tfr._crc_strided(arr, u32, np.array([0]), size)[0]) == want
     assert tfe.masked_crc32c(b"") == 0xA282EAD8
 
 
@@ -766,8 +768,8 @@ def test_reads_without_a_crc32c_package(torch_file: Path, tmp_path: Path) -> Non
     """The module imports and reads the same without them (a child where they are hidden)."""
     code = (
         "import sys, pickle; sys.modules['crc32c'] = sys.modules['google_crc32c'] = None\n"
-        "from tailboard.sidecar.readers import tfevents as t\n"
-        "assert not t.PACKAGED_CRC32C and t.crc32c is t._crc32c_python\n"
+        "from tailboard.sidecar.readers import tfevents as t, tfrecord as c\n"
+        "assert not c.PACKAGED_CRC32C and c.crc32c is c._crc32c_python\n"
         "r = t.TfEventsReader()\n"
         f"p, _ = r.decode(open({str(torch_file)!r}, 'rb').read(), r.new_state(), now={NOW})\n"
         "sys.stdout.buffer.write(pickle.dumps(p))\n"
