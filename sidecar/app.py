@@ -13,7 +13,7 @@ import math
 from contextlib import suppress
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -42,8 +42,6 @@ WS_1008_POLICY_VIOLATION = 1008
 WS_1009_MESSAGE_TOO_BIG = 1009
 WS_1013_TRY_AGAIN_LATER = 1013
 
-T = TypeVar("T")
-
 
 @dataclass
 class _State:
@@ -54,24 +52,13 @@ class _State:
     loop_lag: LoopLag | None = None
     websockets: int = 0
 
-    async def ask(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a store query in a worker thread, sharing the hub's slots for heavy work (snapshots
-        and resumes): at most ``limits.query_threads`` such jobs run at once."""
-        work = self.hub.work
-        assert work is not None, "Hub.start() first"
-        async with work:
-            return await asyncio.to_thread(fn, *args, **kwargs)
-
     async def answer(self, fn: Callable[..., Any], *args: Any, encoded: bool = False, **kwargs: Any) -> Response:
-        """A JSON response from a store query, encoded in the worker thread too: a big answer
-        encoded on the loop would hold everyone else for as long. ``encoded``: ``fn`` returns
-        the body's bytes itself."""
-        work = self.hub.work
-        assert work is not None, "Hub.start() first"
-        async with work:
-            body = await asyncio.to_thread(lambda: fn(*args, **kwargs) if encoded else P.dumps(fn(*args, **kwargs)))
-            if self.hub.bulk is not None:  # inside the slot: at most a slot's worth of answers waits
-                await self.hub.bulk.spend(len(body))
+        """A JSON response from a store query, run and encoded in a worker thread (the hub's slots
+        for heavy work) and counted as a bulk answer: a big answer encoded on the loop would hold
+        everyone else for as long. ``encoded``: ``fn`` returns the body's bytes itself."""
+        body = await self.hub.in_worker(
+            lambda: fn(*args, **kwargs) if encoded else P.dumps(fn(*args, **kwargs)), size=len
+        )
         return Response(body, media_type="application/json", headers={"cache-control": "no-store"})
 
 
@@ -219,7 +206,7 @@ async def api_poll(request: Request) -> Response:
     points = _int_param(request, "points", 4, P.MAX_POINTS, 2000) or 2000
     for run in runs:
         _known_run(request, run)
-    out: list[bytes] = [await state.ask(hub.full_runs)]
+    out: list[bytes] = [await hub.in_worker(hub.full_runs)]
     if not runs:  # a client that follows no run yet only needs the run list
         return _poll_response(out)
     c = Client(lambda b: asyncio.sleep(0))
@@ -264,7 +251,7 @@ async def ws_endpoint(ws: WebSocket) -> None:
     client = Client(send, queue_size=limits.queue_size)
     hub.add(client)
     hub.send_now(client, P.dumps(P.hello(hub.server, state.heartbeat)))
-    hub.send_now(client, await state.ask(hub.full_runs))
+    hub.send_now(client, await hub.in_worker(hub.full_runs))
     tasks = {asyncio.create_task(hub.pump(client)), asyncio.create_task(_read_client(ws, state, client))}
     code = None
     try:

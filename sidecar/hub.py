@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 from . import protocol as P
 from .limits import ByteBudget
@@ -32,6 +32,8 @@ from .series import Series, concat
 from .store import Appended, BatchDone, Delta, ProgressChanged, Reset, ResetRun, RunsChanged, Store, covered
 
 __all__ = ["Client", "Hub", "SlowClient"]
+
+T = TypeVar("T")
 
 #: Up to this many clients, flushes are `coalesce` apart; beyond, the interval grows in proportion.
 CLIENTS_PER_INTERVAL = 50
@@ -312,11 +314,19 @@ class Hub:
         current (a long-poll waits on)."""
         if run not in c.subs:
             return []
+        return await self.in_worker(
+            lambda: self._catch_up(c, run, cursor, points_budget, skip_empty), size=lambda out: sum(map(len, out))
+        )
+
+    async def in_worker(self, fn: Callable[[], T], *, size: Callable[[T], int] | None = None) -> T:
+        """Run heavy work (a store query, a snapshot, an encoding) in a worker thread, at most
+        ``build_slots`` at once. With ``size``, what it produced is a bulk answer: its bytes are
+        spent from the bulk budget inside the slot, so at most a slot's worth of answers waits."""
         assert self.work is not None, "Hub.start() first"
         async with self.work:
-            out = await asyncio.to_thread(self._catch_up, c, run, cursor, points_budget, skip_empty)
-            if self.bulk is not None:  # inside the slot: at most a slot's worth of answers waits
-                await self.bulk.spend(sum(map(len, out)))
+            out = await asyncio.to_thread(fn)
+            if size is not None and self.bulk is not None:
+                await self.bulk.spend(size(out))
             return out
 
     async def wait_changed(self, version: int, timeout: float) -> None:
