@@ -127,7 +127,8 @@ async def api_runs(request: Request) -> Response:
         p = state.store.progress()
         return {
             "runs": [r.to_json() for r in state.store.runs()],
-            "loading": {"done": p.done, "bytes": p.loaded_bytes, "total_bytes": p.total_bytes},
+            "loading": {"done": p.done, "bytes": p.loaded_bytes, "total_bytes": p.total_bytes,
+                        "files": state.store.files()},
         }
 
     return await state.answer(query)

@@ -12,6 +12,7 @@ import tempfile
 
 from tailboard import __version__
 
+from .readers.registry import Registry, Rule, parse_rule
 from .replay import Replayer
 from .server import Server, is_loopback
 
@@ -26,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("logdir", help="the log root: every folder below it holding *.jsonl is a run")
+        p.add_argument("logdir", help="the log root: every folder below it holding log files is a run "
+                                      "(JSON lines, TensorBoard event files, CSV, JSON documents, text logs)")
         p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
         p.add_argument("--port", type=int, default=6007)
         p.add_argument("--token", default=os.environ.get("TAILBOARD_TOKEN"),
@@ -42,6 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "and re-read from their files on demand (default 200M; 0: no limit)")
         p.add_argument("--evict-idle", type=float, default=60.0, metavar="SECONDS",
                        help="past --max-points, runs nobody asked for in this long are evicted (default 60)")
+        p.add_argument("--include", action="append", default=[], metavar="GLOB[=READER]",
+                       help="read files matching GLOB (relative path, or file name when it has no '/') even "
+                            "if their name or content does not say they are logs; '=READER' forces the "
+                            "reader (jsonl, tfevents, csv, jsondoc, text). Repeatable")
+        p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                       help="never read files matching GLOB (repeatable; wins over --include)")
+        p.add_argument("--text-pattern", metavar="REGEX",
+                       help="for text logs: a regular expression with named groups, one per metric "
+                            "(and optionally step, epoch, time), e.g. 'it (?P<step>\\d+) loss (?P<loss>\\S+)'")
         p.add_argument("--certfile", help="TLS certificate (PEM)")
         p.add_argument("--keyfile", help="TLS private key (PEM)")
         p.add_argument("-v", "--verbose", action="store_true")
@@ -67,9 +78,16 @@ async def _run(args: argparse.Namespace) -> int:
     if not os.path.isdir(logdir):
         print(f"tailboard: no such folder: {logdir}", file=sys.stderr)
         return 2
+    try:
+        names = list(Registry().readers)
+        readers = Registry(include=[parse_rule(r, names) for r in args.include],
+                           exclude=[Rule(r) for r in args.exclude], text_pattern=args.text_pattern)
+    except ValueError as e:
+        print(f"tailboard: {e}", file=sys.stderr)
+        return 2
     if args.command == "replay":
         scratch = tempfile.TemporaryDirectory(prefix="tailboard-replay-")
-        replayer = Replayer(logdir, scratch.name, speed=args.speed)
+        replayer = Replayer(logdir, scratch.name, speed=args.speed, readers=readers)
         logdir = scratch.name
     server = Server(
         logdir,
@@ -84,6 +102,7 @@ async def _run(args: argparse.Namespace) -> int:
         evict_idle=args.evict_idle,
         certfile=args.certfile,
         keyfile=args.keyfile,
+        readers=readers,
     )
     if not is_loopback(args.host):
         print(f"tailboard: warning: listening on {args.host}, reachable from other hosts", file=sys.stderr)
@@ -100,6 +119,8 @@ async def _run(args: argparse.Namespace) -> int:
         tasks.append(asyncio.create_task(replayer.run()))
     print(f"tailboard {__version__}: {'replaying' if replayer else 'following'} {os.path.abspath(args.logdir)}",
           flush=True)
+    if replayer is None:
+        print(f"  found {server.follower.describe_files()}", flush=True)
     print(f"  open {server.url}", flush=True)
 
     async def progress_line() -> None:

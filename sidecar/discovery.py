@@ -1,8 +1,10 @@
 """Find runs and their streams under the log root.
 
-Every folder that holds ``*.jsonl`` files, at any depth, is a run; its id is the folder's path
-relative to the root with ``/`` separators (``"."`` for the root itself), and each ``.jsonl`` file
-in it is a stream named after the file. Nothing outside the root is ever looked at: a symlink (to a
+Every folder that holds log files, at any depth, is a run (as TensorBoard takes the folder holding
+event files); its id is the folder's path relative to the root with ``/`` separators (``"."`` for the
+root itself), and each log file in it is a stream named after the file. Which files may be logs is
+the caller's to say (``candidate``, by relative path: ``readers.Registry.candidate``; by default the
+writer's ``.jsonl`` files); what a candidate holds is looked at later, by the follower. Nothing outside the root is ever looked at: a symlink (to a
 folder or to a file) is followed only when its target resolves inside the root, and each real
 folder is walked once, so symlink loops end.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 
 from tailboard.format import STREAM_SUFFIX
@@ -26,7 +28,7 @@ SUFFIX = STREAM_SUFFIX  # which files are logs: the format says
 
 @dataclass(frozen=True)
 class StreamRef:
-    """One ``.jsonl`` file found under the root."""
+    """One candidate log file found under the root."""
 
     run_id: str
     stream: str
@@ -37,6 +39,11 @@ class StreamRef:
 def contained(real: str, real_root: str) -> bool:
     """True when the resolved path ``real`` is ``real_root`` or inside it."""
     return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def is_stream(rel: str) -> bool:
+    """The default candidate rule: the writer's own files."""
+    return rel.endswith(SUFFIX)
 
 
 def run_id_for(root: str, folder: str) -> str:
@@ -88,6 +95,7 @@ def scan(
     under: Iterable[str] | None = None,
     known: Container[str] = (),
     listings: Listings | None = None,
+    candidate: Callable[[str], bool] = is_stream,
 ) -> dict[str, StreamRef]:
     """Every stream under ``root``, keyed by its path. A missing root gives an empty result.
 
@@ -126,7 +134,9 @@ def scan(
             kept = listings.get(folder, sig) if listings is not None else None
             if kept is None:
                 subfolders, names, linked = _list(folder, real_root, warned)
-                run_id = run_id_for(root, folder) if names else ""
+                run_id = run_id_for(root, folder)
+                prefix = "" if run_id == "." else run_id + "/"
+                names = [n for n in names if candidate(prefix + n)]
                 streams = [StreamRef(run_id, n, os.path.join(folder, n), folder) for n in names]
                 if listings is not None and not linked:
                     listings.keep(folder, sig, subfolders, streams)
@@ -144,7 +154,7 @@ def scan(
 
 
 def _list(folder: str, real_root: str, warned: set[str]) -> tuple[list[str], list[str], bool]:
-    """A folder's subfolders (paths) and streams (names), and whether it holds symlinks."""
+    """A folder's subfolders (paths) and files (names), and whether it holds symlinks."""
     subfolders: list[str] = []
     streams: list[str] = []
     linked = False
@@ -161,7 +171,7 @@ def _list(folder: str, real_root: str, warned: set[str]) -> tuple[list[str], lis
                         continue
                 if entry.is_dir():
                     subfolders.append(entry.path)
-                elif entry.name.endswith(SUFFIX) and entry.is_file():
+                elif entry.is_file():
                     streams.append(entry.name)
             except OSError:
                 continue

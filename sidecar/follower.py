@@ -1,5 +1,10 @@
 """Follower: the glue from the log tree to the store (watch -> discovery -> tail -> store).
 
+Which files are logs and how each is read is the readers' (``readers.Registry``): discovery lists the
+files whose names may be logs, the follower looks at a new one's head once to choose its reader (a
+file no reader claims is reported as unrecognised, and looked at again while it is short and
+changing), its tail cuts the reader's records, and the store decodes them with the reader.
+
 ``await Follower(root, store).start()`` finds every run, makes the watcher live, then catches up the
 whole backlog, then follows. Because the watcher is live before the first byte is read, whatever is
 appended after the catch-up read a file has an event (or a poll, or the sweep) waiting for it: there
@@ -51,10 +56,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, ParamSpec
 
 from ..format import MAX_LINE_BYTES
-from .discovery import SUFFIX, Listings, StreamRef, scan
+from .discovery import Listings, StreamRef, scan
 from .parallel import DEPTH, ParsePool
+from .readers.base import Reader
+from .readers.registry import EXAMPLES, Registry
 from .store.feed import Feed
-from .tail import Chunk, FileTail, Opened, Reset, Skipped
+from .tail import Chunk, FileTail, Framing, Opened, Reset, Skipped
 from .watch import Hints, Watcher, stat_signature
 
 __all__ = ["Follower"]
@@ -82,6 +89,15 @@ class _Followed:
     seen: tuple[int, int, int, int] | None = None
     active: float = 0.0  # time.monotonic() of the last bytes handed over
     ident: tuple[int, int] | None = None  # (device, inode) when found, before the tail knows it
+    reader: str = "jsonl"
+
+
+def framing(reader: Reader, max_line_bytes: int) -> Framing:
+    """How a tail cuts the records of ``reader``'s format."""
+    if getattr(reader, "lines", False):
+        return Framing(reader.complete, lines=True, max_record=max_line_bytes)
+    return Framing(reader.complete, max_record=getattr(reader, "max_record", max_line_bytes),
+                   whole=getattr(reader, "whole", False))
 
 
 class _FailureLog:
@@ -131,7 +147,9 @@ class _Lane:
 
 
 class Follower:
-    """Follow every ``*.jsonl`` file under ``root`` and feed ``store``.
+    """Follow every log file under ``root`` and feed ``store``.
+
+    ``readers`` chooses and reads the formats (by default the store's own ``readers``).
 
     ``poll=True`` uses the stat poller instead of inotify (network and overlay filesystems give no
     events); inotify falls back to it by itself when it cannot start. ``hot_interval`` is how often
@@ -158,11 +176,18 @@ class Follower:
         max_open_files: int | None = None,
         workers: int | None = None,
         parallel_min_bytes: int = 64 << 20,
+        readers: Registry | None = None,
     ) -> None:
         if max_open_files is not None and max_open_files < 1:
             raise ValueError(f"max_open_files must be at least 1, got {max_open_files}")
         self.root = os.path.abspath(os.fspath(root))
         self.store = store
+        if readers is None:
+            readers = getattr(store, "readers", None) or Registry()
+        self.readers: Registry = readers
+        # files no reader claims: path -> (final, its stat signature when looked at)
+        self._unknown: dict[str, tuple[bool, tuple[int, int, int, int] | None]] = {}
+        self._told_files: tuple[Any, ...] | None = None
         self.max_line_bytes = max_line_bytes
         self.read_bytes = read_bytes
         self.idle_close_after = idle_close_after
@@ -196,12 +221,21 @@ class Follower:
             debounce_ms=debounce_ms,
             step_ms=step_ms,
             inotify_hot=inotify_hot,
+            wanted=self._candidate,
         )
         self._consumer: asyncio.Task[None] | None = None
         self._catch_up_task: asyncio.Task[None] | None = None
         self._reserved = 0  # descriptors kept for the files the parallel catch-up is reading
         self._stopping = False
         self._started = False
+
+    def _rel(self, path: str) -> str:
+        rel = os.path.relpath(path, self.root)
+        return rel if os.sep == "/" else rel.replace(os.sep, "/")
+
+    def _candidate(self, path: str) -> bool:
+        """Whether a file may be a log by its name (``Registry.candidate``)."""
+        return self.readers.candidate(self._rel(path))
 
     @property
     def mode(self) -> str:
@@ -226,7 +260,7 @@ class Follower:
         await asyncio.to_thread(self._rediscover)
         self._watcher.swept(time.monotonic() - began)  # the first sweep: the next is timed by it
         await self._watcher.start()
-        logger.info("following %s with %s (%d files)", self.root, self.mode, len(self._files))
+        logger.info("following %s with %s (%s)", self.root, self.mode, self.describe_files())
         self._catch_up_task = asyncio.create_task(self._catch_up_then_follow())
         if wait:
             await asyncio.shield(self._catch_up_task)
@@ -310,8 +344,8 @@ class Follower:
         """Parse the backlog in worker processes, several files at a time.
 
         This thread still reads every file through its tail (so identity, line caps and skips
-        behave exactly as when following) and feeds the store; only ``parse_chunk`` runs in the
-        workers. A stream's chunks are parsed one after the other, each with the state the
+        behave exactly as when following) and feeds the store; only the readers' ``decode`` runs in
+        the workers. A stream's chunks are parsed one after the other, each with the state the
         previous one left, so the result is the same as the serial catch-up.
         """
         # One lane per run, its files in the serial order: a run's streams share its attempts, so
@@ -360,7 +394,8 @@ class Follower:
                         logger.warning("a parse worker failed on %s (%s); parsing it here", f.ref.path, parsed)
                         self._ingest_here(f, chunk)
                     else:
-                        self._feed(self.store.ingest_parsed, f.ref.run_id, f.ref.stream, parsed, chunk.start, chunk.end)
+                        self._feed(self.store.ingest_parsed, f.ref.run_id, f.ref.stream, parsed[0], parsed[1],
+                                   chunk.start, chunk.end)
                     loaded += len(chunk.data)
                     f.active = time.monotonic()
                     lanes.append(lane)
@@ -500,13 +535,13 @@ class Follower:
                 continue
             if stat.S_ISDIR(mode):
                 folders.add(p)
-            elif p.endswith(SUFFIX):
+            elif self._candidate(p):
                 folders.add(os.path.dirname(p))  # a new stream, or a second name of a followed one
         if deleted:
             self._forget_folders(deleted)
         if folders:
             walked: list[str] = []
-            found = scan(self.root, walked, under=folders, known=self._folders)
+            found = scan(self.root, walked, under=folders, known=self._folders, candidate=self.readers.candidate)
             self._folders.update(walked)
             for f in self._follow(found):
                 targets[f.ref.path] = f
@@ -517,8 +552,9 @@ class Follower:
     def _rediscover(self) -> None:
         """Walk the whole tree: follow new files, end the runs whose folder is gone."""
         walked: list[str] = []
-        found = scan(self.root, walked, listings=self._listings)
+        found = scan(self.root, walked, listings=self._listings, candidate=self.readers.candidate)
         self._folders = set(walked)
+        self._unknown = {p: v for p, v in self._unknown.items() if p in found}
         self._aliases = {}  # looked at again: a second name may name another file by now
         self._follow(found)
         gone = {run_id for run_id, folder in self._runs.items()
@@ -535,6 +571,7 @@ class Follower:
         fresh = [ref for path, ref in found.items()
                  if path not in self._files and path not in self._aliases]
         if not fresh:
+            self._tell_files()
             return []
         held = {}
         for f in self._files.values():
@@ -560,14 +597,62 @@ class Follower:
                 self._aliases[ref.path] = holder.ref.path
                 out.append(holder)
                 continue
+            reader = self._choose(ref.path, st)
+            if reader is None:
+                continue
             f = _Followed(FileTail(ref.path, max_line_bytes=self.max_line_bytes,
-                                   read_bytes=self.read_bytes, root=self.root), ref,
-                          active=time.monotonic(), ident=key)
+                                   read_bytes=self.read_bytes, root=self.root,
+                                   framing=framing(self.readers[reader], self.max_line_bytes)), ref,
+                          active=time.monotonic(), ident=key, reader=reader)
             self._files[ref.path] = f
             held[key] = f
             self._runs.setdefault(ref.run_id, ref.folder)
             out.append(f)
+        self._tell_files()
         return out
+
+    def _choose(self, path: str, st: os.stat_result) -> str | None:
+        """The reader of a file not followed yet, from its head; None while no reader claims it."""
+        sig = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        known = self._unknown.get(path)
+        if known is not None and known[1] is not None and (known[1] == sig or known[0] and known[1][:2] == sig[:2]):
+            return None  # no reader claimed it, and it did not change since (or never can)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        choice = self.readers.look(path, self._rel(path))
+        if choice.reader is None:
+            self._unknown[path] = (choice.final, sig)
+            return None
+        self._unknown.pop(path, None)
+        return choice.reader
+
+    def files_seen(self) -> tuple[dict[str, int], int, list[str]]:
+        """Followed files per format, and the files no reader claims (count, a few of them)."""
+        formats: dict[str, int] = {}
+        for f in self._files.values():
+            formats[f.reader] = formats.get(f.reader, 0) + 1
+        examples = sorted(self._rel(p) for p in self._unknown)[:EXAMPLES]
+        return formats, len(self._unknown), examples
+
+    def describe_files(self) -> str:
+        """One line saying what was found: ``"3 log files: 2 jsonl, 1 csv; 4 files not recognised
+        (a.bin, ...)"``."""
+        formats, unknown, examples = self.files_seen()
+        total = sum(formats.values())
+        line = f"{total} log file{'s' if total != 1 else ''}"
+        if formats:
+            line += ": " + ", ".join(f"{n} {name}" for name, n in sorted(formats.items()))
+        if unknown:
+            line += f"; {unknown} file{'s' if unknown != 1 else ''} not recognised ({', '.join(examples)}"
+            line += ", ...)" if unknown > len(examples) else ")"
+        return line
+
+    def _tell_files(self) -> None:
+        seen = self.files_seen()
+        told = (tuple(sorted(seen[0].items())), seen[1], tuple(seen[2]))
+        if told != self._told_files:
+            self._told_files = told
+            self._feed(self.store.set_files, *seen)
 
     def _forget_folders(self, deleted: set[str]) -> None:
         """Folders that are gone (and everything below them): end the runs they held."""
@@ -627,7 +712,7 @@ class Follower:
     def _handle(self, f: _Followed, ev: Any) -> None:
         run_id, stream = f.ref.run_id, f.ref.stream
         if isinstance(ev, Opened):
-            self._feed(self.store.open_stream, run_id, stream, f.ref.path, ev.key)
+            self._feed(self.store.open_stream, run_id, stream, f.ref.path, ev.key, f.reader)
         elif isinstance(ev, Skipped):
             logger.info("%s: skipped (%s)", f.ref.path, ev.reason)
             self._feed(self.store.skip, run_id, stream, ev.reason, ev.count)

@@ -271,7 +271,7 @@ class Hub:
 
     def _loading(self) -> dict[str, Any]:
         p = self.store.progress()
-        return {"done": p.done, "bytes": p.loaded_bytes, "total_bytes": p.total_bytes}
+        return {"done": p.done, "bytes": p.loaded_bytes, "total_bytes": p.total_bytes, "files": self.store.files()}
 
     # ---- client requests -----------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ have queued (``DEPTH``): copying a megabyte into it costs a fraction of pushing 
 the busy child must drain. Where
 memory files do not exist, or a chunk is larger than the slot, the bytes go in the pickle instead.
 
-Only trusted data crosses these pipes: chunks of log bytes and the parse results of our own child.
+Only trusted data crosses these pipes: chunks of log bytes with the reader and its state (the
+store's own objects), and the results of our own child: the decoded points and the state after them.
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ import selectors
 import struct
 import subprocess
 import sys
+import time
 from collections import deque
 from typing import Any, BinaryIO
 
-from .ingest import Parsed, parse_chunk
+from .ingest import Parsed
+
+#: A decoded chunk and the reader's state after it.
+Decoded = tuple[Parsed, Any]
 
 __all__ = ["ParsePool"]
 
@@ -87,7 +92,7 @@ class _Worker:
         self.busy: deque[Any] = deque()  # the caller's tags of the chunks sent, in order
         self.sent = 0
 
-    def submit(self, tag: Any, data: bytes, state: dict[str, Any]) -> None:
+    def submit(self, tag: Any, data: bytes, state: tuple[Any, Any]) -> None:
         assert self.proc.stdin is not None
         if self.map is not None and len(data) <= self.slot:
             # slots are used in turn; at most DEPTH chunks are in flight, so a slot is free
@@ -99,7 +104,7 @@ class _Worker:
         self.sent += 1
         self.busy.append(tag)
 
-    def result(self) -> Parsed:
+    def result(self) -> Decoded:
         assert self.proc.stdout is not None
         ok, value = _recv(self.proc.stdout)  # type: ignore[arg-type]
         if not ok:
@@ -146,13 +151,13 @@ class ParsePool:
     def busy(self) -> int:
         return sum(len(w.busy) for w in self.workers)
 
-    def submit(self, tag: Any, data: bytes, state: dict[str, Any]) -> None:
+    def submit(self, tag: Any, data: bytes, state: tuple[Any, Any]) -> None:
         w = min(self.workers, key=lambda w: len(w.busy))
         if len(w.busy) >= DEPTH:
             raise RuntimeError("no idle parse worker")
         w.submit(tag, data, state)
 
-    def collect(self) -> list[tuple[Any, Parsed | BaseException]]:
+    def collect(self) -> list[tuple[Any, Decoded | BaseException]]:
         """Wait for one busy worker to finish its oldest chunk: ``[(tag, parsed) or (tag, error)]``.
         A worker that dies answers for every chunk it held, with the error, and is replaced."""
         busy = [w for w in self.workers if w.busy]
@@ -168,7 +173,7 @@ class ParsePool:
         try:
             return [(tag, w.result())]
         except Exception as exc:  # a dead or failing worker: replace it
-            lost: list[tuple[Any, Parsed | BaseException]] = [(tag, exc)] + [(t, exc) for t in w.busy]
+            lost: list[tuple[Any, Decoded | BaseException]] = [(tag, exc)] + [(t, exc) for t in w.busy]
             w.busy.clear()
             w.close()
             self.workers[self.workers.index(w)] = _Worker(self.slot)
@@ -203,7 +208,8 @@ def _serve(argv: list[str]) -> None:
             if isinstance(data, tuple):
                 assert shared is not None
                 data = shared[data[0] : data[0] + data[1]]
-            result: tuple[bool, Any] = (True, parse_chunk(data, **state))
+            reader, st = state
+            result: tuple[bool, Any] = (True, reader.decode(data, st, now=time.time()))
         except Exception as exc:  # reported to the parent, which parses the chunk itself
             result = (False, repr(exc))
         _send(out, result)

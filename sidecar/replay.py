@@ -11,6 +11,11 @@ A line's time is its record's (``t``, a header's ``start``, ...), never earlier 
 line before it in the same file: a clock that stepped back does not reorder a file. Lines without a
 usable time (none, non-finite, unreadable) go out with the line before them; lines before a file's
 first time go out with that first line; a torn last line goes out right after the last complete one.
+
+Every format the server reads is replayed (discovery and the readers decide, as when following).
+JSON lines go out line by line; other formats (event files, CSV, text logs, JSON documents) in
+pieces of about ``PIECE_BYTES`` cut where the file's reader says records end, each due at the
+latest time the reader finds in it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from tailboard.format import TIME_KEYS, decode_float
 
 from .discovery import scan
 from .ingest import decode_line
+from .readers.base import Reader
+from .readers.registry import Registry
 
 __all__ = ["Replayer", "record_time"]
 
@@ -36,6 +43,10 @@ BATCH_SECONDS = 0.005
 BATCH_LINES = 2000
 #: Lines of a file read ahead for its first time (the lines before it go out with it).
 LOOKAHEAD = 1000
+#: Size of the pieces a file that is not JSON lines is replayed in.
+PIECE_BYTES = 4096
+#: Bytes read at a time from such a file.
+READ_BYTES = 1 << 20
 
 logger = logging.getLogger(__name__)
 
@@ -55,20 +66,79 @@ def record_time(line: bytes) -> float | None:
     return None
 
 
-def _files(root: Path) -> list[Path]:
-    """The streams the server would follow under ``root`` (discovery decides what is a log), each
-    file once, in path order."""
+def _files(root: Path, readers: Registry) -> list[tuple[Path, Reader]]:
+    """The streams the server would follow under ``root`` (discovery and the readers decide what
+    is a log), each file once, in path order, with its reader."""
     seen: set[tuple[int, int]] = set()
     out = []
-    for ref in sorted(scan(str(root)).values(), key=lambda r: r.path):
+    for ref in sorted(scan(str(root), candidate=readers.candidate).values(), key=lambda r: r.path):
         try:
             st = os.stat(ref.path)
         except OSError:
             continue
-        if (st.st_dev, st.st_ino) not in seen:  # a second name of one file is replayed once
+        if (st.st_dev, st.st_ino) in seen:  # a second name of one file is replayed once
+            continue
+        choice = readers.look(ref.path, os.path.relpath(ref.path, root).replace(os.sep, "/"))
+        if choice.reader is not None:
             seen.add((st.st_dev, st.st_ino))
-            out.append(Path(ref.path))
+            out.append((Path(ref.path), readers[choice.reader]))
     return out
+
+
+def _pieces(path: Path, reader: Reader) -> Iterator[bytes]:
+    """A file cut into pieces of whole records of about PIECE_BYTES (a record longer than that is
+    a piece of its own), the torn rest last."""
+    held = b""
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(READ_BYTES)
+            held += block
+            window = PIECE_BYTES
+            while window <= len(held) or (not block and held):
+                cut = reader.complete(held[:window])
+                if cut:
+                    yield held[:cut]
+                    held, window = held[cut:], PIECE_BYTES
+                elif window >= len(held):
+                    break
+                else:
+                    window *= 2
+            if not block:
+                break
+    if held:
+        yield held
+
+
+def _timed_pieces(path: Path, reader: Reader) -> Iterator[tuple[float, bytes]]:
+    """The pieces of a file that is not JSON lines, each with the latest time its records hold
+    (never decreasing; pieces without one go out with the piece before; see _timed_lines)."""
+    state = reader.new_state()
+    latest = -math.inf
+    held: list[bytes] = []
+    for piece in _pieces(path, reader):
+        try:
+            parsed, state = reader.decode(piece, state, now=math.nan)
+        except Exception:  # a reader's bug must not end the replay: the piece goes out untimed
+            parsed = None
+        if parsed is not None:
+            for seg in parsed.segments:
+                for _, _, times in seg.values():
+                    finite = times[~(times != times)]
+                    if finite.shape[0]:
+                        latest = max(latest, float(finite.max()))
+            for _, rec in parsed.others:
+                t = decode_float(rec.get("t"))
+                if t is not None and math.isfinite(t):
+                    latest = max(latest, t)
+        if latest == -math.inf and len(held) < LOOKAHEAD:
+            held.append(piece)
+            continue
+        for early in held:
+            yield latest, early
+        held.clear()
+        yield latest, piece
+    for early in held:
+        yield latest, early
 
 
 def _timed_lines(path: Path) -> Iterator[tuple[float, bytes]]:
@@ -98,24 +168,28 @@ def _tagged(i: int, lines: Iterator[tuple[float, bytes]]) -> Iterator[tuple[floa
 
 
 class Replayer:
-    """Copies every ``*.jsonl`` under ``source`` to the same path under ``target``, record by record,
+    """Copies every log under ``source`` to the same path under ``target``, record by record,
     paced by the records' wall times compressed ``speed`` times (see the module docstring)."""
 
-    def __init__(self, source: str | os.PathLike[str], target: str | os.PathLike[str], *, speed: float = 1.0) -> None:
+    def __init__(self, source: str | os.PathLike[str], target: str | os.PathLike[str], *, speed: float = 1.0,
+                 readers: Registry | None = None) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.source = Path(os.path.abspath(source))
         self.target = Path(target)
         self.speed = speed
+        self.readers = Registry() if readers is None else readers
         self.written = 0
 
     async def run(self) -> None:
-        files = _files(self.source)
+        found = _files(self.source, self.readers)
+        files = [p for p, _ in found]
         streams = []
-        for i, p in enumerate(files):
+        for i, (p, reader) in enumerate(found):
             rel = p.relative_to(self.source)
             (self.target / rel.parent).mkdir(parents=True, exist_ok=True)
-            streams.append(_tagged(i, _timed_lines(p)))
+            timed = _timed_lines(p) if reader.name == "jsonl" else _timed_pieces(p, reader)
+            streams.append(_tagged(i, timed))
         outs = [open(self.target / p.relative_to(self.source), "ab", buffering=0) for p in files]
         loop = asyncio.get_running_loop()
         pending: dict[int, list[bytes]] = {}

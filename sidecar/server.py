@@ -31,6 +31,7 @@ from .follower import Follower
 from .health import LoopLag
 from .hub import Hub
 from .limits import ByteBudget, Limits, guarded_http_protocol
+from .readers.registry import Registry
 from .store import Store
 
 __all__ = ["Server", "ServerHandle", "serve_in_thread", "is_loopback"]
@@ -68,6 +69,7 @@ class Server:
         heartbeat: float = 15.0,
         follower_options: dict[str, Any] | None = None,
         limits: Limits | None = None,
+        readers: Registry | None = None,
     ) -> None:
         self.logdir = os.path.abspath(os.fspath(logdir))
         if not os.path.isdir(self.logdir):
@@ -76,7 +78,8 @@ class Server:
         self.port = port
         self.token = (token or new_token()) if auth else None
         self.tls = bool(certfile)
-        self.store = Store(self.logdir, stall_after=stall_after, max_points=max_points, evict_idle=evict_idle)
+        self.store = Store(self.logdir, stall_after=stall_after, max_points=max_points, evict_idle=evict_idle,
+                           readers=readers)
         self.follower = Follower(self.logdir, self.store, poll=poll, **(follower_options or {}))
         if limits is None:
             limits = Limits(max_websockets=max_connections, queue_size=queue_size)

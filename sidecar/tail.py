@@ -1,7 +1,9 @@
-"""FileTail: follow one JSONL file by identity, handing out complete lines only.
+"""FileTail: follow one log file by identity, handing out complete records only.
 
-A tail owns one open file descriptor and a byte offset that only ever advances to just after a
-newline (or past bytes it deliberately skips). Each call to :meth:`FileTail.read` re-checks the file
+A tail owns one open file descriptor and a byte offset that only ever advances to the end of a
+complete record (or past bytes it deliberately skips). Records are lines unless the file's reader
+says otherwise (its ``Framing``: a binary record format, a whole JSON document, a CSV record with
+quoted newlines). Each call to :meth:`FileTail.read` re-checks the file
 and yields what changed, as plain events:
 
 - :class:`Opened` - the file's key is known (its head holds a full first line or 256 bytes); the
@@ -13,6 +15,10 @@ and yields what changed, as plain events:
   is treated as if its file were deleted. A symlink leaving the log root is likewise logged once.
 - :class:`Reset` - the data seen so far is void (the file was truncated or deleted and
   re-created); the stream restarts at offset 0 of the file with the given key.
+
+A file read as a whole document (``Framing.whole``) is rewritten, not appended to: once a document
+was handed out, any change of the file's size or modification time is a ``Reset("rewritten")`` and the
+new version is read from offset 0 (the reader keeps what it had and takes only what is new).
 
 Identity is ``(st_dev, st_ino)`` plus a signature of the head. Because the descriptor stays open,
 the inode cannot be reused while it is followed, so a different ``(dev, ino)`` at the path means a
@@ -27,7 +33,7 @@ import hashlib
 import logging
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..format import MAX_LINE_BYTES
@@ -35,6 +41,7 @@ from ..format import MAX_LINE_BYTES
 __all__ = [
     "Chunk",
     "FileTail",
+    "Framing",
     "NotRegularFile",
     "Opened",
     "Reset",
@@ -53,6 +60,22 @@ HEAD_BYTES = 256
 GUARD_BYTES = 32
 #: Default size of one read; large reads keep catch-up fast, memory stays bounded by it.
 READ_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Framing:
+    """Where a file's records end, when they are not lines (``lines=False``): ``complete(buf)``
+    gives how many bytes at the start of ``buf`` are whole records; a pending record longer than
+    ``max_record`` bytes is dropped (``record_too_large``); ``whole``: the file is one document
+    rewritten in place (see the module docstring)."""
+
+    complete: Callable[[bytes], int]
+    lines: bool = False
+    max_record: int = MAX_LINE_BYTES
+    whole: bool = False
+
+
+LINES = Framing(lambda buf: buf.rfind(b"\n") + 1, lines=True)
 
 
 @dataclass(frozen=True)
@@ -109,12 +132,16 @@ def open_regular(path: str) -> int:
     return fd
 
 
-def head_signature(head: bytes) -> str | None:
+def head_signature(head: bytes, framing: Framing = LINES) -> str | None:
     """Signature of a file's head, or None while the head is not settled yet.
 
     The head is the first line (with its newline) cut at HEAD_BYTES; until the file holds a newline
-    or HEAD_BYTES bytes it may still grow, so no signature is given.
+    or HEAD_BYTES bytes it may still grow, so no signature is given. For records that are not lines
+    it is the complete records at the start, cut at HEAD_BYTES.
     """
+    if not framing.lines:
+        done = framing.complete(head)
+        return hashlib.blake2b(head[: min(done, HEAD_BYTES)], digest_size=8).hexdigest() if done else None
     nl = head.find(b"\n", 0, HEAD_BYTES)
     if nl >= 0:
         head = head[: nl + 1]
@@ -187,6 +214,7 @@ class FileTail:
         max_line_bytes: int = MAX_LINE_BYTES,
         read_bytes: int = READ_BYTES,
         root: str | None = None,
+        framing: Framing = LINES,
     ) -> None:
         if max_line_bytes < 2:
             raise ValueError(f"max_line_bytes must be at least 2, got {max_line_bytes}")
@@ -195,6 +223,8 @@ class FileTail:
         self.path = path
         self.max_line_bytes = max_line_bytes
         self.read_bytes = read_bytes
+        self.framing = framing
+        self._stamp: tuple[int, int] | None = None  # (size, mtime_ns) when a whole document was read
         self._root = os.path.realpath(root) if root is not None else None
         self._fd: int | None = None
         self.dev = 0
@@ -329,6 +359,7 @@ class FileTail:
         self._guard = b""
         self._skipping = False
         self._signature = None
+        self._stamp = None
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -401,6 +432,13 @@ class FileTail:
                 yield Skipped("line_too_long")
                 new = new[nl + 1 :]
             buf = self._partial + new if self._partial else new
+            if not self.framing.lines:
+                yield from self._records(buf)
+                if len(new) < self.read_bytes:
+                    if self.framing.whole and not self._partial:
+                        self._stamp = _stamp(os.fstat(fd))
+                    return
+                continue
             pieces, consumed, overlong = split_lines(buf, self.max_line_bytes)
             base = self.offset
             for kind, a, b in pieces:
@@ -420,12 +458,29 @@ class FileTail:
             if len(new) < self.read_bytes:
                 return
 
+    def _records(self, buf: bytes) -> Iterator[TailEvent]:
+        """Hand out the complete records at the start of ``buf`` (records that are not lines)."""
+        framing = self.framing
+        done = framing.complete(buf)
+        if done:
+            yield Chunk(buf[:done], self.offset, self.offset + done)
+        rest = len(buf) - done
+        if rest > framing.max_record:
+            # a record that never ends within the bound: drop what is held (the reader finds the
+            # next record start itself); memory stays bounded whatever the file holds
+            yield Skipped("record_too_large")
+            done = len(buf)
+        self.offset += done
+        self._partial = buf[done:]
+
     def _truncation(self, fd: int) -> Iterator[TailEvent]:
-        logger.info("%s: truncated at offset %d, reading from the start", self.path, self.offset)
+        rewritten = self._stamp is not None
+        logger.info("%s: %s at offset %d, reading from the start", self.path,
+                    "rewritten" if rewritten else "truncated", self.offset)
         self._restart()
         self._signature = self._head(fd)
         self.key = self._file_key()
-        yield Reset("truncated", self.key)
+        yield Reset("rewritten" if rewritten else "truncated", self.key)
 
     def _remember(self, new: bytes) -> None:
         if len(new) >= GUARD_BYTES:
@@ -437,10 +492,21 @@ class FileTail:
         seen = self.offset + len(self._partial)
         if seen == 0:
             return False
-        if os.fstat(fd).st_size < seen:
+        info = os.fstat(fd)
+        if self._stamp is not None:
+            return _stamp(info) != self._stamp  # a whole document changed: a new version
+        if info.st_size < seen:
             return True
         start = seen - len(self._guard)
         return os.pread(fd, len(self._guard), start) != self._guard
 
     def _head(self, fd: int) -> str | None:
-        return head_signature(os.pread(fd, HEAD_BYTES, 0))
+        if self.framing.lines:
+            return head_signature(os.pread(fd, HEAD_BYTES, 0))
+        # the first records may be longer than HEAD_BYTES: read enough to hold one (bounded)
+        return head_signature(os.pread(fd, min(self.framing.max_record, max(HEAD_BYTES, self.read_bytes)), 0),
+                              self.framing)
+
+
+def _stamp(info: os.stat_result) -> tuple[int, int]:
+    return info.st_size, info.st_mtime_ns

@@ -159,10 +159,8 @@ def _touch(path: str) -> None:
         f.write(b"x")
 
 
-def _accept(change: watchfiles.Change, path: str) -> bool:
-    # Everything that can matter: any .jsonl change, and any add/delete (it may be a folder).
-    # Modifications of other files (checkpoints being written...) are dropped.
-    return change != watchfiles.Change.modified or path.endswith(STREAM_SUFFIX)
+def _is_stream(path: str) -> bool:
+    return path.endswith(STREAM_SUFFIX)
 
 
 class Watcher:
@@ -185,12 +183,16 @@ class Watcher:
         debounce_ms: int = 50,
         step_ms: int = 5,
         inotify_hot: bool = True,
+        wanted: Callable[[str], bool] = _is_stream,
     ) -> None:
         if poll_interval <= 0 or hot_interval <= 0 or sweep_interval <= 0:
             raise ValueError("poll_interval, hot_interval and sweep_interval must be positive")
         self.root = os.path.abspath(root)
         self.hints = hints
         self._paths = paths
+        # Which modified files matter (those that may be logs, by name): modifications of the others
+        # (checkpoints being written...) are dropped. Any add or delete is kept (it may be a folder).
+        self.wanted = wanted
         self.poll_interval = poll_interval
         self.hot_interval = min(hot_interval, poll_interval)
         self.sweep_interval = sweep_interval
@@ -208,6 +210,9 @@ class Watcher:
         self._sweep_cost = 0.0  # seconds the last sweep took, as told by swept()
         self._swept_at: float | None = None  # when the last sweep ended, as told by swept()
         self.poll_pass_cost = 0.0  # seconds the last poll pass over every path took
+
+    def _accept(self, change: watchfiles.Change, path: str) -> bool:
+        return change != watchfiles.Change.modified or self.wanted(path)
 
     def swept(self, seconds: float) -> None:
         """Tell that a sweep has just ended and how long it took (from any thread): the next one
@@ -281,7 +286,7 @@ class Watcher:
             async for changes in watchfiles.awatch(
                 self.root,
                 sentinel_dir,
-                watch_filter=_accept,
+                watch_filter=self._accept,
                 debounce=self.debounce_ms,
                 step=self.step_ms,
                 stop_event=self._inotify_stop,
@@ -299,7 +304,7 @@ class Watcher:
                     self.hints.add(paths)
                     # files written to now are likely to be again: stat them every hot_interval
                     # too, as the poller does (a batch of events waits for the debounce)
-                    streams = [p for p in paths if p.endswith(STREAM_SUFFIX)] if self.inotify_hot else []
+                    streams = [p for p in paths if self.wanted(p)] if self.inotify_hot else []
                     if streams:
                         self._poller.check(streams, time.monotonic())
                         self._heat.set()

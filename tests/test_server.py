@@ -447,7 +447,8 @@ async def test_clients_hear_catch_up_progress_until_done(served: Any) -> None:
         assert first[-1]["loading"]["done"]
         server.store.set_progress(5, 10, False)
         got = await until(ws, lambda m: m["type"] == "runs" and not m["loading"]["done"])
-        assert got[-1]["loading"] == {"done": False, "bytes": 5, "total_bytes": 10}
+        assert got[-1]["loading"] == {"done": False, "bytes": 5, "total_bytes": 10,
+                                  "files": {"formats": {"jsonl": 1}, "unrecognised": 0, "examples": []}}
         server.store.set_progress(10, 10, True)
         got = await until(ws, lambda m: m["type"] == "runs" and m["loading"]["done"])
         assert got[-1]["loading"]["bytes"] == 10 and got[-1]["runs"] == []

@@ -83,10 +83,14 @@ class JsonDocState:
 class JsonDocReader:
     name = "jsondoc"
 
+    #: a document is rewritten whole, never appended to (the tail reads each new version)
+    whole = True
+
     def __init__(self, max_bytes: int = MAX_DOC_BYTES) -> None:
         if max_bytes < 2:
             raise ValueError(f"max_bytes must be at least 2, got {max_bytes}")
         self.max_bytes = max_bytes
+        self.max_record = max_bytes + 1
 
     def claims(self, filename: str, head: bytes) -> float:
         low = filename.lower()

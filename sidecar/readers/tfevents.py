@@ -91,8 +91,14 @@ class TfEventsReader:
 
     name = "tfevents"
 
+    #: a torn record is held by the tail until complete, up to the largest record framed
+    max_record = MAX_RECORD_BYTES + 16
+
     def __init__(self) -> None:
         self._framed: tuple[bytes, Frames] | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"_framed": None}  # sent to the parse workers: the cache stays here
 
     def claims(self, filename: str, head: bytes) -> float:
         if os.path.basename(filename).startswith(FILE_PREFIX):

@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..ingest import Parsed, parse_chunk
+from ..ingest import Parsed
+from ..readers.base import Reader
+from ..readers.registry import Registry
 from ..series import Series, downsample_m4
 from . import reread
 from .cursors import decode_cursor, encode_cursor
@@ -24,7 +26,7 @@ from .eviction import EvictionPolicy, summary, trim_heap
 from .events import Appended, BatchDone, Listener, Listeners, ProgressChanged, ResetRun, RunsChanged
 from .kinds import KINDS
 from .results import Delta, Progress, RecordPage, Reset, RunInfo
-from .runs import Run, Stream, stream_suffix
+from .runs import Marks, Run, Stream, stream_suffix
 
 __all__ = ["MAX_PAGE_BYTES", "MAX_RESUME_BYTES", "MIN_SNAPSHOT_POINTS", "Store"]
 
@@ -48,8 +50,11 @@ class Store:
         max_points: int | None = None,
         evict_idle: float = 60.0,
         ingest_idle: float = 5.0,
+        readers: Registry | None = None,
     ) -> None:
         self.root = None if root is None else os.fspath(root)
+        self.readers = Registry() if readers is None else readers
+        self._files: dict[str, Any] = {"formats": {}, "unrecognised": 0, "examples": []}
         self.stall_after = stall_after
         self.eviction = EvictionPolicy(max_points, evict_idle, ingest_idle)
         self.evictions = 0
@@ -69,7 +74,9 @@ class Store:
 
     # ---- feeding (feed.Feed) -------------------------------------------------------------------
 
-    def open_stream(self, run_id: str, stream_name: str, path: str, file_key: str) -> None:
+    def open_stream(self, run_id: str, stream_name: str, path: str, file_key: str, reader: str = "jsonl") -> None:
+        """The stream continues in the file ``file_key`` at ``path``, read by the reader ``reader``."""
+        fmt = self.readers[reader]
         with self._lock:
             run = self._runs.get(run_id)
             new_run = run is None
@@ -79,10 +86,14 @@ class Store:
             run.gone = False
             st = run.streams.get(stream_name)
             if st is None:
-                run.streams[stream_name] = Stream(stream_name, path, file_key, suffix=stream_suffix(stream_name))
+                state = fmt.new_state()
+                run.streams[stream_name] = Stream(stream_name, path, file_key, suffix=stream_suffix(stream_name),
+                                                  reader=reader, state=state, marks=Marks(state))
             elif st.file_key != file_key:
-                # rename rotation: the stream goes on in another file, from its offset 0
+                # rename rotation: the stream goes on in another file, from its offset 0, with the
+                # state it had (the new file continues the same log)
                 st.path, st.file_key, st.offset = path, file_key, 0
+                st.marks = Marks(st.state)
                 st.files += 1
             else:
                 st.path = path
@@ -91,21 +102,24 @@ class Store:
             self._listeners.emit(RunsChanged((run_id,)))
 
     def ingest(self, run_id: str, stream_name: str, data: bytes, start: int, end: int) -> None:
-        """Parse complete lines ``data`` (file bytes ``start``..``end``) of a stream and keep them."""
+        """Decode complete records ``data`` (file bytes ``start``..``end``) of a stream and keep them."""
         # The follower is the only feeder: the state cannot move between these calls, and the
-        # parsing, the costly part, holds no lock.
+        # decoding, the costly part, holds no lock.
         self._resident(run_id)
-        state = self.parse_state(run_id, stream_name)
-        self.ingest_parsed(run_id, stream_name, parse_chunk(data, **state), start, end)
+        reader, state = self.parse_state(run_id, stream_name)
+        parsed, after = reader.decode(data, state, now=time.time())
+        self.ingest_parsed(run_id, stream_name, parsed, after, start, end)
 
-    def parse_state(self, run_id: str, stream_name: str) -> dict[str, Any]:
-        """The keyword arguments ``parse_chunk`` needs for the next chunk of a stream. Whoever parses
-        elsewhere (the parallel catch-up) must hand the result to ``ingest_parsed`` before asking again."""
+    def parse_state(self, run_id: str, stream_name: str) -> tuple[Reader, Any]:
+        """The reader of a stream and its state for the next chunk. Whoever decodes elsewhere (the
+        parallel catch-up) must hand the result to ``ingest_parsed`` before asking again."""
         with self._lock:
-            return self._stream(run_id, stream_name)[1].parse_state()
+            st = self._stream(run_id, stream_name)[1]
+            return self.readers[st.reader], st.state
 
-    def ingest_parsed(self, run_id: str, stream_name: str, parsed: Parsed, start: int, end: int) -> None:
-        """Keep a chunk parsed with ``parse_state``'s arguments."""
+    def ingest_parsed(self, run_id: str, stream_name: str, parsed: Parsed, state: Any, start: int, end: int) -> None:
+        """Keep a chunk decoded with ``parse_state``'s reader and state; ``state``: the reader's
+        state after it."""
         self._resident(run_id)
         with self._lock:
             run, st = self._stream(run_id, stream_name)
@@ -118,7 +132,7 @@ class Store:
             status_before = run.status(now, self.stall_after)
             delta_series, new_attempt = run.apply(st, parsed, live=self._progress.done,
                                                   want_delta=bool(self._listeners))
-            st.offset = end
+            st.advance(end, state)
             cursor = self._cursor(run)
             status_changed = run.status(time.time(), self.stall_after) != status_before
             listed_changed = run.fingerprint() != names_before
@@ -145,22 +159,36 @@ class Store:
         self._listeners.emit(RunsChanged((run_id,)))
 
     def reset_stream(self, run_id: str, stream_name: str, reason: str, file_key: str) -> None:
-        """The stream's data is void: what it contributed cannot be taken out of the run's series,
-        so the run is rebuilt from its other streams' files and the stream starts over."""
+        """The stream's file was truncated, rewritten or replaced. A reader that can tell what of a
+        new version it already holds (``rewound``: CSV rewritten with a new column, a JSON document
+        rewritten whole) reads it again from its start keeping the points. Otherwise the stream's
+        data is void: what it contributed cannot be taken out of the run's series, so the run is
+        rebuilt from its other streams' files and the stream starts over."""
         with self._lock:
             run = self._runs.get(run_id)
             if run is None or stream_name not in run.streams:
                 return
             old = run.streams[stream_name]
+            fmt = self.readers[old.reader]
+            rewound = getattr(fmt, "rewound", None)
+            if rewound is not None:
+                old.state = rewound(old.state)
+                old.path, old.file_key, old.offset = old.path, file_key, 0
+                old.marks = Marks(old.state)
+                old.files += 1
+                run.version += 1
+                return
             others = [s for s in run.streams.values() if s.name != stream_name]
             fresh = Run(run_id, last_used=time.monotonic())
+            state = fmt.new_state()
             fresh.streams[stream_name] = Stream(stream_name, old.path, file_key, suffix=old.suffix,
-                                                files=old.files + 1)
+                                                files=old.files + 1, reader=old.reader, state=state,
+                                                marks=Marks(state))
             self._runs[run_id] = fresh
             for s in others:
-                fresh.streams[s.name] = s.fresh()
+                fresh.streams[s.name] = s.fresh(self.readers[s.reader].new_state())
             for s in others:
-                reread.reread_stream(fresh, fresh.streams[s.name], s.offset)
+                reread.reread_stream(fresh, fresh.streams[s.name], s.offset, self.readers[s.reader])
         self._listeners.emit(ResetRun(run_id, reason))
         self._listeners.emit(RunsChanged((run_id,)))
 
@@ -216,6 +244,17 @@ class Store:
     def progress(self) -> Progress:
         return self._progress
 
+    def set_files(self, formats: dict[str, int], unrecognised: int, examples: list[str]) -> None:
+        """What the follower found: log files per format, and the files no reader claims (how
+        many, and a few of their paths relative to the root)."""
+        files = {"formats": dict(formats), "unrecognised": unrecognised, "examples": list(examples)}
+        if files != self._files:
+            self._files = files
+            self._listeners.emit(ProgressChanged())
+
+    def files(self) -> dict[str, Any]:
+        return self._files
+
     # ---- eviction ------------------------------------------------------------------------------
 
     @property
@@ -236,14 +275,14 @@ class Store:
         it outside the lock and installs the result under it."""
         fresh = Run(run.id, last_used=time.monotonic(), last_ingest=run.last_ingest)
         for old in run.streams.values():
-            fresh.streams[old.name] = old.fresh()
+            fresh.streams[old.name] = old.fresh(self.readers[old.reader].new_state())
         for old in run.streams.values():
             st = fresh.streams[old.name]
-            reread.reread_stream(fresh, st, old.offset)
+            reread.reread_stream(fresh, st, old.offset, self.readers[old.reader])
             # what only the tail saw (over-long lines, NUL runs) is not in the file's lines
             st.skipped = dict(old.skipped)
-            st.records, st.index, st.rank = old.records, old.index, old.rank
-            st.offset = old.offset
+            st.records, st.rank = old.records, old.rank
+            st.offset, st.state, st.files = old.offset, old.state, old.files
         return fresh
 
     def _install(self, run: Run, fresh: Run) -> None:
@@ -413,7 +452,7 @@ class Store:
         self._resident(run_id)
         with self._lock:
             run = self._run(run_id)
-            spans = reread.spans_after(run, parts)
+            spans = reread.spans_after(run, parts, self.readers)
             if isinstance(spans, Reset):
                 return spans
             new_cursor = self._cursor(run)
@@ -431,7 +470,7 @@ class Store:
             return Reset("cursor")
         self._resident(run_id)
         with self._lock:
-            spans = reread.spans_after(self._run(run_id), parts)
+            spans = reread.spans_after(self._run(run_id), parts, self.readers, max_bytes)
         if isinstance(spans, Reset):
             return spans
         got = reread.read_records(spans, limit, max_bytes)

@@ -10,15 +10,17 @@ outside the store's lock (the facade decides under the lock what to read: ``span
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 
-from tailboard.format import MAX_LINE_BYTES
+from tailboard.format import MAX_LINE_BYTES, encode_float, scalars_record
 
-from ..ingest import parse_chunk
+from ..ingest import Parsed
+from ..readers.base import Reader
 from ..series import Series, concat
 from ..tail import open_regular
 from .cursors import Parts
@@ -33,21 +35,26 @@ REREAD_BYTES = 8 << 20
 
 @dataclass(frozen=True)
 class Span:
-    """Bytes ``[start, end)`` of a stream's current file, to read again; ``index_end`` is the
-    stream's record count at ``end`` (steps of lines without a step key are numbered from it)."""
+    """Bytes ``[start, end)`` of a stream's current file, to read again with ``reader`` from the
+    state it had at ``start`` (``known``: whether that state is still kept, see ``runs.Marks``);
+    ``stop``: where an export page from ``start`` ends, when the stream is not JSON lines."""
 
     name: str
     path: str
     key: str
     start: int
     end: int
-    native: bool
     suffix: str
-    index_end: int
+    reader: Reader
+    known: bool
+    state: Any
+    stop: int
+    after: Any  # the reader's state at ``end``
 
 
-def spans_after(run: Run, parts: Parts) -> list[Span] | Reset:
-    """What of each stream lies between a cursor and what the store holds (no I/O)."""
+def spans_after(run: Run, parts: Parts, readers: Any, page_bytes: int = 0) -> list[Span] | Reset:
+    """What of each stream lies between a cursor and what the store holds (no I/O). ``readers``:
+    the store's ``Registry``; ``page_bytes``: the size of an export page."""
     for name in parts:
         if name not in run.streams:
             return Reset("replaced")
@@ -58,11 +65,14 @@ def spans_after(run: Run, parts: Parts) -> list[Span] | Reset:
             return Reset("replaced")
         if off > st.offset:
             return Reset("cursor")
-        out.append(Span(st.name, st.path, st.file_key, off, st.offset, st.native, st.suffix, st.index))
+        known, state = st.marks.at(off)
+        stop = st.marks.stop(off, page_bytes, st.offset)
+        out.append(Span(st.name, st.path, st.file_key, off, st.offset, st.suffix, readers[st.reader],
+                        known, state, stop, st.state))
     return out
 
 
-def reread_stream(run: Run, st: Stream, upto: int) -> None:
+def reread_stream(run: Run, st: Stream, upto: int, reader: Reader) -> None:
     """Parse a stream's current file again into ``run``, from its start to ``upto``, in bounded
     pieces. A path that now names another file starts the stream over at offset 0."""
     try:
@@ -80,11 +90,12 @@ def reread_stream(run: Run, st: Stream, upto: int) -> None:
                     break
                 offset += len(data)
                 data = rest + data
-                cut = data.rfind(b"\n") + 1
+                cut = reader.complete(data) if offset < upto else len(data)
                 rest = data[cut:]
                 if cut:
-                    run.apply(st, parse_chunk(data[:cut], **st.parse_state()), live=False, want_delta=False)
-                st.offset = offset - len(rest)
+                    parsed, state = reader.decode(data[:cut], st.state, now=time.time())
+                    run.apply(st, parsed, live=False, want_delta=False)
+                    st.advance(offset - len(rest), state)
     except OSError:
         return
 
@@ -98,17 +109,16 @@ def read_since(spans: list[Span], metrics: list[str] | None, max_bytes: int) -> 
     for sp in spans:
         if sp.end == sp.start:
             continue
+        before = getattr(sp.reader, "state_before", None)
+        if not sp.known and before is None:
+            return Reset("far")  # the reader's state there is not kept: a snapshot is exact
         data = _read(sp, sp.end - sp.start)
         if isinstance(data, Reset):
             return data
-        if not data.endswith(b"\n") or len(data) != sp.end - sp.start:
+        if len(data) != sp.end - sp.start or sp.reader.complete(data) != len(data):
             return Reset("truncated")
-        parsed = parse_chunk(data, prev_step=None, next_index=0, attempt_started=True, native=sp.native)
-        if not sp.native and parsed.records and sp.index_end != parsed.records:
-            # lines without a step key are numbered by their place in the stream: parse again
-            # from the index the first of these lines has (rare: streams tailboard did not write)
-            parsed = parse_chunk(data, prev_step=None, next_index=sp.index_end - parsed.records,
-                                 attempt_started=True, native=False)
+        state = sp.state if sp.known or before is None else before(data, sp.after)
+        parsed, _ = sp.reader.decode(data, state, now=time.time())
         if len(parsed.segments) > 1:
             return Reset("attempt")
         for name, (s, v, t) in parsed.segments[0].items():
@@ -130,7 +140,13 @@ def read_records(
 ) -> tuple[list[bytes], dict[str, tuple[str, int]], bool] | Reset:
     """Raw records from the spans' starts: at most ``limit`` records and about ``max_bytes`` of log
     (always at least one line). Returns the records (each ``{"stream": S, "record": LINE}`` with
-    the line's own bytes), the position reached in each stream, and whether more follow."""
+    the line's own bytes), the position reached in each stream, and whether more follow.
+
+    A stream that is not JSON lines has no lines to send: its page is the bytes from the cursor to
+    a place where the reader's state is known (``Span.stop``), decoded, each point sent as a scalars
+    record of its own (``{"k": "scalars", "step": S, "t": T, "v": {NAME: V}}``) and every other
+    record (histogram, text, config) as the reader gave it. Such a page is whole: it may hold more
+    than ``limit`` records."""
     positions = {sp.name: (sp.key, sp.start) for sp in spans}
     out: list[bytes] = []
     budget = max_bytes
@@ -139,6 +155,14 @@ def read_records(
             continue
         if len(out) >= limit or budget <= 0:
             break
+        if sp.reader.name != "jsonl":
+            got = _decoded_page(sp)
+            if isinstance(got, Reset):
+                return got
+            out.extend(got)
+            budget -= sp.stop - sp.start
+            positions[sp.name] = (sp.key, sp.stop)
+            continue
         fd = _open(sp)
         if isinstance(fd, Reset):
             return fd
@@ -177,7 +201,40 @@ def read_records(
     return out, positions, more
 
 
-def _open(sp: Span) -> int | Reset:
+def _decoded_page(sp: Span) -> list[bytes] | Reset:
+    """The records of bytes ``[start, stop)`` of a stream that is not JSON lines (see read_records)."""
+    if not sp.known:
+        return Reset("cursor")
+    fd = _open(sp, lines=False)
+    if isinstance(fd, Reset):
+        return fd
+    try:
+        data = os.pread(fd, sp.stop - sp.start, sp.start)
+    except OSError:
+        return Reset("replaced")
+    finally:
+        os.close(fd)
+    if len(data) != sp.stop - sp.start or sp.reader.complete(data) != len(data):
+        return Reset("truncated")
+    parsed, _ = sp.reader.decode(data, sp.state, now=time.time())
+    return _as_records(parsed, orjson.dumps(sp.name))
+
+
+def _as_records(parsed: Parsed, stream: bytes) -> list[bytes]:
+    out: list[bytes] = []
+    for i, seg in enumerate(parsed.segments):
+        for name, (steps, values, times) in seg.items():
+            for s, v, t in zip(steps.tolist(), values.tolist(), times.tolist()):
+                step = int(s) if s.is_integer() and abs(s) <= 2**53 else encode_float(s)
+                rec = scalars_record(step, encode_float(t), {name: encode_float(v)})
+                out.append(b'{"stream":%s,"record":%s}' % (stream, orjson.dumps(rec)))
+        for seg_index, rec in parsed.others:
+            if seg_index == i:
+                out.append(b'{"stream":%s,"record":%s}' % (stream, orjson.dumps(rec)))
+    return out
+
+
+def _open(sp: Span, *, lines: bool = True) -> int | Reset:
     """A descriptor of a span's file, after checking that it is still the file the cursor names and
     that the span starts at a line boundary; a Reset when it is not."""
     try:
@@ -189,7 +246,7 @@ def _open(sp: Span) -> int | Reset:
         if not sp.key.startswith(f"{info.st_dev}:{info.st_ino}:"):
             os.close(fd)
             return Reset("replaced")
-        if sp.start and os.pread(fd, 1, sp.start - 1) != b"\n":
+        if lines and sp.start and os.pread(fd, 1, sp.start - 1) != b"\n":
             os.close(fd)
             return Reset("cursor")
     except OSError:

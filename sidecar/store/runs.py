@@ -5,7 +5,9 @@ parsed chunk is applied. No locking and no I/O here: the facade (``Store``) hold
 
 from __future__ import annotations
 
+import bisect
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,11 +21,54 @@ from ..series import ColumnarSeries, Series, concat
 from .kinds import KINDS
 from .results import RunInfo
 
-__all__ = ["FAILED", "FINISHED", "GONE", "RUNNING", "STALLED", "Attempt", "Run", "Stream"]
+__all__ = ["FAILED", "FINISHED", "GONE", "RUNNING", "STALLED", "Attempt", "Marks", "Run", "Stream"]
 
 RUNNING, FINISHED, FAILED, STALLED, GONE = "running", "finished", "failed", "stalled", "gone"
 
 Columns = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+#: Reader states kept at the latest chunk ends of a stream (a live client's cursor is one of them)...
+RECENT_MARKS = 8
+#: ... and one at least every this many bytes of the file (export pages start at them).
+MARK_EVERY = 4 << 20
+
+
+class Marks:
+    """The reader's state at chunk ends of a stream's current file, so that its bytes can be decoded
+    again from there (a resume from a cursor, an export page) exactly as when they were first read:
+    the latest few, and one every ``MARK_EVERY`` bytes."""
+
+    def __init__(self, state: Any = None) -> None:
+        self.recent: deque[tuple[int, Any]] = deque(maxlen=RECENT_MARKS)
+        self.sparse: list[tuple[int, Any]] = []
+        if state is not None:
+            self.add(0, state)
+
+    def add(self, offset: int, state: Any) -> None:
+        if not self.sparse or offset >= self.sparse[-1][0] + MARK_EVERY:
+            self.sparse.append((offset, state))
+        self.recent.append((offset, state))
+
+    def at(self, offset: int) -> tuple[bool, Any]:
+        """``(True, state)`` when the state at ``offset`` is known, else ``(False, None)``."""
+        for off, state in reversed(self.recent):
+            if off == offset:
+                return True, state
+        i = bisect.bisect_left(self.sparse, offset, key=lambda m: m[0])
+        if i < len(self.sparse) and self.sparse[i][0] == offset:
+            return True, self.sparse[i][1]
+        return False, None
+
+    def stop(self, start: int, budget: int, end: int) -> int:
+        """Where a page of about ``budget`` bytes from ``start`` should end: the farthest known
+        state within the budget (at least the nearest one after ``start``), or ``end``."""
+        offsets = sorted({o for o, _ in self.sparse} | {o for o, _ in self.recent} | {end})
+        after = [o for o in offsets if start < o <= end]
+        if not after:
+            return end
+        within = [o for o in after if o <= start + budget]
+        return within[-1] if within else after[0]
 
 
 @dataclass
@@ -33,25 +78,26 @@ class Stream:
     name: str
     path: str
     file_key: str
-    offset: int = 0  # bytes of the current file ingested (always at a line boundary)
+    offset: int = 0  # bytes of the current file ingested (always at a record boundary)
     records: int = 0
-    index: int = 0  # records numbered across the stream's lifetime (foreign step fallback)
     skipped: dict[str, int] = field(default_factory=dict)
-    last_step: float | None = None
-    started: bool = False  # holds records of the current attempt
-    native: bool = False  # a tailboard stream (has a header): steps may go back within an attempt
     rank: int | None = None
     suffix: str = ""  # metric name suffix for ranks other than 0
     files: int = 1  # files the stream has lived in (rotations, resets): only 1 can be re-read
+    reader: str = "jsonl"  # the name of the reader of its format (readers.Registry)
+    state: Any = None  # the reader's state after ``offset``
+    marks: Marks = field(default_factory=Marks)
 
-    def parse_state(self) -> dict[str, Any]:
-        """``parse_chunk``'s keyword arguments for the next chunk of this stream."""
-        return {"prev_step": self.last_step, "next_index": self.index, "attempt_started": self.started,
-                "native": self.native}
+    def fresh(self, state: Any, **changes: Any) -> Stream:
+        """The same file, nothing read of it yet; ``state``: the reader's state at its start."""
+        return Stream(self.name, self.path, self.file_key, suffix=self.suffix, reader=self.reader,
+                      state=state, marks=Marks(state), **changes)
 
-    def fresh(self, **changes: Any) -> Stream:
-        """The same file, nothing read of it yet."""
-        return Stream(self.name, self.path, self.file_key, suffix=self.suffix, **changes)
+    def advance(self, end: int, state: Any) -> None:
+        """The bytes up to ``end`` are kept; the reader's state after them is ``state``."""
+        self.offset = end
+        self.state = state
+        self.marks.add(end, state)
 
 
 def stream_suffix(name: str) -> str:
@@ -155,7 +201,8 @@ class Run:
             points=ev["points"] if ev is not None else self.resident_points(),
             skipped={"total": sum(skipped.values()), **skipped},
             streams=tuple(
-                {"name": s.name, "rank": s.rank, "records": s.records, "skipped": sum(s.skipped.values())}
+                {"name": s.name, "format": s.reader, "rank": s.rank, "records": s.records,
+                 "skipped": sum(s.skipped.values())}
                 for s in sorted(self.streams.values(), key=lambda s: s.name)
             ),
             host=header.get("host") if isinstance(header.get("host"), str) else None,
@@ -174,7 +221,7 @@ class Run:
     # ---- applying a parsed chunk -------------------------------------------------------------
 
     def apply(self, st: Stream, parsed: Parsed, *, live: bool, want_delta: bool) -> tuple[dict[str, Series], bool]:
-        """Keep a chunk of ``st`` parsed with ``st.parse_state()``. Returns the new points (when
+        """Keep a chunk of ``st`` decoded with ``st.state``. Returns the new points (when
         ``want_delta``) and whether the chunk started a new attempt. ``live``: the chunk arrived
         while following (its arrival keeps the run running)."""
         now = time.time()
@@ -205,14 +252,9 @@ class Run:
                     self._keep(st, rec)
         for reason, n in parsed.skipped.items():
             st.skipped[reason] = st.skipped.get(reason, 0) + n
-        # a header or config alone starts nothing: a header right after them is no new attempt
-        st.started = parsed.started
-        st.native = st.native or parsed.native
         st.records += parsed.records
-        st.index += parsed.records
         self.records += parsed.records
         if parsed.last_step is not None:
-            st.last_step = parsed.last_step
             self.last_step = (parsed.last_step if self.last_step is None or new_attempt
                               else max(self.last_step, parsed.last_step))
         if parsed.records:
