@@ -1,9 +1,16 @@
 """Record kinds other than scalars, declared once each: how a record is held, listed and answered.
 
 A run keeps one holder per kind (``new``); ``keep`` adds a record (with the stream's rank suffix on
-its name); ``names`` lists what the run list shows; ``answer`` is what the kind's route returns,
+its name), or refuses one it cannot serve and says why (the stream counts the reason as a skipped
+record); ``names`` lists what the run list shows; ``answer`` is what the kind's route returns,
 within a record limit. Eviction drops the holders; a re-read fills them again through ``keep``.
 Adding a record kind is one class (or one instance) here, added to ``KINDS``.
+
+Histograms (``Histograms``) have bins of equal width between ``lo`` and ``hi`` (the writer's), or
+the bins' own bounds in ``edges`` (TensorBoard's buckets are not of equal width): ``len(counts) + 1``
+finite numbers, none below the one before it (a bin of width zero is a constant tensor's). A record
+whose ``edges`` are not that is refused (``bad_edges``): drawing its counts over bins it does not
+have would show a distribution the run never logged.
 """
 
 from __future__ import annotations
@@ -15,9 +22,12 @@ import numpy as np
 
 from tailboard.format import K_HIST, K_TEXT, K_VECTOR, decode_float
 
-__all__ = ["KINDS", "NamedRecords", "RecordKind", "TextRecords", "thin"]
+__all__ = ["BAD_EDGES", "KINDS", "Histograms", "NamedRecords", "RecordKind", "TextRecords", "edges_ok", "thin"]
 
 Record = dict[str, Any]
+
+#: The skip reason of a histogram record whose ``edges`` cannot be the bounds of its bins.
+BAD_EDGES = "bad_edges"
 
 
 def thin(recs: list[Record], limit: int | None) -> tuple[list[Record], int]:
@@ -41,7 +51,9 @@ class RecordKind:
     def new(self) -> Any:
         raise NotImplementedError
 
-    def keep(self, held: Any, rec: Record, suffix: str) -> None:
+    def keep(self, held: Any, rec: Record, suffix: str) -> str | None:
+        """Hold ``rec``; or, for a record the kind cannot serve, hold nothing and return why (the
+        name of a skip counter)."""
         raise NotImplementedError
 
     def names(self, held: Any) -> tuple[str, ...]:
@@ -63,8 +75,9 @@ class NamedRecords(RecordKind):
     def new(self) -> dict[str, list[Record]]:
         return {}
 
-    def keep(self, held: dict[str, list[Record]], rec: Record, suffix: str) -> None:
+    def keep(self, held: dict[str, list[Record]], rec: Record, suffix: str) -> str | None:
         held.setdefault(str(rec.get("name", "")) + suffix, []).append(rec)
+        return None
 
     def names(self, held: dict[str, list[Record]]) -> tuple[str, ...]:
         return tuple(sorted(held))
@@ -82,6 +95,41 @@ class NamedRecords(RecordKind):
         return {"total": total, **{key: [r.get(f) for r in recs] for key, f in self.columns}}
 
 
+def edges_ok(rec: Record) -> bool:
+    """Whether a histogram record's ``edges``, when it has any, bound its bins (module docstring).
+    No bins and no edges (an empty histogram) is fine too."""
+    edges, counts = rec.get("edges"), rec.get("counts")
+    if edges is None:
+        return True
+    if type(edges) is not list or type(counts) is not list:
+        return False
+    if not edges and not counts:
+        return True
+    if len(edges) != len(counts) + 1 or not all(type(e) is float or type(e) is int for e in edges):
+        return False
+    try:
+        bounds = np.asarray(edges, dtype=np.float64)
+    except OverflowError:  # an integer past the largest float: not a bound either
+        return False
+    return bool(np.isfinite(bounds).all() and (np.diff(bounds) >= 0).all())
+
+
+@dataclass(frozen=True)
+class Histograms(NamedRecords):
+    """Histogram records, each with equal-width bins or with its bins' ``edges`` (served as
+    ``None`` for the former)."""
+
+    kind: str = K_HIST
+    listed_as: str = "histograms"
+    columns: tuple[tuple[str, str], ...] = (
+        ("steps", "step"), ("times", "t"), ("lo", "lo"), ("hi", "hi"), ("counts", "counts"), ("edges", "edges"))
+
+    def keep(self, held: dict[str, list[Record]], rec: Record, suffix: str) -> str | None:
+        if not edges_ok(rec):
+            return BAD_EDGES
+        return super().keep(held, rec, suffix)
+
+
 @dataclass(frozen=True)
 class TextRecords(RecordKind):
     """Text records of every name in one list: read, not plotted, so a limit keeps the latest."""
@@ -92,8 +140,9 @@ class TextRecords(RecordKind):
     def new(self) -> list[Record]:
         return []
 
-    def keep(self, held: list[Record], rec: Record, suffix: str) -> None:
+    def keep(self, held: list[Record], rec: Record, suffix: str) -> str | None:
         held.append(rec)
+        return None
 
     def names(self, held: list[Record]) -> tuple[str, ...]:
         return tuple(sorted({str(t.get("name", "")) for t in held}))
@@ -116,8 +165,7 @@ class TextRecords(RecordKind):
 KINDS: dict[str, RecordKind] = {
     k.kind: k
     for k in (
-        NamedRecords(K_HIST, "histograms",
-                     (("steps", "step"), ("times", "t"), ("lo", "lo"), ("hi", "hi"), ("counts", "counts"))),
+        Histograms(),
         NamedRecords(K_VECTOR, "vectors", (("steps", "step"), ("times", "t"), ("values", "v"))),
         TextRecords(),
     )
