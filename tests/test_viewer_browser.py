@@ -852,3 +852,136 @@ def test_a_long_run_list_is_virtual_and_scrolls_to_every_run(browser: Any, tmp_p
     finally:
         page.close()
         handle.stop()
+
+
+# ---- logs that are not tailboard's own: what was found, unequal histogram bins, formats ----------
+
+HEADER_LINE = '{"k":"header","format":"tailboard","version":1,"pid":1,"start":1700000000}\n'
+
+
+def empty_page(page: Any) -> dict[str, Any]:
+    """What the empty page shows: its text, whether it is hidden, and the names it lists (as text)."""
+    return dict(page.evaluate("""() => { const el = document.getElementById('empty');
+        return { hidden: el.hidden, text: el.innerText,
+                 files: [...el.querySelectorAll('.found-files code')].map((c) => c.textContent),
+                 elements: [...el.querySelectorAll('*')].map((e) => e.tagName.toLowerCase()) }; }"""))
+
+
+def test_the_empty_page_says_what_was_found_under_the_log_folder_live(browser: Any, tmp_path: Path) -> None:
+    """Nothing, then files no reader claims (hostile names shown as text, nothing run), then a run:
+    the page says each as it happens."""
+    handle = serve_in_thread(tmp_path, token="tok", follower_options={"poll_interval": 0.05})
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    try:
+        page.goto(handle.url)
+        wait_for(page, "() => document.getElementById('empty').innerText.includes('nothing under the log folder')")
+        assert "Runs appear here" in empty_page(page)["text"]
+
+        hostile = ['<img src=x onerror="window.pwned=1;alert(1)">.dat', "evil\u202egol.dat"]
+        (tmp_path / "junk").mkdir()
+        (tmp_path / "junk" / "a.dat").write_bytes(b"\x00\x01\x02\xff not a log")
+        for name in hostile:
+            (tmp_path / name).write_bytes(b"\x00\x9f\x92\x96 binary")
+        wait_for(page, "() => document.getElementById('empty').innerText.includes('3 files found')")
+        shown = empty_page(page)
+        assert "not recognised as a log" in shown["text"]
+        # each name as text: the markup one verbatim, the bidi control made visible
+        assert sorted(shown["files"]) == sorted([hostile[0], "evil⟨U+202E⟩gol.dat", "junk/a.dat"])
+        assert "img" not in shown["elements"] and "script" not in shown["elements"]
+        assert page.evaluate("() => window.pwned") is None and not dialogs
+        # which formats are read, and how to name the reader of the others
+        for what in ("JSON lines", "TensorBoard event files", "CSV", "trainer_state.json", "text logs"):
+            assert what in shown["text"], what
+        assert "tailboard serve LOGDIR --include '*.dat=READER'" in shown["text"]
+        assert "READER one of jsonl, tfevents, csv, jsondoc or text" in shown["text"]
+
+        # a CSV log appears: the page shows its run, and says in which format its file is
+        (tmp_path / "csvrun").mkdir()
+        (tmp_path / "csvrun" / "metrics.csv").write_text("step,loss\n" + "".join(f"{i},{1 / (i + 1)}\n" for i in range(20)))
+        wait_for(page, "() => window.tailboard.state.infos.has('csvrun') && window.tailboard.charts.has('loss')")
+        wait_for(page, "() => document.getElementById('empty').hidden")
+        assert "Select runs" in empty_page(page)["text"]
+        title = page.get_attribute(".run-row[data-run='csvrun']", "title")
+        assert title is not None and title.endswith("\nfiles: csv"), title
+        page.click("button[data-tab=config]")
+        wait_for(page, "() => document.querySelectorAll('#tab-config tbody tr').length === 1")
+        heads = page.eval_on_selector_all("#tab-config thead th", "els => els.map((e) => e.textContent)")
+        cells = page.eval_on_selector_all("#tab-config tbody td", "els => els.map((e) => e.textContent)")
+        assert cells[heads.index("files")] == "csv"
+        assert not errors, errors
+    finally:
+        page.close()
+        handle.stop()
+
+
+# One column of device pixels of the histogram panel's canvas, at a fraction of the plot's width.
+COLUMN = """(f) => { const c = document.querySelector('#tab-histograms canvas');
+    const x = Math.round((50 + f * (c.clientWidth - 58)) * c.width / c.clientWidth);
+    return { x, dpr: c.width / c.clientWidth, height: c.height,
+             pixels: Array.from(c.getContext('2d').getImageData(x, 0, 1, c.height).data) }; }"""
+
+
+def test_a_histogram_with_unequal_bins_is_drawn_at_its_bins_bounds(browser: Any, tmp_path: Path) -> None:
+    """Two records of one histogram, each with its own unequal edges over 0..10: each column's cells
+    span exactly their bins (by pixels), coloured by how densely each bin is filled; hovering a cell
+    names its true bounds."""
+    records = [  # (step, edges, counts): densities 10, 5, 1 and 1, 4, 2 per unit
+        (0, [0.0, 1.0, 2.0, 10.0], [10, 5, 8]),
+        (1, [0.0, 5.0, 6.0, 10.0], [5, 4, 8]),
+    ]
+    run = tmp_path / "tb"
+    run.mkdir()
+    lines = [HEADER_LINE, '{"k":"scalars","step":0,"t":1700000000,"v":{"loss":1.0}}\n']
+    for step, edges, counts in records:
+        lines.append(json.dumps({"k": "hist", "step": step, "t": 1700000000 + step, "name": "acts", "lo": 0.0,
+                                 "hi": 10.0, "counts": counts, "edges": edges}) + "\n")
+    (run / "rank0.jsonl").write_text("".join(lines))
+    handle = serve_in_thread(tmp_path, token="tok", follower_options={"poll_interval": 0.05})
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(handle.url)
+        wait_for(page, "() => (window.tailboard.state.infos.get('tb')?.histograms || []).length === 1")
+        page.click("button[data-tab=histograms]")
+        wait_for(page, """() => { const c = document.querySelector('#tab-histograms canvas'); if (!c || !c.width) return false;
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n > 500; }""")
+        for j, (_, edges, counts) in enumerate(records):
+            col = page.evaluate(COLUMN, (j + 0.25) / len(records))  # clear of the step labels
+            px = col["pixels"]
+            rgba = [tuple(px[i:i + 4]) for i in range(0, len(px), 4)]
+            painted = [y for y, p in enumerate(rgba) if p[3] > 0]
+            top = painted[0]
+            bottom = next(y for y in range(top, len(rgba)) if rgba[y][3] == 0)  # the plot ends; labels below
+            # the value range 0..10 spans the painted rows; each bin is where its bounds put it
+            at = lambda v: top + (10.0 - v) / 10.0 * (bottom - top)  # noqa: E731
+            widths = [b - a for a, b in zip(edges, edges[1:])]
+            density = [c / w for c, w in zip(counts, widths)]
+            for i, (a, b) in enumerate(zip(edges, edges[1:])):
+                alpha = round((0.08 + 0.92 * density[i] / max(density)) * 255)
+                y0, y1 = math.ceil(at(b)) + 1, math.floor(at(a)) - 1  # inside the bin, clear of its edges
+                assert y1 - y0 > 3, (j, i, y0, y1)
+                inside = rgba[y0:y1]
+                assert all(abs(p[3] - alpha) <= 6 and abs(p[0] - 37) <= 12 and abs(p[2] - 235) <= 12 for p in inside), \
+                    (j, i, alpha, sorted({p[3] for p in inside}))
+            # hovering the middle of the widest bin names its bounds and count
+            widest = max(range(len(widths)), key=lambda i: widths[i])
+            box = page.eval_on_selector("#tab-histograms canvas", "c => { const r = c.getBoundingClientRect(); return [r.x, r.y]; }")
+            mid = at((edges[widest] + edges[widest + 1]) / 2) / col["dpr"]
+            page.mouse.move(box[0] + 1 + col["x"] / col["dpr"], box[1] + 1 + mid)
+            wait_for(page, f"""() => {{ const t = document.querySelector('#tab-histograms .tooltip');
+                return !t.hidden && t.textContent.includes('step {j}'); }}""")
+            tip = page.inner_text("#tab-histograms .tooltip")
+            a, b = (f"{v:g}" for v in edges[widest:widest + 2])
+            assert f"{a} to {b}" in tip and f"{counts[widest]} values" in tip, tip
+        OUT.mkdir(exist_ok=True)
+        page.screenshot(path=str(OUT / "histogram-unequal-bins.png"))
+        assert not errors, errors
+    finally:
+        page.close()
+        handle.stop()

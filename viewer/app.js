@@ -13,6 +13,7 @@ import { TimeTravel } from "./timetravel.js";
 import { ZoomDetail } from "./detail.js";
 import { showTab, bindTabs } from "./tabs.js";
 import { showConnection, showProgress } from "./status.js";
+import { describeFound, showFound } from "./found.js";
 import { getJSON, getToken, setToken, setUnauthorizedHandler, takeTokenFromAddressBar, Unauthorized } from "./api.js";
 import { LoginForm } from "./login.js";
 
@@ -32,6 +33,7 @@ const state = {
   charts: null, // metric -> Chart (the grid's)
   detail: detail.series,
   tab: "scalars",
+  loading: null, // the latest runs message's `loading`: the backlog's progress and the files found
   until: null, // time travel: show points with step <= until (null = live)
   dirty: true,
   userSelected: view.runs.length > 0,
@@ -108,14 +110,14 @@ function handle(msg) {
       for (const id of msg.removed || []) state.infos.delete(id);
       if (msg.full) for (const id of [...state.infos.keys()]) if (!msg.runs.some((r) => r.id === id)) state.infos.delete(id);
       runList.update(msg.runs || [], msg.removed || [], !!msg.full);
-      if (msg.loading) showProgress(msg.loading);
+      if (msg.loading) { state.loading = msg.loading; showProgress(msg.loading); }
       if (!state.userSelected) {
         const auto = [...state.infos.keys()].sort().slice(0, AUTO_SELECT);
         if (auto.join() !== view.runs.join()) setSelection(auto);
       } else if (!conn.runs.size && view.runs.length) {
         setSelection(view.runs);
       }
-      $("empty").textContent = state.infos.size ? "Select runs on the left to compare them." : "Waiting for runs…";
+      showEmpty();
       state.dirty = true;
       break;
     }
@@ -137,6 +139,15 @@ function handle(msg) {
       break;
   }
   schedule();
+}
+
+/** What the page says when no chart is shown, rebuilt only when that changes (runs messages come
+ *  often while the backlog loads). */
+let emptySaid = "";
+function showEmpty() {
+  const found = describeFound(state.loading, state.infos.size);
+  const said = JSON.stringify(found);
+  if (said !== emptySaid) { emptySaid = said; showFound($("empty"), found); }
 }
 
 /** Series of one run and metric as drawn: zoom detail when fetched, cut at the time-travel step. */

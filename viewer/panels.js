@@ -6,6 +6,8 @@ import { runColor } from "./state.js";
 import { formatNumber, Scale, linearTicks } from "./scale.js";
 import { getJSON } from "./api.js";
 import { h, label, visible } from "./dom.js";
+import { Heatmap } from "./heatmap.js";
+import { streamFormats } from "./runs.js";
 
 const empty = (el, text) => el.replaceChildren(h("p", { class: "empty" }, text));
 
@@ -32,49 +34,21 @@ function pickers(el, runs, infos, key, onPick) {
   return { run: () => runSel.value, name: () => nameSel.value };
 }
 
-/** Histograms over time: steps as columns, bins as rows, colour by count (normalised per step). */
+/** Histograms over time: steps as columns, bins as cells at their true bounds (heatmap.js). */
 export async function showHistograms(el, runs, infos) {
   el.replaceChildren();
   const runsWith = runs.filter((r) => (infos.get(r)?.histograms || []).length);
   if (!runsWith.length) { empty(el, "No histograms in the selected runs."); return; }
   const panel = h("div", { class: "panel" });
-  const canvas = h("canvas");
+  const heatmap = new Heatmap();
   const draw = async (run, name) => {
     if (!run || !name) return;
     const hist = await getJSON("/api/histograms", { run, name });
-    const { ctx, w, h: H } = sizeCanvas(canvas);
-    ctx.clearRect(0, 0, w, H);
-    const n = hist.steps.length;
-    if (!n) return;
-    const lo = Math.min(...decodeValues(hist.lo).filter(Number.isFinite));
-    const hi = Math.max(...decodeValues(hist.hi).filter(Number.isFinite));
-    const L = 50, B = 20, pw = w - L - 8, ph = H - B - 8;
-    const sy = new Scale(lo, hi, 8 + ph, 8);
-    const colW = pw / n;
-    const dark = document.documentElement.dataset.theme === "dark";
-    for (let j = 0; j < n; j++) {
-      const counts = decodeValues(hist.counts[j]);
-      const a = decodeValues([hist.lo[j]])[0], b = decodeValues([hist.hi[j]])[0];
-      let max = 0;
-      for (const c of counts) if (c > max) max = c;
-      const bw = (b - a) / (counts.length || 1);
-      for (let i = 0; i < counts.length; i++) {
-        if (!counts[i]) continue;
-        const t = counts[i] / max;
-        ctx.fillStyle = dark ? `rgba(96,165,250,${0.08 + 0.92 * t})` : `rgba(37,99,235,${0.08 + 0.92 * t})`;
-        const y0 = sy.px(a + i * bw), y1 = sy.px(a + (i + 1) * bw);
-        ctx.fillRect(L + j * colW, Math.min(y0, y1), Math.max(1, colW + 0.5), Math.max(1, Math.abs(y1 - y0)));
-      }
-    }
-    ctx.fillStyle = getComputedStyle(el).getPropertyValue("--muted");
-    ctx.font = "11px system-ui";
-    ctx.textAlign = "right";
-    for (const t of linearTicks(lo, hi, 5)) ctx.fillText(formatNumber(t), L - 4, sy.px(t) + 4);
-    ctx.textAlign = "center";
-    for (const k of [0, Math.floor(n / 2), n - 1]) ctx.fillText(`step ${formatNumber(hist.steps[k])}`, L + (k + 0.5) * colW, H - 5);
+    heatmap.draw(hist, { dark: document.documentElement.dataset.theme === "dark",
+      muted: getComputedStyle(el).getPropertyValue("--muted") });
   };
   const pick = pickers(panel, runsWith, infos, "histograms", draw);
-  panel.appendChild(canvas);
+  panel.appendChild(heatmap.el);
   el.appendChild(panel);
   await draw(pick.run(), pick.name());
 }
@@ -139,7 +113,8 @@ export async function showTexts(el, runs, infos) {
 
 const higherIsBetter = (name) => /acc|auc|f1|precision|recall|score|iou|bleu|reward/i.test(name);
 
-/** One row per run: its config values, then the last and best value of each metric. */
+/** One row per run: its status, the formats of its files, its config values, then the last and best
+ *  value of each metric. */
 export async function showConfig(el, runs, runData) {
   el.replaceChildren();
   if (!runs.length) { empty(el, "Select runs to compare."); return; }
@@ -154,7 +129,7 @@ export async function showConfig(el, runs, runData) {
   const keys = [...new Set(configs.flatMap((c) => Object.keys(c)))].sort();
   const metrics = [...new Set(runs.flatMap((r) => [...(runData.get(r)?.series.keys() || [])]))].sort();
   const cell = (v) => h("td", null, typeof v === "number" ? formatNumber(v) : label(v ?? ""));
-  const head = h("tr", null, h("th", null, "run"), h("th", null, "status"),
+  const head = h("tr", null, h("th", null, "run"), h("th", null, "status"), h("th", null, "files"),
     keys.map((k) => h("th", null, label(k))),
     metrics.map((m) => [h("th", null, label(m), " last"), h("th", null, label(m), " best")]));
   const rows = runs.map((r, i) => {
@@ -168,7 +143,8 @@ export async function showConfig(el, runs, runData) {
     });
     return h("tr", null,
       h("td", null, h("span", { class: "sw", style: { background: runColor(r) } }), " ", label(r)),
-      cell(details[i].status || ""), keys.map((k) => cell(configs[i][k])), mcells);
+      cell(details[i].status || ""), h("td", { class: "formats" }, streamFormats(details[i])),
+      keys.map((k) => cell(configs[i][k])), mcells);
   });
   el.replaceChildren(h("div", { class: "table-wrap" }, h("table", { class: "hp" }, h("thead", null, head), h("tbody", null, rows))));
 }

@@ -21,6 +21,16 @@ export function timeAgo(t, now = Date.now() / 1000) {
   return `${Math.floor(s / 86400)} d ago`;
 }
 
+/** The formats of a run's files, from its `streams`: "jsonl" or "tfevents ×2, csv" (text). */
+export function streamFormats(info) {
+  const n = new Map();
+  for (const s of Array.isArray(info?.streams) ? info.streams : []) {
+    const f = visible(s?.format || "unknown");
+    n.set(f, (n.get(f) || 0) + 1);
+  }
+  return [...n].map(([f, k]) => (k > 1 ? `${f} ×${k}` : f)).join(", ");
+}
+
 export class RunList {
   /** onSelect(Set of selected ids) is called when the selection changes. */
   constructor(el, { onSelect, dark = () => false }) {
@@ -164,8 +174,9 @@ export class RunList {
     const skipped = info.skipped && info.skipped.total ? info.skipped.total : 0;
     const status = STATUSES.has(info.status) ? info.status : "running";
     const meta = `${info.last_step != null ? `step ${info.last_step}` : ""} · ${timeAgo(info.updated)}`;
-    const title = [visible(id), info.reason != null && `: ${visible(info.reason)}`, info.host && ` (${visible(info.host)})`]
-      .filter(Boolean).join("");
+    const formats = streamFormats(info);
+    const title = [visible(id), info.reason != null && `: ${visible(info.reason)}`, info.host && ` (${visible(info.host)})`,
+      formats && `\nfiles: ${formats}`].filter(Boolean).join("");
     const color = runColor(id, dark);
     return {
       key: "r" + id,
