@@ -256,7 +256,8 @@ def _open(sp: Span, *, lines: bool = True) -> int | Reset:
 
 
 def _read(sp: Span, size: int) -> bytes | Reset:
-    fd = _open(sp)
+    # a record of a format that is not lines ends anywhere: only lines are checked for a newline
+    fd = _open(sp, lines=getattr(sp.reader, "lines", False))
     if isinstance(fd, Reset):
         return fd
     try:
