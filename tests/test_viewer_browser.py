@@ -11,6 +11,7 @@ import struct
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -875,7 +876,12 @@ def test_the_empty_page_says_what_was_found_under_the_log_folder_live(browser: A
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     try:
         page.goto(handle.url)
         wait_for(page, "() => document.getElementById('empty').innerText.includes('nothing under the log folder')")
@@ -925,6 +931,11 @@ COLUMN = """(f) => { const c = document.querySelector('#tab-histograms canvas');
              pixels: Array.from(c.getContext('2d').getImageData(x, 0, 1, c.height).data) }; }"""
 
 
+def row_of(value: float, top: int, bottom: int) -> float:
+    """The pixel row of a value of 0..10 on a plot painted from row `top` (10) to `bottom` (0)."""
+    return top + (10.0 - value) / 10.0 * (bottom - top)
+
+
 def test_a_histogram_with_unequal_bins_is_drawn_at_its_bins_bounds(browser: Any, tmp_path: Path) -> None:
     """Two records of one histogram, each with its own unequal edges over 0..10: each column's cells
     span exactly their bins (by pixels), coloured by how densely each bin is filled; hovering a cell
@@ -955,16 +966,16 @@ def test_a_histogram_with_unequal_bins_is_drawn_at_its_bins_bounds(browser: Any,
             col = page.evaluate(COLUMN, (j + 0.25) / len(records))  # clear of the step labels
             px = col["pixels"]
             rgba = [tuple(px[i:i + 4]) for i in range(0, len(px), 4)]
-            painted = [y for y, p in enumerate(rgba) if p[3] > 0]
-            top = painted[0]
+            top = next(y for y, p in enumerate(rgba) if p[3] > 0)
             bottom = next(y for y in range(top, len(rgba)) if rgba[y][3] == 0)  # the plot ends; labels below
             # the value range 0..10 spans the painted rows; each bin is where its bounds put it
-            at = lambda v: top + (10.0 - v) / 10.0 * (bottom - top)  # noqa: E731
-            widths = [b - a for a, b in zip(edges, edges[1:])]
+            box_rows = (top, bottom)
+            widths = [b - a for a, b in pairwise(edges)]
             density = [c / w for c, w in zip(counts, widths)]
-            for i, (a, b) in enumerate(zip(edges, edges[1:])):
+            for i, (a, b) in enumerate(pairwise(edges)):
                 alpha = round((0.08 + 0.92 * density[i] / max(density)) * 255)
-                y0, y1 = math.ceil(at(b)) + 1, math.floor(at(a)) - 1  # inside the bin, clear of its edges
+                # the rows inside the bin, clear of its edges
+                y0, y1 = math.ceil(row_of(b, *box_rows)) + 1, math.floor(row_of(a, *box_rows)) - 1
                 assert y1 - y0 > 3, (j, i, y0, y1)
                 inside = rgba[y0:y1]
                 assert all(abs(p[3] - alpha) <= 6 and abs(p[0] - 37) <= 12 and abs(p[2] - 235) <= 12 for p in inside), \
@@ -972,13 +983,13 @@ def test_a_histogram_with_unequal_bins_is_drawn_at_its_bins_bounds(browser: Any,
             # hovering the middle of the widest bin names its bounds and count
             widest = max(range(len(widths)), key=lambda i: widths[i])
             box = page.eval_on_selector("#tab-histograms canvas", "c => { const r = c.getBoundingClientRect(); return [r.x, r.y]; }")
-            mid = at((edges[widest] + edges[widest + 1]) / 2) / col["dpr"]
+            mid = row_of((edges[widest] + edges[widest + 1]) / 2, *box_rows) / col["dpr"]
             page.mouse.move(box[0] + 1 + col["x"] / col["dpr"], box[1] + 1 + mid)
             wait_for(page, f"""() => {{ const t = document.querySelector('#tab-histograms .tooltip');
                 return !t.hidden && t.textContent.includes('step {j}'); }}""")
             tip = page.inner_text("#tab-histograms .tooltip")
-            a, b = (f"{v:g}" for v in edges[widest:widest + 2])
-            assert f"{a} to {b}" in tip and f"{counts[widest]} values" in tip, tip
+            bounds = " to ".join(f"{v:g}" for v in edges[widest:widest + 2])
+            assert bounds in tip and f"{counts[widest]} values" in tip, tip
         OUT.mkdir(exist_ok=True)
         page.screenshot(path=str(OUT / "histogram-unequal-bins.png"))
         assert not errors, errors
