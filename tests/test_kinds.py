@@ -122,7 +122,6 @@ def test_a_torch_histogram_is_served_with_its_buckets_true_edges(tmp_path: Path)
     assert max(widths) > 2 * min(w for w in widths if w > 0)  # not equal-width bins
 
 
-@pytest.mark.xfail(strict=True, reason="sidecar/store/runs.py (Run._keep) does not count the reason a kind refuses a record yet")
 def test_records_refused_for_their_edges_are_counted_as_skipped(served: Any) -> None:
     handle, _ = served
     get(handle, "/api/histograms", run="tb/run1", name="w")  # the run is read

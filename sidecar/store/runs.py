@@ -283,7 +283,9 @@ class Run:
         elif kind == K_END:
             self.final = rec
         elif isinstance(kind, str) and kind in KINDS:
-            KINDS[kind].keep(self.kept[kind], rec, st.suffix)
+            refused = KINDS[kind].keep(self.kept[kind], rec, st.suffix)
+            if refused:
+                st.skipped[refused] = st.skipped.get(refused, 0) + 1
 
     # ---- reading series ----------------------------------------------------------------------
 
