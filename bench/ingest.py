@@ -1,19 +1,35 @@
-"""Catch-up ingest: the sidecar loading a log tree, beside TensorBoard loading the same data.
+"""Catch-up ingest of every input format, each beside the peer that loads it elsewhere.
 
-    .venv/bin/python bench/ingest.py [--runs 20 --tags 10 --steps 50000] [--tb-runs 2]
+    .venv/bin/python bench/ingest.py [--formats native,foreign,tfevents,csv,jsondoc,text] [--runs 20]
+        [--scale 1] [--repeats 3] [--budget 30] [--ea-runs 1] [--skip-rustboard] [--commit HEAD]
 
-Generates --runs runs of --tags scalar metrics over --steps steps, as tailboard JSONL (one scalars
-record per step) and as TensorBoard tfevents (SummaryWriter.add_scalar). Each loader runs in a fresh
-subprocess, so its resident memory is its own:
-- tailboard: the real Follower feeding the real Store, from start to "backlog loaded";
-- TensorBoard: EventAccumulator keeping every scalar (size_guidance 0), on --tb-runs of the runs
-  (it is slow), reported per point;
-- TensorBoard's Rust loader (`tensorboard --load_fast=true`, the tensorboard-data-server binary) on
-  all the runs, as tfevents holding one event per tag and step as SummaryWriter writes them (encoded
-  here, since SummaryWriter would take many minutes for 10M points; the data CRC is left zero, which
-  the Rust loader does not check by default): the time from starting it until its HTTP API shows
-  every run's last step. It then serves 1,000 samples per tag;
-- the floor: orjson parsing the same JSONL, line by line, without keeping anything.
+For each format one run's log is written by the real writer of that format (or in its exact layout),
+then copied into --runs run folders. Each loader then runs in a fresh subprocess (its resident memory
+is its own), --repeats times, the loaders taking turns (a loader whose runs took over --budget seconds
+is not repeated); the median is printed, with points/s, bytes resident per point and the ratios.
+What each format holds at --scale 1 (every count of steps is multiplied by --scale):
+
+- native: tailboard's writer, ``run.log`` of 10 metrics x 50,000 steps a run (10M points in 20 runs);
+- foreign: JSON lines of ``json.dumps({"iter": i, "loss": ..., ...})``, 20 metrics x 25,000 lines
+  a run (10M points);
+- tfevents: torch's SummaryWriter.add_scalar, 10 tags x 50,000 steps a run (10M points);
+- csv: Lightning's CSV writer (``metrics.csv``): a row of 10 train metrics and the epoch every step,
+  a row of 10 validation metrics every 50 steps, the other cells empty, 20,000 steps a run;
+- jsondoc: transformers' ``trainer_state.json`` (json.dumps, indent 2, keys sorted) with 10,000
+  training entries of 4 metrics and an evaluation entry of 5 every 100, the final version only;
+- text: a logging-formatted stdout, ``epoch E | step S | loss=... lr=...`` (5 metrics), 10,000 lines.
+
+Loaders:
+- tailboard: the real Follower feeding the real Store (what ``tailboard serve`` runs), from
+  ``start()`` until the backlog is loaded; every point is kept and counted from the store;
+- TensorBoard's Rust loader (``tensorboard --load_fast=true``, the tensorboard-data-server binary) on
+  the same event files: from its start until its HTTP API shows every run's last step (it keeps 1,000
+  points per tag), and EventAccumulator keeping every scalar (size_guidance 0) on --ea-runs runs;
+- floors that keep nothing: orjson per line (JSON lines), orjson per document, Python's csv module,
+  a regular expression per text line: what a script of a few lines would spend before storing anything.
+
+--commit REV runs tailboard (the sidecar and the native writer) as it was at that commit, from a `git
+archive` in the temp folder, so that committed code is measured while the working tree changes.
 """
 
 from __future__ import annotations
@@ -23,15 +39,42 @@ import asyncio
 import json
 import math
 import os
-import struct
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from loopback import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+FORMATS = ("native", "foreign", "tfevents", "csv", "jsondoc", "text")
+#: The peers run beside tailboard for each format (child kinds).
+PEERS = {
+    "native": ["orjson-lines"],
+    "foreign": ["orjson-lines"],
+    "tfevents": ["rustboard", "accumulator"],
+    "csv": ["csv-module"],
+    "jsondoc": ["orjson-doc"],
+    "text": ["regex-lines"],
+}
+LABELS = {
+    "tailboard": "tailboard Follower + Store (all kept)",
+    "orjson-lines": "orjson.loads per line, nothing kept",
+    "rustboard": "TensorBoard --load_fast=true (keeps 1,000/tag)",
+    "accumulator": "TensorBoard EventAccumulator (all kept)",
+    "csv-module": "csv.reader + float() per cell, nothing kept",
+    "orjson-doc": "orjson.loads per document, nothing kept",
+    "regex-lines": "re.findall + float() per line, nothing kept",
+}
+TAGS = 10  # metrics of the native and tfevents runs
+FOREIGN_METRICS = 20
+STEPS = {"native": 50_000, "foreign": 25_000, "tfevents": 50_000, "csv": 20_000, "jsondoc": 10_000, "text": 10_000}
 
 
 def rss_bytes() -> int:
@@ -42,121 +85,134 @@ def rss_bytes() -> int:
     return 0
 
 
-def generate(root: Path, runs: int, tags: int, steps: int, tb_runs: int) -> None:
-    names = [f"train/m{j}" for j in range(tags)]
-    for r in range(runs):
-        folder = root / "jsonl" / f"run{r:02d}"
-        folder.mkdir(parents=True)
-        with open(folder / "rank0.jsonl", "wb") as f:
-            f.write(b'{"k":"header","format":"tailboard","version":1,"run":"r","host":"h","pid":1,"rank":0,'
-                    b'"world_size":1,"start":1.7e9,"argv":[]}\n')
-            buf = []
-            for i in range(steps):
-                vals = ",".join(f'"{n}":{math.sin(i / 100 + j) + r:.6f}' for j, n in enumerate(names))
-                buf.append(f'{{"k":"scalars","step":{i},"t":{1.7e9 + i * 0.1:.3f},"v":{{{vals}}}}}\n')
-                if len(buf) == 20_000:
-                    f.write("".join(buf).encode())
-                    buf = []
-            f.write("".join(buf).encode())
+def value(i: int, j: int) -> float:
+    return math.sin(i / 100 + j)
+
+
+def use_commit(rev: str, into: Path) -> str:
+    """Run the package as it was at commit ``rev`` (this process and its children), so that main can
+    be measured while the working tree changes; returns what runs. Without it, the working tree runs."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+    sha = git("rev-parse", "--verify", f"{rev}^{{commit}}")
+    src = into / "src"
+    src.mkdir(parents=True)
+    archive = subprocess.Popen(["git", "-C", str(REPO), "archive", sha, "writer", "sidecar"], stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", str(src)], stdin=archive.stdout, check=True)
+    archive.wait()
+    (src / "writer").rename(src / "tailboard")  # the layout of pyproject.toml's package-dir
+    (src / "sidecar").rename(src / "tailboard" / "sidecar")
+    sys.path.insert(0, str(src))  # found before the editable install (a meta path finder at the end)
+    os.environ["PYTHONPATH"] = str(src)
+    return git("log", "-1", "--format=%h %s", sha)[:100]
+
+
+# -- one run of each format, written as its writer writes it; returns its file and its points ------
+
+def write_native(folder: Path, steps: int) -> tuple[Path, int]:
+    import tailboard
+
+    run = tailboard.Run(folder, rank=0, world_size=1)
+    names = [f"train/m{j}" for j in range(TAGS)]
+    for i in range(steps):
+        run.log({n: value(i, j) for j, n in enumerate(names)}, step=i)
+    run.finish()
+    return folder / "rank0.jsonl", steps * TAGS
+
+
+def write_foreign(folder: Path, steps: int) -> tuple[Path, int]:
+    names = ["loss"] + [f"loss_{j:02d}" for j in range(1, FOREIGN_METRICS - 1)] + ["lr"]
+    path = folder / "metrics.jsonl"
+    with open(path, "w") as f:
+        f.writelines(json.dumps({"iter": i, **{n: value(i, j) for j, n in enumerate(names)}}) + "\n"
+                     for i in range(steps))
+    return path, steps * FOREIGN_METRICS
+
+
+def write_tfevents(folder: Path, steps: int) -> tuple[Path, int]:
     from torch.utils.tensorboard import SummaryWriter
 
-    for r in range(tb_runs):
-        w = SummaryWriter(str(root / "tb" / f"run{r:02d}"), max_queue=10_000, flush_secs=3600)
+    w = SummaryWriter(str(folder), max_queue=10_000, flush_secs=3600)
+    names = [f"train/m{j}" for j in range(TAGS)]
+    for i in range(steps):
+        for j, name in enumerate(names):
+            w.add_scalar(name, value(i, j), i, walltime=1.7e9 + i * 0.1)
+    w.close()
+    (path,) = folder.glob("events.out.tfevents.*")
+    return path, steps * TAGS
+
+
+def write_csv(folder: Path, steps: int) -> tuple[Path, int]:
+    from lightning.fabric.loggers.csv_logs import _ExperimentWriter
+
+    w = _ExperimentWriter(str(folder))
+    points = 0
+    for i in range(steps):
+        w.log_metrics({"epoch": i // 1000, **{f"train/m{j}": value(i, j) for j in range(TAGS)}}, step=i)
+        points += TAGS + 1
+        if i % 50 == 49:
+            w.log_metrics({"epoch": i // 1000, **{f"val/m{j}": value(i, -j) for j in range(TAGS)}}, step=i)
+            points += TAGS + 1
+        if i % 100 == 99:  # Lightning saves every 100 steps by default
+            w.save()
+    w.save()
+    return folder / "metrics.csv", points
+
+
+def write_jsondoc(folder: Path, steps: int) -> tuple[Path, int]:
+    history: list[dict[str, Any]] = []
+    points = 0
+    for i in range(steps):
+        step = 10 * (i + 1)
+        history.append({"epoch": step / 1000, "grad_norm": 1 + value(i, 1), "learning_rate": 5e-5 * (1 - i / steps),
+                        "loss": 2 + value(i, 0), "step": step})
+        points += 4
+        if i % 100 == 99:
+            history.append({"epoch": step / 1000, "eval_loss": 2 + value(i, 2), "eval_runtime": 12.5 + value(i, 3),
+                            "eval_samples_per_second": 80 + value(i, 4), "eval_steps_per_second": 10 + value(i, 5),
+                            "step": step})
+            points += 5
+    state = {"best_metric": None, "best_model_checkpoint": None, "epoch": steps / 100, "eval_steps": 1000,
+             "global_step": 10 * steps, "is_hyper_param_search": False, "is_local_process_zero": True,
+             "is_world_process_zero": True, "log_history": history, "logging_steps": 10, "max_steps": 10 * steps,
+             "num_input_tokens_seen": 0, "num_train_epochs": 10, "save_steps": 500, "total_flos": 0.0,
+             "train_batch_size": 8, "trial_name": None, "trial_params": None}
+    path = folder / "trainer_state.json"
+    path.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")  # as transformers' TrainerState does
+    return path, points
+
+
+def write_text(folder: Path, steps: int) -> tuple[Path, int]:
+    path = folder / "train.log"
+    with open(path, "w") as f:
         for i in range(steps):
-            for j, n in enumerate(names):
-                w.add_scalar(n, math.sin(i / 100 + j) + r, i, walltime=1.7e9 + i * 0.1)
-        w.close()
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(1.7e9 + i)) + f",{i % 1000:03d}"
+            f.write(f"{stamp} INFO epoch {i // 1000} | step {i} | loss={2 + value(i, 0):.4f} lr={5e-5 * (1 - i / steps):.3e} "
+                    f"acc={50 + 40 * value(i, 1):.2f} grad_norm={1 + value(i, 2):.4f} tok_s={9000 + 500 * value(i, 3):.1f}\n")
+    return path, steps * 5
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+WRITERS: dict[str, Callable[[Path, int], tuple[Path, int]]] = {
+    "native": write_native, "foreign": write_foreign, "tfevents": write_tfevents,
+    "csv": write_csv, "jsondoc": write_jsondoc, "text": write_text,
+}
 
 
-_CRC_TABLE = []
-for _i in range(256):
-    _c = _i
-    for _ in range(8):
-        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-    _CRC_TABLE.append(_c)
+def generate(root: Path, fmt: str, runs: int, steps: int) -> dict[str, Any]:
+    """One run written by the format's writer into run00, copied into the other runs."""
+    first = root / "run00"
+    first.mkdir(parents=True)
+    src, points = WRITERS[fmt](first, steps)
+    for r in range(1, runs):
+        (root / f"run{r:02d}").mkdir()
+        shutil.copyfile(src, root / f"run{r:02d}" / src.name)
+    return {"points": points * runs, "bytes": src.stat().st_size * runs, "runs": runs, "steps": steps}
 
 
-def _masked_crc32c(data: bytes) -> int:
-    c = 0xFFFFFFFF
-    for x in data:
-        c = _CRC_TABLE[(c ^ x) & 0xFF] ^ (c >> 8)
-    c ^= 0xFFFFFFFF
-    return ((((c >> 15) | (c << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+# -- the loaders, each in its own process -------------------------------------------------------
 
-
-def _record(data: bytes) -> bytes:
-    head = struct.pack("<Q", len(data))
-    return head + struct.pack("<I", _masked_crc32c(head)) + data + b"\0\0\0\0"
-
-
-def generate_tfevents(root: Path, runs: int, tags: int, steps: int) -> None:
-    """tfevents as SummaryWriter.add_scalar writes them: one Event(wall_time, step, Summary(value(tag,
-    simple_value))) per tag and step, framed as TFRecords."""
-    names = [f"train/m{j}".encode() for j in range(tags)]
-    for r in range(runs):
-        folder = root / f"run{r:02d}"
-        folder.mkdir(parents=True)
-        keys = [b"\x0a" + _varint(len(n)) + n + b"\x15" for n in names]
-        with open(folder / "events.out.tfevents.1700000000.bench", "wb") as f:
-            f.write(_record(b"\x09" + struct.pack("<d", 1.7e9) + b"\x1a\x0dbrain.Event:2"))
-            buf = []
-            for i in range(steps):
-                head = b"\x09" + struct.pack("<d", 1.7e9 + i * 0.1) + b"\x10" + _varint(i) + b"\x2a"
-                for j, k in enumerate(keys):
-                    value = b"\x0a" + _varint(len(k) + 4) + k + struct.pack("<f", math.sin(i / 100 + j) + r)
-                    buf.append(_record(head + _varint(len(value)) + value))
-                if len(buf) >= 50_000:
-                    f.write(b"".join(buf))
-                    buf = []
-            f.write(b"".join(buf))
-
-
-def child_rustboard(root: str, runs: int, tags: int, steps: int) -> dict[str, float]:
-    port = free_port()
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", root, "--load_fast=true",
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = f"train/m{tags - 1}"
-    waiting = {f"run{r:02d}" for r in range(runs)}
-    try:
-        deadline = time.monotonic() + 600
-        while waiting and time.monotonic() < deadline:
-            for run in sorted(waiting):
-                url = f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?run={run}&tag={last}"
-                try:
-                    with urllib.request.urlopen(url, timeout=5) as res:
-                        pts = json.loads(res.read())
-                except (OSError, ValueError):
-                    break
-                if pts and pts[-1][1] == steps - 1:
-                    waiting.discard(run)
-                else:
-                    break
-            else:
-                continue
-            time.sleep(0.05)
-        seconds = time.perf_counter() - t0
-    finally:
-        proc.terminate()
-        proc.wait(10)
-    if waiting:
-        raise RuntimeError(f"the Rust loader did not load {sorted(waiting)} in time")
-    return {"seconds": seconds, "points": runs * tags * steps, "rss": 0}
-
-
-def child_tailboard(root: str) -> dict[str, float]:
+def child_tailboard(root: str, spec: dict[str, Any]) -> dict[str, float]:
     from tailboard.sidecar.follower import Follower
     from tailboard.sidecar.store import Store
 
@@ -172,18 +228,53 @@ def child_tailboard(root: str) -> dict[str, float]:
         return dt
 
     dt = asyncio.run(load())
-    points = sum(r.points for r in store.runs())
-    return {"seconds": dt, "points": points, "rss": rss_bytes() - base}
+    runs = store.runs()
+    return {"seconds": dt, "points": sum(r.points for r in runs), "rss": rss_bytes() - base,
+            "skipped": sum(sum(r.skipped.values()) for r in runs), "workers": follower.catch_up_workers}
 
 
-def child_tensorboard(root: str) -> dict[str, float]:
+def child_rustboard(root: str, spec: dict[str, Any]) -> dict[str, float]:
+    port = free_port()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", root, "--load_fast=true",
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = f"train/m{spec.get('tags', TAGS) - 1}"
+    waiting = {f"run{r:02d}" for r in range(spec["runs"])}
+    try:
+        deadline = time.monotonic() + 600
+        while waiting and time.monotonic() < deadline:
+            for run in sorted(waiting):
+                url = f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?run={run}&tag={last}"
+                try:
+                    with urllib.request.urlopen(url, timeout=5) as res:
+                        pts = json.loads(res.read())
+                except (OSError, ValueError):
+                    break
+                if pts and pts[-1][1] == spec["steps"] - 1:
+                    waiting.discard(run)
+                else:
+                    break
+            else:
+                continue
+            time.sleep(0.05)
+        seconds = time.perf_counter() - t0
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    if waiting:
+        raise RuntimeError(f"the Rust loader did not load {sorted(waiting)} in time")
+    return {"seconds": seconds, "points": spec["points"], "rss": 0}
+
+
+def child_accumulator(root: str, spec: dict[str, Any]) -> dict[str, float]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     base = rss_bytes()
     t0 = time.perf_counter()
     points = 0
     keep = []
-    for run in sorted(os.listdir(root)):
+    for run in sorted(os.listdir(root))[:spec["ea_runs"]]:
         acc = EventAccumulator(os.path.join(root, run), size_guidance={"scalars": 0})
         acc.Reload()
         for tag in acc.Tags()["scalars"]:
@@ -192,85 +283,175 @@ def child_tensorboard(root: str) -> dict[str, float]:
     return {"seconds": time.perf_counter() - t0, "points": points, "rss": rss_bytes() - base}
 
 
-def child_orjson(root: str) -> dict[str, float]:
+def _files(root: str) -> list[str]:
+    return sorted(str(p) for p in Path(root).rglob("*") if p.is_file())
+
+
+def child_orjson_lines(root: str, spec: dict[str, Any]) -> dict[str, float]:
     import orjson
 
     t0 = time.perf_counter()
     points = 0
-    for dirpath, _, files in os.walk(root):
-        for name in files:
-            with open(os.path.join(dirpath, name), "rb") as f:
-                for line in f:
-                    obj = orjson.loads(line)
-                    v = obj.get("v")
-                    if v:
-                        points += len(v)
+    for path in _files(root):
+        with open(path, "rb") as f:
+            for line in f:
+                obj = orjson.loads(line)
+                v = obj.get("v")
+                if v is not None:  # tailboard's scalars record
+                    points += len(v)
+                elif "k" not in obj:  # a foreign line: every number but the step
+                    points += sum(type(x) is float for x in obj.values())
     return {"seconds": time.perf_counter() - t0, "points": points, "rss": 0}
 
 
-def run_child(kind: str, root: Path, args: argparse.Namespace) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--child", kind, str(root), "--runs", str(args.runs),
-                          "--tags", str(args.tags), "--steps", str(args.steps)],
-                         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def child_csv_module(root: str, spec: dict[str, Any]) -> dict[str, float]:
+    import csv
+
+    t0 = time.perf_counter()
+    points = 0
+    for path in _files(root):
+        with open(path, newline="") as f:
+            rows = csv.reader(f)
+            header = next(rows)
+            step = header.index("step")
+            for row in rows:
+                for k, cell in enumerate(row):
+                    if cell and k != step:
+                        float(cell)
+                        points += 1
+    return {"seconds": time.perf_counter() - t0, "points": points, "rss": 0}
+
+
+def child_orjson_doc(root: str, spec: dict[str, Any]) -> dict[str, float]:
+    import orjson
+
+    t0 = time.perf_counter()
+    points = 0
+    for path in _files(root):
+        with open(path, "rb") as f:
+            doc = orjson.loads(f.read())
+        for entry in doc["log_history"]:
+            points += sum(type(x) is float for k, x in entry.items() if k != "step")
+    return {"seconds": time.perf_counter() - t0, "points": points, "rss": 0}
+
+
+_PAIR = re.compile(r"(\w+)=(\S+)")
+
+
+def child_regex_lines(root: str, spec: dict[str, Any]) -> dict[str, float]:
+    t0 = time.perf_counter()
+    points = 0
+    for path in _files(root):
+        with open(path) as f:
+            for line in f:
+                for _, text in _PAIR.findall(line):
+                    float(text)
+                    points += 1
+    return {"seconds": time.perf_counter() - t0, "points": points, "rss": 0}
+
+
+CHILDREN: dict[str, Callable[[str, dict[str, Any]], dict[str, float]]] = {
+    "tailboard": child_tailboard, "rustboard": child_rustboard, "accumulator": child_accumulator,
+    "orjson-lines": child_orjson_lines, "csv-module": child_csv_module, "orjson-doc": child_orjson_doc,
+    "regex-lines": child_regex_lines,
+}
+
+
+def run_child(kind: str, root: Path, spec: dict[str, Any]) -> dict[str, float]:
+    out = subprocess.run([sys.executable, __file__, "--child", kind, str(root), json.dumps(spec)],
+                         capture_output=True, text=True, timeout=900, check=False)
+    if out.returncode:
+        raise RuntimeError(f"{kind} on {root} failed:\n{out.stderr[-2000:]}")
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def measure_loaders(kinds: list[str], root: Path, spec: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Each loader --repeats times, interleaved (so a slow moment of the machine hits them all), a
+    loader repeated only while its own runs took less than --budget seconds; the median of each."""
+    results: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
+    spent = dict.fromkeys(kinds, 0.0)
+    for i in range(args.repeats):
+        for kind in kinds:
+            if i and spent[kind] > args.budget:
+                continue
+            t0 = time.perf_counter()
+            results[kind].append(run_child(kind, root, spec))
+            spent[kind] += time.perf_counter() - t0
+    out = {}
+    for kind, runs in results.items():
+        runs.sort(key=lambda r: r["seconds"])
+        out[kind] = {**runs[len(runs) // 2], "all": [r["points"] / r["seconds"] for r in runs]}
+    return out
+
+
+def measure(fmt: str, root: Path, args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
+    steps = max(1, round(STEPS[fmt] * args.scale))
+    t0 = time.perf_counter()
+    spec = {**generate(root, fmt, args.runs, steps), "ea_runs": args.ea_runs}
+    print(f"\n{fmt}: {args.runs} runs, {spec['points']:,} points, {spec['bytes'] / 1e6:.0f} MB "
+          f"({spec['bytes'] / spec['points']:.1f} bytes a point), written in {time.perf_counter() - t0:.0f} s",
+          flush=True)
+    kinds = ["tailboard"] + [p for p in PEERS[fmt] if not (p == "rustboard" and args.skip_rustboard)]
+    rows = list(measure_loaders(kinds, root, spec, args).items())
+    ours = rows[0][1]
+    if ours["points"] != spec["points"] or ours["skipped"]:
+        raise RuntimeError(f"{fmt}: tailboard kept {ours['points']:,} of {spec['points']:,} points, "
+                           f"skipped {ours['skipped']}")
+    print(f"  {'loader':<48} {'points':>12} {'seconds':>8} {'points/s':>12} {'bytes/pt':>9}   each run")
+    for kind, r in rows:
+        per = f"{r['rss'] / r['points']:>9.1f}" if r["rss"] else f"{'':>9}"
+        each = " / ".join(f"{x / 1e6:.2f}M" for x in r["all"])
+        print(f"  {LABELS[kind]:<48} {r['points']:>12,.0f} {r['seconds']:>8.2f} "
+              f"{r['points'] / r['seconds']:>12,.0f} {per}   {each}")
+    rate = ours["points"] / ours["seconds"]
+    for kind, r in rows[1:]:
+        print(f"  tailboard / {LABELS[kind].split(' (')[0].split(',')[0]}: {rate / (r['points'] / r['seconds']):.2f}x")
+    return rows
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--formats", default=",".join(FORMATS), help="comma-separated, of " + ", ".join(FORMATS))
     ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--tags", type=int, default=10)
-    ap.add_argument("--steps", type=int, default=50_000)
-    ap.add_argument("--tb-runs", type=int, default=2)
+    ap.add_argument("--scale", type=float, default=1.0, help="multiplies every format's steps")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--budget", type=float, default=30.0,
+                    help="seconds of runs after which a loader is not repeated (the slow ones run once)")
+    ap.add_argument("--ea-runs", type=int, default=1, help="runs EventAccumulator loads (it is slow)")
     ap.add_argument("--skip-rustboard", action="store_true", help="do not run tensorboard --load_fast=true")
-    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--commit", help="run tailboard as it was at this commit (default: the working tree)")
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        if args.child[0] == "rustboard":
-            print(json.dumps(child_rustboard(args.child[1], args.runs, args.tags, args.steps)))
-            return
-        fn = {"tailboard": child_tailboard, "tensorboard": child_tensorboard, "orjson": child_orjson}[args.child[0]]
-        print(json.dumps(fn(args.child[1])))
+        kind, root, spec = args.child
+        print(json.dumps(CHILDREN[kind](root, json.loads(spec))))
         return
-    root = Path(tempfile.mkdtemp(prefix="tailboard-ingest-"))
-    t0 = time.perf_counter()
-    generate(root, args.runs, args.tags, args.steps, args.tb_runs)
-    size = sum(f.stat().st_size for f in (root / "jsonl").rglob("*.jsonl"))
-    print(f"generated {args.runs} runs x {args.tags} tags x {args.steps:,} steps ({size / 1e6:.0f} MB of JSONL) "
-          f"in {time.perf_counter() - t0:.0f} s")
-    if not args.skip_rustboard:
-        t0 = time.perf_counter()
-        generate_tfevents(root / "tbfast", args.runs, args.tags, args.steps)
-        tb_size = sum(f.stat().st_size for f in (root / "tbfast").rglob("*tfevents*"))
-        print(f"generated the same as tfevents for the Rust loader ({tb_size / 1e6:.0f} MB) in "
-              f"{time.perf_counter() - t0:.0f} s")
-
-    def median_of(kind: str, where: Path) -> dict[str, float]:
-        results = [run_child(kind, where, args) for _ in range(args.repeats)]
-        results.sort(key=lambda r: r["seconds"])
-        return results[len(results) // 2]
-
-    ours = median_of("tailboard", root / "jsonl")
-    floor = median_of("orjson", root / "jsonl")
-    tb = median_of("tensorboard", root / "tb") if args.tb_runs else None
-    rust = None if args.skip_rustboard else median_of("rustboard", root / "tbfast")
-    rate = ours["points"] / ours["seconds"]
-    print(f"{'loader':<44} {'points':>12} {'seconds':>8} {'points/s':>12} {'bytes/pt':>9}")
-    print(f"{'tailboard Follower + Store (all kept)':<44} {ours['points']:>12,.0f} {ours['seconds']:>8.2f} "
-          f"{rate:>12,.0f} {ours['rss'] / ours['points']:>9.1f}")
-    print(f"{'orjson.loads per line, nothing kept':<44} {floor['points']:>12,.0f} {floor['seconds']:>8.2f} "
-          f"{floor['points'] / floor['seconds']:>12,.0f}")
-    if tb:
-        tb_rate = tb["points"] / tb["seconds"]
-        print(f"{'TensorBoard EventAccumulator (all kept)':<44} {tb['points']:>12,.0f} {tb['seconds']:>8.2f} "
-              f"{tb_rate:>12,.0f} {tb['rss'] / tb['points']:>9.1f}")
-        print(f"\ntailboard / EventAccumulator: {rate / tb_rate:.0f}x the points per second")
-    if rust:
-        rust_rate = rust["points"] / rust["seconds"]
-        print(f"{'TensorBoard --load_fast=true (keeps 1,000/tag)':<44} {rust['points']:>12,.0f} "
-              f"{rust['seconds']:>8.2f} {rust_rate:>12,.0f}")
-        print(f"tailboard / TensorBoard Rust loader: {rate / rust_rate:.2f}x the points per second")
-    print(f"tailboard / orjson parse alone: {rate / (floor['points'] / floor['seconds']):.2f}x")
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    unknown = set(formats) - set(FORMATS)
+    if unknown:
+        ap.error(f"unknown formats {sorted(unknown)}; known: {', '.join(FORMATS)}")
+    top = Path(tempfile.mkdtemp(prefix="tailboard-ingest-"))
+    began = time.perf_counter()
+    results = {}
+    try:
+        if args.commit:
+            print(f"tailboard at {use_commit(args.commit, top)}")
+        for fmt in formats:
+            results[fmt] = dict(measure(fmt, top / fmt, args))
+            shutil.rmtree(top / fmt, ignore_errors=True)  # the page cache and the disk for the next one
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+    print("\ntailboard catch-up, points/s (median):")
+    for fmt, rows in results.items():
+        r = rows["tailboard"]
+        print(f"  {fmt:<9} {r['points'] / r['seconds'] / 1e6:6.2f}M   ({r['rss'] / r['points']:.1f} bytes a point, "
+              f"{int(r['workers'])} parse workers)")
+    if "native" in results and "tfevents" in results and "rustboard" in results["tfevents"]:
+        ours, rust = results["native"]["tailboard"], results["tfevents"]["rustboard"]
+        print(f"  native JSONL / the Rust loader on event files of the same points: "
+              f"{(ours['points'] / ours['seconds']) / (rust['points'] / rust['seconds']):.2f}x")
+    print(f"whole run {time.perf_counter() - began:.0f} s")
 
 
 if __name__ == "__main__":

@@ -123,9 +123,10 @@ def child_tensorboard(root: str) -> dict[str, float]:
 
 def child_rustboard(root: str, runs: int, tags: int, steps: int) -> dict[str, float]:
     sys.path.insert(0, str(Path(__file__).parent))
-    from ingest import child_rustboard as measure  # the same measure as the JSONL ingest bench
+    from ingest import child_rustboard as measure  # the same measure as the catch-up bench
 
-    return {**measure(root, runs, tags, steps), "skipped": 0, "bytes": 0}
+    spec = {"runs": runs, "tags": tags, "steps": steps, "points": runs * tags * steps}
+    return {**measure(root, spec), "skipped": 0, "bytes": 0}
 
 
 def run_child(kind: str, root: Path, args: argparse.Namespace) -> dict[str, float]:
