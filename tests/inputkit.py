@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 from tailboard.sidecar.server import Server
+from tailboard.sidecar.store.cursors import decode_cursor
 from websockets.asyncio.client import ClientConnection, connect
 
 TOKEN = "inputs-token"
@@ -123,6 +125,27 @@ def exported_points(records: list[dict[str, Any]]) -> Points:
             for name, v in rec["v"].items():
                 out.setdefault(name, []).append(point(rec["step"], v))
     return out
+
+
+def caught_up(server: Server, run: str, path: Path) -> bool:
+    """Whether the server holds the file at ``path`` (a stream of ``run``) up to its end; safe to
+    call from another thread (a training loop's callback)."""
+    try:
+        parts = decode_cursor(server.store.cursor(run)) or {}
+        st = os.stat(path)
+    except (KeyError, OSError):
+        return False
+    key, offset = parts.get(path.name, ("", -1))
+    return key.startswith(f"{st.st_dev}:{st.st_ino}:") and offset == st.st_size
+
+
+def wait_caught_up(server: Server, run: str, path: Path, timeout: float = 10.0) -> None:
+    """Block (a writer's thread) until the server holds ``path`` to its end."""
+    deadline = time.monotonic() + timeout
+    while not caught_up(server, run, path):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the server did not read {path} to its end within {timeout} s")
+        time.sleep(0.005)
 
 
 @asynccontextmanager

@@ -10,13 +10,15 @@ cursors resume exactly and rewrites neither duplicate nor lose points.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from inputkit import Points, Served, Subscriber, exported_points, point, serving
+from inputkit import Points, Served, Subscriber, exported_points, point, serving, wait_caught_up
 from tailboard.sidecar.limits import Limits
 
 WALL = 1_700_000_000.0
@@ -85,3 +87,258 @@ async def test_torch_summary_writer_found_live_exact_appends_and_resume(tmp_path
                 assert sub.series == {"train/loss": given(range(30, 60), loss)}
         finally:
             w.close()
+
+
+def record_starts(data: bytes) -> list[int]:
+    """Offsets of an event file's records (8-byte length, its CRC, the data, the data's CRC)."""
+    out, p = [], 0
+    while p + 12 <= len(data):
+        out.append(p)
+        p += 16 + int.from_bytes(data[p : p + 8], "little")
+    return out
+
+
+async def test_event_file_export_walked_page_by_page_gives_every_point_once(tmp_path: Path) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    async with serving(tmp_path, limits=Limits(max_page_bytes=600)) as s:
+        w = SummaryWriter(str(tmp_path / "exp"), flush_secs=3600)
+        want: Points = {"loss": [], "acc": []}
+        try:
+            for flush in range(6):  # each flush read as its own chunk: marks to cut pages at
+                for step in range(flush * 10, flush * 10 + 10):
+                    w.add_scalar("loss", loss(step), step, walltime=WALL + step)
+                    w.add_scalar("acc", acc(step), step, walltime=WALL + step)
+                    want["loss"].append(point(step, f32(loss(step))))
+                    want["acc"].append(point(step, f32(acc(step))))
+                w.flush()
+                await s.wait_points("exp", "loss", flush * 10 + 10)
+        finally:
+            w.close()
+        records, pages = await s.export("exp")
+        assert pages > 2
+        assert exported_points(records) == want
+        assert await s.all_points("exp") == want
+
+
+async def test_corrupt_event_records_are_counted_and_the_rest_read(tmp_path: Path) -> None:
+    """A record whose data CRC does not match (bad_crc) and a header whose length CRC does not
+    (bad_length) are counted in /api/runs; every other point is read, live, in two writes."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    scratch = tmp_path / "scratch"
+    w = SummaryWriter(str(scratch))
+    for step in range(40):
+        w.add_scalar("loss", loss(step), step, walltime=WALL + step)
+    w.close()
+    (src,) = scratch.glob("events.out.tfevents.*")
+    data = bytearray(src.read_bytes())
+    starts = record_starts(bytes(data))
+    assert len(starts) == 41  # the file version, then one record per point
+    data[starts[10] + 14] ^= 0x40  # inside the data of step 9's record
+    data[starts[30]] ^= 0x01  # step 29's length: its CRC no longer matches
+    root = tmp_path / "root"
+    root.mkdir()
+    async with serving(root) as s:
+        (root / "exp").mkdir()
+        dst = root / "exp" / src.name
+        half = starts[20] + 5  # a torn record between the writes
+        dst.write_bytes(data[:half])
+        await s.wait_points("exp", "loss", 18)
+        with open(dst, "ab") as f:
+            f.write(data[half:])
+        got = await s.wait_points("exp", "loss", 38)
+        assert got == given([i for i in range(40) if i not in (9, 29)], loss)
+        info = (await s.runs())["exp"]
+        assert info["skipped"] == {"total": 2, "bad_crc": 1, "bad_length": 1}
+
+
+async def test_tensorboardx_writer_found_live_exact_and_appends(tmp_path: Path) -> None:
+    tbx = pytest.importorskip("tensorboardX")
+    async with serving(tmp_path) as s:
+        # its flush() writes what its thread has taken from its queue: the thread flushes the rest
+        w = tbx.SummaryWriter(str(tmp_path / "tbx" / "run1"), flush_secs=0.05)
+        try:
+            for step in range(0, 200, 5):
+                w.add_scalar("a/b", loss(step), step, walltime=WALL + step)
+            w.flush()
+            assert await s.wait_points("tbx/run1", "a/b", 40) == given(range(0, 200, 5), loss)
+            async with s.ws() as ws:
+                sub = Subscriber(ws, "tbx/run1")
+                await sub.subscribe()
+                await sub.until(lambda c: c.count() == 40)
+                for step in range(200, 260, 5):
+                    w.add_scalar("a/b", loss(step), step, walltime=WALL + step)
+                w.flush()
+                await sub.until(lambda c: c.count() == 52)
+                assert sub.series == {"a/b": given(range(0, 260, 5), loss)} and sub.resets == []
+            assert (await s.series("tbx/run1", "a/b"))["times"] == [WALL + step for step in range(0, 260, 5)]
+            assert (await s.runs())["tbx/run1"]["skipped"] == {"total": 0}
+        finally:
+            w.close()
+
+
+async def test_tensorboard_layout_add_scalars_folders_and_add_hparams(tmp_path: Path) -> None:
+    """A run is the folder holding event files: add_scalars writes one folder per key (runs
+    ``exp/loss_train``, ``exp/loss_eval``), add_hparams one more holding the config and the metrics."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    async with serving(tmp_path) as s:
+        w = SummaryWriter(str(tmp_path / "exp"), flush_secs=3600)
+        try:
+            for step in range(5):
+                w.add_scalar("lr", 0.1 / (step + 1), step, walltime=WALL + step)
+                w.add_scalars("loss", {"train": loss(step), "eval": acc(step)}, step, walltime=WALL + step)
+            w.add_hparams({"lr": 0.01, "opt": "adam", "layers": 3}, {"hp/acc": 0.875})
+            w.flush()
+            runs = await s.wait(lambda: _runs_holding(s, 4), what="four runs")
+            (hp,) = [r for r in runs if r not in ("exp", "exp/loss_train", "exp/loss_eval")]
+            assert hp.startswith("exp/")
+            assert await s.wait_points("exp", "lr", 5) == given(range(5), lambda i: 0.1 / (i + 1))
+            assert await s.wait_points("exp/loss_train", "loss", 5) == given(range(5), loss)
+            assert await s.wait_points("exp/loss_eval", "loss", 5) == given(range(5), acc)
+            assert await s.wait_points(hp, "hp/acc", 1) == [point(0, f32(0.875))]
+            detail = await s.get("/api/run", run=hp)
+            assert detail["config"] == {"lr": 0.01, "opt": "adam", "layers": 3.0}
+            files = await s.files()
+            assert files["formats"] == {"tfevents": 4} and files["unrecognised"] == 0
+        finally:
+            w.close()
+
+
+async def _runs_holding(s: Served, n: int) -> list[str] | None:
+    runs = [r for r, info in (await s.runs()).items() if info["metrics"]]
+    return sorted(runs) if len(runs) >= n else None
+
+
+# ---- CSV: Lightning's CSVLogger ----------------------------------------------------------------
+
+
+def csv_points(text: str) -> Points:
+    """The points of a Lightning metrics.csv by the csv module: every filled cell but the step."""
+    out: Points = {}
+    for row in csv.DictReader(io.StringIO(text, newline="")):
+        for name, cell in row.items():
+            if cell and name != "step":
+                out.setdefault(name, []).append(point(row["step"], float(cell)))
+    return {k: sorted(v, key=lambda p: p[0]) for k, v in out.items()}
+
+
+def train_lightning(root: Path, on_flush: Any, given_losses: list[float]) -> Path:
+    """A small real Lightning fit whose CSVLogger rewrites metrics.csv twice (val_loss appears after
+    epoch 0, late_metric from epoch 1); ``on_flush(path)`` runs whenever the file changed."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.loggers import CSVLogger
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class Model(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(4, 1)
+
+        def training_step(self, batch: Any, _: int) -> Any:
+            x, y = batch
+            loss = torch.nn.functional.mse_loss(self.layer(x), y)
+            self.log("train_loss", loss)
+            given_losses.append(loss.item())
+            if self.current_epoch >= 1:
+                self.log("late_metric", loss * 2)
+            return loss
+
+        def validation_step(self, batch: Any, _: int) -> None:
+            x, y = batch
+            self.log("val_loss", torch.nn.functional.mse_loss(self.layer(x), y))
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    class Watch(L.Callback):
+        size = -1
+
+        def on_train_batch_end(self, trainer: Any, *_: Any) -> None:
+            self.check(trainer)
+
+        def on_validation_end(self, trainer: Any, *_: Any) -> None:
+            self.check(trainer)
+
+        def check(self, trainer: Any) -> None:
+            path = Path(trainer.logger.log_dir) / "metrics.csv"
+            size = path.stat().st_size if path.exists() else -1
+            if size != self.size:
+                self.size = size
+                on_flush(path)
+
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(48, 4), torch.randn(48, 1))
+    logger = CSVLogger(str(root), name="exp", flush_logs_every_n_steps=2)
+    trainer = L.Trainer(max_epochs=3, logger=logger, log_every_n_steps=1, callbacks=[Watch()],
+                        enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
+                        accelerator="cpu")
+    trainer.fit(Model(), DataLoader(data, batch_size=8), DataLoader(data, batch_size=16))
+    return Path(logger.log_dir) / "metrics.csv"
+
+
+async def test_lightning_csv_logger_followed_live_through_its_rewrites(tmp_path: Path) -> None:
+    pytest.importorskip("lightning")
+    # pages as small as the chunks the server read: each page from one kept state to the next
+    async with serving(tmp_path, limits=Limits(max_page_bytes=64)) as s:
+        run = "exp/version_0"
+        losses: list[float] = []
+        flushes: list[int] = []
+
+        def on_flush(path: Path) -> None:  # the training waits for the server to read each version
+            flushes.append(path.stat().st_size)
+            wait_caught_up(s.server, run, path)
+
+        training = asyncio.create_task(asyncio.to_thread(train_lightning, tmp_path, on_flush, losses))
+        await s.wait(lambda: _has_run(s, run), timeout=30, what="the run")
+        async with s.ws() as ws:
+            sub = Subscriber(ws, run)
+            await sub.subscribe()
+            await sub.until(lambda c: training.done(), timeout=60)
+            path = await training
+            raw = path.read_bytes()
+            assert raw.startswith(b"epoch,late_metric,step,train_loss,val_loss") and len(flushes) > 5
+            want = csv_points(raw.decode())
+            assert len(want["val_loss"]) == 3 and len(want["late_metric"]) == 12
+            assert [v for _, v in want["train_loss"]] == losses  # the values given, exact
+
+            # every point once, in /api/series and in what the live client holds
+            assert await s.all_points(run) == want
+            await sub.until(lambda c: c.sorted() == want)
+            assert sub.resets == []
+            info = (await s.runs())[run]
+            assert info["streams"][0]["format"] == "csv" and info["skipped"] == {"total": 0}
+
+            # a row with the wrong number of cells is counted, the next row read
+            cursor = sub.cursor
+            with open(path, "ab") as f:
+                f.write(b"0,1\r\n2,,500,0.25,\r\n")
+            await sub.until(lambda c: c.count("train_loss") == len(losses) + 1)
+            assert sub.series["train_loss"][-1] == point(500, 0.25) and sub.series["epoch"][-1] == point(500, 2)
+            got = await s.wait(lambda: _skipped(s, run), what="the bad row counted")
+            assert got == {"total": 1, "wrong_cells": 1}
+
+        # a subscription resumed from the earlier cursor gets exactly the new row
+        async with s.ws() as ws:
+            again = Subscriber(ws, run)
+            await again.subscribe(cursor)
+            await again.until(lambda c: c.deltas > 0 or bool(c.resets))
+            assert again.resets == [] and again.series == {"train_loss": [point(500, 0.25)], "epoch": [point(500, 2)]}
+
+        # the export, page by page from the start: every point once
+        records, pages = await s.export(run)
+        want["train_loss"].append(point(500, 0.25))
+        want["epoch"].append(point(500, 2))
+        assert pages > 3  # the rewrite's re-read, epoch 2's flushes, the appended rows
+        assert {k: sorted(v, key=lambda p: p[0]) for k, v in exported_points(records).items()} == want
+
+
+async def _has_run(s: Served, run: str) -> bool:
+    return run in await s.runs()
+
+
+async def _skipped(s: Served, run: str) -> dict[str, int] | None:
+    got = (await s.runs())[run]["skipped"]
+    return got if got["total"] else None

@@ -24,6 +24,8 @@ emitted; rows past them are new. When the new content is another history (its fi
 another run at the same path) a new attempt starts with every row of it. When only the sum at the
 last known row differs (the same start, another middle) the new attempt starts at that row and the
 rows passed over are counted as ``rewritten``: they were read before the difference could be seen.
+An export reads the file's records as they are, none held back: from a kept state it decodes with
+:meth:`CsvReader.first_read`.
 """
 
 from __future__ import annotations
@@ -110,6 +112,13 @@ class CsvReader:
         """The state to read the stream's file again from offset 0 with, after a rewrite (the tail's
         reset): the history is kept, the content's header and row count start over."""
         return dataclasses.replace(state, header=None, rows=0, replay_fp=0,
+                                   last_steps=dict(state.last_steps))
+
+    def first_read(self, state: CsvState) -> CsvState:
+        """The state a first reading of the current content has where ``state`` was kept: what an
+        export decodes with, so that rows read again after a rewrite (checked, not emitted, when
+        following) are records of the file like any other."""
+        return dataclasses.replace(state, emitted=min(state.emitted, state.rows), replay_fp=0,
                                    last_steps=dict(state.last_steps))
 
     def decode(self, data: bytes, state: CsvState, *, now: float) -> tuple[Parsed, CsvState]:

@@ -146,7 +146,8 @@ def read_records(
     a place where the reader's state is known (``Span.stop``), decoded, each point sent as a scalars
     record of its own (``{"k": "scalars", "step": S, "t": T, "v": {NAME: V}}``) and every other
     record (histogram, text, config) as the reader gave it. Such a page is whole: it may hold more
-    than ``limit`` records."""
+    than ``limit`` records. It holds every record of those bytes, also those a reader held back as
+    already read when it read them again after a rewrite (the reader's ``first_read`` state)."""
     positions = {sp.name: (sp.key, sp.start) for sp in spans}
     out: list[bytes] = []
     budget = max_bytes
@@ -216,7 +217,11 @@ def _decoded_page(sp: Span) -> list[bytes] | Reset:
         os.close(fd)
     if len(data) != sp.stop - sp.start or sp.reader.complete(data) != len(data):
         return Reset("truncated")
-    parsed, _ = sp.reader.decode(data, sp.state, now=time.time())
+    # the records the file holds, whatever was held back as already read when following it (a
+    # CSV or JSON document read again after a rewrite): the reader's first_read state
+    first_read = getattr(sp.reader, "first_read", None)
+    state = sp.state if first_read is None else first_read(sp.state)
+    parsed, _ = sp.reader.decode(data, state, now=time.time())
     return _as_records(parsed, orjson.dumps(sp.name))
 
 
