@@ -15,8 +15,9 @@ What each format holds at --scale 1 (every count of steps is multiplied by --sca
 - tfevents: torch's SummaryWriter.add_scalar, 10 tags x 50,000 steps a run (10M points);
 - csv: Lightning's CSV writer (``metrics.csv``): a row of 10 train metrics and the epoch every step,
   a row of 10 validation metrics every 50 steps, the other cells empty, 20,000 steps a run;
-- jsondoc: transformers' ``trainer_state.json`` (json.dumps, indent 2, keys sorted) with 10,000
-  training entries of 4 metrics and an evaluation entry of 5 every 100, the final version only;
+- jsondoc: transformers' ``trainer_state.json`` (json.dumps, indent 2, keys sorted) with 5,000
+  training entries of 4 metrics and an evaluation entry of 5 every 100, the final version only
+  (0.85 MB: the follower does not read a document over its 1 MiB read size at 858cf55);
 - text: a logging-formatted stdout, ``epoch E | step S | loss=... lr=...`` (5 metrics), 10,000 lines.
 
 Loaders:
@@ -74,7 +75,9 @@ LABELS = {
 }
 TAGS = 10  # metrics of the native and tfevents runs
 FOREIGN_METRICS = 20
-STEPS = {"native": 50_000, "foreign": 25_000, "tfevents": 50_000, "csv": 20_000, "jsondoc": 10_000, "text": 10_000}
+STEPS = {"native": 50_000, "foreign": 25_000, "tfevents": 50_000, "csv": 20_000, "jsondoc": 5_000, "text": 10_000}
+#: Formats whose points tailboard did not all keep (the figures of a run that loses points are wrong).
+MISSED: list[str] = []
 
 
 def rss_bytes() -> int:
@@ -396,8 +399,9 @@ def measure(fmt: str, root: Path, args: argparse.Namespace) -> list[tuple[str, d
     rows = list(measure_loaders(kinds, root, spec, args).items())
     ours = rows[0][1]
     if ours["points"] != spec["points"] or ours["skipped"]:
-        raise RuntimeError(f"{fmt}: tailboard kept {ours['points']:,} of {spec['points']:,} points, "
-                           f"skipped {ours['skipped']}")
+        MISSED.append(f"{fmt}: tailboard kept {ours['points']:,} of the {spec['points']:,} points written "
+                      f"(skipped {ours['skipped']:,})")
+        print(f"  MISSED {MISSED[-1]}")
     print(f"  {'loader':<48} {'points':>12} {'seconds':>8} {'points/s':>12} {'bytes/pt':>9}   each run")
     for kind, r in rows:
         per = f"{r['rss'] / r['points']:>9.1f}" if r["rss"] else f"{'':>9}"
@@ -452,6 +456,8 @@ def main() -> None:
         print(f"  native JSONL / the Rust loader on event files of the same points: "
               f"{(ours['points'] / ours['seconds']) / (rust['points'] / rust['seconds']):.2f}x")
     print(f"whole run {time.perf_counter() - began:.0f} s")
+    if MISSED:
+        sys.exit("points were lost:\n" + "\n".join(MISSED))
 
 
 if __name__ == "__main__":
