@@ -1,7 +1,7 @@
 """Write -> client latency of the input formats, beside TensorBoard's reload cadence.
 
     .venv/bin/python bench/latency_inputs.py [--formats native,tfevents,csv] [--runs 20] [--rate 1000]
-        [--seconds 8] [--tb-samples 6] [--skip-tensorboard] [--poll] [--commit HEAD]
+        [--seconds 8] [--tb-samples 10] [--skip-tensorboard] [--poll] [--commit HEAD]
 
 For each format, a trainer process appends one scalar ``x`` at a time to --runs run folders, --rate
 records/s in total, each stamped with the wall time taken just before it is written:
@@ -18,8 +18,9 @@ point written in --seconds. Loopback only; the three processes share the machine
 
 The peer: TensorBoard on the same machine, given one run of SummaryWriter scalars. A scalar is written
 and flushed after a random pause (so the writes fall anywhere in its reload cycle), and its HTTP API is
-polled every 20 ms until the point is served: with its defaults (``--load_fast=auto``, a reload every
-5 s) and with ``--load_fast=true --reload_interval 1``. No other tool follows a CSV file live.
+polled every 20 ms until the point is served: with its defaults (``--load_fast=auto``, which starts the
+Rust loader when tensorboard-data-server is installed, as here; a reload every 5 s) and with
+``--load_fast=true --reload_interval 1``. No other tool follows a CSV file live.
 """
 
 from __future__ import annotations
@@ -244,7 +245,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--rate", type=float, default=1000.0, help="records per second in total")
     ap.add_argument("--seconds", type=float, default=8.0)
-    ap.add_argument("--tb-samples", type=int, default=6)
+    ap.add_argument("--tb-samples", type=int, default=10)
     ap.add_argument("--skip-tensorboard", action="store_true")
     ap.add_argument("--poll", action="store_true", help="the sidecar polls instead of using inotify")
     ap.add_argument("--commit", help="run tailboard as it was at this commit (default: the working tree)")
@@ -274,7 +275,7 @@ def main() -> None:
                    f"trainer {written['written'] / written['seconds']:.0f} records/s, {written['late']} late"
             show(f"tailboard, {fmt} -> WebSocket client", lat, note)
         if not args.skip_tensorboard:
-            for label, flags, pause in (("defaults: auto loader, reload every 5 s", [], 5.0),
+            for label, flags, pause in (("defaults (Rust loader), reload every 5 s", [], 5.0),
                                         ("--load_fast=true --reload_interval 1", ["--load_fast=true",
                                                                                   "--reload_interval", "1"], 1.0)):
                 tb = measure_tensorboard(top, flags, args.tb_samples, pause)
