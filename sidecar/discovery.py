@@ -7,23 +7,33 @@ the caller's to say (``candidate``, by relative path: ``readers.Registry.candida
 writer's ``.jsonl`` files); what a candidate holds is looked at later, by the follower. Nothing outside the root is ever looked at: a symlink (to a
 folder or to a file) is followed only when its target resolves inside the root, and each real
 folder is walked once, so symlink loops end.
+
+One layout is a run spread over folders: transformers' ``Trainer`` writes its whole history into
+every checkpoint it saves (``out/checkpoint-500/trainer_state.json``) and, from ``save_state()``,
+into the output folder itself. Those files are versions of one history: each is the stream
+``trainer_state.json`` of the run ``out`` (``StreamRef.version`` orders them; the follower reads
+the newest), so a checkpoint folder is no run of its own.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 
 from tailboard.format import STREAM_SUFFIX
 
-__all__ = ["Listings", "StreamRef", "contained", "run_id_for", "scan"]
+__all__ = ["HISTORY", "Listings", "StreamRef", "contained", "run_id_for", "scan"]
 
 logger = logging.getLogger(__name__)
 
 SUFFIX = STREAM_SUFFIX  # which files are logs: the format says
+#: The history the Trainer writes into each checkpoint folder (see the module docstring).
+HISTORY = "trainer_state.json"
+_CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,19 @@ class StreamRef:
     stream: str
     path: str  # as reached from the root (not resolved), absolute
     folder: str  # the run folder, absolute
+    # a version of the run's history saved in a checkpoint folder: the checkpoint's number
+    version: int | None = None
+
+
+def stream_ref(root: str, folder: str, name: str) -> StreamRef:
+    """The stream of the file ``name`` in ``folder``: of the folder's run, or for a checkpoint's
+    history, of the run above it."""
+    path = os.path.join(folder, name)
+    match = _CHECKPOINT.fullmatch(os.path.basename(folder)) if name == HISTORY else None
+    if match is not None and folder != root:
+        parent = os.path.dirname(folder)
+        return StreamRef(run_id_for(root, parent), name, path, parent, int(match[1]))
+    return StreamRef(run_id_for(root, folder), name, path, folder)
 
 
 def contained(real: str, real_root: str) -> bool:
@@ -137,7 +160,7 @@ def scan(
                 run_id = run_id_for(root, folder)
                 prefix = "" if run_id == "." else run_id + "/"
                 names = [n for n in names if candidate(prefix + n)]
-                streams = [StreamRef(run_id, n, os.path.join(folder, n), folder) for n in names]
+                streams = [stream_ref(root, folder, n) for n in names]
                 if listings is not None and not linked:
                     listings.keep(folder, sig, subfolders, streams)
             else:

@@ -3,7 +3,11 @@
 Which files are logs and how each is read is the readers' (``readers.Registry``): discovery lists the
 files whose names may be logs, the follower looks at a new one's head once to choose its reader (a
 file no reader claims is reported as unrecognised, and looked at again while it is short and
-changing), its tail cuts the reader's records, and the store decodes them with the reader.
+changing), its tail cuts the reader's records, and the store decodes them with the reader. Files that
+are versions of one stream (discovery: a Trainer's ``checkpoint-N/trainer_state.json``) are read one
+at a time, the newest (the latest modified; then the highest checkpoint, the run's own file last):
+when a newer one appears the stream goes on in it, as after a rotation, and the reader takes only
+what the history did not hold yet.
 
 ``await Follower(root, store).start()`` finds every run, makes the watcher live, then catches up the
 whole backlog, then follows. Because the watcher is live before the first byte is read, whatever is
@@ -46,6 +50,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import math
 import os
 import resource
 import stat
@@ -201,6 +206,7 @@ class Follower:
         self.parallel_min_bytes = parallel_min_bytes
         self.catch_up_workers = 0  # how many processes the catch-up used (0: this one only)
         self._files: dict[str, _Followed] = {}
+        self._streams: dict[tuple[str, str], str] = {}  # (run id, stream) -> the path followed
         # the open files, least recently active first: beyond max_open_files the first are parked
         self._open: OrderedDict[str, _Followed] = OrderedDict()
         self._aliases: dict[str, str] = {}  # second name of a followed file -> its followed path
@@ -277,6 +283,7 @@ class Follower:
         for followed in self._files.values():
             followed.tail.close()
         self._files.clear()
+        self._streams.clear()
         self._open.clear()
 
     async def _catch_up_then_follow(self) -> None:
@@ -579,11 +586,7 @@ class Follower:
             if ident is not None:
                 held[ident] = f
         out = []
-        for ref in fresh:
-            try:
-                st = os.stat(ref.path)
-            except OSError:
-                continue
+        for ref, st in self._newest(fresh):
             key = (st.st_dev, st.st_ino)
             holder = held.get(key)
             if holder is not None and not holder.tail.is_open:
@@ -600,16 +603,55 @@ class Follower:
             reader = self._choose(ref.path, st)
             if reader is None:
                 continue
+            older = self._files.get(self._streams.get((ref.run_id, ref.stream), ""))
+            if older is not None:
+                # a newer version of the stream: it goes on in this file (the older is complete)
+                logger.info("%s: continued in %s", older.ref.path, ref.path)
+                self._unfollow(older)
+                out = [o for o in out if o is not older]
             f = _Followed(FileTail(ref.path, max_line_bytes=self.max_line_bytes,
                                    read_bytes=self.read_bytes, root=self.root,
                                    framing=framing(self.readers[reader], self.max_line_bytes)), ref,
                           active=time.monotonic(), ident=key, reader=reader)
             self._files[ref.path] = f
+            self._streams[(ref.run_id, ref.stream)] = ref.path
             held[key] = f
             self._runs.setdefault(ref.run_id, ref.folder)
             out.append(f)
         self._tell_files()
         return out
+
+    def _newest(self, fresh: list[StreamRef]) -> list[tuple[StreamRef, os.stat_result]]:
+        """The files of ``fresh`` that exist, with their stat; of versions of one stream (see the
+        module docstring), only the newest, and only when newer than the version followed."""
+        out: dict[tuple[str, str], tuple[StreamRef, os.stat_result]] = {}
+        for ref in fresh:
+            try:
+                st = os.stat(ref.path)
+            except OSError:
+                continue
+            stream = (ref.run_id, ref.stream)  # one file but for versions
+            best = out.get(stream)
+            if best is not None and _version(*best) >= _version(ref, st):
+                continue
+            current = self._files.get(self._streams.get(stream, ""))
+            if current is not None:
+                try:
+                    if _version(current.ref, os.stat(current.ref.path)) >= _version(ref, st):
+                        continue
+                except OSError:
+                    pass  # the version followed is gone: any other is newer
+            out[stream] = (ref, st)
+        return list(out.values())
+
+    def _unfollow(self, f: _Followed) -> None:
+        """Stop following a file whose stream goes on in another."""
+        path = f.ref.path
+        f.tail.close()
+        self._files.pop(path, None)
+        self._open.pop(path, None)
+        if self._streams.get((f.ref.run_id, f.ref.stream)) == path:
+            del self._streams[(f.ref.run_id, f.ref.stream)]
 
     def _choose(self, path: str, st: os.stat_result) -> str | None:
         """The reader of a file not followed yet, from its head; None while no reader claims it."""
@@ -674,6 +716,7 @@ class Follower:
         for path, f in list(self._files.items()):
             if f.ref.run_id in gone:
                 del self._files[path]
+                self._streams.pop((f.ref.run_id, f.ref.stream), None)
                 self._pump(f)  # whatever is still readable through the open descriptor
                 f.tail.close()
                 self._open.pop(path, None)
@@ -728,6 +771,12 @@ class Follower:
             # The store counts bad input itself; anything raised here is a bug in it, and one bad
             # batch must not stop every other file from being followed.
             logger.exception("store.%s failed for %s", getattr(call, "__name__", call), args[:2])
+
+
+def _version(ref: StreamRef, st: os.stat_result) -> tuple[int, float]:
+    """Which of two versions of a stream is newer: the latest modified; then the highest
+    checkpoint, the run's own file (no checkpoint) last."""
+    return st.st_mtime_ns, math.inf if ref.version is None else ref.version
 
 
 def _usable_cores() -> int:

@@ -45,6 +45,29 @@ def test_runs_at_any_depth_and_streams(tmp_path: Path) -> None:
                             str(tmp_path / "lr_0.1" / "seed0"))
 
 
+def test_checkpoint_histories_are_streams_of_the_run_above(tmp_path: Path) -> None:
+    """A Trainer's checkpoint-N/trainer_state.json is a version of its output folder's history;
+    the checkpoint's other files, and a history in a folder of another name, are not."""
+    out = tmp_path / "out"
+    for name in ("checkpoint-5/trainer_state.json", "checkpoint-10/trainer_state.json", "trainer_state.json",
+                 "checkpoint-5/log.jsonl", "best/trainer_state.json", "checkpoint-x/trainer_state.json"):
+        touch(out / name)
+    found = scan(str(tmp_path), candidate=lambda rel: rel.endswith((".json", ".jsonl")))
+    got = sorted((os.path.relpath(r.path, tmp_path), r.run_id, r.stream, r.version) for r in found.values())
+    assert got == [
+        ("out/best/trainer_state.json", "out/best", "trainer_state.json", None),
+        ("out/checkpoint-10/trainer_state.json", "out", "trainer_state.json", 10),
+        ("out/checkpoint-5/log.jsonl", "out/checkpoint-5", "log.jsonl", None),
+        ("out/checkpoint-5/trainer_state.json", "out", "trainer_state.json", 5),
+        ("out/checkpoint-x/trainer_state.json", "out/checkpoint-x", "trainer_state.json", None),
+        ("out/trainer_state.json", "out", "trainer_state.json", None),
+    ]
+    assert found[str(out / "checkpoint-5" / "trainer_state.json")].folder == str(out)
+    touch(tmp_path / "checkpoint-3" / "trainer_state.json")  # the root itself has no run above
+    assert scan(str(tmp_path / "checkpoint-3"), candidate=lambda rel: True)[
+        str(tmp_path / "checkpoint-3" / "trainer_state.json")].run_id == "."
+
+
 def test_folder_named_jsonl_is_not_a_stream(tmp_path: Path) -> None:
     (tmp_path / "odd.jsonl").mkdir()
     touch(tmp_path / "odd.jsonl" / "real.jsonl")

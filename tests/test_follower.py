@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import resource
@@ -507,6 +508,47 @@ async def test_bad_input_never_stops_the_file(running: tuple[Path, StoreView, Fo
     await until(lambda: view.held("r", "rank0.jsonl") == ids)
     info = view.store.get_run("r")
     assert info is not None and info.skipped["total"] >= 4
+
+
+def trainer_state(path: Path, steps: range, mtime: float | None = None) -> None:
+    """A Trainer's history of ``steps`` (loss = step), as save_to_json writes it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    history = [{"step": i, "loss": float(i)} for i in steps]
+    path.write_text(json.dumps({"global_step": steps[-1], "log_history": history}, indent=2))
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+
+
+async def test_checkpoint_histories_are_versions_of_the_run_s_one_stream(tmp_path: Path, mode: str) -> None:
+    """checkpoint-N/trainer_state.json are versions of the run's history: the newest is read (the
+    latest modified; checkpoint-10 after checkpoint-4), a stale one of the run's own folder is
+    passed over, and each newer version adds only what is new."""
+    root = tmp_path / "logs"
+    run = root / "hf"
+    old = time.time() - 100
+    trainer_state(run / "trainer_state.json", range(90, 91), old)  # another training's, stale
+    trainer_state(run / "checkpoint-2" / "trainer_state.json", range(2), old + 1)
+    trainer_state(run / "checkpoint-4" / "trainer_state.json", range(3), old + 2)
+    trainer_state(run / "checkpoint-10" / "trainer_state.json", range(5), old + 3)
+    view = StoreView(root)
+
+    def held() -> list[int]:
+        return [int(v) for v in view.store.series("hf", "loss").values]
+
+    follower = make_follower(root, view, mode)
+    await follower.start()
+    try:
+        assert view.runs() == ["hf"]
+        assert held() == list(range(5))
+        trainer_state(run / "checkpoint-12" / "trainer_state.json", range(6))
+        await until(lambda: held() == list(range(6)), what="checkpoint-12")
+        trainer_state(run / "trainer_state.json", range(7))  # save_state() at the end
+        await until(lambda: held() == list(range(7)), what="save_state")
+        info = view.store.get_run("hf")
+        assert info is not None and info.attempts == 1 and view.runs() == ["hf"] and view.resets == []
+        assert follower.files_seen() == ({"jsondoc": 1}, 0, [])
+    finally:
+        await follower.stop()
 
 
 async def test_parallel_catch_up_equals_the_serial_one(tmp_path: Path) -> None:

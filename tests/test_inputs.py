@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -342,3 +344,105 @@ async def _has_run(s: Served, run: str) -> bool:
 async def _skipped(s: Served, run: str) -> dict[str, int] | None:
     got = (await s.runs())[run]["skipped"]
     return got if got["total"] else None
+
+
+# ---- JSON documents: transformers' trainer_state.json ------------------------------------------
+
+TRAINER = r"""
+import sys, time, torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+class Data(torch.utils.data.Dataset):
+    def __len__(self): return 32
+    def __getitem__(self, i):
+        x = torch.randn(4, generator=torch.Generator().manual_seed(i))
+        return {"x": x, "labels": x.sum(-1, keepdim=True)}
+
+class Model(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 1)
+    def forward(self, x, labels=None):
+        out = self.layer(x)
+        return {"loss": torch.nn.functional.mse_loss(out, labels), "logits": out}
+
+class Pace(TrainerCallback):  # time for the server to see each checkpoint's version
+    def on_save(self, args, state, control, **kw):
+        time.sleep(0.3)
+
+torch.manual_seed(0)
+args = TrainingArguments(output_dir=sys.argv[1], per_device_train_batch_size=4, num_train_epochs=2,
+                         logging_steps=2, eval_strategy="steps", eval_steps=4, save_steps=5,
+                         report_to=[], use_cpu=True, disable_tqdm=True)
+trainer = Trainer(model=Model(), args=args, train_dataset=Data(), eval_dataset=Data(), callbacks=[Pace()])
+trainer.train()
+trainer.save_state()
+"""
+
+
+def document_points(doc: bytes) -> Points:
+    """What the JSON document reader gives for one version read whole (the history's points)."""
+    from tailboard.sidecar.readers.jsondoc import JsonDocReader
+
+    reader = JsonDocReader()
+    parsed, _ = reader.decode(doc, reader.new_state(), now=0.0)
+    assert len(parsed.segments) == 1 and not parsed.skipped
+    return {name: sorted(point(s, v) for s, v in zip(steps, values))
+            for name, (steps, values, _) in parsed.segments[0].items()}
+
+
+async def test_transformers_trainer_state_versions_followed_live(tmp_path: Path) -> None:
+    """The Trainer writes its whole history into each checkpoint-N/trainer_state.json, then into
+    the output folder's own (save_state): versions of one history, read as one run, each point
+    once; a malformed rewrite is counted and the next good one read."""
+    pytest.importorskip("transformers")
+    async with serving(tmp_path, limits=Limits(max_page_bytes=64)) as s:
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", TRAINER, str(tmp_path / "hf"),
+                                                    stdout=asyncio.subprocess.DEVNULL,
+                                                    stderr=asyncio.subprocess.PIPE)
+        try:
+            sub = None
+            async with s.ws() as ws:
+                await s.wait(lambda: _has_run(s, "hf"), timeout=60, what="the run")
+                assert proc.returncode is None  # found while the Trainer runs
+                sub = Subscriber(ws, "hf")
+                await sub.subscribe()
+                done = asyncio.create_task(proc.communicate())
+                await sub.until(lambda c: done.done(), timeout=60)
+                _, err = await done
+                assert proc.returncode == 0, err.decode()[-2000:]
+                final = tmp_path / "hf" / "trainer_state.json"
+                want = document_points(final.read_bytes())
+                assert len(list((tmp_path / "hf").glob("checkpoint-*/trainer_state.json"))) == 4
+                await s.wait(lambda: _holds(s, "hf", want), what="the whole history")
+                assert sorted(await s.runs()) == ["hf"]
+                await sub.until(lambda c: c.sorted() == want)
+                assert sub.resets == []
+                info = (await s.runs())["hf"]
+                assert info["skipped"] == {"total": 0} and [st["format"] for st in info["streams"]] == ["jsondoc"]
+
+                # a malformed rewrite is counted; the next version's new entry arrives, nothing twice
+                doc = json.loads(final.read_bytes())
+                final.write_text('{"log_history": [}')
+                await s.wait(lambda: _skipped(s, "hf"), what="the malformed version counted")
+                doc["log_history"].append({"step": 99, "loss": 0.125, "epoch": 3.0})
+                final.write_text(json.dumps(doc, indent=2))
+                want = document_points(final.read_bytes())
+                await sub.until(lambda c: c.sorted() == want)
+                assert await s.all_points("hf") == want
+                assert (await s.runs())["hf"]["skipped"] == {"total": 1, "malformed_json": 1}
+
+            # the export, page by page: the latest version's every entry once
+            records, _ = await s.export("hf")
+            assert {k: sorted(v) for k, v in exported_points(records).items()} == want
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+async def _holds(s: Served, run: str, want: Points) -> bool:
+    info = (await s.runs()).get(run)
+    if info is None or sorted(info["metrics"]) != sorted(want):
+        return False
+    return {k: sorted(v) for k, v in (await s.all_points(run)).items()} == want

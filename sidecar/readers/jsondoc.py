@@ -27,7 +27,8 @@ Rewrites are what this reader expects: the wiring hands each new version of the 
 (the tail's reset after a truncation or a rename over it), with ``rewound(state)`` (which changes
 nothing) rather than ``new_state()``, and keeps the points already stored. The same holds for a
 series of files that are versions of one history (``checkpoint-500/trainer_state.json``,
-``checkpoint-1000/...``) if the wiring feeds them as one stream.
+``checkpoint-1000/...``), which the wiring feeds as one stream (see ``discovery``). An export reads
+each version whole (``first_read``: a fresh state).
 
 A document larger than ``max_bytes`` (``MAX_DOC_BYTES``, 64 MiB) is not parsed: ``complete`` hands
 it over whole and it is counted (``too_large``); so is a document that cannot become JSON whatever
@@ -123,6 +124,11 @@ class JsonDocReader:
     def rewound(self, state: JsonDocState) -> JsonDocState:
         """Every document is a whole new version: the state already expects one."""
         return state
+
+    def first_read(self, state: JsonDocState) -> JsonDocState:
+        """The state an export decodes a version with: every entry of the document is a record of
+        the file, not only those new since the version before."""
+        return JsonDocState()
 
     def decode(self, data: bytes, state: JsonDocState, *, now: float) -> tuple[Parsed, JsonDocState]:
         st = dataclasses.replace(state, columns=dict(state.columns))
