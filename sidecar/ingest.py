@@ -41,7 +41,7 @@ from tailboard.format import (
     foreign_scalars,
 )
 
-__all__ = ["SKIP_REASONS", "Parsed", "decode_line", "parse_chunk"]
+__all__ = ["SKIP_REASONS", "Parsed", "decode_line", "decode_lines", "parse_chunk"]
 
 SKIP_REASONS = (
     "malformed_json",
@@ -121,7 +121,9 @@ def decode_line(line: bytes) -> Any:
     return obj
 
 
-def _decode_lines(data: bytes, parsed: Parsed) -> list[Any]:
+def decode_lines(data: bytes, parsed: Parsed) -> list[Any]:
+    """The JSON values of complete lines (one orjson call when all are well formed); lines that are
+    not JSON are counted in ``parsed`` and left out."""
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
@@ -312,7 +314,7 @@ def _parse(
         parsed.last_time = float(t_arr[-1])
         return parsed
 
-    objs = _decode_lines(data, parsed)
+    objs = decode_lines(data, parsed)
     if objs and _all_same_scalars(objs):
         # the common case (a backlog of one writer's scalars): whole columns in a few C-level passes
         v0 = objs[0]["v"]
@@ -344,6 +346,8 @@ def _parse(
             parsed.skip("not_object")
             continue
         kind = obj.get(KIND)
+        if type(kind) is not str:  # a foreign line (its "k" may hold anything)
+            kind = None
         if kind == K_SCALARS:
             v = obj.get("v")
             step = obj.get("step")

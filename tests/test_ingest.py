@@ -288,3 +288,10 @@ def test_the_real_writers_lines_take_the_fast_path(tmp_path: Path) -> None:
     names, table = got
     assert names == ["loss", "acc", "lr"] and table.shape == (100, 5)
     assert table[:, 0].tolist() == list(range(100))
+
+
+def test_a_kind_that_is_not_a_string_is_a_foreign_line_not_a_crash() -> None:
+    data = b'{"k": [1], "step": 1, "loss": 0.5}\n{"k": {"a": 1}, "step": 2, "loss": 0.25}\n'
+    got = parse_chunk(data, prev_step=None, next_index=0, attempt_started=False, now=1.0)
+    assert got.skipped == {} and got.records == 2
+    assert got.segments[0]["loss"][1].tolist() == [0.5, 0.25]

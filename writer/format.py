@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 from typing import Any, Iterable, Mapping
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "STATUS_FAILED",
     "STEP_KEYS",
     "TIME_KEYS",
+    "DISCRIMINATOR_KEYS",
     "NAN",
     "POS_INF",
     "NEG_INF",
@@ -36,6 +38,8 @@ __all__ = [
     "to_json_value",
     "flatten",
     "foreign_scalars",
+    "absolute_time",
+    "discriminator_prefix",
     "STREAM_SUFFIX",
     "MAX_LINE_BYTES",
     "SCALARS_KEYS",
@@ -70,9 +74,18 @@ SCALARS_KEYS = ("k", "step", "t", "v")
 #: sidecar skips (and counts) longer lines as ``line_too_long``: one limit, both sides.
 MAX_LINE_BYTES = 1 << 20
 
-# Keys that carry the step / wall time in JSONL written by other tools, in order of preference.
+# Keys that carry the step / wall time in JSONL written by other tools, in order of preference (for
+# steps: from the finest counter to the coarsest). A field of TIME_KEYS is the wall clock only when
+# it holds an absolute time (``absolute_time``): ``"time": 0.41`` (mmcv, detectron2) is a duration,
+# and a metric.
 STEP_KEYS = ("step", "global_step", "iteration", "iter", "epoch")
 TIME_KEYS = ("t", "time", "timestamp", "wall_time", "_timestamp")
+#: Fields whose string value names the part of training a line belongs to: it prefixes the line's
+#: metrics (``{"mode": "val", "loss": 1}`` is ``val/loss``), so train and val are separate series.
+DISCRIMINATOR_KEYS = ("mode", "split", "phase", "stage")
+#: Plausible absolute times: Unix seconds (2001-09 to 5138) or milliseconds (same years).
+UNIX_SECONDS = (1e9, 1e11)
+UNIX_MILLISECONDS = (1e12, 1e14)
 
 # Strict JSON has no NaN or Infinity tokens. Python's json writes bare `NaN` (invalid JSON) and orjson
 # writes `null` (silently losing the signal of a diverging run), so non-finite floats are spelled as
@@ -155,15 +168,50 @@ def flatten(obj: Mapping[str, Any], prefix: str = "", sep: str = "/") -> dict[st
     return out
 
 
+def absolute_time(v: Any) -> float | None:
+    """``v`` as Unix seconds when it is a plausible absolute time: a number of Unix seconds or
+    milliseconds (``UNIX_SECONDS``, ``UNIX_MILLISECONDS``), or an ISO 8601 date-time string of the
+    same years (local time unless it names its zone, as CSV logs are read). None for anything
+    else: a duration, text, a boolean."""
+    if type(v) is float or type(v) is int:
+        x = float(v)
+        if UNIX_SECONDS[0] <= x < UNIX_SECONDS[1]:
+            return x
+        if UNIX_MILLISECONDS[0] <= x < UNIX_MILLISECONDS[1]:
+            return x / 1000.0
+        return None
+    if type(v) is not str or len(v) < 10 or not v[:4].isdigit():
+        return None
+    try:
+        d = datetime.fromisoformat(v[:-1] + "+00:00" if v.endswith("Z") else v)
+    except ValueError:
+        return None
+    try:
+        x = d.timestamp()
+    except (OverflowError, OSError, ValueError):  # a year the platform's time cannot hold
+        return None
+    return x if UNIX_SECONDS[0] <= x < UNIX_SECONDS[1] else None
+
+
+def discriminator_prefix(flat: Mapping[str, Any]) -> str:
+    """The prefix a line's metrics take from its ``DISCRIMINATOR_KEYS`` fields: "val/" for
+    ``{"mode": "val"}``, "" when none holds a non-empty string."""
+    parts = [v for v in (flat.get(k) for k in DISCRIMINATOR_KEYS) if type(v) is str and v]
+    return "/".join(parts) + "/" if parts else ""
+
+
 def foreign_scalars(
     obj: Mapping[str, Any], step_keys: Iterable[str] = STEP_KEYS, time_keys: Iterable[str] = TIME_KEYS
 ) -> tuple[float | None, float | None, dict[str, float]]:
     """Read a JSON object that tailboard did not write as (step, wall_time, metrics).
 
     Nested objects are flattened with "/"; every numeric field (or non-finite spelling) that is
-    not the step or the time is a metric; everything else is ignored. ``step`` is the first of
-    ``step_keys`` present with a numeric value; when none is, it is None and the reader numbers
-    the line itself.
+    not the step, an absolute time or a discriminator is a metric, named with the discriminators'
+    prefix (``discriminator_prefix``); everything else is ignored. ``step`` is the first of
+    ``step_keys`` present with a numeric value (the finer ones come first; the others stay
+    metrics); when none is, it is None and the reader numbers the line itself. ``wall_time`` is
+    the first of ``time_keys`` holding an absolute time (``absolute_time``); a field of
+    ``time_keys`` holding anything else (a duration) is a metric like any other.
     """
     flat = flatten(obj)
     step = None
@@ -175,16 +223,19 @@ def foreign_scalars(
             break
     wall = None
     for key in time_keys:
-        v = decode_float(flat.get(key))
-        if v is not None:
-            wall = v
-            del flat[key]
-            break
+        if key in flat:
+            t = absolute_time(flat[key])
+            if t is not None:
+                del flat[key]
+                wall = t if wall is None else wall
+    prefix = discriminator_prefix(flat)
     metrics: dict[str, float] = {}
     for key, value in flat.items():
+        if type(value) is str and key in DISCRIMINATOR_KEYS:
+            continue
         v = decode_float(value)
         if v is not None:
-            metrics[key] = v
+            metrics[prefix + key] = v
     return step, wall, metrics
 
 

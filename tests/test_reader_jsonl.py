@@ -1,0 +1,292 @@
+"""JSON lines that tailboard did not write: real files through the reader and a real Store. Steps
+from several counters, discriminators, durations and wall clocks, attempts only on real evidence,
+chunk boundaries anywhere, and the bulk decoder giving exactly the points of one object at a time."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tailboard.sidecar.ingest import Parsed
+from tailboard.sidecar.readers import jsonl
+from tailboard.sidecar.readers.jsonl import JsonlReader, JsonlState
+from tailboard.sidecar.store import Store
+
+BULK = [pytest.param(True, id="bulk"), pytest.param(False, id="one-by-one")]
+needs_bulk = pytest.mark.skipif(jsonl.pyarrow is None, reason="pyarrow is not installed")
+
+
+def dumps(*records: Any) -> bytes:
+    """Lines as Python's json module writes them (spaces, bare NaN / Infinity)."""
+    return b"".join(json.dumps(r).encode() + b"\n" for r in records)
+
+
+def reader(bulk: bool) -> JsonlReader:
+    r = JsonlReader()
+    r.bulk = bulk and jsonl.pyarrow is not None
+    return r
+
+
+def decode(data: bytes, bulk: bool, cuts: list[int] = (), now: float = 5.0,  # type: ignore[assignment]
+           state: JsonlState | None = None) -> tuple[list[Parsed], JsonlState]:
+    """Decode ``data`` in pieces cut after the lines numbered in ``cuts``, the state carried."""
+    r = reader(bulk)
+    lines = data.splitlines(keepends=True)
+    bounds = [0, *sorted({c for c in cuts if 0 < c < len(lines)}), len(lines)]
+    st = r.new_state() if state is None else state
+    out = []
+    for a, b in pairwise(bounds):
+        parsed, st = r.decode(b"".join(lines[a:b]), st, now=now)
+        out.append(parsed)
+    return out, st
+
+
+def comparable(x: float) -> Any:
+    """A float that == compares, NaN included."""
+    return "nan" if math.isnan(x) else float(x)
+
+
+def attempts(parsed: list[Parsed]) -> list[dict[str, tuple[list[float], list[Any], list[float]]]]:
+    """Per attempt, per metric: steps, values and times (``comparable``), as the store keeps them."""
+    out: list[dict[str, Any]] = [{}]
+    for p in parsed:
+        for i, seg in enumerate(p.segments):
+            if i:
+                out.append({})
+            for name, (s, v, t) in seg.items():
+                steps, values, times = out[-1].setdefault(name, ([], [], []))
+                steps.extend(map(comparable, s))
+                values.extend(map(comparable, v))
+                times.extend(map(comparable, t))
+    return out
+
+
+class Log:
+    """A real file appended to and fed to a real Store, as the follower does."""
+
+    def __init__(self, tmp: Path, name: str = "metrics.jsonl") -> None:
+        self.store = Store(tmp)
+        self.path = tmp / "run" / name
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.touch()
+        info = os.stat(self.path)
+        self.name = name
+        self.offset = 0
+        self.store.open_stream("run", name, str(self.path), f"{info.st_dev}:{info.st_ino}:sig", reader="jsonl")
+
+    def append(self, data: bytes) -> None:
+        with open(self.path, "ab") as f:
+            f.write(data)
+        self.store.ingest("run", self.name, data, self.offset, self.offset + len(data))
+        self.offset += len(data)
+
+    def steps(self, metric: str) -> list[float]:
+        got: list[float] = self.store.series("run", metric).steps.tolist()
+        return got
+
+
+def mixed_log() -> bytes:
+    """Per-iteration lines and per-epoch lines in one file, as a hand-written loop logs them."""
+    lines = []
+    for epoch in range(3):
+        for i in range(1, 6):
+            lines.append({"iter": epoch * 5 + i, "loss": 1.0 / (epoch * 5 + i), "lr": 0.1})
+        lines.append({"epoch": epoch, "val_acc": 0.5 + epoch / 10})
+    return dumps(*lines)
+
+
+@pytest.mark.parametrize("bulk", BULK)
+def test_per_step_and_per_epoch_lines_hide_no_point(tmp_path: Path, bulk: bool) -> None:
+    log = Log(tmp_path)
+    log.store.readers["jsonl"].bulk = bulk
+    log.append(mixed_log())
+    assert log.steps("loss") == list(range(1, 16))  # every train point in the default view
+    assert log.steps("val_acc") == [0, 1, 2]
+    info = log.store.get_run("run")
+    assert info is not None and info.attempts == 1
+
+
+@pytest.mark.parametrize("bulk", BULK)
+def test_mode_makes_train_and_val_separate_series(tmp_path: Path, bulk: bool) -> None:
+    log = Log(tmp_path)
+    log.store.readers["jsonl"].bulk = bulk
+    log.append(dumps({"mode": "train", "step": 1, "loss": 0.9}, {"mode": "train", "step": 2, "loss": 0.8},
+                     {"mode": "val", "step": 2, "loss": 1.5, "acc": 0.4},
+                     {"split": "test", "phase": "final", "step": 2, "acc": 0.3}))
+    assert log.store.metrics("run") == ["test/final/acc", "train/loss", "val/acc", "val/loss"]
+    assert log.store.series("run", "train/loss").values.tolist() == [0.9, 0.8]
+    assert log.store.series("run", "val/loss").values.tolist() == [1.5]
+
+
+@pytest.mark.parametrize("bulk", BULK)
+def test_a_duration_named_time_is_a_metric_and_the_run_is_not_stalled(tmp_path: Path, bulk: bool) -> None:
+    log = Log(tmp_path)
+    log.store.readers["jsonl"].bulk = bulk
+    before = time.time()
+    log.append(dumps(*({"mode": "train", "epoch": 1, "iter": i * 10, "lr": 0.02, "time": 0.41 + i / 100,
+                        "data_time": 0.05, "eta_seconds": 3600 - i, "loss": 1.0 / i} for i in range(1, 6))))
+    assert log.store.series("run", "train/time").values.tolist() == pytest.approx([0.42, 0.43, 0.44, 0.45, 0.46])
+    assert set(log.store.metrics("run")) >= {"train/data_time", "train/eta_seconds", "train/loss"}
+    info = log.store.get_run("run")
+    assert info is not None and info.status == "running"
+    assert info.updated is not None and info.updated >= before  # the time the lines were read
+    times = log.store.series("run", "train/loss").times
+    assert (times >= before).all()
+
+
+@pytest.mark.parametrize("bulk", BULK)
+def test_an_absolute_time_is_the_wall_clock_whatever_its_spelling(bulk: bool) -> None:
+    data = dumps({"step": 1, "time": 1.7e9, "loss": 1}, {"step": 2, "timestamp": 1.7e12 + 500, "loss": 2},
+                 {"step": 3, "t": 3.5, "wall_time": "2024-01-02T03:04:05Z", "loss": 3},
+                 {"step": 4, "time": "soon", "loss": 4})
+    [got] = attempts(decode(data, bulk)[0])
+    assert got["loss"][2] == [1.7e9, 1.7e9 + 0.5, 1704164645.0, 5.0]
+    assert got["t"][1] == [3.5]  # not an absolute time: a metric
+    assert "time" not in got and "timestamp" not in got and "wall_time" not in got
+
+
+@pytest.mark.parametrize("bulk", BULK)
+def test_nan_lines_keep_their_other_metrics(tmp_path: Path, bulk: bool) -> None:
+    log = Log(tmp_path)
+    log.store.readers["jsonl"].bulk = bulk
+    log.append(b'{"mode": "train", "iter": 1, "loss": 0.5, "grad_norm": 2.0}\n'
+               b'{"mode": "train", "iter": 2, "loss": NaN, "grad_norm": Infinity}\n'
+               b'{"mode": "train", "iter": 3, "loss": -Infinity, "grad_norm": 3.0, "acc": "NaN"}\n')
+    loss = log.store.series("run", "train/loss").values.tolist()
+    assert loss[0] == 0.5 and math.isnan(loss[1]) and loss[2] == -math.inf
+    assert log.store.series("run", "train/grad_norm").values.tolist() == [2.0, math.inf, 3.0]
+    assert math.isnan(log.store.series("run", "train/acc").values[0])
+    assert log.store.series("run", "train/grad_norm").steps.tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("bulk", BULK)
+def test_a_counter_restarting_each_epoch_gives_increasing_steps(tmp_path: Path, bulk: bool) -> None:
+    """mmcv's JSON log: iter counts within each epoch; val lines carry the epoch's last iter."""
+    log = Log(tmp_path, "20240101_000000.log.json")
+    log.store.readers["jsonl"].bulk = bulk
+    lines = [{"env_info": "sys.platform: linux", "seed": 0}]
+    for epoch in (1, 2, 3):
+        lines += [{"mode": "train", "epoch": epoch, "iter": i, "lr": 0.02, "memory": 3000, "data_time": 0.01,
+                   "loss": 1.0 / (epoch * i), "time": 0.4} for i in (50, 100, 150)]
+        lines.append({"mode": "val", "epoch": epoch, "iter": 160, "lr": 0.02, "bbox_mAP": 0.1 * epoch})
+    log.append(dumps(*lines))
+    assert log.steps("train/loss") == [50, 100, 150, 210, 260, 310, 370, 420, 470]
+    assert log.steps("val/bbox_mAP") == [160, 320, 480]
+    assert log.store.series("run", "train/epoch").values.tolist() == [1, 1, 1, 2, 2, 2, 3, 3, 3]
+    info = log.store.get_run("run")
+    assert info is not None and info.attempts == 1
+    # resumed from the checkpoint of epoch 2: the same steps as before there, and a new attempt
+    log.append(dumps(*({"mode": "train", "epoch": 3, "iter": i, "lr": 0.02, "memory": 3000, "data_time": 0.01,
+                        "loss": 9.0, "time": 0.4} for i in (50, 100))))
+    info = log.store.get_run("run")
+    assert info is not None and info.attempts == 2
+    assert log.steps("train/loss") == [50, 100, 150, 210, 260, 310, 370, 420]
+    assert log.store.series("run", "train/loss").values.tolist()[-2:] == [9.0, 9.0]
+
+
+@pytest.mark.parametrize("bulk", BULK)
+def test_a_real_restart_still_starts_an_attempt(tmp_path: Path, bulk: bool) -> None:
+    log = Log(tmp_path)
+    log.store.readers["jsonl"].bulk = bulk
+    log.append(dumps(*({"step": s, "loss": 1.0 / s, "lr": 0.1} for s in range(1, 11))))
+    log.append(dumps({"step": 5, "eval_loss": 0.5}, {"step": 10, "eval_loss": 0.4}))  # late, another layout
+    assert log.store.get_run("run").attempts == 1
+    log.append(dumps(*({"step": s, "loss": 2.0, "lr": 0.1} for s in range(5, 8))))  # the same layout, back
+    assert log.store.get_run("run").attempts == 2
+    assert log.steps("loss") == [1, 2, 3, 4, 5, 6, 7]
+    assert log.store.series("run", "loss").values.tolist()[4:] == [2.0, 2.0, 2.0]
+    assert log.store.series("run", "loss", attempt=0).steps.tolist() == list(range(1, 11))
+
+
+@pytest.mark.parametrize("bulk", BULK)
+def test_bad_input_is_counted_never_raised(bulk: bool) -> None:
+    data = (b'{"step": 1, "loss": 1}\n{"k": [1], "loss": 2}\n[1, 2]\n{"step": \n'
+            b'{"a": "\xff"}\n{"step": 1e400, "loss": 1' + b"0" * 400 + b"}\n" + b'{"a":' * 1100 + b"1" + b"}" * 1100 + b"\n")
+    parsed, _ = decode(data, bulk)
+    [p] = parsed
+    assert p.skipped == {"not_object": 1, "malformed_json": 2, "invalid_utf8": 1}
+    [got] = attempts(parsed)
+    assert got["loss"][:2] == ([1.0, 1.0, math.inf], [1.0, 2.0, math.inf])  # no counter: the record number
+
+
+# ---- the bulk decoder against one object at a time, and chunking --------------------------------
+
+word = st.sampled_from(["loss", "acc", "lr", "a b", "ünï", "x/y", "time", "t", "timestamp", "mode", "split",
+                        "step", "iter", "epoch", "global_step", "k"])
+number = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-(2**70), 2**70),
+                   st.sampled_from([0, -0.0, 1e-300, 1.7e9, 1.7e12, 2**53 + 1, 2**63, 2**64 - 1]))
+value = st.one_of(number, number, number, st.none(), st.booleans(),
+                  st.sampled_from(["train", "val", "", "NaN", "Infinity", "-Infinity", "2024-01-02T03:04:05Z", "x"]),
+                  st.lists(number, max_size=2))
+TOKENS = [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-0", b"18446744073709551621", b"1" + b"0" * 30]
+
+
+@st.composite
+def line(draw: Any, step: int) -> bytes:
+    kind = draw(st.sampled_from(["flat"] * 6 + ["nested", "tokens", "bad", "layout"]))
+    if kind == "bad":
+        bad: bytes = draw(st.sampled_from([b'{"step": 1,\n', b"[1]\n", b"nope\n", b'{"a": 1}{"a": 2}\n', b'{"a": -NaN}\n',
+                                     b'{"a": Inf}\n', b'\xef\xbb\xbf{"a": 1}\n', b'{"a": 1, "a": 2}\n', b"\n",
+                                     b'{"a": "\\ud800"}\n', b'{"x/y": 1, "x": {"y": 2}}\n']))
+        return bad
+    if kind == "tokens":
+        return b'{"iter": %d, "loss": %s, "acc": %s}\n' % (step, draw(st.sampled_from(TOKENS)),
+                                                         draw(st.sampled_from(TOKENS)))
+    if kind == "layout":  # the usual lines, the counter moving as a log's does
+        return json.dumps({"mode": draw(st.sampled_from(["train", "val"])), "epoch": step // 4,
+                           "iter": step % 4, "loss": draw(number)}).encode() + b"\n"
+    rec: dict[str, Any] = {draw(st.sampled_from(["step", "iter", "epoch"])): step}
+    for _ in range(draw(st.integers(0, 5))):
+        rec[draw(word)] = draw(value)
+    if kind == "nested":
+        rec["n"] = {draw(word): draw(value), "m": {"deep": draw(number)}}
+    return json.dumps(rec, allow_nan=True).encode() + b"\n"
+
+
+@st.composite
+def log_text(draw: Any) -> bytes:
+    step = draw(st.integers(0, 3))
+    out = []
+    for _ in range(draw(st.integers(1, 40))):
+        step += draw(st.sampled_from([1, 1, 1, 0, -2]))
+        out.append(draw(line(step)))
+    return b"".join(out)
+
+
+@needs_bulk
+@settings(max_examples=300, deadline=None)
+@given(data=log_text())
+def test_the_bulk_decoder_gives_the_points_of_one_object_at_a_time(data: bytes) -> None:
+    fast, st_fast = decode(data, True)
+    slow, st_slow = decode(data, False)
+    assert attempts(fast) == attempts(slow)
+    assert [p.skipped for p in fast] == [p.skipped for p in slow]
+    assert [p.records for p in fast] == [p.records for p in slow]
+    assert repr(st_fast) == repr(st_slow)  # repr: NaN equal to NaN
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=log_text(), cuts=st.lists(st.integers(1, 39), max_size=4), bulk=st.booleans())
+def test_chunk_boundaries_anywhere_give_the_points_of_one_chunk(data: bytes, cuts: list[int], bulk: bool) -> None:
+    whole, st_whole = decode(data, bulk)
+    pieces, st_pieces = decode(data, bulk, cuts)
+    assert attempts(pieces) == attempts(whole)
+    assert sum(p.records for p in pieces) == whole[0].records
+    assert repr(st_pieces) == repr(st_whole)
+
+
+def test_the_state_is_small_and_picklable() -> None:
+    import pickle
+
+    lines = [{"mode": m, "epoch": e, "iter": i, "loss": 1.0} for e in range(2000) for i in (1, 2) for m in ("train", "val")]
+    lines += [{f"field{j}": 1, "step": j} for j in range(1000)]  # a thousand layouts
+    _, state = decode(dumps(*lines), True)
+    assert len(pickle.dumps(state)) < 64 << 10
