@@ -14,7 +14,8 @@ records/s in total, each stamped with the wall time taken just before it is writ
 
 The sidecar runs as ``tailboard serve`` in its own process, and a real WebSocket client (this process)
 subscribed to every run stamps each point's arrival against its wall time: p50/p90/p99 over every
-point written in --seconds. Loopback only; the three processes share the machine's cores.
+point written in --seconds. Loopback only; the three processes share the machine's cores. The trainer's
+own cost of a write (SummaryWriter's add_scalar + flush, ...) is part of the latency and shown beside it.
 
 The peer: TensorBoard on the same machine, given one run of SummaryWriter scalars. A scalar is written
 and flushed after a random pause (so the writes fall anywhere in its reload cycle), and its HTTP API is
@@ -103,17 +104,21 @@ def trainer(fmt: str, root: str, n_runs: int, rate: float, seconds: float, ready
     ready.set()
     go.wait()
     period, start = 1.0 / rate, time.perf_counter()
-    n, late = int(rate * seconds), 0
+    n, late, costs = int(rate * seconds), 0, []
     for k in range(n):
         delay = start + k * period - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
         elif delay < -0.01:
             late += 1
+        t0 = time.perf_counter()
         runs[k % n_runs].write(1 + k // n_runs, math.sin(k / 100))
+        costs.append(time.perf_counter() - t0)
+    seconds = time.perf_counter() - start
     for r in runs:
         r.close()
-    done.put({"written": n, "late": late, "seconds": time.perf_counter() - start})
+    done.put({"written": n, "late": late, "seconds": seconds, "write_p50": pct(costs, 0.5),
+              "write_p99": pct(costs, 0.99)})
 
 
 # -- tailboard: the sidecar and a WebSocket client --------------------------------------------------
@@ -272,7 +277,8 @@ def main() -> None:
             lat, written = measure_tailboard(fmt, top / fmt, args)
             lost = written["written"] - len(lat)
             note = (f"{lost} points not received; " if lost else "") + \
-                   f"trainer {written['written'] / written['seconds']:.0f} records/s, {written['late']} late"
+                   f"trainer {written['written'] / written['seconds']:.0f} records/s ({written['late']} over 10 ms " \
+                   f"late), a write {written['write_p50'] * 1e3:.2f} ms p50, {written['write_p99'] * 1e3:.2f} ms p99"
             show(f"tailboard, {fmt} -> WebSocket client", lat, note)
         if not args.skip_tensorboard:
             for label, flags, pause in (("defaults (Rust loader), reload every 5 s", [], 5.0),
