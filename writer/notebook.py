@@ -17,6 +17,7 @@ child (it needs the ``sidecar`` extra).
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import re
 import secrets
@@ -31,7 +32,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-__all__ = ["Sidecar", "show", "start", "START_TIMEOUT"]
+__all__ = ["START_TIMEOUT", "Sidecar", "show", "start"]
 
 #: Seconds ``start`` waits for a new sidecar to answer ``/healthz``.
 START_TIMEOUT = 60.0
@@ -39,7 +40,11 @@ START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 HOST = "127.0.0.1"
 
+logger = logging.getLogger(__name__)
+
 _PORT = re.compile(rb"://127\.0\.0\.1:(\d+)")
+_OWN_ERROR = re.compile(r"tailboard: (?!warning)")  # the CLI's one-line errors
+_OTHER_ERROR = re.compile(r"ERROR\b|\w*(Error|Exception): ")  # a logged error, a raised one
 
 
 class Sidecar:
@@ -106,9 +111,8 @@ class Sidecar:
     def _wait_ready(self, deadline: float, timeout: float) -> None:
         while True:
             if not self.alive():
-                lines = [line for line in self.output.splitlines() if line.strip()]
                 raise RuntimeError(f"tailboard: the sidecar for {self.logdir} did not start: "
-                                   + (lines[-1].strip() if lines else f"exit code {self.process.returncode}"))
+                                   f"{_reason(self.output) or f'exit code {self.process.returncode}'}")
             if not self.port:
                 found = _PORT.search(self.output.encode())
                 self.port = int(found.group(1)) if found else 0
@@ -167,6 +171,17 @@ def show(logdir: str | os.PathLike[str], port: int | None = None, height: int = 
     return IFrame(sidecar.url, width="100%", height=height)
 
 
+def _reason(output: str) -> str:
+    """The line of a sidecar's output that says why it stopped: its own message, else the first
+    error logged or raised (not a whole traceback, nor a warning printed before it)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for wanted in (_OWN_ERROR, _OTHER_ERROR):
+        found = [line for line in lines if wanted.match(line)]
+        if found:
+            return found[0]
+    return lines[-1] if lines else ""
+
+
 def _spawn(path: str, port: int | None) -> Sidecar:
     token = secrets.token_urlsafe(24)
     scratch = tempfile.mkdtemp(prefix="tailboard-notebook-")  # 0700: the output holds the token
@@ -197,8 +212,8 @@ def _stop_all() -> None:
         if sidecar.owner == os.getpid():  # a forked child that exits must not stop its parent's
             try:
                 sidecar.stop()
-            except Exception:
-                pass
+            except (OSError, subprocess.SubprocessError) as e:  # at exit: say it, end anyway
+                logger.warning("tailboard: could not stop the sidecar of %s: %s", sidecar.logdir, e)
 
 
 def _after_fork_in_child() -> None:
@@ -220,9 +235,11 @@ if hasattr(os, "register_at_fork"):
 def _watch_parent() -> None:
     """Stop this process when its stdin, a pipe from the interpreter that started it, ends."""
     try:
-        while sys.stdin.buffer.read(65536):
+        # os.read, not sys.stdin: a thread blocked inside a buffered reader's lock makes the
+        # interpreter abort at exit
+        while os.read(0, 4096):
             pass
-    except (OSError, ValueError):
+    except OSError:
         pass
     os.kill(os.getpid(), signal.SIGTERM)  # the sidecar's own graceful stop
     time.sleep(STOP_TIMEOUT)
@@ -233,7 +250,7 @@ def _child_main(argv: list[str]) -> int:
     threading.Thread(target=_watch_parent, name="tailboard-parent-watch", daemon=True).start()
     from tailboard.sidecar.cli import main
 
-    return main(argv)
+    return int(main(argv))
 
 
 if __name__ == "__main__":

@@ -16,9 +16,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from accelerate.tracking import GeneralTracker, on_main_process
-
 import tailboard
+from accelerate.tracking import GeneralTracker, on_main_process
 
 __all__ = ["TailboardTracker"]
 
@@ -38,19 +37,19 @@ class TailboardTracker(GeneralTracker):  # type: ignore[misc]
         """The ``tailboard.Run`` (on the main process, once started)."""
         return self.run
 
-    @on_main_process  # type: ignore[misc]
+    @on_main_process  # type: ignore[untyped-decorator]
     def start(self) -> None:
         self._open()
 
-    @on_main_process  # type: ignore[misc]
+    @on_main_process  # type: ignore[untyped-decorator]
     def store_init_configuration(self, values: dict[str, Any]) -> None:
         self._open().config(values)
 
-    @on_main_process  # type: ignore[misc]
+    @on_main_process  # type: ignore[untyped-decorator]
     def log(self, values: dict[str, Any], step: int | None = None, **kwargs: Any) -> None:
         self._open().log(values, step=step)
 
-    @on_main_process  # type: ignore[misc]
+    @on_main_process  # type: ignore[untyped-decorator]
     def finish(self) -> None:
         if self.run is not None:
             self.run.finish()

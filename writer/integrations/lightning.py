@@ -7,7 +7,9 @@ The run folder is ``save_dir/name/version``, as with Lightning's CSV and TensorB
 (``version_N``, the next free N, unless given). ``log_hyperparams`` records the config, ``log_metrics``
 logs at Lightning's step (with the ``epoch`` Lightning adds), ``finalize`` finishes the run: failed
 when Lightning says so (an exception or an interrupt in ``fit``), with the exception as the reason.
-Only global rank zero writes; ``logger.experiment`` is the ``tailboard.Run`` there.
+A ``test`` or a second ``fit`` after a finished one opens the run again, a new attempt (its steps
+continue after the training's, so nothing is hidden). Only global rank zero writes;
+``logger.experiment`` is the ``tailboard.Run`` there.
 """
 
 from __future__ import annotations
@@ -18,16 +20,15 @@ from argparse import Namespace
 from collections.abc import Mapping
 from typing import Any
 
+import tailboard
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
-
-import tailboard
 from tailboard.format import STATUS_FAILED, STATUS_FINISHED
 
 __all__ = ["TailboardLogger"]
 
 
-class TailboardLogger(Logger):  # type: ignore[misc]
+class TailboardLogger(Logger):
     def __init__(
         self,
         save_dir: str | os.PathLike[str] = "runs",
@@ -65,32 +66,28 @@ class TailboardLogger(Logger):  # type: ignore[misc]
 
     @property
     def experiment(self) -> tailboard.Run | None:
-        """The run on rank zero (opened at first use; a ``fit`` after a finished one opens it again,
-        a new attempt), ``None`` on other ranks."""
-        if rank_zero_only.rank != 0:
+        """The run on rank zero (opened at first use; after ``finalize``, the finished run), ``None``
+        on other ranks."""
+        if getattr(rank_zero_only, "rank", 0) != 0:  # Lightning sets the global rank on it
             return None
-        if self._run is None or self._run.finished:
+        if self._run is None:
             self._run = tailboard.init(self.log_dir, rank=0)
         return self._run
 
-    @rank_zero_only  # type: ignore[misc]
+    @rank_zero_only
     def log_hyperparams(self, params: Mapping[str, Any] | Namespace, *args: Any, **kwargs: Any) -> None:
         if isinstance(params, Namespace):
             params = vars(params)
-        run = self.experiment
-        if run is not None:
-            run.config(params)
+        self._writable().config(params)
 
-    @rank_zero_only  # type: ignore[misc]
+    @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        run = self.experiment
-        if run is not None:
-            run.log(metrics, step=step)
+        self._writable().log(metrics, step=step)
 
-    @rank_zero_only  # type: ignore[misc]
+    @rank_zero_only
     def finalize(self, status: str) -> None:
         """Lightning's ``"success"`` (and ``"finished"``) finish the run, ``"failed"`` fails it."""
-        run, self._run = self._run, None
+        run = self._run
         if run is None:
             return
         if status == "failed":
@@ -98,6 +95,12 @@ class TailboardLogger(Logger):  # type: ignore[misc]
             run.finish(STATUS_FAILED, None if exc is None else f"{type(exc).__name__}: {exc}")
         else:
             run.finish(STATUS_FINISHED)
+
+    def _writable(self) -> tailboard.Run:
+        """The run to write to: a ``test`` after a finished ``fit`` opens it again, a new attempt."""
+        if self._run is None or self._run.finished:
+            self._run = tailboard.init(self.log_dir, rank=0)
+        return self._run
 
 
 def _next_version(root: str) -> int:

@@ -10,8 +10,11 @@ TensorBoard callback gives (``eval_loss`` is ``eval/loss``, ``test_x`` is ``test
 
 Without a path the run is ``<output_dir>/runs/<date>_<host>``, TensorBoard's default. A training
 that raises gets no ``on_train_end``: the run is marked failed when the exception ends the process
-(the writer's exit hook), or at the next ``train()`` with this callback (in a notebook). Logs after ``on_train_end`` (``trainer.evaluate()`` after ``train()``)
-open the run again, as a new attempt.
+(the writer's exit hook), or at the next ``train()`` with this callback (in a notebook).
+
+Logs after ``on_train_end`` (``trainer.evaluate()`` after ``train()``) open the run again: a new
+attempt, which the sidecar shows from its first step on, so the training's points at that same last
+step are hidden behind it (docs/integrations.md).
 """
 
 from __future__ import annotations
@@ -21,10 +24,9 @@ import socket
 from datetime import datetime
 from typing import Any
 
-from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
-
 import tailboard
 from tailboard.format import STATUS_FAILED
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 __all__ = ["TailboardCallback", "metric_name"]
 
@@ -37,7 +39,7 @@ def metric_name(key: str) -> str:
     return f"train/{key}"
 
 
-class TailboardCallback(TrainerCallback):  # type: ignore[misc]
+class TailboardCallback(TrainerCallback):
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = None if path is None else os.fspath(path)
         self.run: tailboard.Run | None = None
@@ -70,12 +72,13 @@ class TailboardCallback(TrainerCallback):  # type: ignore[misc]
         self._training = False
 
     def _open(self, args: TrainingArguments, state: TrainerState, model: Any) -> tailboard.Run:
-        if self.path is None:
+        base = self.path
+        if base is None:
             stamp = datetime.now().strftime("%b%d_%H-%M-%S")
-            self.path = os.path.join(args.output_dir, "runs", f"{stamp}_{socket.gethostname()}")
+            base = self.path = os.path.join(args.output_dir or ".", "runs", f"{stamp}_{socket.gethostname()}")
         # each trial of a hyper-parameter search is a run of its own
-        path = os.path.join(self.path, state.trial_name) if state.trial_name else self.path
-        config: dict[str, Any] = dict(args.to_dict())
+        path = os.path.join(base, state.trial_name) if state.trial_name else base
+        config: dict[str, Any] = dict(args.to_dict())  # type: ignore[no-untyped-call]
         model_config = getattr(model, "config", None)
         if model_config is not None and hasattr(model_config, "to_dict"):
             config["model"] = model_config.to_dict()
