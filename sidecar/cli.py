@@ -1,4 +1,4 @@
-"""`tailboard serve LOGDIR` and `tailboard replay LOGDIR`."""
+"""`tailboard serve LOGDIR`, `tailboard replay LOGDIR` and `tailboard gpu LOGDIR`."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 
 from tailboard import __version__
 
+from .gpu import MIN_INTERVAL, GpuSampler
 from .readers.registry import Registry, Rule, parse_rule
 from .replay import Replayer
 from .server import Server, is_loopback
@@ -57,11 +59,69 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--keyfile", help="TLS private key (PEM)")
         p.add_argument("-v", "--verbose", action="store_true")
 
-    common(sub.add_parser("serve", help="follow a log folder and serve the viewer"))
+    def nvml_module(p: argparse.ArgumentParser) -> None:
+        # Another module with pynvml's functions (module or module:attribute), for tests and demos
+        # without a GPU (tailboard.sidecar.gpu.fake:demo). Not shown: it runs the module named.
+        p.add_argument("--nvml-module", default="pynvml", help=argparse.SUPPRESS)
+
+    sp = sub.add_parser("serve", help="follow a log folder and serve the viewer")
+    common(sp)
+    sp.add_argument("--gpu", choices=("auto", "off"), default="auto",
+                    help="sample this host's GPUs (NVML) into LOGDIR/_system/<host>/ when a driver is "
+                         "there (auto, the default) or not at all (off); see docs/gpu.md")
+    sp.add_argument("--gpu-interval", type=interval, default=1.0, metavar="SECONDS",
+                    help=f"seconds between GPU samples (default 1, at least {MIN_INTERVAL:g})")
+    nvml_module(sp)
     rp = sub.add_parser("replay", help="serve finished logs as if they were being written now")
     common(rp)
     rp.add_argument("--speed", type=float, default=1.0, help="compress recorded time this many times")
+    gp = sub.add_parser("gpu", help="sample this host's GPUs into a log folder, without serving "
+                                    "(one per node: a process, a container, a DaemonSet)")
+    gp.add_argument("logdir", help="the log root the sidecar follows; samples go into "
+                                   "LOGDIR/_system/<node>/")
+    gp.add_argument("--interval", type=interval, default=1.0, metavar="SECONDS",
+                    help=f"seconds between samples (default 1, at least {MIN_INTERVAL:g})")
+    gp.add_argument("--node", default=os.environ.get("TAILBOARD_NODE"),
+                    help="the name of this host in the log tree (default: $TAILBOARD_NODE, else the "
+                         "host name; on Kubernetes, the node's name from the downward API)")
+    gp.add_argument("--keep", type=int, default=600, metavar="N",
+                    help="samples kept in memory where the log tree is read-only (default 600)")
+    gp.add_argument("-v", "--verbose", action="store_true")
+    nvml_module(gp)
     return ap
+
+
+def interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= MIN_INTERVAL or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{text} s: at least {MIN_INTERVAL:g} s (NVML's utilisation is an average over up to a "
+            "second: sampling faster gains nothing)")
+    return value
+
+
+def _gpu(args: argparse.Namespace) -> int:
+    """`tailboard gpu LOGDIR`: the sampler alone, until SIGINT / SIGTERM."""
+    if not os.path.isdir(args.logdir):
+        print(f"tailboard: no such folder: {args.logdir}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    sampler = GpuSampler(args.logdir, interval=args.interval, node=args.node, nvml=args.nvml_module,
+                         keep=max(1, args.keep))
+    sampler.start()
+    where = sampler.sink.folder if sampler.sink is not None else "memory"
+    print(f"tailboard {__version__}: sampling GPUs every {args.interval:g} s into {where}", flush=True)
+    while not stop.wait(0.2) and sampler.running:
+        pass
+    sampler.stop()
+    status = sampler.status()
+    print(f"tailboard: stopped after {status.samples} samples", flush=True)
+    return 1 if status.state == "no_driver" else 0
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -103,6 +163,9 @@ async def _run(args: argparse.Namespace) -> int:
         certfile=args.certfile,
         keyfile=args.keyfile,
         readers=readers,
+        gpu=getattr(args, "gpu", "off"),
+        gpu_interval=getattr(args, "gpu_interval", 1.0),
+        nvml_module=getattr(args, "nvml_module", "pynvml"),
     )
     if not is_loopback(args.host):
         print(f"tailboard: warning: listening on {args.host}, reachable from other hosts", file=sys.stderr)
@@ -153,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.command == "gpu":
+        return _gpu(args)
     if (args.certfile is None) != (args.keyfile is None):
         print("tailboard: --certfile and --keyfile go together", file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ from tailboard import __version__
 from .app import create_app
 from .auth import LOOPBACK_NAMES, new_token
 from .follower import Follower
+from .gpu import GpuSampler
 from .health import LoopLag
 from .hub import Hub
 from .limits import ByteBudget, Limits, guarded_http_protocol
@@ -70,7 +71,12 @@ class Server:
         follower_options: dict[str, Any] | None = None,
         limits: Limits | None = None,
         readers: Registry | None = None,
+        gpu: str = "off",
+        gpu_interval: float = 1.0,
+        nvml_module: str | Any = "pynvml",
     ) -> None:
+        if gpu not in ("auto", "off"):
+            raise ValueError(f"gpu must be 'auto' or 'off', not {gpu!r}")
         self.logdir = os.path.abspath(os.fspath(logdir))
         if not os.path.isdir(self.logdir):
             raise FileNotFoundError(f"log folder not found: {self.logdir}")
@@ -81,6 +87,9 @@ class Server:
         self.store = Store(self.logdir, stall_after=stall_after, max_points=max_points, evict_idle=evict_idle,
                            readers=readers)
         self.follower = Follower(self.logdir, self.store, poll=poll, **(follower_options or {}))
+        # GPU telemetry runs in a thread of its own (NVML calls block) and writes into the tree the
+        # follower reads, as the system run of this host (docs/gpu.md)
+        self.gpu = None if gpu == "off" else GpuSampler(self.logdir, interval=gpu_interval, nvml=nvml_module)
         if limits is None:
             limits = Limits(max_websockets=max_connections, queue_size=queue_size)
         self.limits = limits
@@ -150,6 +159,8 @@ class Server:
         self.loop_lag.start()
         self.hub.start()
         await self.follower.start(wait=wait_for_backlog)
+        if self.gpu is not None:
+            self.gpu.start()
         self._task = asyncio.create_task(self.uvicorn.serve())
         while not self.uvicorn.started:
             if self._task.done():
@@ -178,6 +189,8 @@ class Server:
                 await asyncio.wait_for(self._task, timeout=10)
             except asyncio.TimeoutError:
                 self.uvicorn.force_exit = True
+        if self.gpu is not None:
+            await asyncio.to_thread(self.gpu.stop)  # joins the thread: not on the event loop
         await self.follower.stop()
         await self.hub.stop()
         await self.loop_lag.stop()

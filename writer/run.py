@@ -105,6 +105,9 @@ class Run:
     ``"<finished>"``: logged after ``finish()``, ``"<error>"``: a call that failed as a whole).
     ``truncated`` counts texts cut to fit the line limit, ``bad_steps`` steps that were not
     integers and were replaced by the previous step + 1.
+
+    The header records where the process runs and which GPUs it uses (``_attribution``), and
+    ``argv``: ``sys.argv`` unless given (a service writing its own run leaves out its secrets).
     """
 
     def __init__(
@@ -116,6 +119,7 @@ class Run:
         world_size: int | None = None,
         rank_zero_only: bool = False,
         name: str | None = None,
+        argv: list[str] | None = None,
     ) -> None:
         self.path = os.fspath(path)
         self.rank = rank if rank is not None else (_env_int("RANK") or 0)
@@ -159,7 +163,8 @@ class Run:
                 "rank": self.rank,
                 "world_size": self.world_size,
                 "start": _time(),
-                "argv": list(sys.argv),
+                "argv": list(sys.argv if argv is None else argv),
+                **_attribution(),
             },
             "<header>",
         )
@@ -534,6 +539,51 @@ def _short(x: Any, limit: int = 120) -> str:
     except Exception:
         text = f"<{type(x).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+#: Devices named in a header at most (a process sees a handful; a bound keeps the header small).
+MAX_HEADER_DEVICES = 64
+#: Visible-device variables recorded in the header, and their key there.
+_DEVICE_VARIABLES = (("CUDA_VISIBLE_DEVICES", "cuda_visible_devices"),
+                     ("NVIDIA_VISIBLE_DEVICES", "nvidia_visible_devices"))
+
+
+def _attribution() -> dict[str, Any]:
+    """What the sidecar needs to tell which GPUs this process uses (docs/gpu.md): its PID namespace
+    (the PIDs NVML reports can be matched to ``pid`` only from the same namespace), the visible-device
+    variables, and the UUIDs of the CUDA devices, when torch is imported and CUDA already initialised
+    by the program. Never imports torch, never initialises CUDA, never raises."""
+    out: dict[str, Any] = {}
+    try:
+        link = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]": the namespace's inode
+        out["pid_ns"] = int(link[link.index("[") + 1 : link.index("]")])
+    except (OSError, ValueError, AttributeError):  # not Linux, no /proc
+        pass
+    try:
+        for variable, key in _DEVICE_VARIABLES:
+            value = os.environ.get(variable)
+            if value is not None:
+                out[key] = value[:1000]
+        out.update(_cuda_devices())
+    except Exception:  # an odd environment or torch build: the header goes without these fields
+        pass
+    return out
+
+
+def _cuda_devices() -> dict[str, Any]:
+    """``cuda_uuids`` (one per visible device, bare: no ``GPU-`` prefix, as CUDA gives them) and
+    ``cuda_device`` (the current device's index in that list), or nothing."""
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    if cuda is None or not cuda.is_initialized():  # asking more would initialise CUDA
+        return {}
+    uuids: list[str | None] = []
+    for i in range(min(cuda.device_count(), MAX_HEADER_DEVICES)):
+        uuid = getattr(cuda.get_device_properties(i), "uuid", None)  # absent in some builds
+        uuids.append(None if uuid is None else str(uuid)[:100])
+    if not any(uuids):
+        return {}
+    return {"cuda_uuids": uuids, "cuda_device": cuda.current_device()}
 
 
 _HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
