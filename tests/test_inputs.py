@@ -15,6 +15,7 @@ import io
 import json
 import math
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -446,3 +447,134 @@ async def _holds(s: Served, run: str, want: Points) -> bool:
     if info is None or sorted(info["metrics"]) != sorted(want):
         return False
     return {k: sorted(v) for k, v in (await s.all_points(run)).items()} == want
+
+
+# ---- which files are logs ----------------------------------------------------------------------
+
+
+async def test_a_root_of_unrecognised_files_says_so(tmp_path: Path) -> None:
+    """Files no reader claims are counted with examples in /api/runs; a short one is looked at again
+    when it changes (an empty metrics.csv becomes a log once it holds a header and rows)."""
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "a.dat").write_bytes(bytes(range(256)) * 20)
+    (tmp_path / "junk" / "readme.txt").write_text("no metrics in here\njust words\n")
+    (tmp_path / "model.pt").write_bytes(b"\0" * 64)  # never a log by its name: not reported
+    async with serving(tmp_path) as s:
+        assert await s.runs() == {}
+        assert await s.files() == {"formats": {}, "unrecognised": 2, "examples": ["junk/a.dat", "junk/readme.txt"]}
+        (tmp_path / "run").mkdir()
+        csv_path = tmp_path / "run" / "metrics.csv"
+        csv_path.write_bytes(b"")
+        (tmp_path / "run" / "b.bin.dat").write_bytes(b"\xff" * 5000)
+        await s.wait(lambda: _files_are(s, unrecognised=4), what="two more unrecognised files")
+        csv_path.write_text("step,loss\n0,0.5\n1,0.25\n")
+        assert await s.wait_points("run", "loss", 2) == [point(0, 0.5), point(1, 0.25)]
+        files = await s.files()
+        assert files["formats"] == {"csv": 1} and files["unrecognised"] == 3
+        assert files["examples"] == ["junk/a.dat", "junk/readme.txt", "run/b.bin.dat"]
+
+
+async def _files_are(s: Served, **want: Any) -> bool:
+    files = await s.files()
+    return all(files[k] == v for k, v in want.items())
+
+
+async def test_the_cli_says_what_it_found_in_its_first_lines(tmp_path: Path) -> None:
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "a.dat").write_bytes(bytes(range(256)) * 20)
+    (tmp_path / "junk" / "readme.txt").write_text("no metrics in here\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tailboard.sidecar", "serve", str(tmp_path), "--port", "0", "--token", "t",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        lines = [(await asyncio.wait_for(proc.stdout.readline(), 30)).decode().rstrip("\n") for _ in range(3)]
+        assert lines[0].startswith("tailboard ") and lines[0].endswith(f"following {tmp_path}"), lines
+        assert lines[1] == "  found 0 log files; 2 files not recognised (junk/a.dat, junk/readme.txt)", lines
+        assert lines[2].startswith("  open http://127.0.0.1:") and ":0/" not in lines[2], lines
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def test_include_and_exclude_rules(tmp_path: Path) -> None:
+    """``--include GLOB=READER`` forces a reader, ``--include GLOB`` opens a name never read,
+    ``--exclude GLOB`` drops a file that is a log (not even reported)."""
+    from tailboard.sidecar.readers.registry import Registry, Rule
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "stdout.dat").write_text("step=1 loss=0.5\nstep=2 loss=0.25\n")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "metrics.tmp").write_text('{"step": 1, "acc": 0.5}\n{"step": 2, "acc": 0.75}\n')
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "metrics.csv").write_text("step,loss\n0,1.5\n")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "metrics.csv").write_text("step,loss\n0,2.5\n")
+    readers = Registry(include=[Rule("*.dat", "text"), Rule("*.tmp")], exclude=[Rule("c/*")])
+    async with serving(tmp_path, readers=readers) as s:
+        assert sorted(await s.runs()) == ["a", "b", "d"]
+        assert await s.files() == {"formats": {"csv": 1, "jsonl": 1, "text": 1}, "unrecognised": 0, "examples": []}
+        assert await s.points("a", "loss") == [point(1, 0.5), point(2, 0.25)]
+        assert [v for _, v in await s.points("b", "acc")] == [0.5, 0.75]
+        assert await s.points("d", "loss") == [point(0, 2.5)]
+        with open(tmp_path / "a" / "stdout.dat", "a") as f:
+            f.write("step=3 loss=0.125\n")
+        assert (await s.wait_points("a", "loss", 3))[-1] == point(3, 0.125)
+        (tmp_path / "c" / "late.csv").write_text("step,loss\n0,3.5\n")  # excluded, live too
+        (tmp_path / "d" / "late.csv").write_text("step,acc\n0,3.5\n")
+        assert await s.wait_points("d", "acc", 1) == [point(0, 3.5)]
+        assert "c" not in await s.runs() and (await s.files())["unrecognised"] == 0
+
+
+# ---- the parallel catch-up ---------------------------------------------------------------------
+
+
+def write_backlog(root: Path) -> None:
+    """Event files and CSV files, written before the server starts, a bad record in each format."""
+    from lightning.fabric.loggers import CSVLogger
+    from torch.utils.tensorboard import SummaryWriter
+
+    for r in range(3):
+        w = SummaryWriter(str(root / f"tb{r}"), flush_secs=3600)
+        for step in range(400):
+            w.add_scalar("loss", loss(step + r), step, walltime=WALL + step)
+            if step % 3 == 0:
+                w.add_scalars("pair", {"a": acc(step), "b": -acc(step)}, step, walltime=WALL + step)
+        w.close()
+    (path,) = (root / "tb0").glob("events.out.tfevents.*")
+    data = bytearray(path.read_bytes())
+    data[record_starts(bytes(data))[100] + 14] ^= 0x40
+    path.write_bytes(bytes(data))
+    for r in range(2):
+        logger = CSVLogger(str(root / "csv"), name=f"exp{r}", flush_logs_every_n_steps=50)
+        for step in range(300):
+            metrics = {"train_loss": loss(step + r)}
+            if step % 10 == 9:
+                metrics["val_acc"] = acc(step)
+            logger.log_metrics(metrics, step)
+        logger.finalize("success")
+        with open(Path(logger.log_dir) / "metrics.csv", "a") as f:
+            f.write("1,2\n")
+
+
+async def test_parallel_catch_up_gives_what_the_serial_one_gives(tmp_path: Path) -> None:
+    pytest.importorskip("lightning")
+    write_backlog(tmp_path)
+    got = []
+    for workers in (1, 2):
+        options = {"workers": workers, "parallel_min_bytes": 1, "read_bytes": 4096}
+        async with serving(tmp_path, follower_options=options) as s:
+            assert s.server.follower.catch_up_workers == (2 if workers == 2 else 0)
+            runs = await s.runs()
+            got.append({run: (await s.all_points(run), info["skipped"], info["records"])
+                        for run, info in runs.items()})
+    serial, parallel = got
+    assert len(serial) == 3 + 3 * 2 + 2 and serial["tb0"][1] == {"total": 1, "bad_crc": 1}
+    assert serial["csv/exp0/version_0"][1] == {"total": 1, "wrong_cells": 1}
+    assert len(serial["tb1"][0]["loss"]) == 400 and len(serial["csv/exp1/version_0"][0]["val_acc"]) == 30
+    assert parallel == serial
