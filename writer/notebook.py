@@ -42,7 +42,7 @@ HOST = "127.0.0.1"
 
 logger = logging.getLogger(__name__)
 
-_PORT = re.compile(rb"://127\.0\.0\.1:(\d+)")
+_PORT = re.compile(r"://127\.0\.0\.1:(\d+)")
 _OWN_ERROR = re.compile(r"tailboard: (?!warning)")  # the CLI's one-line errors
 _OTHER_ERROR = re.compile(r"ERROR\b|\w*(Error|Exception): ")  # a logged error, a raised one
 
@@ -114,7 +114,7 @@ class Sidecar:
                 raise RuntimeError(f"tailboard: the sidecar for {self.logdir} did not start: "
                                    f"{_reason(self.output) or f'exit code {self.process.returncode}'}")
             if not self.port:
-                found = _PORT.search(self.output.encode())
+                found = _PORT.search(self.output)
                 self.port = int(found.group(1)) if found else 0
             if self.healthy(timeout=1.0):
                 return

@@ -7,9 +7,8 @@ The run folder is ``save_dir/name/version``, as with Lightning's CSV and TensorB
 (``version_N``, the next free N, unless given). ``log_hyperparams`` records the config, ``log_metrics``
 logs at Lightning's step (with the ``epoch`` Lightning adds), ``finalize`` finishes the run: failed
 when Lightning says so (an exception or an interrupt in ``fit``), with the exception as the reason.
-A ``test`` or a second ``fit`` after a finished one opens the run again, a new attempt (its steps
-continue after the training's, so nothing is hidden). Only global rank zero writes;
-``logger.experiment`` is the ``tailboard.Run`` there.
+A ``test`` after ``fit`` opens the finished run again: a new attempt, whose steps come after the
+training's. Only global rank zero writes; ``logger.experiment`` is the ``tailboard.Run`` there.
 """
 
 from __future__ import annotations
