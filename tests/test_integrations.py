@@ -500,7 +500,7 @@ def check_serving(seen: dict[str, Any]) -> None:
     assert get(base + "/healthz")[0] == 200
     assert get(base + "/api/runs")[0] == 401
     status, body = get(base + "/api/runs", seen["token"])
-    assert status == 200 and [r["id"] for r in json.loads(body)["runs"]] == ["seed0"]
+    assert status == 200 and "seed0" in [r["id"] for r in json.loads(body)["runs"]]  # (and _system/ on a GPU host)
     with open(f"/proc/{seen['pid']}/cmdline", "rb") as f:
         assert seen["token"].encode() not in f.read()  # not where ps shows it
 
