@@ -44,6 +44,7 @@ bench: venv
 	$(PY) bench/ingest.py
 	$(PY) bench/query.py
 	$(PY) bench/latency.py
+	$(PY) bench/latency_inputs.py
 	$(PY) bench/fanout.py
 	$(PY) bench/hostile.py
 	$(PY) bench/loop_stall.py
