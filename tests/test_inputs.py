@@ -578,3 +578,37 @@ async def test_parallel_catch_up_gives_what_the_serial_one_gives(tmp_path: Path)
     assert serial["csv/exp0/version_0"][1] == {"total": 1, "wrong_cells": 1}
     assert len(serial["tb1"][0]["loss"]) == 400 and len(serial["csv/exp1/version_0"][0]["val_acc"]) == 30
     assert parallel == serial
+
+
+# ---- replay ------------------------------------------------------------------------------------
+
+
+async def test_every_format_replays_to_copies_the_server_reads_as_the_originals(tmp_path: Path) -> None:
+    """``tailboard replay``: event files, CSV, a Trainer's checkpoint histories and a text log are
+    copied byte for byte, and the server following the copies shows what it shows of the originals."""
+    pytest.importorskip("lightning")
+    from tailboard.sidecar.replay import Replayer
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    write_backlog(src)
+    for n, steps in ((5, range(3)), (10, range(6))):
+        path = src / "hf" / f"checkpoint-{n}" / "trainer_state.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"global_step": n, "log_history": [{"step": i, "loss": i / 8} for i in steps]}))
+    (src / "text").mkdir()
+    (src / "text" / "train.log").write_text("".join(f"step={i} loss={i / 4}\n" for i in range(50)))
+    async with serving(src) as s:
+        want = {run: await s.all_points(run) for run in await s.runs()}
+    assert "hf" in want and "hf/checkpoint-10" not in want
+    out.mkdir()
+    async with serving(out) as s:
+        replayer = Replayer(src, out, speed=1e6)
+        await asyncio.wait_for(replayer.run(), 30)
+        for path in src.rglob("*"):
+            if path.is_file() and path.suffix in (".csv", ".json", ".log") or path.name.startswith("events."):
+                assert (out / path.relative_to(src)).read_bytes() == path.read_bytes(), path
+
+        async def replayed() -> bool:
+            return {run: await s.all_points(run) for run in await s.runs()} == want
+
+        await s.wait(replayed, what="the replayed runs")
