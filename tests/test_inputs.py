@@ -612,3 +612,32 @@ async def test_every_format_replays_to_copies_the_server_reads_as_the_originals(
             return {run: await s.all_points(run) for run in await s.runs()} == want
 
         await s.wait(replayed, what="the replayed runs")
+
+
+async def test_event_file_resume_after_many_flushes_gets_exactly_the_missed_points(tmp_path: Path) -> None:
+    """A client away while the writer flushed many times (every flush a chunk read on its own)
+    resumes from its cursor with exactly what it missed."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    async with serving(tmp_path) as s:
+        w = SummaryWriter(str(tmp_path / "exp"), flush_secs=3600)
+        try:
+            for step in range(5):
+                w.add_scalar("loss", loss(step), step, walltime=WALL + step)
+            w.flush()
+            await s.wait_points("exp", "loss", 5)
+            async with s.ws() as ws:
+                sub = Subscriber(ws, "exp")
+                await sub.subscribe()
+                await sub.until(lambda c: c.count() == 5)
+            for step in range(5, 45):
+                w.add_scalar("loss", loss(step), step, walltime=WALL + step)
+                w.flush()
+                await s.wait_points("exp", "loss", step + 1)
+            async with s.ws() as ws:
+                again = Subscriber(ws, "exp")
+                await again.subscribe(sub.cursor)
+                await again.until(lambda c: c.deltas > 0 or bool(c.resets))
+                assert again.resets == [] and again.series == {"loss": given(range(5, 45), loss)}
+        finally:
+            w.close()

@@ -636,6 +636,44 @@ def test_tensor_scalars_read_as_tensorboard_reads_them_however_chunked(
     assert res.skipped.get("bad_value", 0) == bad
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from(STYLES), st.booleans()),
+                min_size=2, max_size=60),
+       st.dictionaries(st.sampled_from(["a", "b", "c"]), st.sampled_from(["scalars", "text"])),
+       st.integers(1, 59), st.booleans(), st.booleans())
+def test_the_state_before_bytes_reads_their_points_as_the_state_kept_did(
+        tmp_path: Path, values: list[Any], plugins: dict[str, str], cut: int, restart: bool, corrupt: bool) -> None:
+    """A cursor older than the kept states: the bytes from it decode with ``state_before`` (built from
+    the state after them) to the points the state kept at the cursor gives, or to a new attempt."""
+    seen: set[str] = set()
+    events = []
+    for k, (tag, style, meta) in enumerate(values):
+        plugin = plugins.get(tag, "scalars") if tag not in seen or meta else None
+        seen.add(tag)
+        v = tensor_scalar(tag, style, plugin, float(k))
+        events.append(event_pb2.Event(wall_time=100.0 + k, step=k, summary=summary_pb2.Summary(value=[v])))
+    cut = min(cut, len(events) - 1)
+    if restart:  # what purge_step writes, right after the cursor
+        events.insert(cut, event_pb2.Event(wall_time=99.0, step=cut, session_log=event_pb2.SessionLog(status=1)))
+    data = bytearray(write_events(tmp_path / "events.out.tfevents.6.h", events))
+    starts = record_starts(bytes(data))
+    at = starts[cut + 1]  # the file version record, then the events
+    if corrupt and len(starts) > cut + 2:
+        data[starts[cut + 2] + 14] ^= 0x40
+    r = TfEventsReader()
+    _, kept = r.decode(bytes(data[:at]), r.new_state(), now=NOW)
+    rest = bytes(data[at:])
+    got, after = r.decode(rest, kept, now=NOW)
+    again, _ = r.decode(rest, r.state_before(rest, after), now=NOW)
+    if len(again.segments) == 1:
+        a, b = Result(), Result()
+        a.add(got)
+        b.add(again)
+        same(a, b)
+    else:  # a restart read as a new attempt: the caller sends a snapshot instead
+        assert restart
+
+
 def test_new_style_scalars_of_torch_read_in_bulk_after_the_first_chunk(tmp_path: Path) -> None:
     w = SummaryWriter(str(tmp_path))
     for step in range(3000):

@@ -130,6 +130,14 @@ class TfEventsReader:
     def new_state(self) -> TfEventsState:
         return TfEventsState()
 
+    def state_before(self, data: bytes, after: TfEventsState) -> TfEventsState:
+        """The state to decode ``data`` with when only the state after it is known (a cursor older
+        than the states a stream keeps): its points are the same. A tag's plugin is the first one
+        written, so those known after ``data`` are those that held in it; a restart at its start
+        is taken as one after records (a new attempt: the caller then sends a snapshot, exact
+        either way); the rest only counts skipped bytes or is not read."""
+        return replace(after, started=True, in_gap=False)
+
     def decode(self, data: bytes, state: TfEventsState, *, now: float) -> tuple[Parsed, TfEventsState]:
         if not isinstance(state, TfEventsState):
             raise TypeError(f"decode needs the state new_state() or decode() returned, not {type(state).__name__}")
