@@ -84,9 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     gp.add_argument("--node", default=os.environ.get("TAILBOARD_NODE"),
                     help="the name of this host in the log tree (default: $TAILBOARD_NODE, else the "
                          "host name; on Kubernetes, the node's name from the downward API)")
-    gp.add_argument("--keep", type=int, default=600, metavar="N",
+    gp.add_argument("--keep", type=count, default=600, metavar="N",
                     help="samples kept in memory where the log tree is read-only (default 600)")
-    gp.add_argument("-v", "--verbose", action="store_true")
+    gp.add_argument("-v", "--verbose", action="store_true",
+                    help="log more: each field a GPU does not give")
     nvml_module(gp)
     return ap
 
@@ -103,6 +104,16 @@ def interval(text: str) -> float:
     return value
 
 
+def count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive number: {text!r}")
+    return value
+
+
 def _gpu(args: argparse.Namespace) -> int:
     """`tailboard gpu LOGDIR`: the sampler alone, until SIGINT / SIGTERM."""
     if not os.path.isdir(args.logdir):
@@ -112,7 +123,7 @@ def _gpu(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     sampler = GpuSampler(args.logdir, interval=args.interval, node=args.node, nvml=args.nvml_module,
-                         keep=max(1, args.keep))
+                         keep=args.keep)
     sampler.start()
     where = sampler.sink.folder if sampler.sink is not None else "memory"
     print(f"tailboard {__version__}: sampling GPUs every {args.interval:g} s into {where}", flush=True)

@@ -31,7 +31,7 @@ from tailboard.sidecar.follower import Follower
 from tailboard.sidecar.gpu import GpuSampler, bare_uuid, gpu_key, system_run_id
 from tailboard.sidecar.gpu.fake import FakeGpu, FakeNvml, uuid_for
 from tailboard.sidecar.gpu.nvml import Trouble, classify
-from tailboard.sidecar.gpu.sampler import MAX_BACKOFF, STANDBY_RETRY
+from tailboard.sidecar.gpu.sampler import MAX_BACKOFF, REDISCOVER_EVERY, STANDBY_RETRY
 from tailboard.sidecar.server import serve_in_thread
 from tailboard.sidecar.store import Store
 
@@ -283,6 +283,24 @@ def test_nvml_failing_to_start_backs_off_and_recovers(tmp_path: Path,
     assert records(tmp_path)[0]["k"] == "header"  # nothing was written before NVML worked
 
 
+def test_no_gpu_at_first_then_one_appears(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, LOGGER)
+    nv = FakeNvml([])
+    sampler, clock = make(tmp_path, nv)
+    assert sampler.tick() is None and sampler.status().state == "no_gpu"
+    clock.now += 1
+    assert sampler.tick() is None
+    assert not (tmp_path / "_system").exists()  # nothing to write: no run
+    nv.gpus.append(FakeGpu(uuid_for(0), util=7))
+    clock.now += REDISCOVER_EVERY
+    assert sampler.tick().values[f"gpu/{key(0)}/util"] == 7
+    sampler.stop()
+    assert nv.total("nvmlInit") == 1  # the device list is read again, NVML not restarted
+    assert "appeared" in events(tmp_path)[0]
+    lines = gpu_lines(caplog)
+    assert len(lines) == 2 and "shows no GPU" in lines[0] and "appeared" in lines[1]
+
+
 def test_mig_devices_are_sampled_as_devices_of_their_own(tmp_path: Path) -> None:
     mig_a = FakeGpu.mig_device("MIG-9a1b2c3d-0000-1111-2222-333344445555", 10 * GiB, mem_used=GiB,
                                processes=[(os.getpid(), GiB)])
@@ -373,7 +391,7 @@ async def test_samples_are_a_run_the_store_and_follower_read(tmp_path: Path) -> 
         detail = store.run_detail(run_id)
         header = detail["header"]
         assert header["run"] == run_id and header["pid"] == os.getpid()
-        assert header["argv"][1:] == ["gpu"]  # the sampler's command, never the sidecar's --token
+        assert header["argv"] == ["tailboard", "gpu"]  # never the sidecar's command line (--token)
         assert header["pid_ns"] == _pid_ns()
     finally:
         await follower.stop()
@@ -486,7 +504,7 @@ def test_tailboard_gpu_samples_until_terminated(tmp_path: Path) -> None:
         proc.kill()
     assert proc.returncode == 0, err
     got = records(logdir, "n1")
-    assert got[0]["k"] == "header" and got[0]["argv"][1:] == ["gpu"] and got[0]["pid"] == proc.pid
+    assert got[0]["k"] == "header" and got[0]["argv"] == ["tailboard", "gpu"] and got[0]["pid"] == proc.pid
     assert got[1]["k"] == "config" and set(got[1]["config"]["gpus"]) == {key(0), key(1)}
     assert got[-1]["k"] == "end" and got[-1]["status"] == "finished"
     last = [r for r in got if r["k"] == "scalars"][-1]["v"]

@@ -61,6 +61,7 @@ STANDBY_RETRY = 10.0
 STARTING = "starting"
 SAMPLING = "sampling"
 STANDING_BY = "standby"
+NO_GPU = "no_gpu"  # NVML works and shows no device
 BACKOFF = "backoff"
 NO_DRIVER = "no_driver"
 STOPPED = "stopped"
@@ -78,7 +79,7 @@ class Sample:
 
 @dataclass(frozen=True)
 class SamplerStatus:
-    state: str  # starting, sampling, standby, backoff, no_driver, stopped
+    state: str  # starting, sampling, standby, no_gpu, backoff, no_driver, stopped
     destination: str | None  # "log", "memory", or None while nothing is kept
     detail: str  # why it is in this state, in a few words
     devices: tuple[Mapping[str, Any], ...]  # uuid, key, name, index, parent, dropped, lost
@@ -212,8 +213,13 @@ class GpuSampler:
                 return None
         elif now >= self._rediscover_at:
             self._rediscover(now)
-        if not self._devices or not self._writer(now):
+        if not self._devices:
+            if not self._lost:
+                self._state = NO_GPU
             return None
+        if not self._writer(now):
+            return None
+        self._state = SAMPLING
         return self._sample(now)
 
     def _sample(self, now: float) -> Sample:
@@ -323,8 +329,6 @@ class GpuSampler:
         if not devices and self._once(("no devices",)):
             logger.warning("GPU telemetry: NVML shows no GPU here; looking again every %.0f s",
                            REDISCOVER_EVERY)
-        if devices:
-            self._state = SAMPLING if self._where != STANDBY else STANDING_BY
         return True
 
     def _rediscover(self, now: float) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from typing import Any
 
 from tailboard.run import Run, stream_name
@@ -65,9 +64,8 @@ class SystemRun:
             except OSError as e:  # a file system without locks: write anyway
                 logger.info("GPU telemetry: no lock on %s (%s); writing without one", self.file, e)
         self._lock = fd
-        # The sampler's own command line: the sidecar's may carry --token, which a header would keep.
-        self._run = Run(self.folder, rank=0, world_size=1, name=self.run_id,
-                        argv=[os.path.basename(sys.argv[0]) if sys.argv else "tailboard", "gpu"])
+        # The sampler's own command, not the process's: the sidecar's may carry --token.
+        self._run = Run(self.folder, rank=0, world_size=1, name=self.run_id, argv=["tailboard", "gpu"])
         return LOG
 
     def config(self, config: dict[str, Any]) -> None:
@@ -92,13 +90,10 @@ class SystemRun:
         lost = self._run.drops.get("<io>", 0)
         if lost > self._io_drops:
             if self._io_drops == 0:
-                logger.warning("GPU telemetry: writing %s fails; samples are kept in memory only "
-                               "until writes succeed again", self.file)
+                logger.warning("GPU telemetry: writing %s fails (the records lost are counted in the "
+                               "run's final record); the sampler's ring keeps the latest samples",
+                               self.file)
             self._io_drops = lost
-
-    @property
-    def failing(self) -> bool:
-        return self._io_drops > 0
 
     def close(self) -> None:
         """Write the run's final record and let another sampler take over."""
