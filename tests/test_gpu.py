@@ -283,6 +283,33 @@ def test_nvml_failing_to_start_backs_off_and_recovers(tmp_path: Path,
     assert records(tmp_path)[0]["k"] == "header"  # nothing was written before NVML worked
 
 
+def test_nvml_failing_while_sampling_is_shut_down_and_reopened(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, LOGGER)
+    nv = FakeNvml.with_gpus(1)
+    sampler, clock = make(None, nv)
+    assert sampler.tick() is not None
+    nv.fail["nvmlDeviceGetCount"] = pynvml.NVML_ERROR_UNKNOWN  # the periodic look at the devices fails
+    clock.now += REDISCOVER_EVERY
+    assert sampler.tick() is None and sampler.status().state == "backoff"
+    assert nv.initialised == 0  # the session was closed, not leaked
+    del nv.fail["nvmlDeviceGetCount"]
+    clock.now += 1
+    assert sampler.tick() is not None
+    assert (nv.total("nvmlInit"), nv.total("nvmlShutdown"), nv.initialised) == (2, 1, 1)
+    lines = gpu_lines(caplog)
+    assert len(lines) == 2 and "paused" in lines[0] and "works again" in lines[1]
+
+
+def test_a_binding_that_returns_nonsense_costs_that_value_only(tmp_path: Path) -> None:
+    nv = FakeNvml.with_gpus(1)
+    nv.nvmlDeviceGetTemperature = lambda handle, sensor: 1 / 0  # type: ignore[method-assign]
+    sampler, _ = make(None, nv)
+    values = sampler.tick().values
+    assert f"gpu/{key(0)}/temp" not in values and f"gpu/{key(0)}/util" in values
+    assert sampler.status().errors == 1
+
+
 def test_no_gpu_at_first_then_one_appears(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, LOGGER)
     nv = FakeNvml([])

@@ -5,7 +5,8 @@ It answers the calls the sampler makes, the way NVML does, and raises the real `
 exceptions (``pynvml.NVMLError(code)`` is the subclass of that code: ``NVMLError_NotSupported``,
 ``NVMLError_GpuIsLost``...) when nvidia-ml-py is installed, an ``NVMLError`` of its own with the
 same codes otherwise. Faults are set on a ``FakeGpu``: ``fail`` maps a call to the code it raises,
-``lost`` makes every call on it raise ``GpuIsLost``; ``FakeNvml.init_error`` fails ``nvmlInit``.
+``lost`` makes every call on it raise ``GpuIsLost``; ``FakeNvml.init_error`` fails ``nvmlInit``,
+``FakeNvml.fail`` the calls that are not about one GPU (``nvmlDeviceGetCount``).
 ``calls`` counts every call by name and GPU, so a test can tell what was asked and how often.
 """
 
@@ -126,6 +127,7 @@ class FakeNvml:
         self.driver = driver
         self.clock = clock
         self.calls: Counter[tuple[str, str | None]] = Counter()
+        self.fail: dict[str, int] = {}  # a call that is not about one GPU -> the code it raises
         self.initialised = 0
 
     @classmethod
@@ -166,6 +168,8 @@ class FakeNvml:
         self._count(name)
         if not self.initialised:
             raise NVMLError(UNINITIALIZED)
+        if name in self.fail:
+            raise NVMLError(self.fail[name])
 
     def nvmlSystemGetDriverVersion(self) -> str:
         self._ready("nvmlSystemGetDriverVersion")

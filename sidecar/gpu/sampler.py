@@ -214,7 +214,7 @@ class GpuSampler:
         elif now >= self._rediscover_at:
             self._rediscover(now)
         if not self._devices:
-            if not self._lost:
+            if self._devices is not None and not self._lost:  # NVML works, and shows nothing
                 self._state = NO_GPU
             return None
         if not self._writer(now):
@@ -239,6 +239,8 @@ class GpuSampler:
                         break
                 except AttributeError as e:  # the module lacks the call: an older nvidia-ml-py
                     self._trouble(d, probe, e, Trouble.UNSUPPORTED, values)
+                except Exception as e:  # a binding's bug: this value only, counted
+                    self._trouble(d, probe, e, Trouble.OTHER, values)
         for d, why in lost:
             self._lose(d, why, now)
         self._step = step
@@ -335,8 +337,8 @@ class GpuSampler:
         try:
             devices, _ = discover(self._nv)
         except self._errors_of as e:
-            self._backoff(now, f"NVML failed: {describe(e)}")
             self._shutdown()
+            self._backoff(now, f"NVML failed: {describe(e)}")
             return
         self._install(devices, now, fresh=False)
 
