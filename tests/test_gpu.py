@@ -303,7 +303,7 @@ def test_nvml_failing_while_sampling_is_shut_down_and_reopened(tmp_path: Path,
 
 def test_a_binding_that_returns_nonsense_costs_that_value_only(tmp_path: Path) -> None:
     nv = FakeNvml.with_gpus(1)
-    nv.nvmlDeviceGetTemperature = lambda handle, sensor: 1 / 0  # type: ignore[method-assign]
+    nv.nvmlDeviceGetTemperature = lambda handle, sensor: 1 / 0
     sampler, _ = make(None, nv)
     values = sampler.tick().values
     assert f"gpu/{key(0)}/temp" not in values and f"gpu/{key(0)}/util" in values
