@@ -641,3 +641,45 @@ async def test_event_file_resume_after_many_flushes_gets_exactly_the_missed_poin
                 assert again.resets == [] and again.series == {"loss": given(range(5, 45), loss)}
         finally:
             w.close()
+
+
+async def test_csv_resume_and_export_from_states_no_longer_kept(tmp_path: Path) -> None:
+    """A resume and an export page from places whose reader state the stream no longer keeps (many
+    chunks were read since) give exactly the points after them."""
+    pytest.importorskip("lightning")
+    from lightning.fabric.loggers import CSVLogger
+
+    async with serving(tmp_path, limits=Limits(max_page_bytes=64)) as s:
+        logger = CSVLogger(str(tmp_path), name="csv", flush_logs_every_n_steps=1)
+        run = "csv/version_0"
+        path = tmp_path / "csv" / "version_0" / "metrics.csv"
+        want: Points = {"loss": []}
+
+        async def log(steps: range) -> None:
+            for step in steps:  # each step flushed, each read as a chunk of its own
+                logger.log_metrics({"loss": loss(step)}, step)
+                want["loss"].append(point(step, loss(step)))
+                await s.wait_points(run, "loss", len(want["loss"]))
+
+        await log(range(5))
+        async with s.ws() as ws:
+            sub = Subscriber(ws, run)
+            await sub.subscribe()
+            await sub.until(lambda c: c.count() == 5)
+        page = await s.get("/api/records", run=run, limit=10_000)
+        assert page["more"] is True
+        await log(range(5, 25))
+        async with s.ws() as ws:
+            again = Subscriber(ws, run)
+            await again.subscribe(sub.cursor)
+            await again.until(lambda c: c.deltas > 0 or bool(c.resets))
+            assert again.resets == [] and again.series == {"loss": want["loss"][5:]}
+        records = page["records"]
+        cursor, more = page["cursor"], page["more"]
+        while more:
+            page = await s.get("/api/records", run=run, cursor=cursor, limit=10_000)
+            assert "reset" not in page, page
+            records += page["records"]
+            cursor, more = page["cursor"], page["more"]
+        assert exported_points(records) == want
+        assert path.exists()

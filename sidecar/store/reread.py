@@ -36,8 +36,10 @@ REREAD_BYTES = 8 << 20
 @dataclass(frozen=True)
 class Span:
     """Bytes ``[start, end)`` of a stream's current file, to read again with ``reader`` from the
-    state it had at ``start`` (``known``: whether that state is still kept, see ``runs.Marks``);
-    ``stop``: where an export page from ``start`` ends, when the stream is not JSON lines."""
+    state it had at ``start``: ``state`` is the one kept at ``base`` (``runs.Marks``; ``base`` is
+    ``start`` when it is still kept, -1 when none before it is), and the bytes from ``base`` to
+    ``start`` decode to it; ``stop``: where an export page from ``start`` ends, when the stream is
+    not JSON lines."""
 
     name: str
     path: str
@@ -46,7 +48,7 @@ class Span:
     end: int
     suffix: str
     reader: Reader
-    known: bool
+    base: int
     state: Any
     stop: int
     after: Any  # the reader's state at ``end``
@@ -65,10 +67,10 @@ def spans_after(run: Run, parts: Parts, readers: Any, page_bytes: int = 0) -> li
             return Reset("replaced")
         if off > st.offset:
             return Reset("cursor")
-        known, state = st.marks.at(off)
+        base, state = st.marks.before(off) or (-1, None)
         stop = st.marks.stop(off, page_bytes, st.offset)
         out.append(Span(st.name, st.path, st.file_key, off, st.offset, st.suffix, readers[st.reader],
-                        known, state, stop, st.state))
+                        base, state, stop, st.state))
     return out
 
 
@@ -103,21 +105,23 @@ def reread_stream(run: Run, st: Stream, upto: int, reader: Reader) -> None:
 def read_since(spans: list[Span], metrics: list[str] | None, max_bytes: int) -> dict[str, Series] | Reset:
     """The points in ``spans`` (a Reset when they are over ``max_bytes`` in all: ``far``, or the
     files no longer match the cursor)."""
-    if sum(sp.end - sp.start for sp in spans) > max_bytes:
+    spans = [sp for sp in spans if sp.end > sp.start]
+    # a reader that can tell its state from the bytes after it (state_before) needs no more; else
+    # the bytes from the latest state kept decode to it
+    before = [getattr(sp.reader, "state_before", None) if sp.base != sp.start else None for sp in spans]
+    if any(sp.base < 0 and b is None for sp, b in zip(spans, before)):
+        return Reset("far")
+    froms = [sp.start if b is not None else sp.base for sp, b in zip(spans, before)]
+    if sum(sp.end - a for sp, a in zip(spans, froms)) > max_bytes:
         return Reset("far")
     series: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
-    for sp in spans:
-        if sp.end == sp.start:
-            continue
-        before = getattr(sp.reader, "state_before", None)
-        if not sp.known and before is None:
-            return Reset("far")  # the reader's state there is not kept: a snapshot is exact
-        data = _read(sp, sp.end - sp.start)
-        if isinstance(data, Reset):
-            return data
-        if len(data) != sp.end - sp.start or sp.reader.complete(data) != len(data):
-            return Reset("truncated")
-        state = sp.state if sp.known or before is None else before(data, sp.after)
+    for sp, state_before, a in zip(spans, before, froms):
+        got = _state_and_bytes(sp, a, sp.end)
+        if isinstance(got, Reset):
+            return got
+        state, data = got
+        if state_before is not None:
+            state = state_before(data, sp.after)
         parsed, _ = sp.reader.decode(data, state, now=time.time())
         if len(parsed.segments) > 1:
             return Reset("attempt")
@@ -204,25 +208,37 @@ def read_records(
 
 def _decoded_page(sp: Span) -> list[bytes] | Reset:
     """The records of bytes ``[start, stop)`` of a stream that is not JSON lines (see read_records)."""
-    if not sp.known:
+    if sp.base < 0:
         return Reset("cursor")
-    fd = _open(sp, lines=False)
-    if isinstance(fd, Reset):
-        return fd
-    try:
-        data = os.pread(fd, sp.stop - sp.start, sp.start)
-    except OSError:
-        return Reset("replaced")
-    finally:
-        os.close(fd)
-    if len(data) != sp.stop - sp.start or sp.reader.complete(data) != len(data):
-        return Reset("truncated")
+    got = _state_and_bytes(sp, sp.base, sp.stop)
+    if isinstance(got, Reset):
+        return got
+    state, data = got
     # the records the file holds, whatever was held back as already read when following it (a
     # CSV or JSON document read again after a rewrite): the reader's first_read state
     first_read = getattr(sp.reader, "first_read", None)
-    state = sp.state if first_read is None else first_read(sp.state)
+    state = state if first_read is None else first_read(state)
     parsed, _ = sp.reader.decode(data, state, now=time.time())
     return _as_records(parsed, orjson.dumps(sp.name))
+
+
+def _state_and_bytes(sp: Span, at: int, end: int) -> tuple[Any, bytes] | Reset:
+    """Bytes ``[start, end)`` of a span's file, read from ``at`` (``start``, or ``base`` when the
+    state at ``start`` is to be found by decoding the bytes before it), and the reader's state at
+    ``start`` (from ``at == base``; else unknown, None); a Reset when the file no longer holds them."""
+    data = _read(sp, at, end)
+    if isinstance(data, Reset):
+        return data
+    if len(data) != end - at:
+        return Reset("truncated")
+    cut = sp.start - at
+    head, data = data[:cut], data[cut:]
+    if sp.reader.complete(data) != len(data) or (head and sp.reader.complete(head) != len(head)):
+        return Reset("truncated")
+    state = sp.state if at == sp.base else None
+    if head:
+        _, state = sp.reader.decode(head, state, now=time.time())
+    return state, data
 
 
 def _as_records(parsed: Parsed, stream: bytes) -> list[bytes]:
@@ -260,13 +276,13 @@ def _open(sp: Span, *, lines: bool = True) -> int | Reset:
     return fd
 
 
-def _read(sp: Span, size: int) -> bytes | Reset:
+def _read(sp: Span, start: int, end: int) -> bytes | Reset:
     # a record of a format that is not lines ends anywhere: only lines are checked for a newline
     fd = _open(sp, lines=getattr(sp.reader, "lines", False))
     if isinstance(fd, Reset):
         return fd
     try:
-        return os.pread(fd, size, sp.start)
+        return os.pread(fd, end - start, start)
     except OSError:
         return Reset("replaced")
     finally:

@@ -50,15 +50,19 @@ class Marks:
             self.sparse.append((offset, state))
         self.recent.append((offset, state))
 
-    def at(self, offset: int) -> tuple[bool, Any]:
-        """``(True, state)`` when the state at ``offset`` is known, else ``(False, None)``."""
+    def before(self, offset: int) -> tuple[int, Any] | None:
+        """The latest kept ``(offset, state)`` at or before ``offset`` (None: none is). The bytes
+        from there to ``offset`` decode to the state at ``offset``: about ``MARK_EVERY`` of them at
+        most when the stream was read from its start."""
+        best = None
         for off, state in reversed(self.recent):
-            if off == offset:
-                return True, state
-        i = bisect.bisect_left(self.sparse, offset, key=lambda m: m[0])
-        if i < len(self.sparse) and self.sparse[i][0] == offset:
-            return True, self.sparse[i][1]
-        return False, None
+            if off <= offset:
+                best = (off, state)
+                break
+        i = bisect.bisect_right(self.sparse, offset, key=lambda m: m[0])
+        if i and (best is None or self.sparse[i - 1][0] > best[0]):
+            best = self.sparse[i - 1]
+        return best
 
     def stop(self, start: int, budget: int, end: int) -> int:
         """Where a page of about ``budget`` bytes from ``start`` should end: the farthest known
