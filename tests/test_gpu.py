@@ -27,8 +27,10 @@ from typing import Any
 
 import httpx
 import pytest
+import tailboard
 from tailboard.sidecar.follower import Follower
 from tailboard.sidecar.gpu import GpuSampler, bare_uuid, gpu_key, system_run_id
+from tailboard.sidecar.gpu.attribution import SystemGpus, gpus_used
 from tailboard.sidecar.gpu.fake import FakeGpu, FakeNvml, uuid_for
 from tailboard.sidecar.gpu.nvml import Trouble, classify
 from tailboard.sidecar.gpu.sampler import MAX_BACKOFF, REDISCOVER_EVERY, STANDBY_RETRY
@@ -595,7 +597,8 @@ def test_serve_in_thread_stops_the_sampler_with_the_server(tmp_path: Path) -> No
 # ---- the writer's attribution --------------------------------------------------------------------------
 
 
-def header_of(tmp_path: Path, prelude: str, env: dict[str, str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def header_of(tmp_path: Path, prelude: str,
+              env: dict[str, str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run a real process that does ``prelude`` then ``tailboard.init``; its header and what it said."""
     script = textwrap.dedent(prelude) + textwrap.dedent(f"""
         import json, sys, warnings
@@ -668,6 +671,51 @@ def test_the_header_is_written_when_attribution_fails(tmp_path: Path) -> None:
     header, said = header_of(tmp_path, prelude)
     assert said["dropped"] == 0 and header["k"] == "header"
     assert "pid_ns" not in header and "cuda_uuids" not in header
+
+
+# ---- runs <-> GPUs ---------------------------------------------------------------------------------------
+
+
+async def test_runs_are_matched_to_the_gpus_they_use(tmp_path: Path) -> None:
+    """Real headers (a process whose CUDA names GPU 0, one whose NVIDIA_VISIBLE_DEVICES gives a
+    prefix of GPU 1's UUID, this process on GPU 2 without either) against a real sampler's run,
+    all read back by the real Store."""
+    logs = tmp_path / "logs"
+    nv = FakeNvml.with_gpus(3)
+    nv.gpus[2].processes = [(os.getpid(), GiB)]
+    sampler = GpuSampler(str(logs), nvml=nv, node=NODE)
+    sampler.tick()
+    sampler.stop()
+    header_of(tmp_path / "a", CUDA_STANDIN.replace("5f2c1c7e-3b8e-2b61-7d0b-0a4c8a3b1f9a", bare_uuid(uuid_for(0))))
+    header_of(tmp_path / "b", "", {"NVIDIA_VISIBLE_DEVICES": uuid_for(1)[:12]})
+    for name in ("a", "b"):
+        (logs / name).mkdir()
+        (tmp_path / name / "run" / "rank0.jsonl").rename(logs / name / "rank0.jsonl")
+    here = tailboard.init(logs / "c")
+    here.finish()
+    store = Store(logs)
+    follower = Follower(logs, store, poll_interval=0.05, sweep_interval=0.2)
+    await follower.start(wait=True)
+    await follower.stop()
+    system_id = system_run_id(NODE)
+    detail = store.run_detail(system_id)
+    system = SystemGpus.from_records(system_id, detail["header"], detail["config"], store.metrics(system_id))
+    assert set(system.gpus) == {key(0), key(1), key(2)}
+
+    def used(run_id: str) -> list[tuple[str, str, tuple[int, ...]]]:
+        return [(u.key, u.by, u.pids) for u in gpus_used(store.run_detail(run_id)["headers"], [system])]
+
+    assert used("a") == [(key(0), "uuid", ())]
+    assert used("b") == [(key(1), "uuid", ())]
+    assert used("c") == [(key(2), "pid", (os.getpid(),))]
+    # the same PID from another PID namespace, or another host, is not this process
+    c = dict(store.run_detail("c")["header"])
+    assert gpus_used([{**c, "pid_ns": c["pid_ns"] + 1}], [system]) == []
+    assert gpus_used([{**c, "host": "elsewhere"}], [system]) == []
+    # what a log says is log content: malformed fields are ignored
+    odd = SystemGpus.from_records("_system/x", {"host": 3}, {"gpus": {"k": "not a dict", 5: {}}})
+    assert odd.gpus == {} and odd.host is None
+    assert gpus_used([{"cuda_uuids": [None, 7], "nvidia_visible_devices": "GPU-5f"}], [system]) == []
 
 
 # ---- on a machine with a GPU ---------------------------------------------------------------------------

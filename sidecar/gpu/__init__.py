@@ -3,8 +3,8 @@
 
 Modules, one job each: ``layout`` (where samples go and what their metrics are called), ``nvml``
 (loading NVML, what its errors call for, finding devices), ``probes`` (what is read from a device),
-``sink`` (writing the system run), ``sampler`` (the schedule, backoff and ring), ``fake`` (made-up
-GPUs for tests and demos).
+``sink`` (writing the system run), ``sampler`` (the schedule, backoff and ring), ``attribution``
+(which GPUs a run uses, from headers and system runs), ``fake`` (made-up GPUs for tests and demos).
 """
 
 from __future__ import annotations
