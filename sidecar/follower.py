@@ -190,8 +190,8 @@ class Follower:
         if readers is None:
             readers = getattr(store, "readers", None) or Registry()
         self.readers: Registry = readers
-        # files no reader claims: path -> (final, its stat signature when looked at)
-        self._unknown: dict[str, tuple[bool, tuple[int, int, int, int] | None]] = {}
+        # files no reader claims: path -> its stat signature when looked at
+        self._unknown: dict[str, tuple[int, int, int, int]] = {}
         self._told_files: tuple[Any, ...] | None = None
         self.max_line_bytes = max_line_bytes
         self.read_bytes = read_bytes
@@ -656,14 +656,13 @@ class Follower:
     def _choose(self, path: str, st: os.stat_result) -> str | None:
         """The reader of a file not followed yet, from its head; None while no reader claims it."""
         sig = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        known = self._unknown.get(path)
-        if known is not None and known[1] is not None and (known[1] == sig or known[0] and known[1][:2] == sig[:2]):
-            return None  # no reader claimed it, and it did not change since (or never can)
+        if self._unknown.get(path) == sig:
+            return None  # no reader claimed it, and it did not change since
         if not stat.S_ISREG(st.st_mode):
             return None
         choice = self.readers.look(path, self._rel(path))
         if choice.reader is None:
-            self._unknown[path] = (choice.final, sig)
+            self._unknown[path] = sig
             return None
         self._unknown.pop(path, None)
         return choice.reader

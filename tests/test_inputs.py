@@ -683,3 +683,27 @@ async def test_csv_resume_and_export_from_states_no_longer_kept(tmp_path: Path) 
             cursor, more = page["cursor"], page["more"]
         assert exported_points(records) == want
         assert path.exists()
+
+
+# ---- text logs ---------------------------------------------------------------------------------
+
+
+async def test_text_log_whose_metrics_start_after_pages_of_other_lines(tmp_path: Path) -> None:
+    """A script's stdout opens with warnings and prints well past the first 4 KiB before its first
+    metric line: it is taken as a log once metric lines arrive, and read from its start."""
+    async with serving(tmp_path) as s:
+        (tmp_path / "job").mkdir()
+        path = tmp_path / "job" / "train.log"
+        with open(path, "w") as f:
+            for i in range(120):
+                f.write(f"UserWarning: the DataLoader will create worker processes; message number {i}\n")
+            f.flush()
+            await s.wait(lambda: _files_are(s, unrecognised=1), what="the log, unrecognised so far")
+            for step in range(10):
+                f.write(f"step={step} loss={loss(step)!r}\n")
+            f.flush()
+            assert await s.wait_points("job", "loss", 10) == [point(i, loss(i)) for i in range(10)]
+            assert await s.files() == {"formats": {"text": 1}, "unrecognised": 0, "examples": []}
+            f.write(f"step=10 loss={loss(10)!r}\n")
+            f.flush()
+            assert (await s.wait_points("job", "loss", 11))[-1] == point(10, loss(10))

@@ -3,11 +3,13 @@
 A file is looked at in two steps. By name first, for free: ``--exclude`` globs drop it, ``--include``
 globs keep it (and may name its reader: ``'*.out=text'``), hidden files, the suffixes of things
 that are never metric logs (weights, images, archives, code, configs) and rotated copies (``x.jsonl.1``:
-the tail already follows a stream across its rotation) are passed over without being opened. Then by content: its first ``HEAD_BYTES`` are read once and every reader says how sure it is
-(``Reader.claims``); the surest one reads the file. A file no reader claims is "unrecognised" and
-reported (count and a few examples, at start and in ``/api/runs``); while it is shorter than
-``HEAD_BYTES`` it may still become a log (an empty ``metrics.csv`` just created), so it is looked at
-again when it changes.
+the tail already follows a stream across its rotation) are passed over without being opened. Then by
+content: its first ``HEAD_BYTES`` are read and every reader says how sure it is (``Reader.claims``);
+the surest one reads the file. When none is sure and the file is longer, its last ``HEAD_BYTES``
+(from a line start) are judged the same way: a script's stdout may open with pages of warnings before
+its first metric line. A file no reader claims is "unrecognised" and reported (count and a few
+examples, at start and in ``/api/runs``); it may still become a log (an empty ``metrics.csv`` just
+created, a text log reaching its first metric line), so it is looked at again when it changes.
 
 Globs are ``fnmatch`` patterns matched against the path relative to the root (``runs/*/log.txt``) and,
 for a pattern without ``/``, against the file name (``*.log``).
@@ -77,11 +79,9 @@ def parse_rule(text: str, readers: Iterable[str]) -> Rule:
 
 @dataclass(frozen=True)
 class Choice:
-    """What a look at a file decided: the reader (None: not a log, as far as can be told), and
-    whether that is final (False: the file is still short and is looked at again when it changes)."""
+    """What a look at a file decided: the reader (None: not a log, as far as can be told now)."""
 
     reader: str | None
-    final: bool = True
 
 
 class Registry:
@@ -122,37 +122,45 @@ class Registry:
             return False  # a rotated copy (logrotate's x.log.1); event files end in a number too
         return suffix not in NOT_LOGS
 
-    def choose(self, rel: str, head: bytes) -> Choice:
-        """The reader for a file from its relative path and its first bytes (up to HEAD_BYTES)."""
+    def choose(self, rel: str, head: bytes, tail: bytes = b"") -> Choice:
+        """The reader for a file from its relative path and its first bytes (up to HEAD_BYTES), else
+        from ``tail``: its last bytes, from a line start, when it is longer."""
         for rule in self.include:
             if rule.reader is not None and rule.matches(rel):
                 return Choice(rule.reader)
         forced = any(rule.matches(rel) for rule in self.include)
-        best, sure = None, 0.0
-        for reader in self.readers.values():
-            try:
-                claim = reader.claims(rel, head)
-            except Exception:  # a reader's guess must not stop discovery; it simply does not claim
-                claim = 0.0
-            if claim > sure:
-                best, sure = reader.name, claim
-        if best is not None and (sure >= MIN_CLAIM or forced):
-            return Choice(best)
-        return Choice(None, final=len(head) >= HEAD_BYTES)
+        for sample in (head, tail) if tail else (head,):
+            best, sure = None, 0.0
+            for reader in self.readers.values():
+                try:
+                    claim = reader.claims(rel, sample)
+                except Exception:  # a reader's guess must not stop discovery; it simply does not claim
+                    claim = 0.0
+                if claim > sure:
+                    best, sure = reader.name, claim
+            if best is not None and (sure >= MIN_CLAIM or forced):
+                return Choice(best)
+        return Choice(None)
 
     def look(self, path: str, rel: str) -> Choice:
-        """Read a file's head and choose; an unreadable file is not final (tried again later)."""
+        """Read a file's head (and its tail when it is longer) and choose; an unreadable file is
+        no log for now (tried again when it changes)."""
         try:
             fd = open_regular(path)
         except OSError:
-            return Choice(None, final=False)
+            return Choice(None)
         try:
             head = os.pread(fd, HEAD_BYTES, 0)
+            tail = b""
+            size = os.fstat(fd).st_size
+            if size > HEAD_BYTES:
+                tail = os.pread(fd, HEAD_BYTES, max(HEAD_BYTES, size - HEAD_BYTES))
+                tail = tail[tail.find(b"\n") + 1 :]  # from a line start: nothing when it holds none
         except OSError:
-            return Choice(None, final=False)
+            return Choice(None)
         finally:
             os.close(fd)
-        return self.choose(rel, head)
+        return self.choose(rel, head, tail)
 
 
 class Unrecognised:
