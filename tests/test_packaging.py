@@ -19,6 +19,12 @@ def test_wheel_contents_and_a_bare_writer_import(tmp_path: Path) -> None:
                  "tailboard/sidecar/app.py", "tailboard/sidecar/cli.py", "tailboard/viewer/index.html",
                  "tailboard/viewer/app.js", "tailboard/viewer/style.css"):
         assert must in names, must
+    # every package of the source tree is in the wheel (a new one missing from pyproject's list would
+    # install a sidecar that fails at import)
+    for folder, prefix in (("writer", "tailboard"), ("sidecar", "tailboard/sidecar")):
+        for init in (ROOT / folder).rglob("__init__.py"):
+            name = f"{prefix}/{init.relative_to(ROOT / folder).as_posix()}"
+            assert name in names, f"{name} (add its package to pyproject.toml)"
     assert not any("/tests/" in n for n in names)
     meta = next(n for n in names if n.endswith("METADATA"))
     text = zipfile.ZipFile(wheel).read(meta).decode()
