@@ -355,6 +355,7 @@ def create_app(
     limits: Limits | None = None,
     heartbeat: float = 15.0,
     loop_lag: LoopLag | None = None,
+    frame_ancestors: Iterable[str] = (),
 ) -> AccessControl:
     limits = limits or Limits()
     static = _viewer_files()
@@ -376,4 +377,5 @@ def create_app(
     app = Starlette(routes=routes, exception_handlers={LookupError: _not_found, ValueError: _bad_request})
     app.state.tailboard = _State(store, hub, limits, heartbeat, loop_lag)
     public = {"/healthz", "/", *(f"/{name}" for name in static)}
-    return AccessControl(app, token=token, allowed_hosts=allowed_hosts, public_paths=public)
+    return AccessControl(app, token=token, allowed_hosts=allowed_hosts, public_paths=public,
+                         frame_ancestors=frame_ancestors)

@@ -20,6 +20,7 @@ import base64
 import binascii
 import hmac
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
@@ -44,8 +45,9 @@ WS_SUBPROTOCOL = "tailboard"
 WS_TOKEN_PREFIX = "tailboard.token."
 WS_1008_POLICY_VIOLATION = 1008
 
-#: No inline script or style, nothing from elsewhere, never framed. Log content reaches the page as
-#: DOM text only; this policy is the second wall if that ever fails.
+#: No inline script or style, nothing from elsewhere, never framed (unless the operator names who
+#: may frame it: a notebook). Log content reaches the page as DOM text only; this policy is the second
+#: wall if that ever fails.
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -58,6 +60,25 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cross-origin-resource-policy", b"same-origin"),
 )
+# a CSP source the operator may give for frame-ancestors: 'self', a scheme ("vscode-webview:"), or
+# scheme://host with an optional port or ":*" (a "*." wildcard label allowed); nothing that could end
+# the directive or add another
+_FRAME_SOURCE = re.compile(r"'self'|[a-z][a-z0-9+.-]*:|[a-z][a-z0-9+.-]*://(\*\.)?[a-z0-9.-]+(:(\d{1,5}|\*))?",
+                           re.IGNORECASE)
+
+
+def security_headers(frame_ancestors: Iterable[str] = ()) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers of every HTTP answer. ``frame_ancestors``: the origins that may show the page in a
+    frame (a notebook's); none by default. A ValueError names a source that is not one."""
+    sources = list(frame_ancestors)
+    if not sources:
+        return SECURITY_HEADERS
+    for src in sources:
+        if not _FRAME_SOURCE.fullmatch(src):
+            raise ValueError(f"not a frame-ancestors source: {src!r} (e.g. http://localhost:8888, 'self')")
+    csp = CSP.replace("frame-ancestors 'none'", "frame-ancestors " + " ".join(sources))
+    return tuple((k, csp.encode() if k == b"content-security-policy" else v)
+                 for k, v in SECURITY_HEADERS if k != b"x-frame-options")
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -96,8 +117,10 @@ class AccessControl:
         token: str | None,
         allowed_hosts: Iterable[str] | None,
         public_paths: Iterable[str] = ("/healthz",),
+        frame_ancestors: Iterable[str] = (),
     ) -> None:
         self.app = app
+        self.headers = security_headers(frame_ancestors)
         self.token = token.encode() if token else None
         self.allowed = None if allowed_hosts is None else {split_host(h) for h in allowed_hosts}
         self.public = frozenset(public_paths)
@@ -108,7 +131,7 @@ class AccessControl:
             await self.app(scope, receive, send)
             return
         if kind == "http":
-            send = _with_headers(send)
+            send = _with_headers(send, self.headers)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         host = headers.get("host", "")
         if self.allowed is not None and split_host(host) not in self.allowed:
@@ -171,12 +194,12 @@ def _same_origin(origin: str, scheme: str, host: str) -> bool:
     return expected is not None and parts.scheme == expected and parts.netloc.lower() == host.strip().lower()
 
 
-def _with_headers(send: Send) -> Send:
+def _with_headers(send: Send, headers: tuple[tuple[bytes, bytes], ...] = SECURITY_HEADERS) -> Send:
     async def wrapped(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
             message = dict(message)
             present = {k.lower() for k, _ in message.get("headers", [])}
-            extra = [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+            extra = [(k, v) for k, v in headers if k not in present]
             message["headers"] = [*message.get("headers", []), *extra]
         await send(message)
 

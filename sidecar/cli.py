@@ -14,6 +14,7 @@ import threading
 from tailboard import __version__
 
 from .gpu import MIN_INTERVAL, GpuSampler
+from .auth import security_headers
 from .readers.registry import Registry, Rule, parse_rule
 from .replay import Replayer
 from .server import Server, is_loopback
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "and re-read from their files on demand (default 200M; 0: no limit)")
         p.add_argument("--evict-idle", type=float, default=60.0, metavar="SECONDS",
                        help="past --max-points, runs nobody asked for in this long are evicted (default 60)")
+        p.add_argument("--frame-ancestors", action="append", default=[], metavar="SOURCE",
+                       help="an origin that may show the page in a frame, e.g. a notebook's "
+                            "http://localhost:8888 (repeatable; default: never framed)")
         p.add_argument("--include", action="append", default=[], metavar="GLOB[=READER]",
                        help="read files matching GLOB (relative path, or file name when it has no '/') even "
                             "if their name or content does not say they are logs; '=READER' forces the "
@@ -153,6 +157,7 @@ async def _run(args: argparse.Namespace) -> int:
         names = list(Registry().readers)
         readers = Registry(include=[parse_rule(r, names) for r in args.include],
                            exclude=[Rule(r) for r in args.exclude], text_pattern=args.text_pattern)
+        security_headers(args.frame_ancestors)  # a bad source is said here, in one line
     except ValueError as e:
         print(f"tailboard: {e}", file=sys.stderr)
         return 2
@@ -177,6 +182,7 @@ async def _run(args: argparse.Namespace) -> int:
         gpu=getattr(args, "gpu", "off"),
         gpu_interval=getattr(args, "gpu_interval", 1.0),
         nvml_module=getattr(args, "nvml_module", "pynvml"),
+        frame_ancestors=args.frame_ancestors,
     )
     if not is_loopback(args.host):
         print(f"tailboard: warning: listening on {args.host}, reachable from other hosts", file=sys.stderr)

@@ -74,6 +74,7 @@ class Server:
         gpu: str = "off",
         gpu_interval: float = 1.0,
         nvml_module: str | Any = "pynvml",
+        frame_ancestors: list[str] | None = None,
     ) -> None:
         if gpu not in ("auto", "off"):
             raise ValueError(f"gpu must be 'auto' or 'off', not {gpu!r}")
@@ -118,6 +119,7 @@ class Server:
             limits=limits,
             heartbeat=heartbeat,
             loop_lag=self.loop_lag,
+            frame_ancestors=frame_ancestors or (),
         )
         self.config = uvicorn.Config(
             self.app,

@@ -567,8 +567,6 @@ def test_notebook_start_errors_and_restart(tmp_path: Path) -> None:
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(strict=True, reason="the sidecar answers every page with frame-ancestors 'none' and "
-                                       "X-Frame-Options: DENY, so a notebook cannot frame it")
 def test_notebook_frame_shows_the_viewer_in_chromium(tmp_path: Path) -> None:
     """The IFrame, on a page of another origin as Jupyter's is, shows the viewer with its run."""
     browserkit = pytest.importorskip("browserkit")

@@ -126,6 +126,25 @@ async def test_security_headers_on_every_response(served: Any) -> None:
     assert "#token=" in server.url and "?token=" not in server.url
 
 
+async def test_frame_ancestors_let_a_named_origin_frame_the_page(tmp_path: Path) -> None:
+    """A notebook shows the page in a frame only when the operator names its origin; anything that is
+    not one CSP source (a directive smuggled in) is refused before the server starts."""
+    server = await start(tmp_path, frame_ancestors=["http://localhost:8888", "vscode-webview:"])
+    try:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+            for path in ("/", "/app.js", "/healthz"):
+                res = await http.get(path)
+                csp = res.headers["content-security-policy"]
+                assert "frame-ancestors http://localhost:8888 vscode-webview:" in csp, path
+                assert "frame-ancestors 'none'" not in csp and "x-frame-options" not in res.headers, path
+                assert "script-src 'self'" in csp, path
+    finally:
+        await server.stop()
+    for bad in ("http://x; script-src *", "*", "http://a,http://b"):
+        with pytest.raises(ValueError, match="frame-ancestors"):
+            Server(tmp_path, port=0, token=TOKEN, frame_ancestors=[bad])
+
+
 async def test_api_runs_series_and_downsampling(served: Any) -> None:
     server, _, _ = served
     h = {"Authorization": f"Bearer {TOKEN}"}

@@ -182,11 +182,19 @@ def _reason(output: str) -> str:
     return lines[-1] if lines else ""
 
 
+#: Who may show the sidecar's page in a frame: a notebook served on this machine (Jupyter, JupyterLab
+#: on any port) and VS Code's notebook view.
+FRAMED_BY = ("http://localhost:*", "http://127.0.0.1:*", "https://localhost:*", "https://127.0.0.1:*",
+             "vscode-webview:")
+
+
 def _spawn(path: str, port: int | None) -> Sidecar:
     token = secrets.token_urlsafe(24)
     scratch = tempfile.mkdtemp(prefix="tailboard-notebook-")  # 0700: the output holds the token
     command = [sys.executable, "-m", "tailboard.notebook", "serve", path, "--host", HOST,
                "--port", str(port or 0)]
+    for source in FRAMED_BY:  # the page refuses any other frame
+        command += ["--frame-ancestors", source]
     with open(os.path.join(scratch, "output"), "wb") as output:
         process = subprocess.Popen(
             command,
