@@ -707,3 +707,39 @@ async def test_text_log_whose_metrics_start_after_pages_of_other_lines(tmp_path:
             f.write(f"step=10 loss={loss(10)!r}\n")
             f.flush()
             assert (await s.wait_points("job", "loss", 11))[-1] == point(10, loss(10))
+
+
+async def test_a_writer_resumed_with_purge_step_shows_what_tensorboard_shows(tmp_path: Path) -> None:
+    """SummaryWriter(purge_step=S) after a restart writes a new file opening with SessionLog.START:
+    the run's earlier points from step S on are orphaned, as TensorBoard purges them."""
+    from tensorboard.backend.event_processing import event_accumulator as ea
+    from torch.utils.tensorboard import SummaryWriter
+
+    async with serving(tmp_path) as s:
+        w = SummaryWriter(str(tmp_path / "exp"), flush_secs=3600)
+        for step in range(10):
+            w.add_scalar("loss", loss(step), step, walltime=WALL + step)
+        w.close()
+        await s.wait_points("exp", "loss", 10)
+        async with s.ws() as ws:
+            sub = Subscriber(ws, "exp")
+            await sub.subscribe()
+            await sub.until(lambda c: c.count() == 10)
+            w = SummaryWriter(str(tmp_path / "exp"), flush_secs=3600, purge_step=6)  # resumed at step 6
+            for step in range(6, 12):
+                w.add_scalar("loss", acc(step), step, walltime=WALL + 100 + step)
+            w.close()
+            want = given(range(6), loss) + [point(step, f32(acc(step))) for step in range(6, 12)]
+            await sub.until(lambda c: c.series.get("loss") == want)
+            assert sub.resets == ["attempt"]
+        assert await s.points("exp", "loss") == want
+        assert (await s.runs())["exp"]["attempts"] == 2
+        tb = ea.EventAccumulator(str(tmp_path / "exp"))
+        tb.Reload()
+        assert [point(e.step, e.value) for e in tb.Scalars("loss")] == want
+        # a run whose first file was written so restarts nothing: it has one attempt
+        w = SummaryWriter(str(tmp_path / "fresh"), flush_secs=3600, purge_step=0)
+        w.add_scalar("loss", 0.5, 0, walltime=WALL)
+        w.close()
+        assert await s.wait_points("fresh", "loss", 1) == [point(0, 0.5)]
+        assert (await s.runs())["fresh"]["attempts"] == 1

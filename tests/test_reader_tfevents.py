@@ -472,6 +472,19 @@ def test_restart_in_a_file_starts_a_segment_that_tensorboard_purges_into(tmp_pat
         assert [list(x) for x in zip(*shown)] == list(tb)
 
 
+def test_a_resumed_writer_s_file_opens_with_an_empty_segment(tmp_path: Path) -> None:
+    """purge_step writes SessionLog.START at the head of the new file: a segment starts there (the
+    store makes it a new attempt when the run holds points from its other files), once."""
+    w = SummaryWriter(str(tmp_path), purge_step=6)
+    for step in range(6, 9):
+        w.add_scalar("loss", float(step), step, walltime=50.0 + step)
+    w.close()
+    data = event_file(tmp_path).read_bytes()
+    for res in (whole(data), follow(data, [1]), follow(data, [40, 7])):
+        assert len(res.segments) == 2 and res.segments[0] == {}
+        assert res.scalars("loss") == ([6.0, 7.0, 8.0], [6.0, 7.0, 8.0], [56.0, 57.0, 58.0])
+
+
 def test_unsupported_and_malformed_events_are_counted(tmp_path: Path) -> None:
     events = [
         event_pb2.Event(wall_time=2.0, graph_def=b"\x0a\x00"),

@@ -9,9 +9,12 @@ the next valid header, skipping the bytes in between.
 **Events.** ``Event.wall_time`` and ``step``; the first record's ``file_version``
 ("brain.Event:2"); ``SessionLog.START`` (a restart, written by ``SummaryWriter(purge_step=...)``):
 after records it starts a new segment, a new attempt to the store, whose display keeps each
-attempt up to the next one's first step, as TensorBoard purges the orphaned steps. Steps going
-back without it are kept as they are (TensorBoard too keeps them for file version 2). Summary
-values become:
+attempt up to the next one's first step, as TensorBoard purges the orphaned steps. A
+``SessionLog.START`` before any record of its file (what ``purge_step`` writes at the head of the
+new file of a resumed writer) starts a segment too, empty before it: the store starts a new attempt
+when the run already holds points (from the run's other files), and none otherwise. Steps going back
+without it are kept as they are (TensorBoard too keeps them for file version 2). Summary values
+become:
 
 - ``simple_value`` (``add_scalar`` of torch and tensorboardX, TF1): a scalar point under its tag;
 - a tensor whose plugin is "scalars" (TF2, ``new_style=True``): a scalar point, from a float,
@@ -36,8 +39,6 @@ values become:
 
 An event without a wall time (proto3 cannot tell 0.0 from none) or with a non-finite one takes
 ``now``. Tags are metric names unchanged; steps and times are float64 arrays; every point is kept.
-A ``SessionLog.START`` before any record of its file (what ``purge_step`` writes at the head of a
-new file) starts nothing here: purging across the files of a run is the store's to decide.
 
 **Speed.** The records of a chunk are framed in bulk (``tfrecord``); those of the ``add_scalar``
 layout, and tensor scalars of tags known to be "scalars", are read in bulk (``tfscalars``); every
@@ -75,6 +76,7 @@ class TfEventsState:
     """What one chunk of an event file leaves for the next (small and picklable)."""
 
     started: bool = False  # the current attempt holds points, histograms or texts
+    head: bool = True  # nothing of the file read yet but its version (no record, no restart)
     last_step: float | None = None
     in_gap: bool = False  # the last chunk ended inside a corrupt stretch (counted already)
     file_version: str | None = None
@@ -171,20 +173,22 @@ class TfEventsReader:
         _assemble(parsed, state, bulk, events)
         in_gap = bool(frames.gaps) and frames.gaps[-1][1] == arr.shape[0]
         new_state = replace(state, started=parsed.started, last_step=parsed.last_step, in_gap=in_gap,
+                            head=state.head and not events.restarts and not parsed.records,
                             file_version=events.file_version or state.file_version, plugins=events.plugins)
         return parsed, new_state
 
 
 def _attempts(state: TfEventsState, kept: np.ndarray, restarts: list[int]) -> tuple[list[int], bool]:
-    """The restarts that start a new segment (those after records of the current attempt), and
-    whether the last attempt holds records. ``kept``: the sorted indices of records that gave
-    points, histograms or texts."""
+    """The restarts that start a new segment (those after records of the current attempt, and one
+    at the head of the file), and whether the last attempt holds records. ``kept``: the sorted
+    indices of records that gave points, histograms or texts."""
     bounds: list[int] = []
-    started, since = state.started, -1
+    started, since, head = state.started, -1, state.head
     for r in restarts:
-        if started or np.searchsorted(kept, r) > np.searchsorted(kept, since, side="right"):
+        if started or head or np.searchsorted(kept, r) > np.searchsorted(kept, since, side="right"):
             bounds.append(r)
             started, since = False, r
+        head = False
     if bounds:
         return bounds, bool(kept.shape[0] and kept[-1] > bounds[-1])
     return bounds, state.started or bool(kept.shape[0])

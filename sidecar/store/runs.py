@@ -232,7 +232,8 @@ class Run:
         new_attempt = False
         delta: dict[str, Series] = {}
         for i, seg in enumerate(parsed.segments):
-            if i > 0:
+            if i > 0 and self.attempts[-1].first_step is not None:
+                # a restart (a segment boundary) after points of the run; before any, nothing restarts
                 self.attempts.append(Attempt())
                 self.effective_cache.clear()
                 new_attempt = True
