@@ -1,10 +1,16 @@
 """The viewer in headless Chromium against the real sidecar.
 
-    .venv/bin/python bench/viewer.py [--points 10000000] [--skip-big]
+    .venv/bin/python bench/viewer.py [--points 10000000] [--skip-big] [--viewer-dir DIR]
+
+--viewer-dir serves the page's files from DIR instead of the package (same server, same headers), to
+measure another version of the viewer on the same machine at the same time, e.g. the last commit's:
+`git archive HEAD viewer | tar -x -C /tmp/old` then `--viewer-dir /tmp/old/viewer`.
 
 1. Navigation to the first painted chart for a run holding --points points in one metric.
 2. Drawing cost of a dashboard of 16 charts x 8 runs x 2,000 points while the 8 runs keep appending
-   (100 records/s each): the time spent in chart draws per animation frame, and the frame interval.
+   (100 records/s each): the time spent in chart draws per animation frame, and the frame interval;
+   then the same with a data table pinned on every chart and the pointer moving over one of them
+   (its hover table rebuilt as the step under it changes).
 3. Page memory after a long stream of appends (a series holds at most 100k points, M4-decimated beyond).
 4. 1,000 runs (in 50 folders), every one of them appending once a second: navigation to the full run
    list, a filter keystroke to the updated list, and the page's longest frames meanwhile.
@@ -22,6 +28,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
 import tailboard
 from loopback import free_port
@@ -73,7 +81,24 @@ def first_paint(browser: object, points: int) -> None:
           f"({', '.join(f'{x * 1000:.0f}' for x in times)} ms); goal <= 1000 ms")
 
 
-def dashboard(browser: object, seconds: float) -> None:
+def serve_viewer_from(page: Any, folder: Path | None) -> None:
+    """The page's scripts and style sheet answered from `folder`, with the server's headers. The
+    document itself is the server's: Chromium refuses a WebSocket to a loopback address from a page
+    whose document was answered by the browser's own route (the page would fall back to polling)."""
+    if folder is None:
+        return
+
+    def swap(route: Any) -> None:
+        name = urlparse(route.request.url).path.lstrip("/")
+        if "/" in name or not name.endswith((".js", ".css")) or not (folder / name).is_file():
+            route.continue_()
+            return
+        route.fulfill(response=route.fetch(), body=(folder / name).read_bytes())
+
+    page.route("**/*", swap)
+
+
+def dashboard(browser: object, seconds: float, *, viewer_dir: Path | None = None, tables: bool = False) -> None:
     root = Path(tempfile.mkdtemp(prefix="tailboard-viewer-dash-"))
     runs = []
     for r in range(8):
@@ -93,9 +118,16 @@ def dashboard(browser: object, seconds: float) -> None:
             time.sleep(0.01)
 
     page = browser.new_page(viewport={"width": 1600, "height": 1200})  # type: ignore[attr-defined]
+    serve_viewer_from(page, viewer_dir)
     page.goto(handle.url)
     page.wait_for_function("() => window.tailboard.charts.size === 16 && "
                            "[...window.tailboard.charts.values()].every(c => c.series.length === 8)", timeout=30000)
+    box = None
+    if tables:
+        # a table pinned on every chart at step 1,000; the pointer then sweeps the first chart
+        page.wait_for_function("() => [...window.tailboard.charts.values()].every((c) => !c.visible || c.sx)")
+        page.evaluate("() => { for (const c of window.tailboard.charts.values()) c.setPin(1000); }")
+        box = page.eval_on_selector(".chart canvas", "c => { const r = c.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; }")
     page.evaluate("""() => {
         window.__frames = []; window.__draw = 0;
         for (const c of window.tailboard.charts.values()) {
@@ -109,9 +141,19 @@ def dashboard(browser: object, seconds: float) -> None:
     }""")
     writer = threading.Thread(target=append, daemon=True)
     writer.start()
-    time.sleep(seconds)
+    end = time.monotonic() + seconds
+    k = 0
+    while time.monotonic() < end:
+        if box is None:
+            time.sleep(end - time.monotonic())
+            break
+        x, y, w, h = box
+        page.mouse.move(x + 60 + (k * 7) % (w - 80), y + h / 2)  # 7 px a move: a new step most moves
+        k += 1
+        time.sleep(0.02)
     stop.set()
     writer.join()
+    tables_open = page.evaluate("() => document.querySelectorAll('.pinned-table:not([hidden]), .tooltip:not([hidden])').length")
     frames = page.evaluate("() => window.__frames")
     heap = page.evaluate("() => performance.memory ? performance.memory.usedJSHeapSize : null")
     page.close()
@@ -121,7 +163,8 @@ def dashboard(browser: object, seconds: float) -> None:
     draws = sorted(f[1] for f in frames if f[1] > 0)
     gaps = sorted(f[0] for f in frames[1:])
     if draws:
-        print(f"16 charts x 8 runs x 2,000+ points, live: {len(draws)} frames with draws in {seconds:.0f} s; "
+        what = f", {tables_open} data tables open and the pointer moving" if tables else ""
+        print(f"16 charts x 8 runs x 2,000+ points, live{what}: {len(draws)} frames with draws in {seconds:.0f} s; "
               f"draw time per frame p50 {draws[len(draws) // 2]:.1f} ms, p99 {draws[int(len(draws) * 0.99)]:.1f} ms "
               f"(goal <= 16 ms); frame interval p50 {gaps[len(gaps) // 2]:.1f} ms")
     if heap:
@@ -275,6 +318,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=1000, help="runs for the run-list measurement (0: skip it)")
     ap.add_argument("--replay-steps", type=int, default=500_000, help="steps per run of the replay (0: skip it)")
     ap.add_argument("--replay-speed", type=float, default=1000.0)
+    ap.add_argument("--viewer-dir", type=Path, default=None, help="serve the page's files from this folder")
+    ap.add_argument("--skip-tables", action="store_true", help="no dashboard run with data tables open")
     args = ap.parse_args()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
@@ -282,7 +327,9 @@ def main() -> None:
         try:
             if not args.skip_big:
                 first_paint(browser, args.points)
-            dashboard(browser, args.seconds)
+            dashboard(browser, args.seconds, viewer_dir=args.viewer_dir)
+            if not args.skip_tables:
+                dashboard(browser, args.seconds, viewer_dir=args.viewer_dir, tables=True)
             if args.runs:
                 many_runs(browser, args.runs, args.seconds)
             if args.replay_steps:

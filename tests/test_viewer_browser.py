@@ -101,10 +101,12 @@ def test_dashboard_lists_runs_paints_charts_and_updates_live(browser: Any, site:
     page.goto(handle.url)
     # the token left the address bar (the page keeps it in localStorage and sends it in a header)
     wait_for(page, "() => !location.href.includes('token')")
-    # the tree lists nested runs
+    # the tree lists nested runs; a folder holding one run is one row with it
     wait_for(page, "() => document.querySelectorAll('.run-row[data-run]').length === 2")
     folders = page.eval_on_selector_all(".run-row.folder", "els => els.map(e => e.textContent.trim())")
-    assert any("sweep" in f for f in folders) and any("lr_0.5" in f for f in folders)
+    assert folders == ["▾ sweep"], folders
+    names = page.eval_on_selector_all(".run-row[data-run] .name", "els => els.map(e => e.textContent)")
+    assert names == ["lr_0.5/seed0", "lr_2/seed0"]
     # charts are painted: pixels, not only DOM
     wait_for(page, "() => window.tailboard.charts.has('train/loss') && window.tailboard.charts.has('eval/acc')")
     wait_for(page, "() => { const c = window.tailboard.charts.get('train/loss'); return c.series.length === 2 && c.draws > 0; }")
@@ -996,3 +998,310 @@ def test_a_histogram_with_unequal_bins_is_drawn_at_its_bins_bounds(browser: Any,
     finally:
         page.close()
         handle.stop()
+
+
+# ---- comparing runs: reading values, run names, layout -------------------------------------------
+
+READOUT = """(sel) => { const t = document.querySelector(sel); if (!t || t.hidden || !t.offsetParent) return null;
+    const cell = (tr, c) => { const td = tr.querySelector('td.' + c); return td ? td.innerText.trim() : null; };
+    return { head: t.querySelector('.tt-x').innerText.trim(), day: t.querySelector('.tt-day').innerText.trim(),
+             rows: [...t.querySelectorAll('tbody tr')].map((tr) => ({ run: tr.dataset.run,
+                 label: tr.querySelector('td.run .lbl').innerText, full: (tr.querySelector('td.run .full') || {}).innerText,
+                 smoothed: cell(tr, 'smoothed'), value: cell(tr, 'value'), step: cell(tr, 'step'),
+                 relative: cell(tr, 'relative'), wall: cell(tr, 'wall') })) }; }"""
+
+LEGEND = """(m) => [...document.querySelectorAll(`[data-metric='${m}'] .legend .lg-item`)].map((e) =>
+    ({ run: e.dataset.run, text: e.innerText.trim(), title: e.title }))"""
+
+
+def readout(page: Any, selector: str) -> dict[str, Any] | None:
+    """What a data table shows: its heading, its day and, per run, the text of each of its cells."""
+    return page.evaluate(READOUT, selector)  # type: ignore[no-any-return]
+
+
+def screen_point(page: Any, metric: str, x: float, y: float | None = None) -> tuple[float, float]:
+    """Where on the page (CSS pixels) x (and y, else the middle of the plot) of a chart is."""
+    return tuple(page.evaluate("""([m, x, y]) => { const c = window.tailboard.charts.get(m);
+        const r = c.canvas.getBoundingClientRect();
+        return [r.x + c.sx.px(x), r.y + (y == null ? (c.sy.p0 + c.sy.p1) / 2 : c.sy.px(y))]; }""", [metric, x, y]))
+
+
+def elapsed_text(s: float) -> str:
+    """A duration as the data table writes it: "340 ms", "4.25 s", "12.5 s", "3 min 05 s", "2 h 07 min"."""
+    if s < 0.9995:
+        return f"{round(s * 1000)} ms"
+    if s < 60:
+        return f"{s:.2f} s" if s < 10 else f"{s:.1f} s"
+    if s < 3600:
+        return f"{int(s // 60)} min {int(s % 60):02d} s"
+    return f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
+
+
+def test_the_legend_and_the_data_table_read_every_run_at_a_whole_step(browser: Any, site: Any) -> None:
+    """Each chart names its runs (label, full name on hover); hovering between two steps shows, per
+    run, the smoothed and raw value at the nearest real step, its relative and wall time; a click pins
+    that table under the chart until it is closed."""
+    handle, root, _ = site
+    context = browser.new_context(timezone_id="UTC", viewport={"width": 1200, "height": 800})
+    page = open_loaded(browser, handle.url, context=context)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        # the legend: the config key that tells the runs apart, the full name on hover
+        wait_for(page, "() => document.querySelectorAll(\"[data-metric='train/loss'] .legend .lg-item\").length === 2")
+        wait_for(page, f"() => ({LEGEND})('train/loss')[0].text === 'lr=0.5'")
+        assert page.evaluate(LEGEND, "train/loss") == [
+            {"run": RUNS[0], "text": "lr=0.5", "title": RUNS[0]}, {"run": RUNS[1], "text": "lr=2", "title": RUNS[1]}]
+
+        # hover between steps 123 and 124, nearer 123
+        page.mouse.move(*screen_point(page, "train/loss", 123.3))
+        wait_for(page, "() => !document.querySelector(\"[data-metric='train/loss'] .tooltip\").hidden")
+        shown = readout(page, "[data-metric='train/loss'] .tooltip")
+        assert shown is not None and shown["head"] == "step 123", shown
+        assert sorted(r["run"] for r in shown["rows"]) == sorted(RUNS)
+        for row in shown["rows"]:
+            run = row["run"]
+            step, value, t = logged_scalars(root, run, "train/loss")[123]
+            assert row["label"] == f"lr={LR[run]:g}" and row["full"] == run
+            assert step == 123 and row["step"] == "123"
+            assert float(row["value"]) == pytest.approx(value, rel=1e-5)
+            assert float(row["smoothed"]) == pytest.approx(ema(site_values("train/loss", run), SMOOTHING)[123], rel=1e-5)
+            assert row["relative"] == elapsed_text(t - run_start(root, run)), (row, t - run_start(root, run))
+            # the time of day in the row, the day once above the rows (all of them on one day here)
+            assert row["wall"] == datetime.fromtimestamp(t, timezone.utc).strftime("%H:%M:%S")
+            assert shown["day"] == datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d")
+        # rows by smoothed value, highest first (the line on top is the row on top)
+        assert [float(r["smoothed"]) for r in shown["rows"]] == sorted((float(r["smoothed"]) for r in shown["rows"]), reverse=True)
+
+        # a click pins the table at the nearest step; it stays when the pointer leaves
+        page.mouse.click(*screen_point(page, "train/loss", 200.4))
+        wait_for(page, "() => { const t = document.querySelector(\"[data-metric='train/loss'] .pinned-table\"); return t && !t.hidden; }")
+        page.mouse.move(5, 5)
+        wait_for(page, "() => document.querySelector(\"[data-metric='train/loss'] .tooltip\").hidden")
+        pinned = readout(page, "[data-metric='train/loss'] .pinned-table")
+        assert pinned is not None and pinned["head"] == "step 200", pinned
+        for row in pinned["rows"]:
+            assert row["step"] == "200"
+            assert float(row["value"]) == pytest.approx(loss(LR[row["run"]], 200), rel=1e-5)
+        page.click("[data-metric='train/loss'] .pinned-table button.unpin")
+        wait_for(page, "() => document.querySelector(\"[data-metric='train/loss'] .pinned-table\").hidden")
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_series_of_one_point_and_isolated_points_are_drawn_as_markers(browser: Any, tmp_path: Path) -> None:
+    """What add_hparams writes (one point per run) and points between gaps (NaN on both sides) are
+    drawn as dots in the run's colour, at their place."""
+    sparse = {10: 0.25, 30: 0.75}
+    for name, accuracy in (("hp/a", 0.9), ("hp/b", 0.6)):
+        w = tailboard.SummaryWriter(tmp_path / name)
+        for i in range(50):
+            w.add_scalar("train/loss", 1 / (i + 1), i)
+            w.add_scalar("train/sparse", sparse.get(i, math.nan) if name == "hp/a" else 0.5, i)
+        w.add_hparams({"lr": 0.1 if name == "hp/a" else 0.01}, {"hparam/accuracy": accuracy})
+        w.close()
+    handle = serve_in_thread(tmp_path, token="tok", follower_options={"poll_interval": 0.05})
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(page_url(handle, "smooth=0"))
+        wait_for(page, """() => { const c = window.tailboard.charts.get('hparam/accuracy'), s = window.tailboard.charts.get('train/sparse');
+            return c && c.series.length === 2 && c.draws > 0 && s && s.series.length === 2 && s.draws > 0; }""")
+        step = logged_scalars(tmp_path, "hp/a", "hparam/accuracy")[0][0]
+        settle(page, "hparam/accuracy")
+        for run, accuracy in (("hp/a", 0.9), ("hp/b", 0.6)):
+            colour = line_colour(page, "hparam/accuracy", run)
+            assert probe(page, "hparam/accuracy", step, accuracy).shows(colour), run
+        assert_blank(page, "hparam/accuracy", ["hp/a", "hp/b"], step, 0.75)
+        settle(page, "train/sparse")
+        colour = line_colour(page, "train/sparse", "hp/a")
+        for s, v in sparse.items():
+            assert probe(page, "train/sparse", s, v).shows(colour), (s, v)
+        assert probe(page, "train/sparse", 20, 0.25, radius=4).lacks(colour)
+        assert not errors, errors
+    finally:
+        page.close()
+        handle.stop()
+
+
+def test_a_visible_control_resets_the_zoom(browser: Any, site: Any) -> None:
+    handle, _, _ = site
+    page = open_loaded(browser, handle.url)
+    try:
+        assert page.is_hidden("#reset-zoom")
+        x0, y = screen_point(page, "train/loss", 50)
+        x1, _ = screen_point(page, "train/loss", 120)
+        page.mouse.move(x0, y)
+        page.mouse.down()
+        page.mouse.move(x1, y, steps=5)
+        page.mouse.up()
+        wait_for(page, "() => window.tailboard.view.zoom !== null")
+        assert page.is_visible("#reset-zoom")
+        page.click("#reset-zoom")
+        wait_for(page, "() => window.tailboard.view.zoom === null")
+        wait_for(page, "() => { const c = window.tailboard.charts.get('train/loss'); return c.sx.lo === 0 && c.sx.hi === 299; }")
+        assert page.is_hidden("#reset-zoom")
+        wait_for(page, "() => !location.search.includes('zoom=')")
+    finally:
+        page.close()
+
+
+TRIO = ("opt/adam", "opt/lion", "opt/sgd")  # dropping adam from these three once moved the other two's hues
+
+
+@pytest.fixture
+def trio(tmp_path: Path) -> Iterator[ServerHandle]:
+    """Three runs of four metrics in two groups (train: acc, loss, lr; eval: acc)."""
+    for k, run_id in enumerate(TRIO):
+        with tailboard.init(tmp_path / run_id, config={"optimizer": run_id.split("/")[1], "lr": 0.1}) as run:
+            for i in range(60):
+                run.log({"train/acc": 1 - 1 / (i + k + 1), "train/loss": 1 / (i + k + 1), "train/lr": 0.1 / (1 + i),
+                         "eval/acc": 0.5 + k / 10}, step=i)
+    handle = serve_in_thread(tmp_path, token="tok", follower_options={"poll_interval": 0.05})
+    yield handle
+    handle.stop()
+
+
+CARDS = "() => [...document.querySelectorAll('#sections .chart')].map((c) => c.dataset.metric)"
+COLOUR_OF = "(r) => window.tailboard.charts.get('train/loss').series.find((s) => s.id === r).color"
+
+
+def open_trio(browser: Any, handle: ServerHandle, query: str = "", viewport: tuple[int, int] = (1200, 800),
+              context: Any = None) -> Any:
+    page = (context or browser).new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    page.goto(page_url(handle, query))
+    wait_for(page, "() => window.tailboard && window.tailboard.charts.size === 4 && "
+                   "[...window.tailboard.charts.values()].every((c) => c.series.length === 3 && c.draws > 0)")
+    return page
+
+
+def test_charts_keep_their_order_and_runs_their_colours(browser: Any, trio: ServerHandle) -> None:
+    page = open_trio(browser, trio)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        order = page.evaluate(CARDS)
+        assert order == ["eval/acc", "train/acc", "train/loss", "train/lr"]
+        page.fill("#metric-filter", "loss")
+        wait_for(page, "() => window.tailboard.charts.size === 1")
+        page.fill("#metric-filter", "")
+        wait_for(page, "() => window.tailboard.charts.size === 4")
+        assert page.evaluate(CARDS) == order
+
+        colours = {r: page.evaluate(COLOUR_OF, r) for r in TRIO}
+        assert len(set(colours.values())) == 3
+        page.click(f".run-row[data-run='{TRIO[0]}']")  # deselect adam
+        wait_for(page, "() => window.tailboard.charts.get('train/loss').series.length === 2")
+        assert {r: page.evaluate(COLOUR_OF, r) for r in TRIO[1:]} == {r: colours[r] for r in TRIO[1:]}
+        page.click(f".run-row[data-run='{TRIO[0]}']")  # and back: it takes its colour again
+        wait_for(page, "() => window.tailboard.charts.get('train/loss').series.length === 3")
+        assert {r: page.evaluate(COLOUR_OF, r) for r in TRIO} == colours
+        assert not errors, errors
+    finally:
+        page.close()
+
+
+def test_run_labels_say_what_differs_and_the_sidebar_widens(browser: Any, site: Any, tmp_path: Path) -> None:
+    handle, root, _ = site
+    long_id = "sweep/a_run_with_a_rather_long_descriptive_name_lr_0.5"
+    with tailboard.init(root / long_id, config={"lr": 0.5}) as run:
+        run.log({"train/loss": 1.0}, step=0)
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(page_url(handle, f"runs={RUNS[0]},{RUNS[1]}"))
+        wait_for(page, f"() => ({LEGEND})('train/loss').length === 2 && ({LEGEND})('train/loss')[0].text === 'lr=0.5'")
+        # by path: the parts of the names that differ
+        page.select_option("#labels", "path")
+        wait_for(page, f"() => ({LEGEND})('train/loss')[0].text === 'lr_0.5'")
+        assert [e["text"] for e in page.evaluate(LEGEND, "train/loss")] == ["lr_0.5", "lr_2"]
+        wait_for(page, "() => new URLSearchParams(location.search).get('labels') === 'path'")
+        page.select_option("#labels", "full")
+        wait_for(page, f"() => ({LEGEND})('train/loss')[0].text === {RUNS[0]!r}")
+        page.select_option("#labels", "auto")
+        wait_for(page, f"() => ({LEGEND})('train/loss')[0].text === 'lr=0.5'")
+
+        # the run list: a folder holding one run is one row, named in full, not cut
+        wait_for(page, f"() => !!document.querySelector(`.run-row[data-run='{long_id}']`)")
+        name = f".run-row[data-run='{RUNS[0]}'] .name"
+        assert page.eval_on_selector(name, "e => e.textContent") == "lr_0.5/seed0"
+        assert page.eval_on_selector(name, "e => e.scrollWidth <= e.clientWidth")
+        long_name = f".run-row[data-run='{long_id}'] .name"
+        assert page.eval_on_selector(long_name, "e => e.scrollWidth > e.clientWidth")  # cut at the start width
+        # drag the sidebar's edge: the long name is whole, and the width stays for the next visit
+        width = page.eval_on_selector(".side", "e => e.getBoundingClientRect().width")
+        box = page.eval_on_selector(".side-resizer", "e => { const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }")
+        page.mouse.move(*box)
+        page.mouse.down()
+        page.mouse.move(box[0] + 250, box[1], steps=5)
+        page.mouse.up()
+        assert page.eval_on_selector(".side", "e => e.getBoundingClientRect().width") == pytest.approx(width + 250, abs=2)
+        wait_for(page, f"() => {{ const e = document.querySelector(`{long_name}`); return e.scrollWidth <= e.clientWidth; }}")
+        page.reload()
+        wait_for(page, "() => window.tailboard && window.tailboard.charts.has('train/loss')")
+        assert page.eval_on_selector(".side", "e => e.getBoundingClientRect().width") == pytest.approx(width + 250, abs=2)
+        assert not errors, errors
+    finally:
+        page.close()
+
+
+GRID_COLUMNS = "() => getComputedStyle(document.querySelector('#sections .grid')).gridTemplateColumns.split(' ').length"
+
+
+def test_the_grid_fits_one_to_four_columns_to_the_width(browser: Any, trio: ServerHandle) -> None:
+    page = open_trio(browser, trio)
+    try:
+        for width, columns in ((700, 1), (1200, 2), (1800, 3), (2600, 4), (3400, 4)):
+            page.set_viewport_size({"width": width, "height": 800})
+            wait_for(page, f"() => ({GRID_COLUMNS})() === {columns}")
+        page.select_option("#cols", "2")
+        wait_for(page, f"() => ({GRID_COLUMNS})() === 2")
+        wait_for(page, "() => new URLSearchParams(location.search).get('cols') === '2'")
+    finally:
+        page.close()
+
+
+def test_pinned_enlarged_and_collapsed_charts_are_kept_in_the_url(browser: Any, trio: ServerHandle) -> None:
+    page = open_trio(browser, trio, viewport=(1600, 900))
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.click("[data-metric='train/lr'] button.pin")
+        wait_for(page, f"() => ({CARDS})()[0] === 'train/lr'")
+        assert page.evaluate(CARDS) == ["train/lr", "eval/acc", "train/acc", "train/loss"]
+        assert page.eval_on_selector("#sections > :first-child", "e => e.id") == "section-pinned"
+        page.click("[data-metric='train/loss'] button.big")
+        wait_for(page, "() => document.querySelector(\"[data-metric='train/loss']\").classList.contains('big')")
+        big = """() => { const c = document.querySelector("[data-metric='train/loss']"), g = c.parentElement;
+            const cv = c.querySelector('canvas');
+            return c.getBoundingClientRect().width === g.getBoundingClientRect().width && cv.clientHeight > 400; }"""
+        wait_for(page, big)
+        page.click("#section-eval > summary")
+        wait_for(page, "() => !document.getElementById('section-eval').open")
+        wait_for(page, """() => { const q = new URLSearchParams(location.search);
+            return q.getAll('pin').join() === 'train/lr' && q.get('big') === 'train/loss' && q.getAll('fold').join() === 'eval'; }""")
+        url = page.evaluate("() => location.href")
+        assert "token" not in url
+
+        # the copied link, opened elsewhere, shows the same layout
+        other = browser.new_context(viewport={"width": 1600, "height": 900})
+        copy = other.new_page()
+        copy.goto(f"{url}#token={trio.token}")
+        wait_for(copy, "() => window.tailboard && window.tailboard.charts.size === 4")
+        wait_for(copy, f"() => ({CARDS})()[0] === 'train/lr'")
+        assert copy.evaluate(CARDS) == ["train/lr", "eval/acc", "train/acc", "train/loss"]
+        wait_for(copy, big)
+        assert not copy.evaluate("() => document.getElementById('section-eval').open")
+        assert "token" not in copy.evaluate("() => location.href")
+        # unpin and shrink: back to the plain grid
+        copy.click("[data-metric='train/lr'] button.pin")
+        copy.click("[data-metric='train/loss'] button.big")
+        wait_for(copy, f"() => ({CARDS})()[0] === 'eval/acc'")
+        wait_for(copy, """() => { const q = new URLSearchParams(location.search); return !q.has('pin') && !q.has('big'); }""")
+        other.close()
+        assert not errors, errors
+    finally:
+        page.close()

@@ -1,5 +1,6 @@
 // The dashboard's composition root: the data the page holds, and the wiring of the connection, the
-// run list, the chart grid, the controls, time travel, zoom detail, the tabs and the login.
+// run list and its width, the run labels, the chart grid, the controls, time travel, zoom detail,
+// the tabs and the login.
 // Each of those is its own module; what is here is what joins them.
 
 import { Connection } from "./connection.js";
@@ -8,7 +9,10 @@ import { lowerBound } from "./decimate.js";
 import { RunList } from "./runs.js";
 import { ChartGrid } from "./layout.js";
 import { exportButtons } from "./exports.js";
-import { bindControls, saveView, applyTheme, isDark, metricFilter } from "./controls.js";
+import { bindControls, saveView, applyTheme, isDark, metricFilter, showZoom } from "./controls.js";
+import { runLabels } from "./names.js";
+import { RunConfigs } from "./configs.js";
+import { resizableSidebar } from "./sidebar.js";
 import { TimeTravel } from "./timetravel.js";
 import { ZoomDetail } from "./detail.js";
 import { showTab, bindTabs } from "./tabs.js";
@@ -55,8 +59,31 @@ const grid = new ChartGrid($("sections"), {
   toolbar: (metric, chart) => exportButtons(metric, chart, () =>
     toCSV(metric, view.runs.map((r) => [r, state.runs.get(r)?.series.get(metric)]).filter(([, b]) => b))),
   onOpen: () => redraw(),
+  onLayout: changeLayout,
 });
 state.charts = grid.charts;
+
+const configs = new RunConfigs({ onChange: () => { labels.key = ""; redraw(); } });
+/** Labels of the selected runs (names.js), made again when the selection, the mode or a config changes. */
+const labels = { key: "", map: new Map() };
+function labelOf(run) {
+  const key = `${view.labels}\u0000${view.runs.join("\u0000")}`;
+  if (key !== labels.key) { labels.key = key; labels.map = runLabels(view.runs, configs.configs, view.labels); }
+  return labels.map.get(run) ?? run;
+}
+
+/** A card asks for a pin, an enlargement (both toggles) or a section folded or opened. */
+function changeLayout({ pin, big, fold, open }) {
+  const toggle = (list, x) => (list.includes(x) ? list.filter((m) => m !== x) : [...list, x]);
+  if (pin != null) view.pins = toggle(view.pins, pin);
+  else if (big != null) view.big = view.big === big ? "" : big;
+  else if (fold != null) {
+    if (open === !view.fold.includes(fold)) return; // the view says so already (the page set it)
+    view.fold = toggle(view.fold, fold);
+  }
+  saveView(view);
+  redraw();
+}
 
 const timeTravel = new TimeTravel({
   slider: $("replay"), play: $("play"), out: $("replay-out"),
@@ -87,6 +114,8 @@ function setSelection(ids) {
   const before = new Set(view.runs);
   view.runs = ids.filter((id) => state.infos.has(id) || !state.infos.size).sort();
   setColorSelection(view.runs);
+  configs.keep(view.runs);
+  configs.want(view.runs, state.infos);
   const now = new Set(view.runs);
   conn.unsubscribe([...before].filter((r) => !now.has(r)));
   conn.subscribe(view.runs.filter((r) => !before.has(r) || !state.runs.get(r)?.loaded));
@@ -117,6 +146,7 @@ function handle(msg) {
       } else if (!conn.runs.size && view.runs.length) {
         setSelection(view.runs);
       }
+      configs.want(view.runs, state.infos);
       showEmpty();
       state.dirty = true;
       break;
@@ -166,7 +196,7 @@ function seriesFor(run, metric) {
     version = `${version}@${state.until}`;
   }
   const dark = isDark();
-  return { steps: v.steps, values: v.values, times: v.times, id: run, color: runColor(run, dark),
+  return { steps: v.steps, values: v.values, times: v.times, id: run, color: runColor(run, dark), label: labelOf(run),
     version: `${version}|${dark}`, t0: state.infos.get(run)?.started };
 }
 
@@ -177,14 +207,19 @@ function sync() {
   const names = new Set();
   for (const r of view.runs) for (const m of state.runs.get(r)?.series.keys() || []) if (!filter || filter.test(m)) names.add(m);
   $("empty").hidden = names.size > 0;
+  const cols = view.cols ? String(view.cols) : "";
+  if ($("sections").dataset.cols !== cols) $("sections").dataset.cols = cols;
+  showZoom(view);
   const chartView = { xaxis: view.xaxis, logy: view.logy, outliers: view.outliers, smoothing: view.smoothing, zoom: view.zoom };
-  grid.sync(names, chartView, (metric) => view.runs.map((r) => seriesFor(r, metric)).filter(Boolean));
+  grid.sync(names, chartView, (metric) => view.runs.map((r) => seriesFor(r, metric)).filter(Boolean),
+    { pins: view.pins, big: view.big, fold: view.fold });
 }
 
 /** Zoom is shared by every chart; where we hold thinned data, ask the server for detail. */
 async function onZoom(range) {
   view.zoom = range;
   saveView(view);
+  showZoom(view);
   detail.clear();
   redraw();
   if (!range || view.xaxis !== "step") return;
@@ -210,12 +245,16 @@ function bind() {
       if (what === "theme") runList.render();
       redraw();
     },
+    resetZoom: () => onZoom(null),
     runFilter: (text) => runList.setFilter(text),
     selectShown: () => { state.userSelected = true; setSelection(runList.visibleIds()); },
     selectNone: () => { state.userSelected = true; setSelection([]); },
   });
   bindTabs(selectTab);
   window.addEventListener("resize", () => grid.invalidateAll());
+  resizableSidebar(document.querySelector(".side"), document.querySelector(".side-resizer"), () => runList.render());
+  // Escape puts an enlarged chart back in the grid
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape" && view.big) changeLayout({ big: view.big }); });
   // "updated N s ago" stays current
   setInterval(() => runList.render(), 5000);
 }

@@ -1,15 +1,24 @@
 // A line chart on Canvas 2D, in uPlot's spirit: columnar typed arrays, one Path2D per series cached
 // until its data or the scales change, at most one draw per animation frame, devicePixelRatio aware.
-// The chart only draws (and answers the pointer on its own canvas: hover, drag to zoom): the card
-// around it, its title and toolbar are layout.js's, exports are exports.js's, data comes from app.js.
+// A point with no drawable neighbour (a series of one point, a value between two gaps) is drawn as
+// a dot: a line through it would have no length.
+// The chart only draws (and answers the pointer on its own canvas: hover, drag to zoom, click to pin
+// a position): the card around it, its title, toolbar, legend and data tables are layout.js's and
+// readout.js's (given the values read at the hovered or pinned position through opts.onReadout),
+// exports are exports.js's, data comes from app.js.
 
-import { Scale, extent, robustExtent, pad, formatNumber, formatDuration, formatClock, timeTicks } from "./scale.js";
+import { Scale, extent, robustExtent, pad } from "./scale.js";
+import { drawAxes } from "./axes.js";
 import { emaDebiased } from "./smooth.js";
-import { m4Indices, lowerBound, nearestIndex } from "./decimate.js";
-import { h, label } from "./dom.js";
+import { lowerBound, nearestIndex } from "./decimate.js";
+import { seriesPath } from "./paths.js";
+import { h } from "./dom.js";
 import { requestDraw, cancelDraw, watchVisibility, unwatchVisibility } from "./frames.js";
 
 const MARGIN = { left: 52, right: 10, top: 8, bottom: 22 };
+const CLICK_SLOP = 4; // a press that moves less than this (CSS pixels) is a click, not a zoom drag
+const FAINT = 0.3; // alpha of the raw line under a smoothed one
+const DIMMED = 0.15; // alpha of the other runs while one is highlighted
 let themeCache = null;
 
 /** x values of a series for an axis mode: "step", "relative" (seconds since the run's first point) or "wall". */
@@ -25,20 +34,27 @@ export function xValues(series, mode) {
 
 export class Chart {
   /**
-   * The chart's element (`el`: the canvas and its tooltip) is for the caller to put in the page.
-   * opts.onZoom(range|null) is called when the user zooms ([x0, x1] in x units) or resets (null).
-   * opts.onHover(x|null) lets charts share a crosshair.
+   * The chart's element (`el`: the canvas, in a box the caller may add to) is for the caller to put
+   * in the page. opts.onZoom(range|null) is called when the user zooms ([x0, x1] in x units) or
+   * resets (null). opts.onHover(x|null) lets charts share a crosshair. opts.onReadout(chart,
+   * {hover, pin}) is given, after each draw that has them, the values at the position the pointer is
+   * on (when it is on this chart) and at the pinned one: {x, rows: [{s, i, smoothed}]}, x the nearest
+   * real point's, i that point's index in series s.
    */
   constructor(opts = {}) {
     this.opts = opts;
     this.canvas = h("canvas");
-    this.tooltip = h("div", { class: "tooltip", hidden: true });
-    this.el = h("div", { class: "chart-body" }, this.canvas, this.tooltip);
+    this.el = h("div", { class: "chart-body" }, this.canvas);
     this.ctx = this.canvas.getContext("2d");
     this.series = []; // [{id, color, steps, values, times, version, t0}]
     this.view = { xaxis: "step", logy: false, outliers: false, smoothing: 0, zoom: null };
     this.hoverX = null;
+    this.pointer = false; // the pointer is on this chart (not only its crosshair, shared)
+    this.pinX = null;
+    this.highlight = null; // a run id drawn over the others, dimmed
+    this.readingOut = false; // the last readout given had something in it
     this.drag = null;
+    this.xCache = new Map(); // series id -> {key, xs}: relative x values, made once per data version
     this.paths = new Map(); // series id -> {key, raw: Path2D, smooth: Path2D}
     this.smoothCache = new Map(); // series id -> {key, values}
     this.size = { w: 0, h: 0, dpr: 1 };
@@ -65,7 +81,21 @@ export class Chart {
   }
 
   setView(view) {
+    if (view.xaxis && view.xaxis !== this.view.xaxis) this.pinX = null; // the pin was in other units
     Object.assign(this.view, view);
+    this.invalidate();
+  }
+
+  /** Pin the data table at x (x units; null unpins). */
+  setPin(x) {
+    this.pinX = x;
+    this.invalidate();
+  }
+
+  /** Draw run `id` over the others, which are dimmed (null: none). */
+  setHighlight(id) {
+    if (id === this.highlight) return;
+    this.highlight = id;
     this.invalidate();
   }
 
@@ -100,12 +130,14 @@ export class Chart {
     c.addEventListener("mousemove", (e) => {
       const p = local(e);
       if (this.drag) this.drag.x1 = p.x;
+      this.pointer = true;
       this.hoverX = this.sx ? this.sx.value(p.x) : null;
       if (this.opts.onHover) this.opts.onHover(this.hoverX, this);
       this.invalidate();
     });
     c.addEventListener("mouseleave", () => {
       this.hoverX = null;
+      this.pointer = false;
       if (this.opts.onHover) this.opts.onHover(null, this);
       this.invalidate();
     });
@@ -113,14 +145,21 @@ export class Chart {
       if (!this.drag) return;
       const { x0, x1 } = this.drag;
       this.drag = null;
-      if (Math.abs(x1 - x0) > 4 && this.sx) {
+      if (!this.sx) return;
+      if (Math.abs(x1 - x0) > CLICK_SLOP) {
         const a = this.sx.value(Math.min(x0, x1)), b = this.sx.value(Math.max(x0, x1));
         this.setView({ zoom: [a, b] });
         if (this.opts.onZoom) this.opts.onZoom([a, b], this);
+      } else {
+        // a click pins the nearest real point's position; a click on the pin takes it away
+        const x = this._nearestX(this.sx.value(x1));
+        const onPin = this.pinX != null && Math.abs(this.sx.px(this.pinX) - x1) <= CLICK_SLOP;
+        this.pinX = onPin || x == null ? null : x;
       }
       this.invalidate();
     });
     c.addEventListener("dblclick", () => {
+      this.pinX = null;
       this.setView({ zoom: null });
       if (this.opts.onZoom) this.opts.onZoom(null, this);
     });
@@ -149,13 +188,24 @@ export class Chart {
     return values;
   }
 
+  /** A series' x values for the current mode (relative ones made once per data version). */
+  _xs(s) {
+    const mode = this.view.xaxis;
+    if (mode !== "relative") return xValues(s, mode);
+    const key = `${s.version}|${s.t0}`;
+    const hit = this.xCache.get(s.id);
+    if (hit && hit.key === key) return hit.xs;
+    const xs = xValues(s, mode);
+    this.xCache.set(s.id, { key, xs });
+    return xs;
+  }
+
   _scales() {
     const { w, h } = this.size;
-    const mode = this.view.xaxis;
     let xlo = Infinity, xhi = -Infinity;
     const ys = [];
     for (const s of this.series) {
-      const xs = xValues(s, mode);
+      const xs = this._xs(s);
       if (!xs.length) continue;
       let lo = 0, hi = xs.length;
       if (this.view.zoom) {
@@ -170,7 +220,7 @@ export class Chart {
     }
     if (this.view.zoom) [xlo, xhi] = this.view.zoom;
     if (!(xhi >= xlo)) [xlo, xhi] = [0, 1];
-    if (xhi === xlo) xhi = xlo + 1;
+    if (xhi === xlo) { xlo -= 0.5; xhi += 0.5; } // one x only: in the middle, not on the edge
     const log = this.view.logy;
     let yr = null;
     for (const arr of ys) {
@@ -182,27 +232,6 @@ export class Chart {
     yr = pad(yr, 0.05, log);
     this.sx = new Scale(xlo, xhi, MARGIN.left, w - MARGIN.right);
     this.sy = new Scale(yr[0], yr[1], h - MARGIN.bottom, MARGIN.top, log);
-  }
-
-  /** Path of points [lo, hi) of (xs, ys), decimated per pixel column, broken at non-finite values. */
-  _path(xs, ys, lo, hi) {
-    const sx = this.sx, sy = this.sy;
-    if (!this.scratch || this.scratch.length < hi - lo) this.scratch = new Uint32Array(Math.max(1024, (hi - lo) * 1.5) | 0);
-    const idx = m4Indices(xs, ys, lo, hi, sx.lo, sx.hi, sx.p1 - sx.p0, this.scratch);
-    // the scales' maps inlined: this loop runs for every point of every series on each redraw
-    const xa = sx.a, xk = sx.k, xp = sx.p0, ya = sy.a, yk = sy.k, yp = sy.p0, log = sy.log;
-    const p = new Path2D();
-    let pen = false;
-    for (let k = 0; k < idx.length; k++) {
-      const i = idx[k];
-      const v = ys[i];
-      const t = log ? (v > 0 ? Math.log10(v) : NaN) : v;
-      const y = yp + (t - ya) * yk;
-      if (!(y === y && y !== Infinity && y !== -Infinity)) { pen = false; continue; }
-      const x = xp + (xs[i] - xa) * xk;
-      if (pen) p.lineTo(x, y); else { p.moveTo(x, y); pen = true; }
-    }
-    return p;
   }
 
   /** The theme's colours, read from CSS once per theme: getComputedStyle in every draw would force
@@ -227,126 +256,125 @@ export class Chart {
     ctx.clearRect(0, 0, w, h);
     this._scales();
     const theme = this._theme();
-    this._axes(ctx, theme);
     const mode = this.view.xaxis;
+    drawAxes(ctx, { sx: this.sx, sy: this.sy, w, h, margin: MARGIN, mode, theme });
     const scaleKey = `${w}x${h}|${mode}|${this.sx.lo},${this.sx.hi}|${this.sy.lo},${this.sy.hi}|${this.view.logy}|${this.view.smoothing}`;
     ctx.save();
     ctx.beginPath();
     ctx.rect(MARGIN.left, MARGIN.top, w - MARGIN.left - MARGIN.right, h - MARGIN.top - MARGIN.bottom);
     ctx.clip();
     ctx.lineJoin = "miter";
+    // One pixel wide: software rasterizers draw that as a hairline, several times faster
+    // than a 1.5 px stroke (about 1 ms against 5 ms for 8 x 2,000 points here).
+    ctx.lineWidth = 1;
+    let top = null;
     for (const s of this.series) {
-      const xs = xValues(s, mode);
-      if (!xs.length) continue;
-      const key = `${s.version}|${scaleKey}`;
-      let cached = this.paths.get(s.id);
-      if (!cached || cached.key !== key) {
-        const lo = Math.max(0, lowerBound(xs, this.sx.lo) - 1);
-        const hi = Math.min(xs.length, lowerBound(xs, this.sx.hi) + 1);
-        cached = { key, raw: this._path(xs, s.values, lo, hi), smooth: null };
-        if (this.view.smoothing > 0) cached.smooth = this._path(xs, this._smoothed(s), lo, hi);
-        this.paths.set(s.id, cached);
-      }
-      // One pixel wide: software rasterizers draw that as a hairline, several times faster
-      // than a 1.5 px stroke (about 1 ms against 5 ms for 8 x 2,000 points here).
-      ctx.strokeStyle = s.color;
-      ctx.lineWidth = 1;
-      if (cached.smooth) {
-        ctx.globalAlpha = 0.3;
-        ctx.stroke(cached.raw);
-        ctx.globalAlpha = 1;
-        ctx.stroke(cached.smooth);
-      } else {
-        ctx.stroke(cached.raw);
-      }
+      if (s.id === this.highlight) top = s; // drawn last, over the others
+      else this._drawSeries(ctx, s, scaleKey, this.highlight == null ? 1 : DIMMED);
     }
+    if (top) this._drawSeries(ctx, top, scaleKey, 1);
+    ctx.globalAlpha = 1;
     ctx.restore();
     if (this.drag) {
       ctx.fillStyle = theme.sel;
       const a = Math.min(this.drag.x0, this.drag.x1), b = Math.max(this.drag.x0, this.drag.x1);
       ctx.fillRect(a, MARGIN.top, b - a, h - MARGIN.top - MARGIN.bottom);
     }
-    this._crosshair(ctx, theme);
+    this._readout(ctx, theme);
   }
 
-  _xLabel(v) {
-    const mode = this.view.xaxis;
-    if (mode === "wall") return formatClock(v, this.sx.hi - this.sx.lo);
-    if (mode === "relative") return formatDuration(v);
-    return formatNumber(v);
+  _path(xs, ys, lo, hi) {
+    if (!this.scratch || this.scratch.length < hi - lo) this.scratch = new Uint32Array(Math.max(1024, (hi - lo) * 1.5) | 0);
+    return seriesPath(xs, ys, lo, hi, this.sx, this.sy, this.scratch);
   }
 
-  _axes(ctx, theme) {
-    const { w, h } = this.size;
-    ctx.font = "11px system-ui, sans-serif";
-    ctx.lineWidth = 1;
-    ctx.strokeStyle = theme.grid;
-    ctx.fillStyle = theme.axis;
-    const xt = this.view.xaxis === "step" ? this.sx.ticks(Math.max(2, Math.floor(w / 90))) : timeTicks(this.sx.lo, this.sx.hi, Math.max(2, Math.floor(w / 90)));
-    ctx.textAlign = "center";
-    ctx.textBaseline = "top";
-    ctx.beginPath();
-    for (const t of xt) {
-      const x = Math.round(this.sx.px(t)) + 0.5;
-      ctx.moveTo(x, MARGIN.top);
-      ctx.lineTo(x, h - MARGIN.bottom);
-      ctx.fillText(this._xLabel(t), x, h - MARGIN.bottom + 5);
+  /** One series: its raw line (faint under a smoothed one), the smoothed line, their dots. */
+  _drawSeries(ctx, s, scaleKey, alpha) {
+    const xs = this._xs(s);
+    if (!xs.length) return;
+    const key = `${s.version}|${scaleKey}`;
+    let cached = this.paths.get(s.id);
+    if (!cached || cached.key !== key) {
+      const lo = Math.max(0, lowerBound(xs, this.sx.lo) - 1);
+      const hi = Math.min(xs.length, lowerBound(xs, this.sx.hi) + 1);
+      cached = { key, raw: this._path(xs, s.values, lo, hi), smooth: null };
+      if (this.view.smoothing > 0) cached.smooth = this._path(xs, this._smoothed(s), lo, hi);
+      this.paths.set(s.id, cached);
     }
-    const yt = this.sy.ticks(Math.max(2, Math.floor(h / 40)));
-    ctx.textAlign = "right";
-    ctx.textBaseline = "middle";
-    for (const t of yt) {
-      const y = Math.round(this.sy.px(t)) + 0.5;
-      ctx.moveTo(MARGIN.left, y);
-      ctx.lineTo(w - MARGIN.right, y);
-      ctx.fillText(formatNumber(t), MARGIN.left - 5, y);
+    ctx.strokeStyle = s.color;
+    ctx.fillStyle = s.color;
+    const paint = (p, a) => {
+      ctx.globalAlpha = a;
+      ctx.stroke(p.line);
+      if (p.dots) ctx.fill(p.dots);
+    };
+    if (cached.smooth) {
+      paint(cached.raw, FAINT * alpha);
+      paint(cached.smooth, alpha);
+    } else {
+      paint(cached.raw, alpha);
     }
-    ctx.stroke();
   }
 
-  /** Values of every series at the hovered x (binary search), drawn as dots and a tooltip. */
-  _crosshair(ctx, theme) {
-    const x = this.hoverX;
-    if (x == null || !this.series.length || !(x >= this.sx.lo && x <= this.sx.hi)) {
-      if (!this.tooltip.hidden) this.tooltip.hidden = true; // no DOM write (and style recalc) per draw
-      return;
+  /** x of the real point nearest to x over every series (null when there is none). */
+  _nearestX(x) {
+    let best = null;
+    for (const s of this.series) {
+      const xs = this._xs(s);
+      const i = nearestIndex(xs, x);
+      if (i >= 0 && (best == null || Math.abs(xs[i] - x) < Math.abs(best - x))) best = xs[i];
     }
-    const height = this.size.h;
-    const px = this.sx.px(x);
-    ctx.strokeStyle = theme.axis;
-    ctx.setLineDash([3, 3]);
-    ctx.beginPath();
-    ctx.moveTo(px + 0.5, MARGIN.top);
-    ctx.lineTo(px + 0.5, height - MARGIN.bottom);
-    ctx.stroke();
-    ctx.setLineDash([]);
+    return best;
+  }
+
+  /** Per series, its point nearest to x (binary search), with its smoothed value. */
+  _rowsAt(x) {
     const rows = [];
     for (const s of this.series) {
-      const xs = xValues(s, this.view.xaxis);
-      const i = nearestIndex(xs, x);
-      if (i < 0) continue;
-      const vals = this.view.smoothing > 0 ? this._smoothed(s) : s.values;
-      const y = this.sy.px(vals[i]);
-      if (Number.isFinite(y)) {
-        ctx.fillStyle = s.color;
-        ctx.beginPath();
-        ctx.arc(this.sx.px(xs[i]), y, 3, 0, 2 * Math.PI);
-        ctx.fill();
-      }
-      rows.push({ s, i, v: s.values[i], sm: vals[i] });
+      const i = nearestIndex(this._xs(s), x);
+      if (i >= 0) rows.push({ s, i, smoothed: this.view.smoothing > 0 ? this._smoothed(s)[i] : s.values[i] });
     }
-    rows.sort((a, b) => (b.sm || 0) - (a.sm || 0));
-    const shown = this.view.smoothing > 0;
-    this.tooltip.replaceChildren(
-      h("div", { class: "tt-x" }, `${this.view.xaxis} ${this._xLabel(x)}`),
-      ...rows.map(({ s, i, v, sm }) => h("div", { class: "tt-row" },
-        h("i", { style: { background: s.color } }),
-        label(s.id),
-        h("b", null, formatNumber(shown ? sm : v)),
-        h("small", null, `step ${formatNumber(s.steps[i])}`))));
-    this.tooltip.hidden = false;
-    const left = px + 12 + 220 > this.size.w ? Math.max(0, px - 232) : px + 12;
-    this.tooltip.style.left = `${left}px`;
+    return rows;
   }
 
+  /** A vertical rule at x (dashed: the pointer's; solid: the pin) and a dot on each series there. */
+  _mark(ctx, theme, x, rows, dashed) {
+    const px = Math.round(this.sx.px(x)) + 0.5;
+    ctx.strokeStyle = theme.axis;
+    ctx.lineWidth = 1;
+    ctx.setLineDash(dashed ? [3, 3] : []);
+    ctx.beginPath();
+    ctx.moveTo(px, MARGIN.top);
+    ctx.lineTo(px, this.size.h - MARGIN.bottom);
+    ctx.stroke();
+    ctx.setLineDash([]);
+    for (const { s, i, smoothed } of rows) {
+      const y = this.sy.px(smoothed);
+      if (!Number.isFinite(y)) continue;
+      ctx.fillStyle = s.color;
+      ctx.beginPath();
+      ctx.arc(this.sx.px(this._xs(s)[i]), y, 3, 0, 2 * Math.PI);
+      ctx.fill();
+    }
+  }
+
+  /** The crosshair and the pin, and what they read given to opts.onReadout. */
+  _readout(ctx, theme) {
+    const inside = (x) => x != null && this.series.length > 0 && x >= this.sx.lo && x <= this.sx.hi;
+    let hover = null, pin = null;
+    if (inside(this.hoverX)) {
+      const rows = this._rowsAt(this.hoverX);
+      this._mark(ctx, theme, this.hoverX, rows, true);
+      if (this.pointer) hover = { x: this._nearestX(this.hoverX), rows };
+    }
+    if (this.pinX != null && this.series.length) {
+      const rows = this._rowsAt(this.pinX);
+      if (inside(this.pinX)) this._mark(ctx, theme, this.pinX, rows, false);
+      pin = { x: this.pinX, rows };
+    }
+    const any = hover != null || pin != null;
+    // nothing to say twice: a chart with neither costs no call per draw
+    if ((any || this.readingOut) && this.opts.onReadout) this.opts.onReadout(this, { hover, pin });
+    this.readingOut = any;
+  }
 }

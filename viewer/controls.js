@@ -1,5 +1,5 @@
-// The scalar view's controls (smoothing, x axis, log y, outliers, metric and run filters, selection
-// buttons, theme) bound to the view object, and the view kept in the URL (what is shared when the
+// The scalar view's controls (smoothing, x axis, log y, outliers, metric and run filters, run labels,
+// columns, reset zoom, selection buttons, theme) bound to the view object, and the view kept in the URL (what is shared when the
 // URL is copied). Controls change the view; what follows from a change is the caller's.
 
 import { viewToQuery } from "./state.js";
@@ -27,9 +27,9 @@ export function applyTheme(view) {
 /**
  * Show the view in the controls and bind them to it. Each change updates `view`, saves it in the URL,
  * then calls on.change(what) with what changed: "smoothing", "xaxis" (the zoom is reset with it),
- * "logy", "outliers", "metrics", "theme" (the button), "system-theme" (the system's preference
- * changed). on.runFilter(text), on.selectShown(), on.selectNone():
- * the run list's controls.
+ * "logy", "outliers", "metrics", "labels", "cols", "theme" (the button), "system-theme" (the
+ * system's preference changed). on.resetZoom(): the reset button. on.runFilter(text),
+ * on.selectShown(), on.selectNone(): the run list's controls.
  */
 export function bindControls(view, on) {
   const changed = (what) => { saveView(view); on.change(what); };
@@ -49,6 +49,12 @@ export function bindControls(view, on) {
     el.checked = view[id];
     el.addEventListener("change", () => { view[id] = el.checked; changed(id); });
   }
+  for (const [id, key, parse] of [["labels", "labels", String], ["cols", "cols", Number]]) {
+    const el = $(id);
+    el.value = String(view[key]);
+    el.addEventListener("change", () => { view[key] = parse(el.value); changed(key); });
+  }
+  $("reset-zoom").addEventListener("click", () => on.resetZoom());
   const mf = $("metric-filter");
   mf.value = view.metrics;
   mf.addEventListener("input", () => { view.metrics = mf.value; changed("metrics"); });
@@ -74,4 +80,10 @@ export function metricFilter(view) {
   } catch {
     return null;
   }
+}
+
+/** The reset-zoom button shows while the view is zoomed. */
+export function showZoom(view) {
+  const b = $("reset-zoom");
+  if (b.hidden !== !view.zoom) b.hidden = !view.zoom;
 }

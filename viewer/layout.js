@@ -1,42 +1,83 @@
-// The scalar charts' page layout: one collapsible section per tag prefix ("train/loss" -> "train"),
-// in it a grid of cards, one per metric: a head (title, toolbar) over the chart. Sections and cards
-// come and go with the metrics shown; collapsed sections are not drawn.
+// The scalar charts' page layout: pinned charts first, then one collapsible section per tag prefix
+// ("train/loss" -> "train"), each a grid of cards, one per metric: a head (title, pin, enlarge,
+// toolbar) over the chart, its legend and its pinned data table. Cards keep their place (by name,
+// pinned ones in the order pinned) however the metrics shown come and go; collapsed sections are
+// not drawn. What is pinned, enlarged or collapsed is the caller's view (kept in the URL): cards
+// ask for a change through onLayout and show what the next sync says.
 
 import { Chart } from "./chart.js";
+import { Readout } from "./readout.js";
 import { groupByPrefix } from "./state.js";
 import { h, label } from "./dom.js";
+
+const PINNED = Symbol("pinned");
+
+/**
+ * The sections to show, in order, as [key, metrics]: PINNED (the pinned metrics shown, in pin
+ * order) when there are any, then the tag groups of the others (groupByPrefix's order).
+ */
+export function arrange(names, pins = []) {
+  const pinned = pins.filter((m) => names.has(m));
+  const rest = [...names].filter((m) => !pinned.includes(m));
+  const out = pinned.length ? [[PINNED, pinned]] : [];
+  return out.concat([...groupByPrefix(rest)]);
+}
+
+/** Put `children` in `parent` in this order (moving only those out of place). */
+function order(parent, children) {
+  children.forEach((el, k) => {
+    if (parent.children[k] !== el) parent.insertBefore(el, parent.children[k] || null);
+  });
+}
 
 export class ChartGrid {
   /**
    * host: the element the sections go in. chartOptions: passed to every Chart (onZoom, onHover).
    * toolbar(metric, chart): the element put in a card's head. onOpen(): a section was expanded.
+   * onLayout(change): a card asks {pin: metric}, {big: metric} (each a toggle) or a section
+   * {fold: group, open}.
    */
-  constructor(host, { chartOptions = {}, toolbar = () => null, onOpen = () => {} } = {}) {
+  constructor(host, { chartOptions = {}, toolbar = () => null, onOpen = () => {}, onLayout = () => {} } = {}) {
     this.host = host;
     this.chartOptions = chartOptions;
     this.toolbar = toolbar;
     this.onOpen = onOpen;
+    this.onLayout = onLayout;
     this.charts = new Map(); // metric -> Chart
-    this.cards = new Map(); // metric -> card element
+    this.cards = new Map(); // metric -> {el, readout, pin, big}
+    this.sections = new Map(); // group (or PINNED) -> section element
   }
 
   /**
    * Show exactly the metrics in `names`: cards of the others go, new ones are made. Every chart
-   * takes `chartView`; those in open sections are given seriesOf(metric).
+   * takes `chartView`; those in open sections are given seriesOf(metric) (series with their label).
+   * layout: {pins: [metric], big: metric or "", fold: [group]} (the view's).
    */
-  sync(names, chartView, seriesOf) {
+  sync(names, chartView, seriesOf, { pins = [], big = "", fold = [] } = {}) {
     for (const metric of [...this.charts.keys()]) if (!names.has(metric)) this._remove(metric);
-    for (const [group, metrics] of groupByPrefix(names)) {
-      const sec = this._section(group);
-      const grid = sec.querySelector(".grid");
-      for (const metric of metrics) {
-        const chart = this.charts.get(metric) || this._add(grid, metric);
+    const arranged = arrange(names, pins);
+    const wanted = new Set(arranged.map(([key]) => key));
+    for (const [key, sec] of [...this.sections]) if (!wanted.has(key)) { sec.remove(); this.sections.delete(key); }
+    const folded = new Set(fold);
+    for (const [key, metrics] of arranged) {
+      const sec = this._section(key);
+      const open = key === PINNED || !folded.has(key);
+      if (key !== PINNED && sec.open !== open) sec.open = open;
+      const cards = metrics.map((metric) => {
+        if (!this.charts.has(metric)) this._add(metric);
+        const chart = this.charts.get(metric), card = this.cards.get(metric);
         chart.setView(chartView);
-        if (!sec.open) continue; // collapsed sections are not drawn
-        chart.setSeries(seriesOf(metric));
-      }
+        this._mark(card, key === PINNED, metric === big);
+        if (open) {
+          const series = seriesOf(metric);
+          chart.setSeries(series);
+          card.readout.setLegend(series);
+        }
+        return card.el;
+      });
+      order(sec.querySelector(".grid"), cards);
     }
-    for (const sec of [...this.host.children]) if (!sec.querySelector(".chart")) sec.remove();
+    order(this.host, arranged.map(([key]) => this.sections.get(key)));
   }
 
   /** Every chart draws again (the window was resized). */
@@ -49,32 +90,58 @@ export class ChartGrid {
     for (const c of this.charts.values()) if (c !== source) { c.hoverX = x; c.invalidate(); }
   }
 
-  _section(group) {
-    const gid = `section-${group || "_"}`;
-    let sec = document.getElementById(gid);
+  _section(key) {
+    let sec = this.sections.get(key);
     if (sec) return sec;
-    sec = h("details", { class: "section", id: gid, open: true },
-      h("summary", null, group ? label(group) : "metrics"), h("div", { class: "grid" }));
-    sec.addEventListener("toggle", () => { if (sec.open) this.onOpen(); });
-    const after = [...this.host.children].find((c) => c.id > gid);
-    this.host.insertBefore(sec, after || null);
+    const grid = h("div", { class: "grid" });
+    if (key === PINNED) {
+      sec = h("section", { class: "section pinned", id: "section-pinned" }, h("div", { class: "section-head" }, "pinned"), grid);
+    } else {
+      sec = h("details", { class: "section", id: `section-${key || "_"}`, open: true },
+        h("summary", null, key ? label(key) : "metrics"), grid);
+      sec.addEventListener("toggle", () => {
+        if (sec.open) this.onOpen();
+        this.onLayout({ fold: key, open: sec.open });
+      });
+    }
+    this.sections.set(key, sec);
     return sec;
   }
 
-  _add(grid, metric) {
-    const chart = new Chart(this.chartOptions);
-    const card = h("div", { class: "chart", dataset: { metric } },
-      h("div", { class: "chart-head" }, label(metric, "chart-title"), this.toolbar(metric, chart)),
-      chart.el);
-    grid.appendChild(card);
+  /** A card's pinned and enlarged state, written to the DOM only when it changes. */
+  _mark(card, pinned, big) {
+    if (card.pinned !== pinned) {
+      card.pinned = pinned;
+      card.pin.classList.toggle("on", pinned);
+      card.pin.title = pinned ? "Unpin" : "Pin to the top";
+    }
+    if (card.big !== big) {
+      card.big = big;
+      card.el.classList.toggle("big", big);
+      card.bigButton.classList.toggle("on", big);
+      card.bigButton.title = big ? "Back to the grid" : "Enlarge";
+    }
+  }
+
+  _add(metric) {
+    let chart = null;
+    const readout = new Readout({ onUnpin: () => chart.setPin(null), onHighlight: (id) => chart.setHighlight(id) });
+    chart = new Chart({ ...this.chartOptions, onReadout: (c, data) => readout.show(c, data) });
+    chart.el.appendChild(readout.tooltip);
+    const pin = h("button", { class: "pin", onclick: () => this.onLayout({ pin: metric }) }, "⇡");
+    const bigButton = h("button", { class: "big", onclick: () => this.onLayout({ big: metric }) }, "⤢");
+    const el = h("div", { class: "chart", dataset: { metric } },
+      h("div", { class: "chart-head" }, label(metric, "chart-title"),
+        h("span", { class: "chart-actions" }, pin, bigButton, this.toolbar(metric, chart))),
+      chart.el, readout.legend, readout.pinned);
     this.charts.set(metric, chart);
-    this.cards.set(metric, card);
+    this.cards.set(metric, { el, readout, pin, bigButton, pinned: null, big: null });
     return chart;
   }
 
   _remove(metric) {
     this.charts.get(metric).destroy();
-    this.cards.get(metric).remove();
+    this.cards.get(metric).el.remove();
     this.charts.delete(metric);
     this.cards.delete(metric);
   }

@@ -1,9 +1,11 @@
-// The run list: experiment folders as a tree with live status, selection and a regex filter.
+// The run list: experiment folders as a tree with live status, selection and a regex filter. A
+// folder holding one thing only is shown with it as one row ("lr_0.1/seed0", not "seed0" under
+// "lr_0.1"): in a sweep of one run per folder, rows would all have the same name.
 // Rendered at most once per animation frame, and virtual: rows have one height and only those in
 // (or near) the visible part of the list are in the DOM, so ten thousand runs cost what fifty do.
 // When the rows shown are the same as before, only those whose content changed are replaced.
 
-import { buildTree, runColor } from "./state.js";
+import { buildTree, compactTree, runColor } from "./state.js";
 import { h, label, visible } from "./dom.js";
 
 const MAX_ROWS = 200000;
@@ -103,7 +105,7 @@ export class RunList {
 
   _render() {
     const ids = this.visibleIds();
-    const tree = buildTree(ids);
+    const tree = compactTree(buildTree(ids));
     const rows = [];
     const dark = this.dark();
     const walk = (node, depth) => {

@@ -144,3 +144,33 @@ export function formatClock(t, span = 3600) {
   if (span < 2 * 86400) return `${hh}:${mm}`;
   return `${d.getMonth() + 1}/${d.getDate()} ${hh}:${mm}`;
 }
+
+/** A value as a data table shows it: six significant digits, exponent only for tiny or huge. */
+export function formatValue(v) {
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  if (a !== 0 && (a >= 1e15 || a < 1e-4)) return v.toExponential(5).replace(/\.?0+e/, "e").replace("e+", "e");
+  return String(+v.toPrecision(6));
+}
+
+const pad2 = (n) => String(n).padStart(2, "0");
+
+/** A duration in seconds as a data table shows it: "340 ms", "4.25 s", "12.5 s", "3 min 05 s",
+ *  "2 h 07 min", "3 d 04 h". */
+export function formatElapsed(s) {
+  if (!Number.isFinite(s)) return "";
+  if (s < 0) return `−${formatElapsed(-s)}`;
+  if (s < 0.9995) return `${Math.round(s * 1000)} ms`;
+  if (s < 60) return `${s.toFixed(s < 10 ? 2 : 1)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${pad2(Math.floor(s % 60))} s`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${pad2(Math.floor((s % 3600) / 60))} min`;
+  return `${Math.floor(s / 86400)} d ${pad2(Math.floor((s % 86400) / 3600))} h`;
+}
+
+/** Unix seconds as a local date and time: "2025-11-24 13:05:09". */
+export function formatWall(t) {
+  if (!Number.isFinite(t)) return "";
+  const d = new Date(t * 1000);
+  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ` +
+    `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
+}

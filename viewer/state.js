@@ -2,6 +2,7 @@
 
 import { decodeSeries } from "./protocol.js";
 import { m4Indices } from "./decimate.js";
+import { LABEL_MODES } from "./names.js";
 
 /** Points a live series may hold in the page before its history is M4-decimated (a chart shows at
  *  most about 4 points per pixel column; zooming fetches finer data from the sidecar). */
@@ -126,15 +127,19 @@ function idHash(id) {
 const hueGap = (a, b) => { const d = Math.abs(a - b) % 360; return Math.min(d, 360 - d); };
 
 /**
- * Hue index per run for a set of runs drawn together: each keeps the hue its id hashes to unless a
- * run before it (in id order) already has a hue closer than MIN_HUE_GAP; then it takes the free hue
- * farthest from those taken. Deterministic for a given set; beyond twelve runs, hues repeat.
+ * Hue index per run for a set of runs drawn together. Runs in `kept` (id -> hue index) keep theirs:
+ * a run keeps its colour when another one leaves the set. Each other run, in id order, takes the hue
+ * it had before (`previous`) or else the one its id hashes to, unless a run already placed has a hue
+ * closer than MIN_HUE_GAP; then it takes the free hue farthest from those taken. Deterministic for a
+ * given set and history (with none, for the set alone); beyond twelve runs, hues repeat.
  */
-export function assignHues(ids) {
+export function assignHues(ids, kept = new Map(), previous = new Map()) {
   const out = new Map();
   const taken = [];
+  for (const id of ids) if (kept.has(id)) { out.set(id, kept.get(id)); taken.push(kept.get(id)); }
   for (const id of [...ids].sort()) {
-    const want = idHash(id) % HUES.length;
+    if (out.has(id)) continue;
+    const want = previous.get(id) ?? idHash(id) % HUES.length;
     let pick = want;
     const nearest = (k) => Math.min(360, ...taken.map((t) => (t === k ? -1 : hueGap(HUES[t], HUES[k]))));
     if (nearest(want) < MIN_HUE_GAP) {
@@ -153,10 +158,16 @@ export function assignHues(ids) {
 }
 
 let selectedHues = new Map();
+const pastHues = new Map(); // id -> the hue a run had when it was last selected in this page
+const MAX_PAST_HUES = 10000;
 
-/** The runs drawn together now (the selection): their colours are kept apart (see assignHues). */
+/** The runs drawn together now (the selection): their colours are kept apart (see assignHues), and
+ *  those that stay selected keep theirs. */
 export function setColorSelection(ids) {
-  selectedHues = assignHues(ids);
+  const kept = new Map(ids.filter((id) => selectedHues.has(id)).map((id) => [id, selectedHues.get(id)]));
+  selectedHues = assignHues(ids, kept, pastHues);
+  if (pastHues.size > MAX_PAST_HUES) pastHues.clear();
+  for (const [id, k] of selectedHues) pastHues.set(id, k);
 }
 
 /** A stable colour per run id (its hash picks a hue, kept apart from the other selected runs'),
@@ -168,7 +179,10 @@ export function runColor(id, dark = false) {
   return `hsl(${hue} 70% ${light}%)`;
 }
 
-export const DEFAULT_VIEW = Object.freeze({ runs: [], metrics: "", smoothing: 0.6, xaxis: "step", logy: false, outliers: false, zoom: null, filter: "", theme: "" });
+export const DEFAULT_VIEW = Object.freeze({ runs: [], metrics: "", smoothing: 0.6, xaxis: "step", logy: false, outliers: false,
+  zoom: null, filter: "", theme: "", labels: "auto", cols: 0, pins: Object.freeze([]), big: "", fold: Object.freeze([]) });
+
+const MAX_COLS = 4;
 
 /** The view as URL search parameters (what is shared when the URL is copied). */
 export function viewToQuery(view) {
@@ -182,12 +196,18 @@ export function viewToQuery(view) {
   if (view.zoom) p.set("zoom", view.zoom.map((v) => +v.toPrecision(10)).join(","));
   if (view.filter) p.set("filter", view.filter);
   if (view.theme) p.set("theme", view.theme);
+  if (view.labels !== "auto") p.set("labels", view.labels);
+  if (view.cols) p.set("cols", String(view.cols));
+  // metric and group names may hold commas: one parameter each
+  for (const m of view.pins) p.append("pin", m);
+  if (view.big) p.set("big", view.big);
+  for (const g of view.fold) p.append("fold", g);
   return p.toString();
 }
 
 export function queryToView(query) {
   const p = new URLSearchParams(query);
-  const view = { ...DEFAULT_VIEW, runs: [] };
+  const view = { ...DEFAULT_VIEW, runs: [], pins: [], fold: [] };
   if (p.get("runs")) view.runs = p.get("runs").split(",").filter(Boolean);
   view.metrics = p.get("metrics") || "";
   const sm = parseFloat(p.get("smooth"));
@@ -199,6 +219,12 @@ export function queryToView(query) {
   if (z.length === 2 && z.every(Number.isFinite) && z[0] < z[1]) view.zoom = z;
   view.filter = p.get("filter") || "";
   view.theme = ["light", "dark"].includes(p.get("theme")) ? p.get("theme") : "";
+  if (LABEL_MODES.includes(p.get("labels"))) view.labels = p.get("labels");
+  const cols = Number(p.get("cols"));
+  if (Number.isInteger(cols) && cols >= 1 && cols <= MAX_COLS) view.cols = cols;
+  view.pins = [...new Set(p.getAll("pin").filter(Boolean))];
+  view.big = p.get("big") || "";
+  view.fold = [...new Set(p.getAll("fold"))];
   return view;
 }
 
@@ -229,6 +255,23 @@ export function buildTree(ids) {
     node.run = id;
   }
   return root;
+}
+
+/**
+ * The tree with each chain of folders that hold one thing only shown as one node named by the
+ * chain ("lr_0.1/seed0"): a run alone in its folder is not labelled by its last part only.
+ */
+export function compactTree(node) {
+  const children = new Map();
+  for (const [key, child] of node.children) {
+    let c = child, name = child.name;
+    while (!c.run && c.children.size === 1) {
+      c = c.children.values().next().value;
+      name = `${name}/${c.name}`;
+    }
+    children.set(key, { ...compactTree(c), name });
+  }
+  return { ...node, children };
 }
 
 /** Series as CSV text: one row per (run, step). */

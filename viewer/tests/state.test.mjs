@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SeriesBuffer, RunData, runColor, assignHues, setColorSelection, viewToQuery, queryToView, groupByPrefix, buildTree, toCSV, DEFAULT_VIEW, MAX_POINTS } from "../state.js";
+import { SeriesBuffer, RunData, runColor, assignHues, setColorSelection, viewToQuery, queryToView, groupByPrefix, buildTree, compactTree, toCSV, DEFAULT_VIEW, MAX_POINTS } from "../state.js";
 
 test("a series buffer replaces, appends and bumps its version", () => {
   const b = new SeriesBuffer(2);
@@ -97,4 +97,42 @@ test("runs drawn together get hues far apart (40 degrees up to 5 runs, 30 up to 
     assert.equal(runColor(ids[0]), runColor(ids[0])); // stable
   }
   setColorSelection([]);
+});
+
+test("a run keeps its colour when another is deselected, and gets it back when reselected", () => {
+  const ids = ["opt/adam", "opt/lion", "opt/sgd"];
+  // from nothing, the colours are those of the set alone
+  setColorSelection([]);
+  setColorSelection(ids);
+  const before = Object.fromEntries(ids.map((id) => [id, runColor(id)]));
+  assert.deepEqual(assignHues(ids), assignHues([...ids].reverse()));
+  setColorSelection(["opt/lion", "opt/sgd"]);
+  assert.equal(runColor("opt/lion"), before["opt/lion"]);
+  assert.equal(runColor("opt/sgd"), before["opt/sgd"]);
+  // the set alone would have moved them: what is kept is what the user saw
+  assert.notDeepEqual([...assignHues(["opt/lion", "opt/sgd"]).values()], [...assignHues(ids).values()].slice(1));
+  setColorSelection(ids);
+  assert.deepEqual(Object.fromEntries(ids.map((id) => [id, runColor(id)])), before);
+  setColorSelection([]);
+});
+
+test("pins, the enlarged chart, folded groups, columns and labels round-trip through the URL", () => {
+  const view = { ...DEFAULT_VIEW, runs: ["a"], pins: ["train/loss", "x,y"], big: "eval/acc", fold: ["", "train"], cols: 3, labels: "path" };
+  const q = viewToQuery(view);
+  assert.deepEqual(queryToView(q), view);
+  assert.deepEqual(new URLSearchParams(q).getAll("pin"), ["train/loss", "x,y"]); // a comma in a name is kept
+  const bad = queryToView("cols=9&labels=bogus&pin=&pin=a&pin=a");
+  assert.equal(bad.cols, 0);
+  assert.equal(bad.labels, "auto");
+  assert.deepEqual(bad.pins, ["a"]);
+  assert.equal(viewToQuery({ ...DEFAULT_VIEW, runs: [] }), "");
+});
+
+test("a folder holding one thing only is one node with it", () => {
+  const t = compactTree(buildTree(["sweep/lr_0.1/seed0", "sweep/lr_0.01/seed0", "deep/a/b/c/run", "deep/a/b/c/run2", "solo"]));
+  assert.deepEqual([...t.children.values()].map((n) => n.name), ["deep/a/b/c", "solo", "sweep"]);
+  const sweep = t.children.get("sweep");
+  assert.deepEqual([...sweep.children.values()].map((n) => [n.name, n.run]),
+    [["lr_0.01/seed0", "sweep/lr_0.01/seed0"], ["lr_0.1/seed0", "sweep/lr_0.1/seed0"]]);
+  assert.deepEqual([...t.children.get("deep").children.keys()], ["run", "run2"]);
 });

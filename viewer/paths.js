@@ -1,0 +1,42 @@
+// A series as Canvas paths: its line, decimated per pixel column (M4) and broken at non-finite
+// values, and a dot for each point with no drawable neighbour (a series of one point, a value
+// between two gaps): a line through such a point would have no length, so nothing would show.
+
+import { m4Indices } from "./decimate.js";
+
+/** Radius of a dot, in CSS pixels. */
+export const DOT_RADIUS = 3;
+
+/**
+ * {line: Path2D, dots: Path2D | null} of points [lo, hi) of (xs, ys) on scales sx, sy (scale.js).
+ * `scratch`: a Uint32Array of at least hi - lo entries, reused between calls (no garbage per draw).
+ */
+export function seriesPath(xs, ys, lo, hi, sx, sy, scratch) {
+  const idx = m4Indices(xs, ys, lo, hi, sx.lo, sx.hi, sx.p1 - sx.p0, scratch);
+  // the scales' maps inlined: this loop runs for every point of every series on each redraw
+  const xa = sx.a, xk = sx.k, xp = sx.p0, ya = sy.a, yk = sy.k, yp = sy.p0, log = sy.log;
+  const line = new Path2D();
+  let dots = null;
+  const dot = (x, y) => {
+    dots ||= new Path2D();
+    dots.moveTo(x + DOT_RADIUS, y);
+    dots.arc(x, y, DOT_RADIUS, 0, 2 * Math.PI);
+  };
+  let run = 0, lx = 0, ly = 0; // points in the current stretch of line, and its last one
+  for (let k = 0; k < idx.length; k++) {
+    const i = idx[k];
+    const v = ys[i];
+    const t = log ? (v > 0 ? Math.log10(v) : NaN) : v;
+    const y = yp + (t - ya) * yk;
+    if (!(y === y && y !== Infinity && y !== -Infinity)) {
+      if (run === 1) dot(lx, ly);
+      run = 0;
+      continue;
+    }
+    const x = xp + (xs[i] - xa) * xk;
+    if (run) line.lineTo(x, y); else line.moveTo(x, y);
+    run++; lx = x; ly = y;
+  }
+  if (run === 1) dot(lx, ly);
+  return { line, dots };
+}

@@ -1,0 +1,40 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { rowCells, positionText } from "../readout.js";
+import { formatValue, formatElapsed, formatWall } from "../scale.js";
+
+test("values keep six significant digits", () => {
+  assert.equal(formatValue(0.123456789), "0.123457");
+  assert.equal(formatValue(1234567), "1234570");
+  assert.equal(formatValue(2.5e-7), "2.5e-7");
+  assert.equal(formatValue(-3.14159265e20), "-3.14159e20");
+  assert.equal(formatValue(0), "0");
+  assert.equal(formatValue(NaN), "NaN");
+  assert.equal(formatValue(-Infinity), "-Infinity");
+});
+
+test("durations read as a person says them", () => {
+  assert.equal(formatElapsed(0.0042), "4 ms");
+  assert.equal(formatElapsed(0.9996), "1.00 s");
+  assert.equal(formatElapsed(4.254), "4.25 s");
+  assert.equal(formatElapsed(12.46), "12.5 s");
+  assert.equal(formatElapsed(185), "3 min 05 s");
+  assert.equal(formatElapsed(7620), "2 h 07 min");
+  assert.equal(formatElapsed(3 * 86400 + 4 * 3600), "3 d 04 h");
+  assert.equal(formatElapsed(NaN), "");
+});
+
+test("a row reads the point's own step, its raw and smoothed value and its times", () => {
+  const s = { steps: Float64Array.of(0, 10, 20), values: Float64Array.of(3, 2, 1), times: Float64Array.of(100, 160, 400), t0: 90 };
+  const cells = rowCells({ s, i: 1, smoothed: 2.5 });
+  assert.deepEqual({ ...cells, wall: undefined }, { smoothed: "2.5", value: "2", step: "10", relative: "1 min 10 s", wall: undefined });
+  assert.equal(cells.wall, formatWall(160));
+  assert.match(cells.wall, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+  // no start known: from the run's first point
+  assert.equal(rowCells({ s: { ...s, t0: undefined }, i: 2, smoothed: 1 }).relative, "5 min 00 s");
+  // no wall time (a log without times): empty cells, not "NaN"
+  const untimed = { ...s, times: Float64Array.of(NaN, NaN, NaN) };
+  assert.deepEqual([rowCells({ s: untimed, i: 0, smoothed: 3 }).relative, rowCells({ s: untimed, i: 0, smoothed: 3 }).wall], ["", ""]);
+  assert.equal(positionText(120, "step"), "step 120");
+  assert.equal(positionText(65, "relative"), "1 min 05 s");
+});
