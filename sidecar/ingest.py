@@ -41,7 +41,7 @@ from tailboard.format import (
     foreign_scalars,
 )
 
-__all__ = ["SKIP_REASONS", "Parsed", "decode_line", "decode_lines", "parse_chunk"]
+__all__ = ["SKIP_REASONS", "Parsed", "decode_line", "decode_lines", "parse_chunk", "read_layout"]
 
 SKIP_REASONS = (
     "malformed_json",
@@ -121,18 +121,24 @@ def decode_line(line: bytes) -> Any:
     return obj
 
 
-def decode_lines(data: bytes, parsed: Parsed) -> list[Any]:
+def decode_lines(data: bytes, parsed: Parsed, where: list[int] | None = None) -> list[Any]:
     """The JSON values of complete lines (one orjson call when all are well formed); lines that are
-    not JSON are counted in ``parsed`` and left out."""
+    not JSON are counted in ``parsed`` and left out. ``where``, if given, gets the line number of
+    each value."""
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
     try:
-        return list(orjson.loads(b"[" + b",".join(lines) + b"]"))
+        values = orjson.loads(b"[" + b",".join(lines) + b"]")
     except orjson.JSONDecodeError:
         pass
+    else:
+        if len(values) == len(lines):  # else a line held more than one value ("1, 2"): not JSON
+            if where is not None:
+                where.extend(range(len(lines)))
+            return list(values)
     out: list[Any] = []
-    for line in lines:
+    for i, line in enumerate(lines):
         if not line.strip():
             continue
         if b"\x00" in line:
@@ -142,8 +148,12 @@ def decode_lines(data: bytes, parsed: Parsed) -> list[Any]:
             out.append(decode_line(line))
         except UnicodeDecodeError:
             parsed.skip("invalid_utf8")
+            continue
         except ValueError:
             parsed.skip("malformed_json")
+            continue
+        if where is not None:
+            where.append(i)
     return out
 
 
@@ -364,7 +374,7 @@ def _parse(
             g_steps.append(step)
             g_times.append(t)
             g_rows.append(list(v.values()))
-            last_step, last_time = step, t
+            last_step, last_time = float(step), t  # as the fast paths keep it (2**53 + 1 is 2**53)
             started = True
             parsed.records += 1
             index += 1
@@ -463,25 +473,35 @@ def _parse_uniform(data: bytes, ends: np.ndarray | None = None) -> tuple[list[st
     nk = len(keys)
     consts = [_HEAD, b',"%s":' % SCALARS_KEYS[2].encode(), b',"%s":{' % SCALARS_KEYS[3].encode() + orjson.dumps(keys[0]) + b":"]
     consts += [b"," + orjson.dumps(k) + b":" for k in keys[1:]]
+    consts.append(b"}}\n")
+    # colons per line: k, step, t, v and one per name; the colon each number follows
+    table = read_layout(data, consts, [len(c) - 1 for c in consts], [1, 2, *range(4, nk + 4)], nk + 4, ends)
+    return None if table is None else (keys, table)
+
+
+def read_layout(data: bytes, consts: list[bytes], anchors: list[int], before: list[int], per: int,
+                ends: np.ndarray | None = None) -> np.ndarray | None:
+    """The numbers of lines that all have one layout: ``consts[j]`` is the text before number j
+    (``consts[-1]``, after the last, ends with the newline), ``anchors[j]`` the offset in it of the
+    colon the number follows, ``before[j]`` which of the line's ``per`` colons that is. An (n, numbers)
+    float64 table, or None when a line differs anywhere: every byte that is not a number is compared,
+    and the numbers, JSON number tokens only, are read by one orjson call."""
     arr = np.frombuffer(data, np.uint8)
     if ends is None:
         ends = _newlines(data)
     n = int(ends.shape[0])
-    per = nk + 4  # colons per line: k, step, t, v and one per name
     colons = np.flatnonzero(arr == 58)
-    if colons.shape[0] != n * per or ends[-1] != arr.shape[0] - 1:
+    if n == 0 or colons.shape[0] != n * per or ends[-1] != arr.shape[0] - 1:
         return None
     if not np.array_equal(np.searchsorted(colons, ends), per * np.arange(1, n + 1)):
         return None
     col = colons.reshape(n, per)
-    before = [1, 2] + list(range(4, nk + 4))  # the colon each number follows
-    starts = [col[:, before[j]] - (len(c) - 1) for j, c in enumerate(consts)]
+    starts = [col[:, before[j]] - anchors[j] for j in range(len(consts) - 1)]
     if starts[0][0] != 0 or not np.array_equal(starts[0][1:], ends[:-1] + 1):
         return None
-    consts.append(b"}}\n")
-    starts.append(ends - 2)
+    starts.append(ends - (len(consts[-1]) - 1))
     for j in range(1, len(consts)):  # no empty number
-        if not bool((starts[j] > col[:, before[j - 1]] + 1).all()):
+        if not bool((starts[j] > starts[j - 1] + len(consts[j - 1])).all()):
             return None
     # Check every constant at every line by 8-byte windows (one gather for all), then blank them:
     # spaces, and a comma in each one's first byte to separate the numbers. A constant shorter
@@ -522,7 +542,7 @@ def _parse_uniform(data: bytes, ends: np.ndarray | None = None) -> tuple[list[st
     if short:
         buf[np.concatenate(short)] = 32
     buf[np.concatenate(starts[1:])] = 44
-    buf[ends[-1] - 2] = 32  # no comma after the last number
+    buf[starts[-1][-1]] = 32  # no comma after the last number
     flat = buf.tobytes()
     if flat.translate(None, _NUMBER_BYTES):
         return None  # something else than numbers: strings, true/false/null
@@ -531,9 +551,10 @@ def _parse_uniform(data: bytes, ends: np.ndarray | None = None) -> tuple[list[st
         table = np.array(values, dtype=np.float64)
     except (orjson.JSONDecodeError, TypeError, ValueError):
         return None
-    if table.shape != (n * (nk + 2),):
+    nums = len(consts) - 1
+    if table.shape != (n * nums,):
         return None
-    return keys, table.reshape(n, nk + 2)
+    return table.reshape(n, nums)
 
 
 def _V(o: dict[str, Any]) -> Any:

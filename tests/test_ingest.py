@@ -295,3 +295,15 @@ def test_a_kind_that_is_not_a_string_is_a_foreign_line_not_a_crash() -> None:
     got = parse_chunk(data, prev_step=None, next_index=0, attempt_started=False, now=1.0)
     assert got.skipped == {} and got.records == 2
     assert got.segments[0]["loss"][1].tolist() == [0.5, 0.25]
+
+
+def test_a_foreign_step_past_2_53_compares_as_the_fast_path_keeps_it() -> None:
+    """2**53 + 1 is stored as 2**53: a foreign line at that step after a scalars line at it is not a
+    step going back, in pieces or whole (found by the property test above)."""
+    data = (b'{"k":"scalars","step":9007199254740993,"t":1700000000.0,"v":{"loss":0.0,"acc":0.0,"lr":0.0}}\n'
+            b'{"epoch": 9007199254740993, "loss": 1e400, "acc": 1e400}\n')
+    state = {"prev_step": None, "next_index": 3, "attempt_started": False, "native": False}
+    assert len(ingest._runs_of_scalars(data)) == 2
+    got = parse_chunk(data, now=1.0, **state)
+    same(got, general(data, **state))
+    assert len(got.segments) == 1

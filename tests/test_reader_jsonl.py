@@ -1,6 +1,6 @@
 """JSON lines that tailboard did not write: real files through the reader and a real Store. Steps
 from several counters, discriminators, durations and wall clocks, attempts only on real evidence,
-chunk boundaries anywhere, and the bulk decoder giving exactly the points of one object at a time."""
+chunk boundaries anywhere, and the fast paths giving exactly the points of one object at a time."""
 
 from __future__ import annotations
 
@@ -16,12 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tailboard.sidecar.ingest import Parsed
-from tailboard.sidecar.readers import jsonl
 from tailboard.sidecar.readers.jsonl import JsonlReader, JsonlState
 from tailboard.sidecar.store import Store
 
-BULK = [pytest.param(True, id="bulk"), pytest.param(False, id="one-by-one")]
-needs_bulk = pytest.mark.skipif(jsonl.pyarrow is None, reason="pyarrow is not installed")
+FAST = [pytest.param(True, id="fast"), pytest.param(False, id="one-by-one")]
 
 
 def dumps(*records: Any) -> bytes:
@@ -29,16 +27,24 @@ def dumps(*records: Any) -> bytes:
     return b"".join(json.dumps(r).encode() + b"\n" for r in records)
 
 
-def reader(bulk: bool) -> JsonlReader:
+def reader(fast: bool) -> JsonlReader:
+    """The reader as shipped (``fast``), or reading one object at a time (the reference)."""
     r = JsonlReader()
-    r.bulk = bulk and jsonl.pyarrow is not None
+    use(r, fast)
     return r
 
 
-def decode(data: bytes, bulk: bool, cuts: list[int] = (), now: float = 5.0,  # type: ignore[assignment]
+def use(r: Any, fast: bool) -> None:
+    """Switch a JsonlReader (or a store's) to one object at a time unless ``fast``."""
+    if isinstance(r, Store):
+        r = r.readers["jsonl"]
+    r.fast = fast
+
+
+def decode(data: bytes, fast: bool, cuts: list[int] = (), now: float = 5.0,  # type: ignore[assignment]
            state: JsonlState | None = None) -> tuple[list[Parsed], JsonlState]:
     """Decode ``data`` in pieces cut after the lines numbered in ``cuts``, the state carried."""
-    r = reader(bulk)
+    r = reader(fast)
     lines = data.splitlines(keepends=True)
     bounds = [0, *sorted({c for c in cuts if 0 < c < len(lines)}), len(lines)]
     st = r.new_state() if state is None else state
@@ -103,10 +109,10 @@ def mixed_log() -> bytes:
     return dumps(*lines)
 
 
-@pytest.mark.parametrize("bulk", BULK)
-def test_per_step_and_per_epoch_lines_hide_no_point(tmp_path: Path, bulk: bool) -> None:
+@pytest.mark.parametrize("fast", FAST)
+def test_per_step_and_per_epoch_lines_hide_no_point(tmp_path: Path, fast: bool) -> None:
     log = Log(tmp_path)
-    log.store.readers["jsonl"].bulk = bulk
+    use(log.store, fast)
     log.append(mixed_log())
     assert log.steps("loss") == list(range(1, 16))  # every train point in the default view
     assert log.steps("val_acc") == [0, 1, 2]
@@ -114,10 +120,10 @@ def test_per_step_and_per_epoch_lines_hide_no_point(tmp_path: Path, bulk: bool) 
     assert info is not None and info.attempts == 1
 
 
-@pytest.mark.parametrize("bulk", BULK)
-def test_mode_makes_train_and_val_separate_series(tmp_path: Path, bulk: bool) -> None:
+@pytest.mark.parametrize("fast", FAST)
+def test_mode_makes_train_and_val_separate_series(tmp_path: Path, fast: bool) -> None:
     log = Log(tmp_path)
-    log.store.readers["jsonl"].bulk = bulk
+    use(log.store, fast)
     log.append(dumps({"mode": "train", "step": 1, "loss": 0.9}, {"mode": "train", "step": 2, "loss": 0.8},
                      {"mode": "val", "step": 2, "loss": 1.5, "acc": 0.4},
                      {"split": "test", "phase": "final", "step": 2, "acc": 0.3}))
@@ -126,10 +132,10 @@ def test_mode_makes_train_and_val_separate_series(tmp_path: Path, bulk: bool) ->
     assert log.store.series("run", "val/loss").values.tolist() == [1.5]
 
 
-@pytest.mark.parametrize("bulk", BULK)
-def test_a_duration_named_time_is_a_metric_and_the_run_is_not_stalled(tmp_path: Path, bulk: bool) -> None:
+@pytest.mark.parametrize("fast", FAST)
+def test_a_duration_named_time_is_a_metric_and_the_run_is_not_stalled(tmp_path: Path, fast: bool) -> None:
     log = Log(tmp_path)
-    log.store.readers["jsonl"].bulk = bulk
+    use(log.store, fast)
     before = time.time()
     log.append(dumps(*({"mode": "train", "epoch": 1, "iter": i * 10, "lr": 0.02, "time": 0.41 + i / 100,
                         "data_time": 0.05, "eta_seconds": 3600 - i, "loss": 1.0 / i} for i in range(1, 6))))
@@ -142,21 +148,21 @@ def test_a_duration_named_time_is_a_metric_and_the_run_is_not_stalled(tmp_path: 
     assert (times >= before).all()
 
 
-@pytest.mark.parametrize("bulk", BULK)
-def test_an_absolute_time_is_the_wall_clock_whatever_its_spelling(bulk: bool) -> None:
+@pytest.mark.parametrize("fast", FAST)
+def test_an_absolute_time_is_the_wall_clock_whatever_its_spelling(fast: bool) -> None:
     data = dumps({"step": 1, "time": 1.7e9, "loss": 1}, {"step": 2, "timestamp": 1.7e12 + 500, "loss": 2},
                  {"step": 3, "t": 3.5, "wall_time": "2024-01-02T03:04:05Z", "loss": 3},
                  {"step": 4, "time": "soon", "loss": 4})
-    [got] = attempts(decode(data, bulk)[0])
+    [got] = attempts(decode(data, fast)[0])
     assert got["loss"][2] == [1.7e9, 1.7e9 + 0.5, 1704164645.0, 5.0]
     assert got["t"][1] == [3.5]  # not an absolute time: a metric
     assert "time" not in got and "timestamp" not in got and "wall_time" not in got
 
 
-@pytest.mark.parametrize("bulk", BULK)
-def test_nan_lines_keep_their_other_metrics(tmp_path: Path, bulk: bool) -> None:
+@pytest.mark.parametrize("fast", FAST)
+def test_nan_lines_keep_their_other_metrics(tmp_path: Path, fast: bool) -> None:
     log = Log(tmp_path)
-    log.store.readers["jsonl"].bulk = bulk
+    use(log.store, fast)
     log.append(b'{"mode": "train", "iter": 1, "loss": 0.5, "grad_norm": 2.0}\n'
                b'{"mode": "train", "iter": 2, "loss": NaN, "grad_norm": Infinity}\n'
                b'{"mode": "train", "iter": 3, "loss": -Infinity, "grad_norm": 3.0, "acc": "NaN"}\n')
@@ -167,11 +173,11 @@ def test_nan_lines_keep_their_other_metrics(tmp_path: Path, bulk: bool) -> None:
     assert log.store.series("run", "train/grad_norm").steps.tolist() == [1, 2, 3]
 
 
-@pytest.mark.parametrize("bulk", BULK)
-def test_a_counter_restarting_each_epoch_gives_increasing_steps(tmp_path: Path, bulk: bool) -> None:
+@pytest.mark.parametrize("fast", FAST)
+def test_a_counter_restarting_each_epoch_gives_increasing_steps(tmp_path: Path, fast: bool) -> None:
     """mmcv's JSON log: iter counts within each epoch; val lines carry the epoch's last iter."""
     log = Log(tmp_path, "20240101_000000.log.json")
-    log.store.readers["jsonl"].bulk = bulk
+    use(log.store, fast)
     lines = [{"env_info": "sys.platform: linux", "seed": 0}]
     for epoch in (1, 2, 3):
         lines += [{"mode": "train", "epoch": epoch, "iter": i, "lr": 0.02, "memory": 3000, "data_time": 0.01,
@@ -192,10 +198,10 @@ def test_a_counter_restarting_each_epoch_gives_increasing_steps(tmp_path: Path, 
     assert log.store.series("run", "train/loss").values.tolist()[-2:] == [9.0, 9.0]
 
 
-@pytest.mark.parametrize("bulk", BULK)
-def test_a_real_restart_still_starts_an_attempt(tmp_path: Path, bulk: bool) -> None:
+@pytest.mark.parametrize("fast", FAST)
+def test_a_real_restart_still_starts_an_attempt(tmp_path: Path, fast: bool) -> None:
     log = Log(tmp_path)
-    log.store.readers["jsonl"].bulk = bulk
+    use(log.store, fast)
     log.append(dumps(*({"step": s, "loss": 1.0 / s, "lr": 0.1} for s in range(1, 11))))
     log.append(dumps({"step": 5, "eval_loss": 0.5}, {"step": 10, "eval_loss": 0.4}))  # late, another layout
     assert log.store.get_run("run").attempts == 1
@@ -206,18 +212,18 @@ def test_a_real_restart_still_starts_an_attempt(tmp_path: Path, bulk: bool) -> N
     assert log.store.series("run", "loss", attempt=0).steps.tolist() == list(range(1, 11))
 
 
-@pytest.mark.parametrize("bulk", BULK)
-def test_bad_input_is_counted_never_raised(bulk: bool) -> None:
+@pytest.mark.parametrize("fast", FAST)
+def test_bad_input_is_counted_never_raised(fast: bool) -> None:
     data = (b'{"step": 1, "loss": 1}\n{"k": [1], "loss": 2}\n[1, 2]\n{"step": \n'
             b'{"a": "\xff"}\n{"step": 1e400, "loss": 1' + b"0" * 400 + b"}\n" + b'{"a":' * 1100 + b"1" + b"}" * 1100 + b"\n")
-    parsed, _ = decode(data, bulk)
+    parsed, _ = decode(data, fast)
     [p] = parsed
     assert p.skipped == {"not_object": 1, "malformed_json": 2, "invalid_utf8": 1}
     [got] = attempts(parsed)
     assert got["loss"][:2] == ([1.0, 1.0, math.inf], [1.0, 2.0, math.inf])  # no counter: the record number
 
 
-# ---- the bulk decoder against one object at a time, and chunking --------------------------------
+# ---- the fast paths against one object at a time, and chunking ----- --------------------------------
 
 word = st.sampled_from(["loss", "acc", "lr", "a b", "ünï", "x/y", "time", "t", "timestamp", "mode", "split",
                         "step", "iter", "epoch", "global_step", "k"])
@@ -252,32 +258,63 @@ def line(draw: Any, step: int) -> bytes:
 
 
 @st.composite
+def block(draw: Any, step: int) -> list[bytes]:
+    """Lines of one layout, as one program writes them: the template path's input, with here and
+    there a number another program would write, or a value of another type."""
+    names = draw(st.lists(st.sampled_from(["loss", "acc", "lr", "a b", "ünï", "time", "t", "epoch"]),
+                          min_size=1, max_size=4, unique=True))
+    fixed = draw(st.dictionaries(st.sampled_from(["mode", "split", "tag", "ok", "none", "timestamp"]),
+                                 st.sampled_from(["train", "val", "", True, None, "NaN", "2024-01-02T03:04:05Z"]),
+                                 max_size=2))
+    counter = draw(st.sampled_from(["step", "iter"]))
+    compact = draw(st.booleans())
+    out = []
+    for _ in range(draw(st.integers(16, 30))):
+        step += draw(st.sampled_from([1] * 20 + [0, -2]))
+        rec: dict[str, Any] = {**fixed, counter: step}
+        odd = draw(st.sampled_from([None] * 12 + ["token", "type"]))
+        for name in names:
+            rec[name] = draw(number)
+        if odd == "type":
+            rec[names[0]] = draw(st.sampled_from(["x", None, True, [1]]))
+        if odd == "token":
+            rec[names[-1]] = 0.000123456789  # written, then replaced by the token
+        text = json.dumps(rec, separators=(",", ":") if compact else None)
+        text = text.replace("0.000123456789", draw(st.sampled_from(TOKENS)).decode())
+        out.append(text.encode() + b"\n")
+    return out
+
+
+@st.composite
 def log_text(draw: Any) -> bytes:
     step = draw(st.integers(0, 3))
-    out = []
-    for _ in range(draw(st.integers(1, 40))):
-        step += draw(st.sampled_from([1, 1, 1, 0, -2]))
-        out.append(draw(line(step)))
+    out: list[bytes] = []
+    for _ in range(draw(st.integers(1, 6))):
+        if draw(st.booleans()):
+            out += draw(block(step))
+        else:
+            for _ in range(draw(st.integers(1, 8))):
+                step += draw(st.sampled_from([1, 1, 1, 0, -2]))
+                out.append(draw(line(step)))
     return b"".join(out)
 
 
-@needs_bulk
 @settings(max_examples=300, deadline=None)
 @given(data=log_text())
-def test_the_bulk_decoder_gives_the_points_of_one_object_at_a_time(data: bytes) -> None:
-    fast, st_fast = decode(data, True)
+def test_the_fast_path_gives_the_points_of_one_object_at_a_time(data: bytes) -> None:
+    got, st_fast = decode(data, True)
     slow, st_slow = decode(data, False)
-    assert attempts(fast) == attempts(slow)
-    assert [p.skipped for p in fast] == [p.skipped for p in slow]
-    assert [p.records for p in fast] == [p.records for p in slow]
+    assert attempts(got) == attempts(slow)
+    assert [p.skipped for p in got] == [p.skipped for p in slow]
+    assert [p.records for p in got] == [p.records for p in slow]
     assert repr(st_fast) == repr(st_slow)  # repr: NaN equal to NaN
 
 
 @settings(max_examples=200, deadline=None)
-@given(data=log_text(), cuts=st.lists(st.integers(1, 39), max_size=4), bulk=st.booleans())
-def test_chunk_boundaries_anywhere_give_the_points_of_one_chunk(data: bytes, cuts: list[int], bulk: bool) -> None:
-    whole, st_whole = decode(data, bulk)
-    pieces, st_pieces = decode(data, bulk, cuts)
+@given(data=log_text(), cuts=st.lists(st.integers(1, 80), max_size=4), fast=st.booleans())
+def test_chunk_boundaries_anywhere_give_the_points_of_one_chunk(data: bytes, cuts: list[int], fast: bool) -> None:
+    whole, st_whole = decode(data, fast)
+    pieces, st_pieces = decode(data, fast, cuts)
     assert attempts(pieces) == attempts(whole)
     assert sum(p.records for p in pieces) == whole[0].records
     assert repr(st_pieces) == repr(st_whole)

@@ -7,9 +7,13 @@ reader is surer of those it knows (a trainer state).
 
 tailboard's own streams (a header first, or lines of the writer's layout) are decoded by
 ``ingest.parse_chunk``, which has the fast path for the writer's scalars. Lines that another program
-wrote ("foreign") are read by the rules below, decoded in bulk by pyarrow's JSON reader (one C++
-pass per chunk into columns) or, where it is not installed or refuses a chunk, one line at a time;
-both give the same columns (``Fields``) and the rest is shared, so the points are the same.
+wrote ("foreign") are read by the rules below. A program writes its lines from one dict, so lines of
+one layout differ only in their numbers: a chunk's lines are grouped by layout and each group of
+``MIN_TEMPLATE`` lines or more is read as a template of its first line (every other byte compared,
+the numbers read by one orjson call: ``ingest.read_layout``, the writer's fast path made general);
+the other lines, and groups that differ anywhere, are read one object at a time. Both give the same
+columns (``Fields``) and the rest is shared, so the points are the same (bench/jsonl_decode.py
+measures this against pyarrow's JSON reader, which was slower).
 
 What a foreign line holds (``format.foreign_scalars`` is the same rules for one object):
 - Nested objects are flattened with "/". Every field holding a number (or the strings "NaN",
@@ -47,8 +51,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import math
+from collections.abc import Callable
 from itertools import pairwise
 from typing import Any
 
@@ -67,14 +71,7 @@ from tailboard.format import (
     flatten,
 )
 
-from ..ingest import Parsed, decode_line, decode_lines, parse_chunk
-
-try:  # the bulk decoder (the sidecar extra installs it); without it, lines are read one by one
-    import pyarrow
-    import pyarrow.compute as pc
-    import pyarrow.json as pajson
-except ImportError:  # pragma: no cover - exercised by the tests that switch it off
-    pyarrow = None
+from ..ingest import Parsed, decode_line, decode_lines, parse_chunk, read_layout
 
 __all__ = ["Fields", "JsonlReader", "JsonlState"]
 
@@ -116,8 +113,11 @@ class JsonlReader:
     name = "jsonl"
     #: records end at newlines: the tail cuts lines itself (over-long lines and NUL runs skipped)
     lines = True
-    #: the bulk decoder, when pyarrow is installed (tests switch it off to compare)
-    bulk = pyarrow is not None
+    #: lines of one layout read as templates (tests switch it off to compare with one at a time)
+    fast = True
+    #: a decoder of the other lines into columns, tried before one object at a time (returning None
+    #: where it cannot be exact); bench/jsonl_decode.py puts pyarrow's JSON reader here
+    bulk: Callable[[bytes], Fields | None] | None = None
 
     def claims(self, filename: str, head: bytes) -> float:
         if filename.lower().endswith(SUFFIXES):
@@ -158,7 +158,7 @@ class JsonlReader:
 
     def decode(self, data: bytes, state: JsonlState, *, now: float) -> tuple[Parsed, JsonlState]:
         if not (state.native or data.startswith(NATIVE_HEAD)):
-            got = decode_foreign(data, state, now=now, bulk=self.bulk)
+            got = decode_foreign(data, state, now=now, fast=self.fast, bulk=self.bulk)
             if got is not None:
                 return got
         parsed = parse_chunk(data, prev_step=state.last_step, next_index=state.index,
@@ -209,15 +209,16 @@ def _disc_hash(key: str, value: str) -> int:
     return _hash(key + "\x00" + value)
 
 
-def fields_from_objects(objs: list[Any], parsed: Parsed) -> Fields:
-    """Columns of decoded lines, one object at a time (what is not an object is counted)."""
+def fields_from_objects(objs: list[Any], parsed: Parsed, kept: list[int] | None = None) -> Fields:
+    """Columns of decoded lines, one object at a time (what is not an object is counted). ``kept``,
+    if given, gets the index in ``objs`` of each row."""
     numbers: dict[str, tuple[list[int], list[float]]] = {}
     iso: dict[str, tuple[list[int], list[float]]] = {}
     layout: list[int] = []
     prefix: list[int] = []
     prefixes: dict[str, int] = {"": 0}
     n = 0
-    for obj in objs:
+    for i, obj in enumerate(objs):
         if type(obj) is not dict:
             parsed.skip("not_object")
             continue
@@ -250,6 +251,8 @@ def fields_from_objects(objs: list[Any], parsed: Parsed) -> Fields:
         layout.append(h & _M64)
         p = discriminator_prefix(flat)
         prefix.append(prefixes.setdefault(p, len(prefixes)))
+        if kept is not None:
+            kept.append(i)
         n += 1
     out_numbers = {}
     for name, (rows, xs) in numbers.items():
@@ -265,111 +268,133 @@ def fields_from_objects(objs: list[Any], parsed: Parsed) -> Fields:
                   list(prefixes))
 
 
-def fields_from_arrow(data: bytes) -> Fields | None:
-    """Columns of complete lines by pyarrow's JSON reader, or None where its reading could differ
-    from one line at a time (then the caller reads them so): a line it refuses (not JSON, a
-    number out of range, a type that changes from line to line, a key twice), the spellings it
-    takes that JSON does not (``-NaN``, ``Inf``), two objects on a line, a byte-order mark, an
-    integer ``-0`` in a float column, nesting past ``MAX_DEPTH``, names that flatten alike, or
-    tailboard's own records (a string ``k``)."""
-    if pyarrow is None or not data or data.startswith(b"\xef\xbb\xbf") or b"-NaN" in data:
-        return None
-    if b"Inf" in data and data.count(b"Inf") != data.count(b"Infinity"):
+#: Fewest lines of one layout read as a template; fewer are read with the rest of their chunk.
+MIN_TEMPLATE = 16
+_NUMBER = frozenset(b"0123456789.-+eE")
+
+
+def fields_from_template(data: bytes) -> Fields | None:
+    """Columns of lines that all have the layout of the first: the same bytes everywhere but in the
+    numbers (as one program's ``json.dumps`` of one dict writes them). The text between numbers is
+    compared at every line and the numbers are read by one orjson call (``ingest.read_layout``);
+    the rest of the first line (strings, booleans, nulls) is read once and holds for every line.
+    None when the first line is not a flat object with a number and no ':' but its separators, or
+    when any line differs."""
+    first = data[: data.find(b"\n")]
+    if b"\\" in first:
         return None
     try:
-        table = pajson.read_json(io.BytesIO(data), read_options=pajson.ReadOptions(
-            use_threads=False, block_size=max(len(data) + 1, 1 << 16)))
-    except (pyarrow.ArrowException, ValueError):  # not JSON, or not UTF-8 (UnicodeDecodeError)
+        obj = orjson.loads(first)
+    except orjson.JSONDecodeError:
         return None
-    n = table.num_rows
-    if n != data.count(b"\n"):
-        return None  # a blank line, or two objects on one line
-    leaves: list[tuple[str, Any]] = []
-    if not _leaves(leaves, "", table.column_names, [c.combine_chunks() for c in table.columns], 0):
+    if type(obj) is not dict or first.count(b":") != len(obj) or type(obj.get("k")) is str:
         return None
-    if len({name for name, _ in leaves}) != len(leaves):
+    consts: list[bytes] = []
+    anchors: list[int] = []
+    before: list[int] = []
+    numeric: list[str] = []
+    at = 0  # end of the last number
+    colon = -1
+    for j, (name, value) in enumerate(obj.items()):
+        colon = first.index(b":", colon + 1)
+        if type(value) is dict or type(value) is list:
+            return None
+        if type(value) is not int and type(value) is not float:
+            continue
+        start = colon + 1
+        while first[start : start + 1] in (b" ", b"\t"):
+            start += 1
+        end = start
+        while end < len(first) and first[end] in _NUMBER:
+            end += 1
+        consts.append(first[at:start])
+        anchors.append(colon - at)
+        before.append(j)
+        numeric.append(name)
+        at = end
+    if not numeric:
         return None
+    consts.append(first[at:] + b"\n")
+    table = read_layout(data, consts, anchors, before, len(obj))
+    if table is None:
+        return None
+    one = fields_from_objects([obj], Parsed())  # what the first line holds besides its numbers
+    n = table.shape[0]
+    numbers = {name: (np.full(n, values[0]), np.full(n, has[0])) for name, (values, has) in one.numbers.items()}
+    for j, name in enumerate(numeric):
+        numbers[name] = (table[:, j], np.ones(n, bool))
+    return Fields(n, numbers, {name: np.full(n, t[0]) for name, t in one.iso.items()},
+                  np.full(n, one.layout[0], np.uint64), np.full(n, int(one.prefix[0]), np.int64), one.prefixes)
+
+
+def fields_by_layout(data: bytes, parsed: Parsed, fast: bool = True,
+                     bulk: Callable[[bytes], Fields | None] | None = None) -> Fields | None:
+    """A chunk's columns: lines of each layout met ``MIN_TEMPLATE`` times or more read as a
+    template (``fast``), the others by ``bulk`` if given, else one object at a time; rows in file
+    order. None when the chunk holds tailboard's own records."""
+    whole = fields_from_template(data) if fast else None
+    if whole is not None:
+        return whole
+    lines = data.split(b"\n")
+    lines.pop()
+    groups: dict[tuple[int, bytes], list[int]] = {}
+    for i, line in enumerate(lines):  # a layout's lines share their colons and first bytes
+        groups.setdefault((line.count(b":"), line[:24]) if fast else (0, b""), []).append(i)
+    parts: list[tuple[Fields, np.ndarray]] = []
+    rest: list[int] = []
+    for rows in groups.values():
+        got = None
+        if fast and len(rows) >= MIN_TEMPLATE:
+            got = fields_from_template(b"\n".join([lines[i] for i in rows]) + b"\n")
+        if got is None:
+            rest.extend(rows)
+        else:
+            parts.append((got, np.array(rows)))
+    if rest:
+        rest.sort()
+        text = b"\n".join([lines[i] for i in rest]) + b"\n"
+        got = bulk(text) if bulk is not None else None
+        if got is not None:
+            parts.append((got, np.array(rest)))
+        else:
+            where: list[int] = []
+            objs = decode_lines(text, parsed, where)
+            if any(type(o) is dict and type(o.get("k")) is str and o["k"] in KINDS for o in objs):
+                return None
+            kept: list[int] = []
+            got = fields_from_objects(objs, parsed, kept)
+            parts.append((got, np.array([rest[where[k]] for k in kept], np.int64)))
+    return parts[0][0] if len(parts) == 1 and not rest else merged(parts) if parts else \
+        fields_from_objects([], parsed)
+
+
+def merged(parts: list[tuple[Fields, np.ndarray]]) -> Fields:
+    """Columns of several sets of rows (each with the line number of its rows), in line order."""
+    lines = np.concatenate([where for _, where in parts])
+    order = np.argsort(lines, kind="stable")
+    n = int(lines.shape[0])
+    place = np.empty(n, np.int64)
+    place[order] = np.arange(n)  # row i of the concatenation goes to place[i]
     numbers: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     iso: dict[str, np.ndarray] = {}
-    layout = np.zeros(n, np.uint64)
-    prefix_parts: dict[str, tuple[list[str], np.ndarray]] = {}
-    for name, arr in leaves:
-        kind = arr.type
-        if pyarrow.types.is_null(kind):
-            continue
-        has = np.ones(n, bool) if arr.null_count == 0 else arr.is_valid().to_numpy(zero_copy_only=False)
-        layout += has.astype(np.uint64) * np.uint64(_hash(name))
-        if pyarrow.types.is_integer(kind) or pyarrow.types.is_floating(kind):
-            values = arr.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-            if pyarrow.types.is_floating(kind) and bool((np.signbit(values) & (values == 0)).any()):
-                return None  # -0.0 or an integer -0 (which is 0): they read alike here
-            numbers[name] = (values, has)
-        elif pyarrow.types.is_string(kind) or pyarrow.types.is_large_string(kind):
-            if name == "k" and bool(pc.any(pc.is_in(arr, pyarrow.array(sorted(KINDS)))).as_py()):
-                return None
-            if name in _DISC:
-                enc = arr.dictionary_encode()
-                words = enc.dictionary.to_pylist()
-                idx = enc.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-                layout += np.array([_disc_hash(name, w) for w in words], np.uint64)[idx] * has
-                prefix_parts[name] = (words, np.where(has, idx, -1))
-                continue
-            texts = arr.to_pylist() if name in _TIME else None
-            if texts is not None:
-                ts = np.array([np.nan if x is None else (absolute_time(x) or np.nan) for x in texts], np.float64)
-                if not np.isnan(ts).all():
-                    iso[name] = ts
-                spelled = has & np.isnan(ts)
-            else:
-                spelled = has
-            code = pc.index_in(arr, pyarrow.array(_NONFINITE)).to_numpy(zero_copy_only=False)
-            hit = spelled & ~np.isnan(code.astype(np.float64))
-            if hit.any():
-                values = np.full(n, np.nan)
-                values[hit] = np.array([math.nan, math.inf, -math.inf])[code[hit].astype(np.int64)]
-                numbers[name] = (values, hit)
-    prefix, prefixes = _prefixes(n, prefix_parts)
-    return Fields(n, numbers, iso, layout, prefix, prefixes)
-
-
-def _leaves(out: list[tuple[str, Any]], at: str, names: list[str], arrays: list[Any], depth: int) -> bool:
-    """Flatten struct columns into ``out`` as (name joined with "/", array); False when too deep."""
-    if depth > MAX_DEPTH:
-        return False
-    for name, arr in zip(names, arrays):
-        full = at + "/" + name if at else name
-        if pyarrow.types.is_struct(arr.type):
-            kids = [arr.type.field(i).name for i in range(arr.type.num_fields)]
-            if not _leaves(out, full, kids, arr.flatten(), depth + 1):
-                return False
-        else:
-            out.append((full, arr))
-    return True
-
-
-def _prefixes(n: int, parts: dict[str, tuple[list[str], np.ndarray]]) -> tuple[np.ndarray, list[str]]:
-    """Per row, the index of its discriminator prefix, from each discriminator's distinct values
-    and per-row codes into them (-1: none)."""
-    if not parts:
-        return np.zeros(n, np.int64), [""]
-    keys = [k for k in DISCRIMINATOR_KEYS if k in parts]
-    combined = np.zeros(n, np.int64)
-    for k in keys:  # one number per combination of values
-        words, codes = parts[k]
-        combined = combined * (len(words) + 1) + (codes + 1)
-    found, inverse = np.unique(combined, return_inverse=True)
-    names = []
-    for c in found.tolist():
-        picked = []
-        for k in reversed(keys):
-            words, _ = parts[k]
-            c, code = divmod(c, len(words) + 1)
-            if code and words[code - 1]:
-                picked.append(words[code - 1])
-        names.append("/".join(reversed(picked)) + "/" if picked else "")
-    index: dict[str, int] = {"": 0}
-    ids = np.array([index.setdefault(p, len(index)) for p in names], np.int64)
-    return ids[inverse.reshape(-1)], list(index)
+    layout = np.empty(n, np.uint64)
+    prefix = np.empty(n, np.int64)
+    prefixes: dict[str, int] = {"": 0}
+    at = 0
+    for f, _ in parts:
+        mine = place[at : at + f.n]
+        at += f.n
+        for name, (values, has) in f.numbers.items():
+            if name not in numbers:
+                numbers[name] = (np.full(n, np.nan), np.zeros(n, bool))
+            numbers[name][0][mine] = values
+            numbers[name][1][mine] = has
+        for name, t in f.iso.items():
+            iso.setdefault(name, np.full(n, np.nan))[mine] = t
+        layout[mine] = f.layout
+        ids = np.array([prefixes.setdefault(p, len(prefixes)) for p in f.prefixes], np.int64)
+        prefix[mine] = ids[f.prefix]
+    return Fields(n, numbers, iso, layout, prefix, list(prefixes))
 
 
 # ---- steps, attempts and series: shared by both decoders --------------------------------------
@@ -461,21 +486,18 @@ class _Tracker:
     def _one_by_one(self, fields: Fields, key: np.ndarray, raw: np.ndarray, outer: np.ndarray,
                     steps: np.ndarray) -> list[int]:
         starts = []
-        last_row: dict[int, int] = {}
+        last_row: dict[int, int] = {}  # counter -> its last row in this chunk
         rows = zip(key.tolist(), raw.tolist(), outer.tolist(), fields.layout.tolist())
         for i, (k, v, o, lid) in enumerate(rows):
             if k < 0:
                 self.started = True
                 continue
-            if k in last_row:  # the entry of the counter's previous row in this chunk, made now
-                j = last_row[k]
-                self.counters[k] = self._last(fields, j, *self.counters[k][:3])
             c = self.counters.get(k)
             restart = False
             if c is None:
                 off = 0.0 if math.isnan(o) else self.offset_at(k, o)
             else:
-                last, lo, off, prefix, names = c
+                last, lo, off = c[:3]
                 both = not (math.isnan(o) or math.isnan(lo))  # both lines have the coarser counter
                 if both and o > lo and v < last:  # it restarted as the coarser one moved on
                     off += last + (1.0 - v if v <= 0 else 0.0)
@@ -486,10 +508,12 @@ class _Tracker:
                         del table[next(iter(table))]
                 elif both and o < lo:  # back to an earlier epoch: its offset
                     off = self.offset_at(k, o)
-                if v + off < last + c[2] and prefix == fields.prefixes[int(fields.prefix[i])]:
-                    # the counter went back on a line holding no field its previous line did not
-                    mine = self._last(fields, i, v, o, off)[4]
-                    restart = set(mine) <= set(names)
+                if v + off < last + c[2]:
+                    # back on a line of the same prefix holding no field the previous one did not
+                    if k in last_row:
+                        c = self._last(fields, last_row[k], *c[:3])
+                    mine = self._last(fields, i, v, o, off)
+                    restart = mine[3] == c[3] and set(mine[4]) <= set(c[4])
             step = v + off if off else v
             self.counters[k] = [v, o, off, *(c[3:] if c is not None else ("", ()))]
             last_row[k] = i
@@ -586,16 +610,14 @@ def _absolute(col: tuple[np.ndarray, np.ndarray] | None, iso: np.ndarray | None,
     return t
 
 
-def decode_foreign(data: bytes, state: JsonlState, *, now: float, bulk: bool = True) -> tuple[Parsed, JsonlState] | None:
+def decode_foreign(data: bytes, state: JsonlState, *, now: float, fast: bool = True,
+                   bulk: Callable[[bytes], Fields | None] | None = None) -> tuple[Parsed, JsonlState] | None:
     """Foreign lines by the rules of the module docstring; None when the chunk holds tailboard's own
     records (``ingest.parse_chunk`` reads those)."""
-    fields = fields_from_arrow(data) if bulk else None
     skipped = Parsed()
+    fields = fields_by_layout(data, skipped, fast, bulk)
     if fields is None:
-        objs = decode_lines(data, skipped)
-        if any(type(o) is dict and type(o.get("k")) is str and o["k"] in KINDS for o in objs):
-            return None
-        fields = fields_from_objects(objs, skipped)
+        return None
     tracker = _Tracker(state)
     parsed = points(fields, tracker, now)
     parsed.skipped = skipped.skipped
