@@ -177,7 +177,9 @@ def scan(
 
 
 def _list(folder: str, real_root: str, warned: set[str]) -> tuple[list[str], list[str], bool]:
-    """A folder's subfolders (paths) and files (names), and whether it holds symlinks."""
+    """A folder's subfolders (paths) and files (names, in their order: a run's files are caught up
+    in it, event files by the start time in their names as TensorBoard reads them), and whether it
+    holds symlinks."""
     subfolders: list[str] = []
     streams: list[str] = []
     linked = False
@@ -198,4 +200,4 @@ def _list(folder: str, real_root: str, warned: set[str]) -> tuple[list[str], lis
                     streams.append(entry.name)
             except OSError:
                 continue
-    return subfolders, streams, linked
+    return subfolders, sorted(streams), linked

@@ -68,6 +68,16 @@ def test_checkpoint_histories_are_streams_of_the_run_above(tmp_path: Path) -> No
         str(tmp_path / "checkpoint-3" / "trainer_state.json")].run_id == "."
 
 
+def test_a_folder_s_streams_come_in_the_order_of_their_names(tmp_path: Path) -> None:
+    """The catch-up reads a run's files in this order: event files by their start times, as
+    TensorBoard does (a folder lists its entries in any order: ext4 in hash order)."""
+    names = [f"events.out.tfevents.17000000{i:02d}.host.1.0" for i in range(40)]
+    for name in reversed(names):
+        touch(tmp_path / "run" / name)
+    found = scan(str(tmp_path), candidate=lambda rel: True)
+    assert [ref.stream for ref in found.values()] == names
+
+
 def test_folder_named_jsonl_is_not_a_stream(tmp_path: Path) -> None:
     (tmp_path / "odd.jsonl").mkdir()
     touch(tmp_path / "odd.jsonl" / "real.jsonl")

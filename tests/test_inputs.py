@@ -14,6 +14,8 @@ import csv
 import io
 import json
 import math
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -743,3 +745,35 @@ async def test_a_writer_resumed_with_purge_step_shows_what_tensorboard_shows(tmp
         w.close()
         assert await s.wait_points("fresh", "loss", 1) == [point(0, 0.5)]
         assert (await s.runs())["fresh"]["attempts"] == 1
+
+
+async def test_a_resumed_writer_s_file_caught_up_after_the_file_it_resumes(tmp_path: Path) -> None:
+    """Both files there before the server starts: they are read in the order of their names (as
+    TensorBoard reads them: a writer's file is named after its start time), whatever order the
+    folder lists them in."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    scratch = tmp_path / "scratch"
+    w = SummaryWriter(str(scratch / "old"))
+    for step in range(10):
+        w.add_scalar("loss", loss(step), step, walltime=WALL + step)
+    w.close()
+    w = SummaryWriter(str(scratch / "new"), purge_step=6)
+    for step in range(6, 12):
+        w.add_scalar("loss", acc(step), step, walltime=WALL + 100 + step)
+    w.close()
+    (old,), (new,) = (scratch / "old").iterdir(), (scratch / "new").iterdir()
+    assert old.name < new.name
+    for k in range(64):  # a folder that lists the resumed writer's file first (ext4: hash order)
+        run = tmp_path / "root" / f"exp{k}"
+        run.mkdir(parents=True)
+        (run / new.name).write_bytes(new.read_bytes())
+        (run / old.name).write_bytes(old.read_bytes())
+        if os.listdir(run)[0] == new.name:
+            break
+        shutil.rmtree(run)
+    else:
+        pytest.skip("no folder listed the newer file first")
+    async with serving(tmp_path / "root") as s:
+        want = given(range(6), loss) + [point(step, f32(acc(step))) for step in range(6, 12)]
+        assert await s.points(f"exp{k}", "loss") == want
