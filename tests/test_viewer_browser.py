@@ -1085,9 +1085,55 @@ def test_the_legend_and_the_data_table_read_every_run_at_a_whole_step(browser: A
             assert float(row["value"]) == pytest.approx(loss(LR[row["run"]], 200), rel=1e-5)
         page.click("[data-metric='train/loss'] .pinned-table button.unpin")
         wait_for(page, "() => document.querySelector(\"[data-metric='train/loss'] .pinned-table\").hidden")
+
+        # the pointer on a legend entry draws that run over the others, which fade
+        settle(page, "train/loss")
+        drawn = {r: ema(site_values("train/loss", r), SMOOTHING) for r in RUNS}
+        colours = {r: line_colour(page, "train/loss", r) for r in RUNS}
+        assert all(probe(page, "train/loss", 60, drawn[r][60]).shows(colours[r]) for r in RUNS)
+        page.hover(f"[data-metric='train/loss'] .lg-item[data-run='{RUNS[1]}']")
+        wait_for(page, f"() => window.tailboard.charts.get('train/loss').highlight === {RUNS[1]!r}")
+        settle(page, "train/loss")
+        assert probe(page, "train/loss", 60, drawn[RUNS[1]][60]).shows(colours[RUNS[1]])
+        assert not probe(page, "train/loss", 60, drawn[RUNS[0]][60]).shows(colours[RUNS[0]])
+        page.mouse.move(5, 5)
+        wait_for(page, "() => window.tailboard.charts.get('train/loss').highlight === null")
         assert not errors, errors
     finally:
         context.close()
+
+
+def test_labels_made_from_hostile_names_and_configs_are_text(browser: Any, tmp_path: Path) -> None:
+    """Run names and config values are log content: the legend and the data table show them as
+    text, their hidden characters made visible, whatever markup they hold."""
+    img, rlo = "<img src=x onerror=window.__pwned=1>", "\u202e"
+    runs = {f"{img}/a": {"opt": f"<svg onload=__pwned=2>{rlo}x"}, f"{img}/b": {"opt": "sgd"}}
+    for run_id, config in runs.items():
+        with tailboard.init(tmp_path / run_id, config=config) as run:
+            for i in range(20):
+                run.log({"loss": 1 / (i + 1)}, step=i)
+    handle = serve_in_thread(tmp_path, token="tok", follower_options={"poll_interval": 0.05})
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(handle.url)
+        wait_for(page, "() => window.tailboard && document.querySelectorAll(\"[data-metric='loss'] .lg-item\").length === 2")
+        wait_for(page, f"() => ({LEGEND})('loss')[1].text === 'opt=sgd'")
+        legend = page.evaluate(LEGEND, "loss")
+        assert [e["text"] for e in legend] == ["opt=<svg onload=__pwned=2>⟨U+202E⟩x", "opt=sgd"]
+        assert [e["title"] for e in legend] == list(runs)
+        page.mouse.move(*screen_point(page, "loss", 10))
+        wait_for(page, "() => !document.querySelector(\"[data-metric='loss'] .tooltip\").hidden")
+        shown = readout(page, "[data-metric='loss'] .tooltip")
+        assert shown is not None and sorted(r["full"] for r in shown["rows"]) == sorted(runs)
+        assert page.evaluate("() => ({ pwned: window.__pwned ?? null, img: !!document.querySelector('img'), "
+                             "svg: !!document.querySelector('svg') })") == {"pwned": None, "img": False, "svg": False}
+        assert rlo not in page.inner_text("body")
+        assert not errors, errors
+    finally:
+        page.close()
+        handle.stop()
 
 
 def test_series_of_one_point_and_isolated_points_are_drawn_as_markers(browser: Any, tmp_path: Path) -> None:

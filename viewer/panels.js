@@ -8,6 +8,7 @@ import { getJSON } from "./api.js";
 import { h, label, visible } from "./dom.js";
 import { Heatmap } from "./heatmap.js";
 import { streamFormats } from "./runs.js";
+import { flatConfig } from "./names.js";
 
 const empty = (el, text) => el.replaceChildren(h("p", { class: "empty" }, text));
 
@@ -119,13 +120,7 @@ export async function showConfig(el, runs, runData) {
   el.replaceChildren();
   if (!runs.length) { empty(el, "Select runs to compare."); return; }
   const details = await Promise.all(runs.map((run) => getJSON("/api/run", { run }).catch(() => ({}))));
-  const flat = (obj, prefix = "", out = {}) => {
-    for (const [k, v] of Object.entries(obj || {})) {
-      if (v && typeof v === "object" && !Array.isArray(v)) flat(v, `${prefix}${k}.`, out); else out[prefix + k] = v;
-    }
-    return out;
-  };
-  const configs = details.map((d) => flat(d.config));
+  const configs = details.map((d) => flatConfig(d.config));
   const keys = [...new Set(configs.flatMap((c) => Object.keys(c)))].sort();
   const metrics = [...new Set(runs.flatMap((r) => [...(runData.get(r)?.series.keys() || [])]))].sort();
   const cell = (v) => h("td", null, typeof v === "number" ? formatNumber(v) : label(v ?? ""));
