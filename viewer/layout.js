@@ -114,12 +114,14 @@ export class ChartGrid {
       card.pinned = pinned;
       card.pin.classList.toggle("on", pinned);
       card.pin.title = pinned ? "Unpin" : "Pin to the top";
+      card.pin.setAttribute("aria-pressed", String(pinned));
     }
     if (card.big !== big) {
       card.big = big;
       card.el.classList.toggle("big", big);
       card.bigButton.classList.toggle("on", big);
-      card.bigButton.title = big ? "Back to the grid" : "Enlarge";
+      card.bigButton.title = big ? "Back to the grid (Escape)" : "Enlarge";
+      card.bigButton.setAttribute("aria-pressed", String(big));
     }
   }
 

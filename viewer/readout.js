@@ -56,9 +56,11 @@ function table(rows, smoothing) {
       cols.map(([key]) => h("td", { class: key }, c[key]))))))];
 }
 
-/** What a readout shows, as a string: equal strings, equal tables. */
-const signature = (x, rows, chart) => `${x}|${chart.view.xaxis}|${chart.view.smoothing}|` +
-  rows.map(({ s, i }) => `${s.id}\u0000${s.label}\u0000${s.color}\u0000${s.version}\u0000${i}`).join("\u0001");
+/** What a readout shows, as a string: equal strings, equal tables. Made of the values read, not of
+ *  the data's version: a table pinned at a step of a live run is not rebuilt as the run grows. */
+const signature = (x, rows, chart) => `${x}|${chart.view.xaxis}|${chart.view.smoothing > 0}|` +
+  rows.map(({ s, i, smoothed }) => [s.id, s.label, s.color, s.steps[i], s.values[i], smoothed, s.times[i], s.t0].join("\u0000"))
+    .join("\u0001");
 
 export class Readout {
   /** onUnpin(): the pinned table's close button; onHighlight(id|null): the pointer on a legend entry. */
@@ -108,9 +110,10 @@ export class Readout {
     if (sig !== this.sig[key]) {
       this.sig[key] = sig;
       const [day, rows] = table(data.rows, chart.view.smoothing > 0);
+      const mode = chart.view.xaxis;
       el.replaceChildren(
-        h("div", { class: "tt-head" }, h("span", { class: "tt-x" }, positionText(data.x, chart.view.xaxis)),
-          h("span", { class: "tt-day" }, day),
+        h("div", { class: "tt-head" }, h("span", { class: "tt-x" }, positionText(data.x, mode)),
+          h("span", { class: "tt-day" }, mode === "wall" ? "" : day), // a wall-time heading has its day
           close ? h("button", { class: "unpin", title: "Unpin this table", onclick: close }, "×") : null),
         rows);
     }
