@@ -327,3 +327,22 @@ def test_the_state_is_small_and_picklable() -> None:
     lines += [{f"field{j}": 1, "step": j} for j in range(1000)]  # a thousand layouts
     _, state = decode(dumps(*lines), True)
     assert len(pickle.dumps(state)) < 64 << 10
+
+
+@pytest.mark.parametrize("fast", FAST)
+def test_a_cursor_of_an_earlier_process_rereads_a_chunk_as_it_was_read(fast: bool) -> None:
+    """``state_before``: a chunk decoded again knowing only the state after it (the store resumes a
+    cursor of an earlier process so) gives the points it gave, offsets of a restarting counter included."""
+    lines = []
+    for epoch in range(1, 5):
+        lines += [{"mode": "train", "epoch": epoch, "iter": i, "loss": epoch + i / 100} for i in range(10, 60, 10)]
+        lines.append({"mode": "val", "epoch": epoch, "iter": 50, "acc": epoch / 10})
+    data = dumps(*lines)
+    r = reader(fast)
+    cut = data.splitlines(keepends=True)
+    chunks = [b"".join(cut[a : a + 7]) for a in range(0, len(cut), 7)]
+    state = r.new_state()
+    for chunk in chunks:
+        first, state = r.decode(chunk, state, now=5.0)
+        again, _ = r.decode(chunk, r.state_before(chunk, state), now=5.0)
+        assert attempts([again]) == attempts([first])

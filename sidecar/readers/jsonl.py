@@ -40,11 +40,13 @@ offset of each epoch is kept (the last ``MAX_OFFSETS``), so that a run resumed a
 gets the steps it had there.
 
 A new attempt (the store shows each attempt up to the next one's first step) starts only on real
-evidence: the step going back on lines of the same layout (the same fields present, the same
-discriminator values), which is what a run started again from the beginning or from a checkpoint
-writes. Lines of another layout may go back without it (an evaluation logged late, a per-epoch line
-after per-iteration lines): their points are placed by step. The last step of the last
-``MAX_LAYOUTS`` layouts is kept.
+evidence, what a run started again from the beginning or from a checkpoint writes: the step going
+back on lines of the same layout (the same fields present, the same discriminator values), or going
+back on the counter of the line before it with the same discriminators and no field that line did
+not have (a resumed run's first line may log less). Lines of another layout may go back without it
+(an evaluation logged late, a per-epoch line after per-iteration lines): their points are placed by
+step. The last step of the last ``MAX_LAYOUTS`` layouts is kept. Lines with no counter never start
+an attempt.
 """
 
 from __future__ import annotations
@@ -146,15 +148,16 @@ class JsonlReader:
 
     def state_before(self, data: bytes, after: JsonlState) -> JsonlState:
         """The state to decode ``data`` with, when all that is known is the state after it (a cursor
-        of an earlier process): the records are numbered back from ``after``; the counters' offsets
-        are ``after``'s (kept per epoch, they hold for earlier lines too); the steps before are
-        unknown, so steps going back inside ``data`` still start an attempt, before it none does."""
+        of an earlier process): the records are numbered back from ``after``; the offsets of
+        restarting counters are ``after``'s (kept per epoch, they hold for earlier lines too); the
+        steps before are unknown, so steps going back inside ``data`` still start an attempt, before
+        it none does."""
+        before = dataclasses.replace(after, last_step=None, started=True, counters=(), layouts=())
         if after.native or data.startswith(NATIVE_HEAD):
             parsed = parse_chunk(data, prev_step=None, next_index=0, attempt_started=True, native=after.native)
         else:
-            parsed, _ = self.decode(data, dataclasses.replace(after, layouts=()), now=0.0)
-        return dataclasses.replace(after, last_step=None, index=max(0, after.index - parsed.records),
-                                   started=True, layouts=())
+            parsed, _ = self.decode(data, before, now=0.0)
+        return dataclasses.replace(before, index=max(0, after.index - parsed.records))
 
     def decode(self, data: bytes, state: JsonlState, *, now: float) -> tuple[Parsed, JsonlState]:
         if not (state.native or data.startswith(NATIVE_HEAD)):
@@ -189,6 +192,17 @@ class Fields:
     #: per row: index into ``prefixes`` (discriminator prefix; "" first)
     prefix: np.ndarray
     prefixes: list[str]
+    _present: tuple[list[str], np.ndarray] | None = dataclasses.field(default=None, repr=False)
+
+    def names_at(self, row: int) -> tuple[str, ...]:
+        """The fields holding a number in ``row``, sorted (one matrix per chunk, made when first
+        asked: a restart is rare, and a chunk may have thousands of fields)."""
+        if self._present is None:
+            names = sorted(self.numbers)
+            self._present = names, np.stack([self.numbers[k][1] for k in names], axis=1) if names else \
+                np.zeros((self.n, 0), bool)
+        names, present = self._present
+        return tuple(names[j] for j in np.flatnonzero(present[row]).tolist())
 
 
 _hashes: dict[str, int] = {}
@@ -480,8 +494,7 @@ class _Tracker:
     def _last(fields: Fields, row: int, value: float, outer: float, off: float) -> list[Any]:
         """A counter's entry after ``row``: its value, its coarser counter's, its offset, and the
         row's prefix and numeric fields (what a restart's line is compared with)."""
-        names = tuple(sorted(name for name, (_, has) in fields.numbers.items() if has[row]))
-        return [value, outer, off, fields.prefixes[int(fields.prefix[row])], names]
+        return [value, outer, off, fields.prefixes[int(fields.prefix[row])], fields.names_at(row)]
 
     def _one_by_one(self, fields: Fields, key: np.ndarray, raw: np.ndarray, outer: np.ndarray,
                     steps: np.ndarray) -> list[int]:
