@@ -64,12 +64,12 @@ const grid = new ChartGrid($("sections"), {
 state.charts = grid.charts;
 
 const configs = new RunConfigs({ onChange: () => { labels.key = ""; redraw(); } });
-/** Labels of the selected runs (names.js), made again when the selection, the mode or a config changes. */
+/** Labels of the selected runs (names.js), made again (once per sync) when the selection, the mode
+ *  or a config changed. */
 const labels = { key: "", map: new Map() };
-function labelOf(run) {
+function refreshLabels() {
   const key = `${view.labels}\u0000${view.runs.join("\u0000")}`;
   if (key !== labels.key) { labels.key = key; labels.map = runLabels(view.runs, configs.configs, view.labels); }
-  return labels.map.get(run) ?? run;
 }
 
 /** A card asks for a pin, an enlargement (both toggles) or a section folded or opened. */
@@ -196,7 +196,7 @@ function seriesFor(run, metric) {
     version = `${version}@${state.until}`;
   }
   const dark = isDark();
-  return { steps: v.steps, values: v.values, times: v.times, id: run, color: runColor(run, dark), label: labelOf(run),
+  return { steps: v.steps, values: v.values, times: v.times, id: run, color: runColor(run, dark), label: labels.map.get(run) ?? run,
     version: `${version}|${dark}`, t0: state.infos.get(run)?.started };
 }
 
@@ -210,6 +210,7 @@ function sync() {
   const cols = view.cols ? String(view.cols) : "";
   if ($("sections").dataset.cols !== cols) $("sections").dataset.cols = cols;
   showZoom(view);
+  refreshLabels();
   const chartView = { xaxis: view.xaxis, logy: view.logy, outliers: view.outliers, smoothing: view.smoothing, zoom: view.zoom };
   grid.sync(names, chartView, (metric) => view.runs.map((r) => seriesFor(r, metric)).filter(Boolean),
     { pins: view.pins, big: view.big, fold: view.fold });
