@@ -764,12 +764,12 @@ async def test_a_resumed_writer_s_file_caught_up_after_the_file_it_resumes(tmp_p
     w.close()
     (old,), (new,) = (scratch / "old").iterdir(), (scratch / "new").iterdir()
     assert old.name < new.name
-    for k in range(64):  # a folder that lists the resumed writer's file first (ext4: hash order)
+    for k in range(64):  # names a folder lists the resumed writer's file first under (ext4: hash order)
         run = tmp_path / "root" / f"exp{k}"
         run.mkdir(parents=True)
-        (run / new.name).write_bytes(new.read_bytes())
-        (run / old.name).write_bytes(old.read_bytes())
-        if os.listdir(run)[0] == new.name:
+        (run / f"{new.name}.{k}").write_bytes(new.read_bytes())
+        (run / f"{old.name}.{k}").write_bytes(old.read_bytes())
+        if os.listdir(run)[0] == f"{new.name}.{k}":
             break
         shutil.rmtree(run)
     else:
