@@ -393,8 +393,8 @@ def measure(fmt: str, root: Path, args: argparse.Namespace) -> list[tuple[str, d
     t0 = time.perf_counter()
     spec = {**generate(root, fmt, args.runs, steps), "ea_runs": args.ea_runs}
     print(f"\n{fmt}: {args.runs} runs, {spec['points']:,} points, {spec['bytes'] / 1e6:.0f} MB "
-          f"({spec['bytes'] / spec['points']:.1f} bytes a point), written in {time.perf_counter() - t0:.0f} s",
-          flush=True)
+          f"({spec['bytes'] / spec['points']:.1f} bytes a point), written in {time.perf_counter() - t0:.0f} s; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     kinds = ["tailboard"] + [p for p in PEERS[fmt] if not (p == "rustboard" and args.skip_rustboard)]
     rows = list(measure_loaders(kinds, root, spec, args).items())
     ours = rows[0][1]

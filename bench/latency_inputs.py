@@ -264,7 +264,7 @@ def main() -> None:
         if args.commit:
             print(f"tailboard at {use_commit(args.commit, top)}")
         print(f"{args.runs} runs, {args.rate:.0f} records/s in total, {args.seconds:g} s a format, "
-              f"{'polling' if args.poll else 'inotify'}")
+              f"{'polling' if args.poll else 'inotify'}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         print(f"{'path':<58}{'points':>8}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'max ms':>10}")
 
         def show(label: str, lat: list[float], note: str = "") -> None:

@@ -13,6 +13,9 @@ fresh process, the median of --repeats is printed:
 - TensorBoard's EventAccumulator keeping every scalar (size_guidance 0), on run00 only (it is slow);
 - TensorBoard's Rust loader (``tensorboard --load_fast=true``): from its start until its HTTP API
   shows every run's last step, measured as bench/ingest.py does. It keeps 1,000 points per tag.
+
+This is the reader alone; bench/ingest.py loads the same kind of files through the Follower and the
+Store, as ``tailboard serve`` does.
 """
 
 from __future__ import annotations
