@@ -1,9 +1,9 @@
 """Follower: the glue from the log tree to the store (watch -> discovery -> tail -> store).
 
 Which files are logs and how each is read is the readers' (``readers.Registry``): discovery lists the
-files whose names may be logs, the follower looks at a new one's head once to choose its reader (a
-file no reader claims is reported as unrecognised, and looked at again while it is short and
-changing), its tail cuts the reader's records, and the store decodes them with the reader. Files that
+files whose names may be logs, the follower looks at a new one once to choose its reader (a file no
+reader claims is reported as unrecognised, and looked at again when it changes), its tail cuts the
+reader's records, and the store decodes them with the reader. Files that
 are versions of one stream (discovery: a Trainer's ``checkpoint-N/trainer_state.json``) are read one
 at a time, the newest (the latest modified; then the highest checkpoint, the run's own file last):
 when a newer one appears the stream goes on in it, as after a rotation, and the reader takes only

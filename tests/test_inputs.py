@@ -17,7 +17,6 @@ import math
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -697,12 +696,11 @@ async def test_text_log_whose_metrics_start_after_pages_of_other_lines(tmp_path:
         (tmp_path / "job").mkdir()
         path = tmp_path / "job" / "train.log"
         with open(path, "w") as f:
-            for i in range(120):
-                f.write(f"UserWarning: the DataLoader will create worker processes; message number {i}\n")
+            f.writelines(f"UserWarning: the DataLoader will create worker processes; message number {i}\n"
+                         for i in range(120))
             f.flush()
             await s.wait(lambda: _files_are(s, unrecognised=1), what="the log, unrecognised so far")
-            for step in range(10):
-                f.write(f"step={step} loss={loss(step)!r}\n")
+            f.writelines(f"step={step} loss={loss(step)!r}\n" for step in range(10))
             f.flush()
             assert await s.wait_points("job", "loss", 10) == [point(i, loss(i)) for i in range(10)]
             assert await s.files() == {"formats": {"text": 1}, "unrecognised": 0, "examples": []}
