@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from tailboard.format import DISCRIMINATOR_KEYS, KINDS, absolute_time
+from tailboard.format import DISCRIMINATOR_KEYS, KINDS, TIME_KEYS, absolute_time
 
 try:
     import pyarrow
@@ -146,7 +146,7 @@ def fields_from_arrow(data: bytes) -> Fields | None:
         if pyarrow.types.is_null(kind):
             continue
         has = np.ones(n, bool) if arr.null_count == 0 else arr.is_valid().to_numpy(zero_copy_only=False)
-        layout += has.astype(np.uint64) * np.uint64(jsonl._hash(name))
+        layout += has.astype(np.uint64) * np.uint64(jsonl.field_hash(name))
         if pyarrow.types.is_integer(kind) or pyarrow.types.is_floating(kind):
             values = arr.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
             if pyarrow.types.is_floating(kind) and bool((np.signbit(values) & (values == 0)).any()):
@@ -155,14 +155,14 @@ def fields_from_arrow(data: bytes) -> Fields | None:
         elif pyarrow.types.is_string(kind) or pyarrow.types.is_large_string(kind):
             if name == "k" and bool(pc.any(pc.is_in(arr, pyarrow.array(sorted(KINDS)))).as_py()):
                 return None
-            if name in jsonl._DISC:
+            if name in DISCRIMINATOR_KEYS:
                 enc = arr.dictionary_encode()
                 words = enc.dictionary.to_pylist()
                 idx = enc.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-                layout += np.array([jsonl._disc_hash(name, w) for w in words], np.uint64)[idx] * has
+                layout += np.array([jsonl.discriminator_hash(name, w) for w in words], np.uint64)[idx] * has
                 prefix_parts[name] = (words, np.where(has, idx, -1))
                 continue
-            texts = arr.to_pylist() if name in jsonl._TIME else None
+            texts = arr.to_pylist() if name in TIME_KEYS else None
             if texts is not None:
                 ts = np.array([np.nan if x is None else (absolute_time(x) or np.nan) for x in texts], np.float64)
                 if not np.isnan(ts).all():

@@ -346,3 +346,12 @@ def test_a_cursor_of_an_earlier_process_rereads_a_chunk_as_it_was_read(fast: boo
         first, state = r.decode(chunk, state, now=5.0)
         again, _ = r.decode(chunk, r.state_before(chunk, state), now=5.0)
         assert attempts([again]) == attempts([first])
+
+
+@pytest.mark.parametrize("fast", FAST)
+def test_a_field_named_k_does_not_make_a_line_tailboards_own(fast: bool) -> None:
+    data = dumps(*({"k": 5, "epoch": e, "iter": i, "recall": 0.5} for e in (1, 2) for i in (10, 20)))
+    parsed, state = decode(data, fast)
+    [got] = attempts(parsed)
+    assert got["recall"][0] == [10, 20, 30, 40] and got["k"][1] == [5, 5, 5, 5]
+    assert not state.native

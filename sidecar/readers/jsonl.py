@@ -75,7 +75,7 @@ from tailboard.format import (
 
 from ..ingest import Parsed, decode_line, decode_lines, parse_chunk, read_layout
 
-__all__ = ["Fields", "JsonlReader", "JsonlState"]
+__all__ = ["Fields", "JsonlReader", "JsonlState", "discriminator_hash", "field_hash", "fields_from_objects"]
 
 #: Names that are JSON lines whatever they hold.
 SUFFIXES = (".jsonl", ".ndjson")
@@ -83,13 +83,10 @@ SUFFIXES = (".jsonl", ".ndjson")
 MAX_LAYOUTS = 256
 #: Epoch offsets kept per restarting counter.
 MAX_OFFSETS = 256
-#: Nesting deeper than this is flattened one line at a time (and counted when it is too deep).
-MAX_DEPTH = 64
-#: The start of every line tailboard's writer writes.
-NATIVE_HEAD = b'{"k":'
+#: The start of every line tailboard's writer writes (its kind, a string; a foreign "k" may be anything).
+NATIVE_HEAD = b'{"k":"'
 
 _M64 = (1 << 64) - 1
-_NONFINITE = ("NaN", "Infinity", "-Infinity")
 _TIME = frozenset(TIME_KEYS)
 _DISC = frozenset(DISCRIMINATOR_KEYS)
 
@@ -208,7 +205,7 @@ class Fields:
 _hashes: dict[str, int] = {}
 
 
-def _hash(text: str) -> int:
+def field_hash(text: str) -> int:
     """A 64-bit hash of a name, the same in every process (the catch-up decodes in children)."""
     h = _hashes.get(text)
     if h is None:
@@ -219,8 +216,8 @@ def _hash(text: str) -> int:
     return h
 
 
-def _disc_hash(key: str, value: str) -> int:
-    return _hash(key + "\x00" + value)
+def discriminator_hash(key: str, value: str) -> int:
+    return field_hash(key + "\x00" + value)
 
 
 def fields_from_objects(objs: list[Any], parsed: Parsed, kept: list[int] | None = None) -> Fields:
@@ -245,10 +242,10 @@ def fields_from_objects(objs: list[Any], parsed: Parsed, kept: list[int] | None 
         for name, v in flat.items():
             if v is None:
                 continue
-            h += _hash(name)
+            h += field_hash(name)
             if type(v) is str:
                 if name in _DISC:
-                    h += _disc_hash(name, v)
+                    h += discriminator_hash(name, v)
                     continue
                 if name in _TIME:
                     t = absolute_time(v)
