@@ -171,7 +171,7 @@ def dashboard(browser: object, seconds: float, *, viewer_dir: Path | None = None
         print(f"JS heap after the live run: {heap / 1e6:.1f} MB")
 
 
-def many_runs(browser: object, n: int, seconds: float) -> None:
+def many_runs(browser: object, n: int, seconds: float, *, viewer_dir: Path | None = None) -> None:
     root = Path(tempfile.mkdtemp(prefix="tailboard-viewer-many-"))
     files = []
     for r in range(n):
@@ -199,6 +199,7 @@ def many_runs(browser: object, n: int, seconds: float) -> None:
             stop.wait(max(0.0, 1.0 - (time.monotonic() - t0)))
 
     page = browser.new_page(viewport={"width": 1600, "height": 1000})  # type: ignore[attr-defined]
+    serve_viewer_from(page, viewer_dir)
     t0 = time.perf_counter()
     page.goto(handle.url)
     # the list is virtual: every run known to it, and the visible rows drawn
@@ -320,6 +321,7 @@ def main() -> None:
     ap.add_argument("--replay-speed", type=float, default=1000.0)
     ap.add_argument("--viewer-dir", type=Path, default=None, help="serve the page's files from this folder")
     ap.add_argument("--skip-tables", action="store_true", help="no dashboard run with data tables open")
+    ap.add_argument("--skip-dashboard", action="store_true", help="no dashboard runs (2.) at all")
     args = ap.parse_args()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
@@ -327,11 +329,12 @@ def main() -> None:
         try:
             if not args.skip_big:
                 first_paint(browser, args.points)
-            dashboard(browser, args.seconds, viewer_dir=args.viewer_dir)
-            if not args.skip_tables:
+            if not args.skip_dashboard:
+                dashboard(browser, args.seconds, viewer_dir=args.viewer_dir)
+            if not (args.skip_tables or args.skip_dashboard):
                 dashboard(browser, args.seconds, viewer_dir=args.viewer_dir, tables=True)
             if args.runs:
-                many_runs(browser, args.runs, args.seconds)
+                many_runs(browser, args.runs, args.seconds, viewer_dir=args.viewer_dir)
             if args.replay_steps:
                 replay_memory(browser, 4, args.replay_steps, args.replay_speed)
         finally:
