@@ -499,13 +499,18 @@ def read_layout(data: bytes, consts: list[bytes], anchors: list[int], before: li
     starts = [col[:, before[j]] - anchors[j] for j in range(len(consts) - 1)]
     if starts[0][0] != 0 or not np.array_equal(starts[0][1:], ends[:-1] + 1):
         return None
+    head = consts[0][:8]
+    if len(head) == 8 and starts[0][-1] + 8 <= arr.shape[0] and \
+            not bool((_windows(arr)[starts[0]] == np.uint64(int.from_bytes(head, "little"))).all()):
+        return None  # lines of another layout: said early, before the full comparison below
     starts.append(ends - (len(consts[-1]) - 1))
     for j in range(1, len(consts)):  # no empty number
         if not bool((starts[j] > starts[j - 1] + len(consts[j - 1])).all()):
             return None
     # Check every constant at every line by 8-byte windows (one gather for all), then blank them:
     # spaces, and a comma in each one's first byte to separate the numbers. A constant shorter
-    # than a window is checked through a window that ends with it, the number bytes masked out.
+    # than a window is checked through a window that ends with it (starts with it, for the head of
+    # a line), the other bytes masked out.
     cols: list[np.ndarray] = []
     want: list[int] = []
     mask: list[int] = []
@@ -521,6 +526,12 @@ def read_layout(data: bytes, consts: list[bytes], anchors: list[int], before: li
             masks = [_ALL] * len(offs)
             full.append(starts[j][:, None] + np.asarray(offs, dtype=np.int64))
             cols.append(full[-1])
+        elif j == 0:  # a short head: the window that starts with it (a line has 8 bytes or more)
+            offs = [0]
+            words = [int.from_bytes(c, "little")]
+            masks = [(1 << (8 * size)) - 1]
+            cols.append(starts[j][:, None] + np.asarray(offs, dtype=np.int64))
+            short.append((starts[j][:, None] + np.arange(size, dtype=np.int64)).ravel())
         else:
             offs = [size - 8]
             words = [int.from_bytes(c, "little") << (8 * (8 - size))]
@@ -530,7 +541,7 @@ def read_layout(data: bytes, consts: list[bytes], anchors: list[int], before: li
         want.extend(words)
         mask.extend(masks)
     at = np.concatenate(cols, axis=1)
-    if at[-1, -1] + 8 > arr.shape[0] or int(at.min()) < 0:
+    if int(at.max()) + 8 > arr.shape[0] or int(at.min()) < 0:
         return None
     buf = arr.copy()
     src, dst = _windows(arr), _windows(buf)

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tailboard.sidecar.ingest import Parsed
+from tailboard.sidecar.readers import jsonl
 from tailboard.sidecar.readers.jsonl import JsonlReader, JsonlState
 from tailboard.sidecar.store import Store
 
@@ -355,3 +356,20 @@ def test_a_field_named_k_does_not_make_a_line_tailboards_own(fast: bool) -> None
     [got] = attempts(parsed)
     assert got["recall"][0] == [10, 20, 30, 40] and got["k"][1] == [5, 5, 5, 5]
     assert not state.native
+
+
+def test_lines_as_programs_write_them_take_the_template_path() -> None:
+    """json.dumps with its spaces, compact separators, a short first name, strings, booleans and
+    nulls fixed in the layout: read as one template, not one object at a time."""
+    rows = [{"lr": 0.1 / (i + 1), "mode": "train", "iter": i, "ok": True, "note": None, "loss": 1.0 / (i + 1)}
+            for i in range(40)]
+    for separators in (None, (",", ":")):
+        data = b"".join(json.dumps(r, separators=separators).encode() + b"\n" for r in rows)
+        fields = jsonl.fields_from_template(data)
+        assert fields is not None and fields.n == 40
+        assert fields.numbers["loss"][0].tolist() == [r["loss"] for r in rows]
+        assert fields.prefixes[int(fields.prefix[0])] == "train/"
+    mixed = data + json.dumps({"lr": 0.1, "mode": "val", "iter": 40, "acc": 0.5}).encode() + b"\n"
+    assert jsonl.fields_from_template(mixed) is None  # another layout: grouped, then read
+    [got] = attempts(decode(mixed, True)[0])
+    assert got["val/acc"][1] == [0.5] and len(got["train/loss"][0]) == 40
