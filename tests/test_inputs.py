@@ -157,9 +157,10 @@ async def test_corrupt_event_records_are_counted_and_the_rest_read(tmp_path: Pat
         assert info["skipped"] == {"total": 2, "bad_crc": 1, "bad_length": 1}
 
 
-async def test_tensorboardx_writer_found_live_exact_and_appends(tmp_path: Path) -> None:
+@pytest.mark.parametrize("poll", [False, True], ids=["inotify", "poll"])
+async def test_tensorboardx_writer_found_live_exact_and_appends(tmp_path: Path, poll: bool) -> None:
     tbx = pytest.importorskip("tensorboardX")
-    async with serving(tmp_path) as s:
+    async with serving(tmp_path, poll=poll) as s:
         # its flush() writes what its thread has taken from its queue: the thread flushes the rest
         w = tbx.SummaryWriter(str(tmp_path / "tbx" / "run1"), flush_secs=0.05)
         try:
@@ -689,10 +690,11 @@ async def test_csv_resume_and_export_from_states_no_longer_kept(tmp_path: Path) 
 # ---- text logs ---------------------------------------------------------------------------------
 
 
-async def test_text_log_whose_metrics_start_after_pages_of_other_lines(tmp_path: Path) -> None:
+@pytest.mark.parametrize("poll", [False, True], ids=["inotify", "poll"])
+async def test_text_log_whose_metrics_start_after_pages_of_other_lines(tmp_path: Path, poll: bool) -> None:
     """A script's stdout opens with warnings and prints well past the first 4 KiB before its first
     metric line: it is taken as a log once metric lines arrive, and read from its start."""
-    async with serving(tmp_path) as s:
+    async with serving(tmp_path, poll=poll) as s:
         (tmp_path / "job").mkdir()
         path = tmp_path / "job" / "train.log"
         with open(path, "w") as f:
