@@ -21,6 +21,23 @@ ReaderState = Any
 
 
 class Reader(Protocol):
+    """What every reader has. A reader may also have, looked up by the wiring with ``getattr``:
+
+    - ``lines = True``: its records are lines; the tail cuts them itself (over-long lines and NUL runs
+      skipped and counted) instead of calling ``complete``.
+    - ``max_record`` (bytes): the longest record the tail holds while it is incomplete (default
+      ``MAX_LINE_BYTES``); a pending record over it is dropped and counted (``record_too_large``).
+    - ``whole = True``: a file is one document rewritten in place; every change of it is a new version
+      read from offset 0 (``tail.Framing.whole``).
+    - ``rewound(state) -> state``: after the file was truncated, rewritten or replaced, the state to
+      read it again from offset 0 with, keeping the points already stored (without it, the stream's
+      data is void and its run is rebuilt from its other files).
+    - ``first_read(state) -> state``: the state an export decodes with where ``state`` was kept, so
+      records that the stream checked rather than emitted after a rewrite are exported too.
+    - ``state_before(data, after) -> state``: the state before ``data`` when only the state after it is
+      known (a cursor older than the states the store keeps).
+    """
+
     #: Short name, shown in /api/runs and used by --include/--exclude rules ("jsonl", "tfevents").
     name: str
 
