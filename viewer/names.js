@@ -70,10 +70,20 @@ function shortKey(key, keys) {
   return keys.filter((k) => k.slice(k.lastIndexOf(".") + 1) === last).length > 1 ? key : last;
 }
 
-/** `lr=0.1 batch=64` per run from the config keys that differ; null when none differ. */
+/** True when every run's value of `key` is a string that holds its id or is held in it (a run name
+ *  or an output folder in the config): such a key only says the name again. */
+function restatesName(key, ids, configs) {
+  return ids.every((id) => {
+    const v = configs.get(id)[key];
+    return typeof v === "string" && v !== "" && (v.includes(id) || id.includes(v));
+  });
+}
+
+/** `lr=0.1 batch=64` per run from the config keys that differ (but those that only restate the run's
+ *  name); null when none is left. */
 export function configLabels(ids, configs) {
   if (ids.length < 2 || !ids.every((id) => configs.has(id))) return null;
-  const keys = differingKeys(ids, configs);
+  const keys = differingKeys(ids, configs).filter((k) => !restatesName(k, ids, configs));
   if (!keys.length) return null;
   const shown = keys.slice(0, MAX_KEYS);
   const out = new Map();

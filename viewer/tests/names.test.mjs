@@ -33,6 +33,16 @@ test("config labels name the keys whose values differ, short keys when unambiguo
   assert.equal(configValue("a\u202eb"), "a\u202eb"); // shown through dom.js label(), which makes it visible
 });
 
+test("a config key that only restates the run's name is not a label (the demo's run_name)", () => {
+  const ids = ["lr_0.3/seed0", "lr_0.1/seed0"];
+  const configs = new Map(ids.map((id) => [id, { lr: Number(id.slice(3, 6)), run_name: id, out: `/logs/${id}`, epochs: 30 }]));
+  assert.deepEqual(obj(configLabels(ids, configs)), { "lr_0.3/seed0": "lr=0.3", "lr_0.1/seed0": "lr=0.1" });
+  // nothing else differs: no config labels, the path says it
+  const named = new Map(ids.map((id) => [id, { run_name: id }]));
+  assert.equal(configLabels(ids, named), null);
+  assert.deepEqual([...runLabels(ids, named).values()], ["lr_0.1", "lr_0.3"]);
+});
+
 test("run labels: config when it tells the runs apart, else path, collisions completed, or full names", () => {
   const ids = ["sweep/lr_0.5/seed0", "sweep/lr_0.5/seed1", "sweep/lr_2/seed0"];
   const configs = new Map(ids.map((id) => [id, { lr: Number(id.split("/")[1].slice(3)), seed: Number(id.slice(-1)) }]));
