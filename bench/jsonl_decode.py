@@ -8,8 +8,9 @@ writes a dict with one step key (``{"iter": 17, "loss": 0.52, ...}``), "mixed" i
 (train lines with mode, epoch and an iter that restarts each epoch, a val line per 100), and
 "native" in the writer's layout. Each path decodes a file in 1 MiB pieces (--chunk, as the
 catch-up reads), the reader's state carried from one to the next, on one core (pyarrow without
-threads). Every figure is the median of --runs rounds; each round runs every path once, so a busy
-machine slows them alike; fewer rounds past --budget seconds. Paths:
+threads, polars with one). Times are CPU seconds of this process (time.process_time), so other
+work on the machine counts less than in wall time; every figure is the median of --runs rounds,
+each round running every path once; fewer rounds past --budget seconds. Paths:
 - hand-written (shipped): ``JsonlReader.decode``; lines grouped by layout, each group read as a
   template of its first line by ``ingest.read_layout``, the rest one object at a time;
 - pyarrow.json: the same reader with every chunk read by pyarrow's JSON reader into the same
@@ -268,9 +269,9 @@ def timed(paths: dict[str, Callable[[], Any] | None], runs: int, budget: float) 
         if done >= 2 and time.perf_counter() - began > budget:
             break
         for name, took in times.items():
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             paths[name]()  # type: ignore[misc]
-            took.append(time.perf_counter() - t0)
+            took.append(time.process_time() - t0)
     return {name: statistics.median(times[name]) if name in times else None for name in paths}
 
 
