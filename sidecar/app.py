@@ -1,7 +1,8 @@
 """HTTP and WebSocket routes. They ask the store and the hub; they never touch files.
 
-Organised as Starlette's own code is: endpoint functions, a route table, exception handlers. Every
-store query runs in a worker thread, a few at a time (``Limits.query_threads``): the event loop only
+Organised as Starlette's own code is: endpoint functions, a route table, exception handlers. Routes
+that an option turns on (``POST /api/runs/{run}/stop`` with ``--allow-control``, ``/metrics`` with
+``--metrics``) are absent from the table without it. Every store query runs in a worker thread, a few at a time (``Limits.query_threads``): the event loop only
 moves bytes, so one heavy request never stalls the others or ``/healthz``.
 """
 
@@ -14,6 +15,10 @@ from contextlib import suppress
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
+
+import orjson
+from prometheus_client.registry import CollectorRegistry
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,10 +27,13 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import protocol as P
+from .alerts import AlertEngine, Webhooks
 from .auth import WS_SUBPROTOCOL, AccessControl
+from .control import ControlPlane, ControlRefused
 from .health import LoopLag
 from .hub import Client, Hub, SlowClient
 from .limits import Limits
+from .metrics import exposition
 from .store import Reset, Store
 
 __all__ = ["create_app"]
@@ -41,6 +49,10 @@ _MEDIA = {
 WS_1008_POLICY_VIOLATION = 1008
 WS_1009_MESSAGE_TOO_BIG = 1009
 WS_1013_TRY_AGAIN_LATER = 1013
+#: The largest body of a control request (a small JSON object).
+MAX_CONTROL_BODY = 4096
+#: Ended alerts an /api/alerts answer lists at most.
+MAX_RECENT_ALERTS = 500
 
 
 @dataclass
@@ -51,6 +63,27 @@ class _State:
     heartbeat: float
     loop_lag: LoopLag | None = None
     websockets: int = 0
+    alerts: AlertEngine | None = None
+    webhooks: Webhooks | None = None
+    control: ControlPlane | None = None
+    metrics: CollectorRegistry | None = None
+
+    def features(self) -> dict[str, bool]:
+        """What this server was started with, for the page (a stop button only where it works)."""
+        return {"alerts": self.alerts is not None, "control": self.control is not None,
+                "metrics": self.metrics is not None}
+
+    def annotate(self, run: dict[str, Any]) -> dict[str, Any]:
+        """A run's JSON with its active alerts per level (``alerts``) and its stop state (``stop``)."""
+        if self.alerts is not None:
+            counts = self.alerts.book.run_counts(run["id"])
+            if counts:
+                run["alerts"] = counts
+        if self.control is not None:
+            stop = self.control.state(run["id"], run.get("status"))
+            if stop is not None:
+                run["stop"] = stop
+        return run
 
     async def answer(self, fn: Callable[..., Any], *args: Any, encoded: bool = False, **kwargs: Any) -> Response:
         """A JSON response from a store query, run and encoded in a worker thread (the hub's slots
@@ -126,9 +159,10 @@ async def api_runs(request: Request) -> Response:
     def query() -> dict[str, Any]:
         p = state.store.progress()
         return {
-            "runs": [r.to_json() for r in state.store.runs()],
+            "runs": [state.hub.run_json(r) for r in state.store.runs()],
             "loading": {"done": p.done, "bytes": p.loaded_bytes, "total_bytes": p.total_bytes,
                         "files": state.store.files()},
+            "features": state.features(),
         }
 
     return await state.answer(query)
@@ -136,7 +170,8 @@ async def api_runs(request: Request) -> Response:
 
 async def api_run(request: Request) -> Response:
     state = _state(request)
-    return await state.answer(state.store.run_detail, _known_run(request))
+    run = _known_run(request)
+    return await state.answer(lambda: state.annotate(state.store.run_detail(run)))
 
 
 async def api_series(request: Request) -> Response:
@@ -195,6 +230,80 @@ async def api_records(request: Request) -> Response:
     return await state.answer(query, encoded=True)
 
 
+async def api_alerts(request: Request) -> Response:
+    """Active alerts and the latest ended ones (``?run=ID`` for one run's, ``?recent=N``)."""
+    state = _state(request)
+    assert state.alerts is not None
+    run = request.query_params.get("run") or None
+    recent = _int_param(request, "recent", 0, MAX_RECENT_ALERTS, 100) or 0
+    report = state.alerts.report(run, recent=recent)
+    report["webhooks"] = state.webhooks.status() if state.webhooks is not None else []
+    return _json(report)
+
+
+async def api_stop(request: Request) -> Response:
+    """Ask a run to stop (``--allow-control``): token (the middleware), same origin, a JSON body."""
+    state = _state(request)
+    assert state.control is not None
+    control = state.control
+    refusal = _cross_site(request)
+    if refusal is not None:
+        logger.warning("refused a stop request: %s", refusal)
+        return ORJSONResponse({"error": refusal}, status_code=403)
+    run = _known_run(request, request.path_params["run"])
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/json":
+        return ORJSONResponse({"error": "a stop request is a JSON body (Content-Type: application/json)"},
+                              status_code=415)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_CONTROL_BODY:
+            return ORJSONResponse({"error": f"the body is over {MAX_CONTROL_BODY} bytes"}, status_code=413)
+    try:
+        payload = orjson.loads(body or b"null")
+    except orjson.JSONDecodeError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise ValueError('the body must be a JSON object, e.g. {} or {"reason": "diverged"}')
+    reason = payload.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise ValueError("reason must be a string")
+    stop = await state.hub.in_worker(lambda: control.request_stop(run, reason))
+    info = state.store.get_run(run)
+    return ORJSONResponse({"run": run, "stop": stop.to_json(None if info is None else info.status)},
+                          status_code=202, headers={"cache-control": "no-store"})
+
+
+def _cross_site(request: Request) -> str | None:
+    """Why a state-changing request is refused as coming from another site, or None. A browser
+    sends ``Origin`` with every POST, and ``Sec-Fetch-Site``; a script sends neither (and needs the
+    token all the same)."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return "cross-site requests are refused"
+    origin = request.headers.get("origin")
+    if origin is None:
+        return None
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return "origin not allowed"
+    host = request.headers.get("host", "").strip().lower()
+    if parts.scheme != request.url.scheme or parts.netloc.lower() != host:
+        return "origin not allowed"
+    return None
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus' exposition (``--metrics``), encoded in a worker thread."""
+    state = _state(request)
+    registry = state.metrics
+    assert registry is not None
+    body, content_type = await state.hub.in_worker(lambda: exposition(registry, request.headers.get("accept")))
+    return Response(body, headers={"content-type": content_type, "cache-control": "no-store"})
+
+
 async def api_poll(request: Request) -> Response:
     """Long-poll fallback: the WebSocket's messages for the given runs and cursors."""
     state = _state(request)
@@ -251,7 +360,7 @@ async def ws_endpoint(ws: WebSocket) -> None:
 
     client = Client(send, queue_size=limits.queue_size)
     hub.add(client)
-    hub.send_now(client, P.dumps(P.hello(hub.server, state.heartbeat)))
+    hub.send_now(client, P.dumps(P.hello(hub.server, state.heartbeat, state.features())))
     hub.send_now(client, await hub.in_worker(hub.full_runs))
     tasks = {asyncio.create_task(hub.pump(client)), asyncio.create_task(_read_client(ws, state, client))}
     code = None
@@ -343,6 +452,11 @@ async def _bad_request(request: Request, exc: Exception) -> Response:
     return ORJSONResponse({"error": str(exc)}, status_code=400)
 
 
+async def _refused(request: Request, exc: Exception) -> Response:
+    status = exc.status if isinstance(exc, ControlRefused) else 500
+    return ORJSONResponse({"error": str(exc)}, status_code=status)
+
+
 # ---- the app ------------------------------------------------------------------------------------
 
 
@@ -356,7 +470,13 @@ def create_app(
     heartbeat: float = 15.0,
     loop_lag: LoopLag | None = None,
     frame_ancestors: Iterable[str] = (),
+    alerts: AlertEngine | None = None,
+    webhooks: Webhooks | None = None,
+    control: ControlPlane | None = None,
+    metrics: CollectorRegistry | None = None,
 ) -> AccessControl:
+    """The app behind its access control. ``alerts`` adds ``/api/alerts``, ``control`` the stop
+    route, ``metrics`` (a registry) ``/metrics``: each route exists only with its part."""
     limits = limits or Limits()
     static = _viewer_files()
     viewer_file = _viewer_endpoint(static)
@@ -370,12 +490,19 @@ def create_app(
         Route("/api/texts", api_texts),
         Route("/api/records", api_records),
         Route("/api/poll", api_poll),
+        *([Route("/api/alerts", api_alerts)] if alerts is not None else []),
+        *([Route("/api/runs/{run:path}/stop", api_stop, methods=["POST"])] if control is not None else []),
+        *([Route("/metrics", metrics_endpoint)] if metrics is not None else []),
         WebSocketRoute("/ws", ws_endpoint),
         Route("/", viewer_file),
         Route("/{name:str}", viewer_file),
     ]
-    app = Starlette(routes=routes, exception_handlers={LookupError: _not_found, ValueError: _bad_request})
-    app.state.tailboard = _State(store, hub, limits, heartbeat, loop_lag)
+    app = Starlette(routes=routes, exception_handlers={
+        LookupError: _not_found, ValueError: _bad_request, ControlRefused: _refused})
+    state = _State(store, hub, limits, heartbeat, loop_lag, alerts=alerts, webhooks=webhooks, control=control,
+                   metrics=metrics)
+    hub.annotate = state.annotate
+    app.state.tailboard = state
     public = {"/healthz", "/", *(f"/{name}" for name in static)}
     return AccessControl(app, token=token, allowed_hosts=allowed_hosts, public_paths=public,
                          frame_ancestors=frame_ancestors)

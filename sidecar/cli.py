@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -13,6 +14,8 @@ import threading
 
 from tailboard import __version__
 
+from .alerts import load_config
+from .alerts.webhooks import parse_webhook
 from .gpu import MIN_INTERVAL, GpuSampler
 from .auth import security_headers
 from .readers.registry import Registry, Rule, parse_rule
@@ -59,6 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--text-pattern", metavar="REGEX",
                        help="for text logs: a regular expression with named groups, one per metric "
                             "(and optionally step, epoch, time), e.g. 'it (?P<step>\\d+) loss (?P<loss>\\S+)'")
+        p.add_argument("--alert", action="append", default=[], metavar="KEY=VALUE",
+                       help="an alert threshold (spike_factor=5, stall_min=300, gpu_memory=0.9...) or a rule "
+                            "on or off (spike=off); repeatable, wins over --alerts-config; see docs/alerts.md")
+        p.add_argument("--alerts-config", metavar="FILE", help="alert settings as a JSON object of the same keys")
+        p.add_argument("--no-alerts", action="store_true", help="evaluate no alert rule at all")
+        p.add_argument("--webhook", action="append", metavar="URL",
+                       default=os.environ.get("TAILBOARD_WEBHOOKS", "").split(),
+                       help="send alerts to this URL (repeatable; default: $TAILBOARD_WEBHOOKS, separated by "
+                            "spaces, which keeps the URLs out of the process list). Slack and Discord URLs get "
+                            "their own shape, others JSON; slack+URL, discord+URL, json+URL choose it")
+        p.add_argument("--metrics", action="store_true",
+                       help="serve Prometheus metrics at /metrics (the same token as the API)")
+        p.add_argument("--metrics-include", metavar="REGEX",
+                       help="with --metrics: export the latest value of the run metrics whose name matches "
+                            "REGEX (searched, e.g. 'loss|acc'); none by default")
         p.add_argument("--certfile", help="TLS certificate (PEM)")
         p.add_argument("--keyfile", help="TLS private key (PEM)")
         p.add_argument("-v", "--verbose", action="store_true")
@@ -75,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "there (auto, the default) or not at all (off); see docs/gpu.md")
     sp.add_argument("--gpu-interval", type=interval, default=1.0, metavar="SECONDS",
                     help=f"seconds between GPU samples (default 1, at least {MIN_INTERVAL:g})")
+    sp.add_argument("--allow-control", action="store_true",
+                    help="let the page ask a run to stop (POST /api/runs/RUN/stop writes a request into the "
+                         "run's folder, which run.should_stop() reads); needs the token")
     nvml_module(sp)
     rp = sub.add_parser("replay", help="serve finished logs as if they were being written now")
     common(rp)
@@ -158,6 +179,18 @@ async def _run(args: argparse.Namespace) -> int:
         readers = Registry(include=[parse_rule(r, names) for r in args.include],
                            exclude=[Rule(r) for r in args.exclude], text_pattern=args.text_pattern)
         security_headers(args.frame_ancestors)  # a bad source is said here, in one line
+        alerts = None if args.no_alerts else load_config(args.alerts_config, args.alert)
+        for url in args.webhook:
+            parse_webhook(url)
+        if args.webhook and alerts is None:
+            raise ValueError("--webhook sends alerts: it does not go with --no-alerts")
+        if args.metrics_include is not None:
+            re.compile(args.metrics_include)
+        if getattr(args, "allow_control", False) and args.no_auth:
+            raise ValueError("--allow-control needs the token: it does not go with --no-auth")
+    except re.error as e:
+        print(f"tailboard: --metrics-include is not a regular expression: {e}", file=sys.stderr)
+        return 2
     except ValueError as e:
         print(f"tailboard: {e}", file=sys.stderr)
         return 2
@@ -183,6 +216,11 @@ async def _run(args: argparse.Namespace) -> int:
         gpu_interval=getattr(args, "gpu_interval", 1.0),
         nvml_module=getattr(args, "nvml_module", "pynvml"),
         frame_ancestors=args.frame_ancestors,
+        alerts=alerts,
+        webhooks=args.webhook,
+        allow_control=getattr(args, "allow_control", False),
+        metrics=args.metrics,
+        metrics_include=args.metrics_include,
     )
     if not is_loopback(args.host):
         print(f"tailboard: warning: listening on {args.host}, reachable from other hosts", file=sys.stderr)
@@ -202,6 +240,12 @@ async def _run(args: argparse.Namespace) -> int:
     if replayer is None:
         print(f"  found {server.follower.describe_files()}", flush=True)
     print(f"  open {server.url}", flush=True)
+    if server.webhooks:
+        print("  alerts go to " + ", ".join(f"{w['host']} ({w['kind']})" for w in server.webhooks.status()), flush=True)
+    if server.control is not None:
+        print("  stop control is on: the page can ask a run to stop", flush=True)
+    if args.metrics:
+        print(f"  Prometheus metrics at {server.base_url}/metrics", flush=True)
 
     async def progress_line() -> None:
         last = None

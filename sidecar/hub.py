@@ -10,6 +10,10 @@ gets a ``reset`` and fresh snapshots once it drains, so it never slows anyone el
 Snapshots and resumes carry a cursor; a later delta whose cursor is not beyond it is already
 included and is dropped, so a client never sees a point twice.
 
+Alerts are pushed to every client as they fire and clear (``broadcast``), and a run's list entry
+carries what other parts add to it (``annotate``: its active alerts, its stop state); those parts
+say when a run's entry changed (``runs_changed``).
+
 Nothing a client asks for is built on the event loop: snapshots and resumes are made in worker
 threads, a few at a time (``work``, shared with the routes' store queries: on a machine with few
 cores, every busy thread is time the event loop waits for the GIL), and a snapshot of a run that did not change since it was
@@ -30,6 +34,7 @@ from . import protocol as P
 from .limits import ByteBudget
 from .series import Series, concat
 from .store import Appended, BatchDone, Delta, ProgressChanged, Reset, ResetRun, RunsChanged, Store, covered
+from .store.events import RecordsKept
 
 __all__ = ["Client", "Hub", "SlowClient"]
 
@@ -101,6 +106,8 @@ class Hub:
         self.changed = asyncio.Condition()
         self._flusher: asyncio.Task[None] | None = None
         self.version = 0  # bumped on every store event (long-poll waiters)
+        # adds to a run's entry of the run list what the store does not hold (alerts, stop state)
+        self.annotate: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -120,6 +127,8 @@ class Hub:
                 pass
 
     def _on_store_event(self, event: Any) -> None:
+        if isinstance(event, RecordsKept):  # what clients get of those records comes as runs and deltas
+            return
         loop = self.loop
         if loop is None or loop.is_closed():
             return
@@ -127,6 +136,29 @@ class Hub:
             loop.call_soon_threadsafe(self._handle, event)
         except RuntimeError:  # loop closing
             pass
+
+    def runs_changed(self, run_ids: tuple[str, ...]) -> None:
+        """Runs whose list entry changed outside the store (an alert, a stop request). Any thread."""
+        self._on_store_event(RunsChanged(run_ids))
+
+    def broadcast(self, message: bytes) -> None:
+        """Queue one encoded message for every client. Any thread."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._broadcast, message)
+        except RuntimeError:  # loop closing
+            pass
+
+    def _broadcast(self, message: bytes) -> None:
+        for c in list(self.clients):
+            self._enqueue(c, ("msg", message))
+
+    def run_json(self, info: Any) -> dict[str, Any]:
+        """A run's entry of the run list (``RunInfo``), with what ``annotate`` adds."""
+        out: dict[str, Any] = info.to_json()
+        return out if self.annotate is None else self.annotate(out)
 
     # ---- store events (loop thread) ------------------------------------------------------------
 
@@ -257,7 +289,7 @@ class Hub:
             for rid in sorted(c.runs_pending):
                 if rid not in infos:
                     info = self.store.get_run(rid)
-                    infos[rid] = None if info is None else info.to_json()
+                    infos[rid] = None if info is None else self.run_json(info)
                 got = infos[rid]
                 if got is None:
                     removed.append(rid)
@@ -286,7 +318,7 @@ class Hub:
         self.clients.discard(c)
 
     def full_runs(self) -> bytes:
-        return P.dumps(P.runs_message([r.to_json() for r in self.store.runs()], full=True, loading=self._loading()))
+        return P.dumps(P.runs_message([self.run_json(r) for r in self.store.runs()], full=True, loading=self._loading()))
 
     def subscribe(self, c: Client, sub: P.Subscribe) -> None:
         for run in sub.runs:

@@ -30,6 +30,7 @@ __all__ = [
     "reset",
     "pong",
     "error",
+    "alert",
     "parse_client",
     "Subscribe",
 ]
@@ -96,8 +97,12 @@ def series_json(s: Series, *, envelope: bool = False) -> dict[str, Any]:
     return out
 
 
-def hello(server: str, heartbeat: float) -> dict[str, Any]:
-    return {"type": "hello", "protocol": PROTOCOL_VERSION, "server": server, "heartbeat": heartbeat}
+def hello(server: str, heartbeat: float, features: Mapping[str, bool] | None = None) -> dict[str, Any]:
+    """``features``: what the server was started with (``alerts``, ``control``, ``metrics``)."""
+    msg: dict[str, Any] = {"type": "hello", "protocol": PROTOCOL_VERSION, "server": server, "heartbeat": heartbeat}
+    if features is not None:
+        msg["features"] = dict(features)
+    return msg
 
 
 def runs_message(
@@ -132,6 +137,11 @@ def delta(run: str, cursor: str, series: Mapping[str, Series]) -> dict[str, Any]
 
 def reset(run: str, reason: str) -> dict[str, Any]:
     return {"type": "reset", "run": run, "reason": reason}
+
+
+def alert(event: str, alert: Mapping[str, Any]) -> dict[str, Any]:
+    """An alert fired or cleared (docs/alerts.md: the alert object is that of ``/api/alerts``)."""
+    return {"type": "alert", "event": event, "alert": dict(alert)}
 
 
 def pong() -> dict[str, Any]:

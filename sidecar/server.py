@@ -9,6 +9,10 @@ Programmatic use (tests, the demo, embedding)::
 
 or, from synchronous code, ``handle = serve_in_thread("runs/", port=0)``; ``handle.url``,
 ``handle.token``, ``handle.store``, ``handle.stop()``.
+
+Besides the store, the follower and the hub it runs the alert rules (``alerts``: an ``AlertConfig``,
+or None for none), their webhooks, the stop control (``allow_control``: it needs the token) and the
+Prometheus collector (``metrics``), each wired to the hub so that the page hears of what they change.
 """
 
 from __future__ import annotations
@@ -25,13 +29,17 @@ import uvicorn
 
 from tailboard import __version__
 
+from . import protocol as P
+from .alerts import AlertConfig, AlertEngine, Change, Webhooks
 from .app import create_app
 from .auth import LOOPBACK_NAMES, new_token
+from .control import ControlPlane
 from .follower import Follower
 from .gpu import GpuSampler
 from .health import LoopLag
 from .hub import Hub
 from .limits import ByteBudget, Limits, guarded_http_protocol
+from .metrics import IngestLag, StoreCollector, new_registry
 from .readers.registry import Registry
 from .store import Store
 
@@ -75,9 +83,19 @@ class Server:
         gpu_interval: float = 1.0,
         nvml_module: str | Any = "pynvml",
         frame_ancestors: list[str] | None = None,
+        alerts: AlertConfig | None = AlertConfig(),
+        webhooks: list[str] | None = None,
+        allow_control: bool = False,
+        metrics: bool = False,
+        metrics_include: str | None = None,
     ) -> None:
         if gpu not in ("auto", "off"):
             raise ValueError(f"gpu must be 'auto' or 'off', not {gpu!r}")
+        if allow_control and not auth:
+            raise ValueError("allow_control needs auth: without a token anyone who reaches the port could "
+                             "stop runs")
+        if webhooks and alerts is None:
+            raise ValueError("webhooks need the alert rules (alerts=None turns them off)")
         self.logdir = os.path.abspath(os.fspath(logdir))
         if not os.path.isdir(self.logdir):
             raise FileNotFoundError(f"log folder not found: {self.logdir}")
@@ -111,6 +129,19 @@ class Server:
         else:
             allowed = None  # bound to every interface: the token is the guard
         self.loop_lag = LoopLag()
+        self.alerts = None if alerts is None else AlertEngine(self.store, alerts)
+        self.webhooks = Webhooks(webhooks or (), server=f"tailboard {__version__}")
+        if self.alerts is not None:
+            self.alerts.book.subscribe(self._alert_changed)
+            self.alerts.book.subscribe(self.webhooks)
+        self.control = (ControlPlane(self.logdir, self.store, on_change=lambda run: self.hub.runs_changed((run,)))
+                        if allow_control else None)
+        self.ingest_lag = IngestLag(self.store) if metrics else None
+        registry = None
+        if metrics:
+            registry = new_registry(StoreCollector(
+                self.store, include=metrics_include, alerts=self.alerts, webhooks=self.webhooks, sampler=self.gpu,
+                ingest=self.ingest_lag, loop_lag=self.loop_lag, clients=lambda: len(self.hub.clients)))
         self.app = create_app(
             self.store,
             self.hub,
@@ -120,6 +151,10 @@ class Server:
             heartbeat=heartbeat,
             loop_lag=self.loop_lag,
             frame_ancestors=frame_ancestors or (),
+            alerts=self.alerts,
+            webhooks=self.webhooks if self.webhooks else None,
+            control=self.control,
+            metrics=registry,
         )
         self.config = uvicorn.Config(
             self.app,
@@ -157,9 +192,23 @@ class Server:
         server nor put in a Referer; the page keeps the token and takes it out of the address bar)."""
         return f"{self.base_url}/#token={self.token}" if self.token else f"{self.base_url}/"
 
+    def _alert_changed(self, change: Change) -> None:
+        """An alert fired or cleared (the engine's thread): pushed to the page, its run's badge too."""
+        self.hub.broadcast(P.dumps(P.alert(change.event, change.alert.to_json())))
+        if change.alert.run is not None:
+            self.hub.runs_changed((change.alert.run,))
+
     async def start(self, *, wait_for_backlog: bool = False) -> None:
         self.loop_lag.start()
         self.hub.start()
+        # the parts that listen to the store listen before the follower reads anything
+        if self.alerts is not None:
+            self.webhooks.start()
+            self.alerts.start()
+        if self.control is not None:
+            self.control.start()
+        if self.ingest_lag is not None:
+            self.store.add_listener(self.ingest_lag)
         await self.follower.start(wait=wait_for_backlog)
         if self.gpu is not None:
             self.gpu.start()
@@ -194,6 +243,13 @@ class Server:
         if self.gpu is not None:
             await asyncio.to_thread(self.gpu.stop)  # joins the thread: not on the event loop
         await self.follower.stop()
+        if self.alerts is not None:
+            await asyncio.to_thread(self.alerts.stop)
+            await asyncio.to_thread(self.webhooks.stop)
+        if self.control is not None:
+            self.control.stop()
+        if self.ingest_lag is not None:
+            self.store.remove_listener(self.ingest_lag)
         await self.hub.stop()
         await self.loop_lag.stop()
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import errno
+import json
 import os
 import socket
 import sys
@@ -24,7 +25,7 @@ import threading
 import time
 import warnings
 import weakref
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .format import (
     FORMAT,
@@ -58,14 +59,40 @@ from .values import (
     fit_text,
 )
 
-__all__ = ["Run", "TailboardWarning", "stream_name", "MAX_WARNINGS"]
+__all__ = [
+    "Run",
+    "TailboardWarning",
+    "stream_name",
+    "MAX_WARNINGS",
+    "ALERT_LEVELS",
+    "ALERT_TEXT",
+    "CONTROL_TEXT",
+    "CONTROL_FILE",
+    "STOP_CHECK_INTERVAL",
+]
 
 #: Distinct warnings one run shows; later problems are only counted.
 MAX_WARNINGS = 20
 #: Distinct names counted in ``Run.drops``; later ones are counted under ``"<other>"``.
 MAX_DROP_NAMES = 1000
 
+#: Levels of ``Run.alert``, least to most urgent.
+ALERT_LEVELS = ("info", "warning", "error")
+#: The text record an alert from the trainer is (a reader that knows no alerts shows it as text),
+#: with the fields ``title`` and ``level`` beside ``text`` (docs/alerts.md).
+ALERT_TEXT = "tailboard/alert"
+#: The text record by which a process acknowledges a control request, with ``action`` and ``nonce``.
+CONTROL_TEXT = "tailboard/control"
+#: The file in the run folder where the sidecar (``serve --allow-control``) writes a stop request. A
+#: hidden name: the sidecar never takes it for a log.
+CONTROL_FILE = ".tailboard-control"
+#: ``should_stop()`` looks at the control file at most this often (seconds).
+STOP_CHECK_INTERVAL = 1.0
+#: The longest control file read (a request is a small JSON object).
+MAX_CONTROL_BYTES = 4096
+
 _time = time.time
+_monotonic = time.monotonic
 _write = os.write
 try:
     from orjson import OPT_APPEND_NEWLINE as _OPT
@@ -108,6 +135,10 @@ class Run:
 
     The header records where the process runs and which GPUs it uses (``_attribution``), and
     ``argv``: ``sys.argv`` unless given (a service writing its own run leaves out its secrets).
+
+    ``should_stop()`` tells whether a stop was requested from the sidecar's page (a control file in
+    the run folder, written by ``serve --allow-control``); ``on_stop`` is called once when one is
+    seen, by ``should_stop()`` or by ``log()``. ``stop_request`` holds the request once seen.
     """
 
     def __init__(
@@ -120,7 +151,10 @@ class Run:
         rank_zero_only: bool = False,
         name: str | None = None,
         argv: list[str] | None = None,
+        on_stop: Callable[[], Any] | None = None,
     ) -> None:
+        if on_stop is not None and not callable(on_stop):
+            raise TypeError(f"on_stop must be callable, not {type(on_stop).__name__}")
         self.path = os.fspath(path)
         self.rank = rank if rank is not None else (_env_int("RANK") or 0)
         self.world_size = world_size if world_size is not None else (_env_int("WORLD_SIZE") or 1)
@@ -144,6 +178,16 @@ class Run:
         self._forked = False
         self._off = not self.enabled  # log() does nothing: disabled rank, forked child, finished
         self.file = os.path.join(self.path, stream_name(self.rank))
+        # stop control: every rank looks (all of them must stop), only enabled ones acknowledge
+        self.stop_request: dict[str, Any] | None = None
+        self._on_stop = on_stop
+        self._control = os.path.join(self.path, CONTROL_FILE)
+        self._control_seen: tuple[int, int, int] | None = None  # (inode, mtime ns, size) last read
+        self._stale_nonce: str | None = None
+        self._next_stop_check = 0.0
+        self._read_request()  # a request already there was made to an earlier process: not ours
+        if self.stop_request is not None:
+            self._stale_nonce, self.stop_request = self.stop_request.get("nonce"), None
         if not self.enabled:
             return
         try:
@@ -182,6 +226,8 @@ class Run:
         """
         if type(metrics) is not dict and not isinstance(metrics, Mapping):
             raise TypeError(f"log() takes a dict of metrics, not {type(metrics).__name__}")
+        if self._on_stop is not None and self.stop_request is None and _monotonic() >= self._next_stop_check:
+            self.should_stop()
         try:
             if step is None:
                 step = self._step + 1
@@ -485,6 +531,92 @@ class Run:
                       "config/")
         except Exception as e:
             self._drop("config", f"config() failed: {type(e).__name__}: {e}")
+
+    def alert(self, title: str, text: str = "", level: str = "warning") -> None:
+        """Tell whoever watches the run: the sidecar lists it with its own alerts and sends it to its
+        webhooks (docs/alerts.md). One text record ``tailboard/alert``; an alert of the same title
+        while the last one is still shown is folded into it by the sidecar.
+
+        Raises only for misuse: a ``title`` that is not a non-empty string, a ``text`` that is not a
+        string, a ``level`` that is not one of ``ALERT_LEVELS``.
+        """
+        if type(title) is not str or not title.strip():
+            raise TypeError(f"alert() takes a non-empty title string, not {_short(title)}")
+        if type(text) is not str:
+            raise TypeError(f"alert() takes a text string, not {type(text).__name__}")
+        if level not in ALERT_LEVELS:
+            raise ValueError(f"alert() level must be one of {', '.join(ALERT_LEVELS)}, not {_short(level)}")
+        if self._off:
+            self._ignored()
+            return
+        try:
+            title = " ".join(title.split())[:200]
+            line = f"{title}: {text}" if text else title
+            self._emit({KIND: K_TEXT, "step": max(self._step, 0), "t": _time(), "name": ALERT_TEXT,
+                        "text": line, "title": title, "level": level}, ALERT_TEXT)
+        except Exception as e:  # never into the loop
+            self._drop(ALERT_TEXT, f"alert() failed: {type(e).__name__}: {e}")
+
+    def should_stop(self) -> bool:
+        """True once a stop of this run was requested from the sidecar (``serve --allow-control``).
+
+        Looks at the control file at most once a second (one ``stat``, and a read when it changed);
+        between two looks it costs a clock read. The first time a request is seen, the run writes an
+        acknowledgement (a ``tailboard/control`` text record) and calls ``on_stop``. Never raises.
+        """
+        if self.stop_request is not None:
+            return True
+        now = _monotonic()
+        if now < self._next_stop_check:
+            return False
+        self._next_stop_check = now + STOP_CHECK_INTERVAL
+        try:
+            self._read_request()
+            if self.stop_request is None:
+                return False
+            self._acknowledge(self.stop_request)
+        except Exception as e:  # a bug here must not reach the loop
+            self._warn("control", f"tailboard: reading the stop request failed: {type(e).__name__}: {e}")
+        return self.stop_request is not None
+
+    def _read_request(self) -> None:
+        """Read the control file if it changed since the last look; a valid stop request whose
+        nonce is not the stale one becomes ``stop_request``. Bad files are ignored (log content)."""
+        try:
+            st = os.stat(self._control)
+        except OSError:
+            self._control_seen = None
+            return
+        seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if seen == self._control_seen:
+            return
+        self._control_seen = seen
+        try:
+            with open(self._control, "rb") as f:
+                raw = f.read(MAX_CONTROL_BYTES + 1)
+            request = json.loads(raw) if len(raw) <= MAX_CONTROL_BYTES else None
+        except (OSError, ValueError):
+            return
+        if not isinstance(request, dict) or request.get("action") != "stop":
+            return
+        nonce = request.get("nonce")
+        if type(nonce) is not str or not 0 < len(nonce) <= 100 or nonce == self._stale_nonce:
+            return
+        self.stop_request = request
+
+    def _acknowledge(self, request: dict[str, Any]) -> None:
+        reason = request.get("reason")
+        why = f" ({' '.join(reason.split())[:200]})" if isinstance(reason, str) and reason.strip() else ""
+        if not self._off:
+            self._emit({KIND: K_TEXT, "step": max(self._step, 0), "t": _time(), "name": CONTROL_TEXT,
+                        "text": f"stop requested from tailboard{why}: acknowledged", "action": "stop",
+                        "nonce": request["nonce"], "requested": request.get("requested")}, CONTROL_TEXT)
+        callback = self._on_stop
+        if callback is not None:
+            try:
+                callback()
+            except Exception as e:  # the trainer's callback: warned, never into the loop
+                self._warn("on_stop", f"tailboard: on_stop raised {type(e).__name__}: {e}")
 
     def finish(self, status: str = STATUS_FINISHED, reason: str | None = None) -> None:
         """Write the final record and close the file. Idempotent; never raises."""

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .results import Delta
 
@@ -15,6 +16,7 @@ __all__ = [
     "Listener",
     "Listeners",
     "ProgressChanged",
+    "RecordsKept",
     "ResetRun",
     "RunsChanged",
     "StoreEvent",
@@ -39,6 +41,18 @@ class Appended:
 
 
 @dataclass(frozen=True)
+class RecordsKept:
+    """Records of a run other than scalars that a chunk brought (headers, configs, texts, ends...),
+    in file order, as decoded: for listeners that act on them (alerts, control acknowledgements).
+    Heard before the same chunk's points (a header opens the attempt they belong to). ``live``:
+    they arrived while following, not while the backlog was read."""
+
+    run_id: str
+    records: tuple[dict[str, Any], ...]
+    live: bool
+
+
+@dataclass(frozen=True)
 class ResetRun:
     """What was sent of a run is void (truncation, replacement, a new attempt)."""
 
@@ -56,7 +70,7 @@ class BatchDone:
     """The follower handed over everything one wake-up found: a good moment to send it on."""
 
 
-StoreEvent = RunsChanged | Appended | ResetRun | ProgressChanged | BatchDone
+StoreEvent = RunsChanged | Appended | RecordsKept | ResetRun | ProgressChanged | BatchDone
 Listener = Callable[[StoreEvent], None]
 
 

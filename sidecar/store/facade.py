@@ -23,7 +23,7 @@ from ..series import Series, downsample_m4
 from . import reread
 from .cursors import decode_cursor, encode_cursor
 from .eviction import EvictionPolicy, summary, trim_heap
-from .events import Appended, BatchDone, Listener, Listeners, ProgressChanged, ResetRun, RunsChanged
+from .events import Appended, BatchDone, Listener, Listeners, ProgressChanged, RecordsKept, ResetRun, RunsChanged
 from .kinds import KINDS
 from .results import Delta, Progress, RecordPage, Reset, RunInfo
 from .runs import Marks, Run, Stream, stream_suffix
@@ -136,6 +136,8 @@ class Store:
             cursor = self._cursor(run)
             status_changed = run.status(time.time(), self.stall_after) != status_before
             listed_changed = run.fingerprint() != names_before
+        if parsed.others and self._listeners:
+            self._listeners.emit(RecordsKept(run_id, tuple(rec for _, rec in parsed.others), self._progress.done))
         if new_attempt:
             self._listeners.emit(ResetRun(run_id, "attempt"))
         elif delta_series:
@@ -343,6 +345,21 @@ class Store:
             run = self._reload(run)
         run.last_used = time.monotonic()
         return run
+
+    def latest(self, run_id: str) -> dict[str, tuple[float, float]]:
+        """The last value kept of each scalar of a run, and its time: ``{metric: (value, time)}``,
+        from the latest attempt that has the metric. Nothing for an evicted run: a scrape does not
+        read it back (``/metrics``)."""
+        with self._lock:
+            run = self._runs.get(run_id) if isinstance(run_id, str) else None
+            if run is None or run.evicted is not None:
+                return {}
+            out: dict[str, tuple[float, float]] = {}
+            for att in reversed(run.attempts):
+                for name, col in att.series.items():
+                    if name not in out and col.n:
+                        out[name] = (float(col.values[-1]), float(col.times[-1]))
+            return out
 
     def run_detail(self, run_id: str) -> dict[str, Any]:
         self._resident(run_id)
