@@ -3,16 +3,18 @@
 The hot path is the catch-up of large backlogs. A chunk in which every line is a scalars record of
 the writer's own layout with the same metric names (the usual backlog) is parsed without building a
 dict or a string per record: its structure is checked with numpy on the raw bytes, everything but the
-numbers is blanked out, and one orjson call reads the numbers as one flat JSON array
-(``_parse_uniform``). Any other chunk is parsed with one orjson call (lines joined into a JSON array)
-and scalars are gathered per metric into arrays once per chunk. A chunk with a bad line falls back to
-line-by-line parsing, so one bad line costs only itself.
+numbers is blanked out, and one call reads the numbers as one flat JSON array (``read_layout``,
+which the JSON-lines reader also uses for lines of one layout that another program wrote). Any
+other chunk is parsed with one orjson call (lines joined into a JSON array) and scalars are gathered
+per metric into arrays once per chunk. A chunk with a bad line falls back to line-by-line parsing,
+so one bad line costs only itself.
 
 Logs that tailboard did not write may hold numbers orjson refuses: out of float range (``1e400``)
-or the bare ``NaN`` / ``Infinity`` / ``-Infinity`` of Python's json module. Only a line orjson
-refused is read again by the standard library (``decode_line``), giving +-inf and nan, so a line
-loses none of its other metrics; a line that is not JSON for any other reason is still malformed.
-A record time that is not finite counts as no time (the wall clock at reading stands in for it).
+or the bare ``NaN`` / ``Infinity`` / ``-Infinity`` of Python's json module. What orjson refuses is
+read again by the standard library (``decode_line``; in ``read_layout``, the flat array of
+numbers), giving +-inf and nan, so a line loses none of its other metrics and keeps its fast path;
+a line that is not JSON for any other reason is still malformed. A record time that is not finite
+counts as no time (the wall clock at reading stands in for it).
 """
 
 from __future__ import annotations
@@ -437,6 +439,8 @@ def _finite_times(t: np.ndarray, wall_now: float) -> np.ndarray:
 _SPACES = np.uint64(0x2020202020202020)
 _ALL = (1 << 64) - 1
 _NUMBER_BYTES = b"0123456789.-+eE, "
+# the letters of NaN, Infinity and -Infinity, which Python's json module writes bare
+_NONFINITE_BYTES = b"NaIfinty"
 # the start of every line of the writer's scalars layout (format.SCALARS_KEYS)
 _HEAD = orjson.dumps({SCALARS_KEYS[0]: K_SCALARS})[:-1] + b',"%s":' % SCALARS_KEYS[1].encode()
 
@@ -454,15 +458,16 @@ def _parse_uniform(data: bytes, ends: np.ndarray | None = None) -> tuple[list[st
     the positions of its newlines, if known.
 
     Exact, not heuristic: every byte that is not a number is compared with the layout the first line
-    gives, the numbers are read by orjson, and anything else (escapes, quoted or literal values,
-    a name holding ':') sends the chunk down the general path.
+    gives, the numbers are read as line-by-line reading reads them (bare NaN and Infinity, numbers
+    out of float range included), and anything else (escapes, quoted or literal values, a name
+    holding ':') sends the chunk down the general path.
     """
     if len(data) < 64 or b"\\" in data or data[:len(_HEAD)] != _HEAD:
         return None
     first = data[: data.find(b"\n")]
     try:
-        obj = orjson.loads(first)
-    except orjson.JSONDecodeError:
+        obj = decode_line(first)  # bare NaN / Infinity too
+    except ValueError:
         return None
     if type(obj) is not dict or tuple(obj) != SCALARS_KEYS or obj["k"] != K_SCALARS:
         return None
@@ -555,17 +560,35 @@ def read_layout(data: bytes, consts: list[bytes], anchors: list[int], before: li
     buf[np.concatenate(starts[1:])] = 44
     buf[starts[-1][-1]] = 32  # no comma after the last number
     flat = buf.tobytes()
-    if flat.translate(None, _NUMBER_BYTES):
+    if flat.translate(None, _NUMBER_BYTES).translate(None, _NONFINITE_BYTES):
         return None  # something else than numbers: strings, true/false/null
+    values = _numbers(b"[" + flat + b"]")
+    if values is None:
+        return None
     try:
-        values = orjson.loads(b"[" + flat + b"]")
         table = np.array(values, dtype=np.float64)
-    except (orjson.JSONDecodeError, TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     nums = len(consts) - 1
     if table.shape != (n * nums,):
         return None
     return table.reshape(n, nums)
+
+
+def _numbers(text: bytes) -> list[Any] | None:
+    """A JSON array of number tokens as line-by-line reading reads them (``decode_line``): orjson,
+    else, for what it refuses (``NaN``, ``Infinity``, out of float range), Python's json module;
+    None when it is not such an array."""
+    try:
+        values: list[Any] = orjson.loads(text)
+        return values
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        values = json.loads(text, parse_int=_int_token)
+    except ValueError:  # JSONDecodeError, and UnicodeDecodeError (not reached: ASCII only)
+        return None
+    return values if type(values) is list else None
 
 
 def _V(o: dict[str, Any]) -> Any:

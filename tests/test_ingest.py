@@ -307,3 +307,11 @@ def test_a_foreign_step_past_2_53_compares_as_the_fast_path_keeps_it() -> None:
     got = parse_chunk(data, now=1.0, **state)
     same(got, general(data, **state))
     assert len(got.segments) == 1
+
+
+def test_the_writers_layout_with_bare_nonfinite_tokens_keeps_the_fast_path() -> None:
+    rows = [writer_line(b"%d" % i, b"1.7e9", [b"NaN", b"-Infinity", b"1e400"]) for i in range(40)]
+    got = ingest._parse_uniform(b"".join(rows))
+    assert got is not None
+    names, table = got
+    assert same_floats(table[:, 2:], [[math.nan, -math.inf, math.inf]] * 40)

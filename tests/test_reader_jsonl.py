@@ -373,3 +373,17 @@ def test_lines_as_programs_write_them_take_the_template_path() -> None:
     assert jsonl.fields_from_template(mixed) is None  # another layout: grouped, then read
     [got] = attempts(decode(mixed, True)[0])
     assert got["val/acc"][1] == [0.5] and len(got["train/loss"][0]) == 40
+
+
+def test_a_diverged_run_keeps_the_template_path() -> None:
+    """Bare NaN / Infinity (Python's json.dumps) and numbers out of float range in every line:
+    still one template, every value as one object at a time reads it."""
+    rows = [{"iter": i, "loss": [math.nan, math.inf, -math.inf, 0.5][i % 4], "grad": 1e300 * (i + 1)} for i in range(32)]
+    data = dumps(*rows).replace(b'"grad": 1e+300', b'"grad": 1e400')
+    fields = jsonl.fields_from_template(data)
+    assert fields is not None and fields.n == 32
+    fast, _ = decode(data, True)
+    slow, _ = decode(data, False)
+    assert attempts(fast) == attempts(slow)
+    [got] = attempts(fast)
+    assert got["loss"][1][:4] == ["nan", math.inf, -math.inf, 0.5] and got["grad"][1][0] == math.inf

@@ -281,13 +281,13 @@ def fields_from_objects(objs: list[Any], parsed: Parsed, kept: list[int] | None 
 
 #: Fewest lines of one layout read as a template; fewer are read with the rest of their chunk.
 MIN_TEMPLATE = 16
-_NUMBER = frozenset(b"0123456789.-+eE")
+_NUMBER = frozenset(b"0123456789.-+eENaIfinty")  # NaN, Infinity and -Infinity too
 
 
 def fields_from_template(data: bytes) -> Fields | None:
     """Columns of lines that all have the layout of the first: the same bytes everywhere but in the
     numbers (as one program's ``json.dumps`` of one dict writes them). The text between numbers is
-    compared at every line and the numbers are read by one orjson call (``ingest.read_layout``);
+    compared at every line and the numbers are read in one call (``ingest.read_layout``);
     the rest of the first line (strings, booleans, nulls) is read once and holds for every line.
     None when the first line is not a flat object with a number and no ':' but its separators, or
     when any line differs."""
@@ -295,8 +295,8 @@ def fields_from_template(data: bytes) -> Fields | None:
     if b"\\" in first:
         return None
     try:
-        obj = orjson.loads(first)
-    except orjson.JSONDecodeError:
+        obj = decode_line(first)  # bare NaN / Infinity too
+    except ValueError:
         return None
     if type(obj) is not dict or first.count(b":") != len(obj) or type(obj.get("k")) is str:
         return None
