@@ -387,3 +387,17 @@ def test_a_diverged_run_keeps_the_template_path() -> None:
     assert attempts(fast) == attempts(slow)
     [got] = attempts(fast)
     assert got["loss"][1][:4] == ["nan", math.inf, -math.inf, 0.5] and got["grad"][1][0] == math.inf
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=log_text(), cuts=st.lists(st.integers(1, 80), max_size=3))
+def test_steps_in_whole_arrays_are_the_steps_of_the_loop(data: bytes, cuts: list[int]) -> None:
+    """A chunk where every counter goes forward is stepped in whole arrays; the loop gives the same."""
+    arrays, st_arrays = decode(data, True, cuts)
+    jsonl._Tracker.whole = False
+    try:
+        loop, st_loop = decode(data, True, cuts)
+    finally:
+        jsonl._Tracker.whole = True
+    assert attempts(arrays) == attempts(loop)
+    assert repr(st_arrays) == repr(st_loop)

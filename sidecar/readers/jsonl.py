@@ -414,6 +414,9 @@ def merged(parts: list[tuple[Fields, np.ndarray]]) -> Fields:
 class _Tracker:
     """The counters' state while a chunk is read (a working copy of the JsonlState's)."""
 
+    #: whole arrays when nothing happens in a chunk (tests switch it off to compare with the loop)
+    whole = True
+
     def __init__(self, state: JsonlState) -> None:
         self.counters = {c[0]: list(c[1:]) for c in state.counters}
         self.offsets = {k: dict(pairs) for k, pairs in state.offsets}
@@ -436,6 +439,14 @@ class _Tracker:
                 best, off = o, x
         return off
 
+    def moved(self, key: int, outer: float, off: float) -> None:
+        """A restarting counter's offset from ``outer`` on."""
+        table = self.offsets.setdefault(key, {})
+        table.pop(outer, None)
+        table[outer] = off
+        if len(table) > MAX_OFFSETS:
+            del table[next(iter(table))]
+
     def seen(self, layout: int, step: float) -> None:
         self.layouts.pop(layout, None)
         self.layouts[layout] = step
@@ -448,7 +459,7 @@ class _Tracker:
         steps = np.empty(n)
         plain = key < 0
         steps[plain] = self.index + np.flatnonzero(plain)
-        if not self._in_order(fields, key, raw, outer, steps):
+        if not (self.whole and self._in_order(fields, key, raw, outer, steps)):
             return steps, self._one_by_one(fields, key, raw, outer, steps)
         self.index += n
         self.started = self.started or n > 0
@@ -456,22 +467,37 @@ class _Tracker:
 
     def _in_order(self, fields: Fields, key: np.ndarray, raw: np.ndarray, outer: np.ndarray,
                   steps: np.ndarray) -> bool:
-        """The common case in whole arrays: every counter goes forward, no offset moves and no layout
-        is behind its last step. Fills ``steps`` and the state when so; False (the state unchanged)
-        otherwise."""
+        """The common case in whole arrays: every counter goes forward, or back only as the coarser
+        counter beside it moves on (``iter`` within ``epoch``), and no layout is behind its last
+        step. Fills ``steps`` and the state when so; False (the state unchanged) otherwise."""
         counted = key >= 0
         plan = []
         for k in np.unique(key[counted]).tolist():
             sel = np.flatnonzero(key == k)
-            r = raw[sel]
+            r, o = raw[sel], outer[sel]
+            if bool(np.isnan(r).any()):
+                return False
             c = self.counters.get(k)
-            if self.offsets.get(k) or not bool((r[1:] >= r[:-1]).all()):
-                return False
-            if c is not None and not r[0] >= c[0]:
-                return False
-            plan.append((k, sel, r))
-        for k, sel, r in plan:
-            steps[sel] = r
+            if c is None:
+                off0 = 0.0 if math.isnan(o[0]) else self.offset_at(k, float(o[0]))
+                r_prev, o_prev = np.concatenate((r[:1], r[:-1])), np.concatenate((o[:1], o[:-1]))
+            else:
+                off0 = c[2]
+                r_prev, o_prev = np.concatenate(([c[0]], r[:-1])), np.concatenate(([c[1]], o[:-1]))
+            if bool((o < o_prev).any()):
+                return False  # back to an earlier epoch: the loop looks its offset up
+            back = r < r_prev
+            nested = back & (o > o_prev)  # False where either is NaN
+            if bool((back & ~nested).any()):
+                return False  # going back otherwise: the loop judges it
+            if nested.any():  # the offsets in the loop's order of additions
+                bump = np.where(nested, r_prev + np.where(r <= 0, 1.0 - r, 0.0), 0.0)
+                off = np.cumsum(np.concatenate(([off0], bump)))[1:]
+            else:
+                off = np.full(r.shape[0], off0)
+            plan.append((k, sel, r, o, off, np.flatnonzero(nested)))
+        for k, sel, r, _, off, _ in plan:
+            steps[sel] = np.where(off != 0, r + off, r)
         rows = np.flatnonzero(counted)
         if rows.shape[0]:
             ids, first = np.unique(fields.layout[rows], return_index=True)
@@ -483,8 +509,10 @@ class _Tracker:
             _, last = np.unique(fields.layout[rows][::-1], return_index=True)
             for at in sorted((rows.shape[0] - 1 - last).tolist()):
                 self.seen(int(fields.layout[rows[at]]), float(steps[rows[at]]))
-        for k, sel, r in plan:
-            self.counters[k] = self._last(fields, int(sel[-1]), float(r[-1]), float(outer[sel[-1]]), 0.0)
+        for k, sel, r, o, off, events in plan:
+            for i in events.tolist():
+                self.moved(k, float(o[i]), float(off[i]))
+            self.counters[k] = self._last(fields, int(sel[-1]), float(r[-1]), float(o[-1]), float(off[-1]))
         return True
 
     @staticmethod
@@ -511,11 +539,7 @@ class _Tracker:
                 both = not (math.isnan(o) or math.isnan(lo))  # both lines have the coarser counter
                 if both and o > lo and v < last:  # it restarted as the coarser one moved on
                     off += last + (1.0 - v if v <= 0 else 0.0)
-                    table = self.offsets.setdefault(k, {})
-                    table.pop(o, None)
-                    table[o] = off
-                    if len(table) > MAX_OFFSETS:
-                        del table[next(iter(table))]
+                    self.moved(k, o, off)
                 elif both and o < lo:  # back to an earlier epoch: its offset
                     off = self.offset_at(k, o)
                 if v + off < last + c[2]:
