@@ -401,3 +401,27 @@ def test_steps_in_whole_arrays_are_the_steps_of_the_loop(data: bytes, cuts: list
         jsonl._Tracker.whole = True
     assert attempts(arrays) == attempts(loop)
     assert repr(st_arrays) == repr(st_loop)
+
+
+def test_lines_of_two_layouts_are_each_read_as_a_template(monkeypatch: pytest.MonkeyPatch) -> None:
+    """detectron2's metrics.json: train lines that start with a number, an eval line now and then;
+    only the eval lines (and each template's first line) are read one object at a time."""
+    lines = []
+    for i in range(60):
+        lines.append({"data_time": 0.002 + i / 1e4, "eta_seconds": 3600.0 - i, "iteration": 20 * i + 19,
+                      "loss": 1.0 / (i + 1), "lr": 0.02, "time": 0.31 + i / 1e3})
+        if i % 20 == 19:
+            lines.append({"bbox/AP": 30.0 + i, "bbox/AP50": 50.0, "iteration": 20 * i + 19})
+    one_by_one: list[int] = []
+    real = jsonl.fields_from_objects
+
+    def counted(objs: list[Any], parsed: Parsed, kept: list[int] | None = None) -> jsonl.Fields:
+        one_by_one.append(len(objs))
+        return real(objs, parsed, kept)
+
+    monkeypatch.setattr(jsonl, "fields_from_objects", counted)
+    parsed, _ = decode(dumps(*lines), True)
+    assert sorted(one_by_one) == [1, 3]  # the train template's first line; the three eval lines
+    [got] = attempts(parsed)
+    assert got["loss"][0] == [20.0 * i + 19 for i in range(60)] and got["bbox/AP"][1] == [49.0, 69.0, 89.0]
+    assert "time" in got and got["time"][2][0] == 5.0

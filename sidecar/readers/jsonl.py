@@ -281,7 +281,7 @@ def fields_from_objects(objs: list[Any], parsed: Parsed, kept: list[int] | None 
 
 #: Fewest lines of one layout read as a template; fewer are read with the rest of their chunk.
 MIN_TEMPLATE = 16
-_NUMBER = frozenset(b"0123456789.-+eENaIfinty")  # NaN, Infinity and -Infinity too
+_NUMBER = b"0123456789.-+eENaIfinty"  # the bytes of number tokens: NaN, Infinity and -Infinity too
 
 
 def fields_from_template(data: bytes) -> Fields | None:
@@ -349,8 +349,9 @@ def fields_by_layout(data: bytes, parsed: Parsed, fast: bool = True,
     lines = data.split(b"\n")
     lines.pop()
     groups: dict[tuple[int, bytes], list[int]] = {}
-    for i, line in enumerate(lines):  # a layout's lines share their colons and first bytes
-        groups.setdefault((line.count(b":"), line[:24]) if fast else (0, b""), []).append(i)
+    for i, line in enumerate(lines):  # a layout's lines share their colons and their head but its numbers
+        groups.setdefault((line.count(b":"), line.translate(None, _NUMBER)[:96]) if fast else (0, b""),
+                          []).append(i)
     parts: list[tuple[Fields, np.ndarray]] = []
     rest: list[int] = []
     for rows in groups.values():
