@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -16,7 +16,9 @@ __all__ = ["Delta", "Progress", "RecordPage", "Reset", "RunInfo", "Series"]
 @dataclass(frozen=True)
 class RunInfo:
     """One run as the run list shows it. ``listed`` holds, per record kind that is listed (see
-    ``kinds.KINDS``), the names the run holds of it: ``{"histograms": (...), "vectors": (...)}``."""
+    ``kinds.KINDS``), the names the run holds of it: ``{"histograms": (...), "vectors": (...)}``.
+    ``config`` is the run's merged config flattened and capped (``runs.config_summary``);
+    ``config_truncated`` says that something of it was left out."""
 
     id: str
     status: str
@@ -33,6 +35,8 @@ class RunInfo:
     host: str | None = None
     pid: int | None = None
     reason: str | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+    config_truncated: bool = False
 
     @property
     def histograms(self) -> tuple[str, ...]:
@@ -62,6 +66,8 @@ class RunInfo:
             "streams": [dict(s) for s in self.streams],
             "host": self.host,
             "pid": self.pid,
+            "config": dict(self.config),
+            "config_truncated": self.config_truncated,
         }
         if self.reason is not None:
             out["reason"] = self.reason

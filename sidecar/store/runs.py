@@ -8,6 +8,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,11 +22,49 @@ from ..series import ColumnarSeries, Series, concat
 from .kinds import KINDS
 from .results import RunInfo
 
-__all__ = ["FAILED", "FINISHED", "GONE", "RUNNING", "STALLED", "Attempt", "Marks", "Run", "Stream"]
+__all__ = ["FAILED", "FINISHED", "GONE", "RUNNING", "STALLED", "Attempt", "Marks", "Run", "Stream", "config_summary"]
 
 RUNNING, FINISHED, FAILED, STALLED, GONE = "running", "finished", "failed", "stalled", "gone"
 
 Columns = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+#: What a run object carries of a run's config (the whole of it is in ``/api/run``): at most this
+#: many flattened keys, in the order the config records gave them...
+CONFIG_KEYS = 64
+#: ... and strings (keys too) cut to this many characters: a page asking for a thousand runs gets
+#: each run's hyper-parameters for its labels and runs table, not a thousand config dumps.
+CONFIG_TEXT = 200
+
+
+def config_summary(config: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """A config as the run list carries it, and whether something was left out: nested dicts
+    flattened to dotted keys (``{"opt": {"lr": 1}}`` -> ``{"opt.lr": 1}``); numbers, booleans and
+    null kept, strings cut to ``CONFIG_TEXT`` characters, other values (lists) as their JSON text,
+    cut alike; a key longer than ``CONFIG_TEXT`` left out; the first ``CONFIG_KEYS`` keys."""
+    out: dict[str, Any] = {}
+    cut = False
+    for key, v in _flat(config, ""):
+        if len(key) > CONFIG_TEXT:
+            cut = True
+            continue
+        if len(out) == CONFIG_KEYS:
+            return out, True
+        if not (v is None or isinstance(v, (bool, int, float, str))):
+            v = orjson.dumps(v, default=str).decode()
+        if isinstance(v, str) and len(v) > CONFIG_TEXT:
+            v, cut = v[:CONFIG_TEXT], True
+        out[key] = v
+    return out, cut
+
+
+def _flat(node: dict[str, Any], prefix: str) -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of a nested config, depth first in order (an empty dict is a value)."""
+    for k, v in node.items():
+        if isinstance(v, dict) and v:
+            yield from _flat(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
 
 
 #: Reader states kept at the latest chunk ends of a stream (a live client's cursor is one of them)...
@@ -188,6 +227,7 @@ class Run:
             for k, v in st.skipped.items():
                 skipped[k] = skipped.get(k, 0) + v
         header = self.headers[-1] if self.headers else {}
+        config, config_cut = config_summary(self.config)
         status = self.status(now, stall_after)
         reason = None
         if status == FAILED and self.final is not None:
@@ -212,13 +252,16 @@ class Run:
             host=header.get("host") if isinstance(header.get("host"), str) else None,
             pid=header.get("pid") if type(header.get("pid")) is int else None,
             reason=reason,
+            config=config,
+            config_truncated=config_cut,
         )
 
     def detail(self, now: float, stall_after: float) -> dict[str, Any]:
         out = self.info(now, stall_after).to_json()
         out["header"] = self.headers[-1] if self.headers else None
         out["headers"] = list(self.headers)
-        out["config"] = dict(self.config)
+        out["config"] = dict(self.config)  # the whole of it
+        out.pop("config_truncated")
         out["final"] = self.final
         return out
 
