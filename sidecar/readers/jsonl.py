@@ -348,10 +348,12 @@ def fields_by_layout(data: bytes, parsed: Parsed, fast: bool = True,
         return whole
     lines = data.split(b"\n")
     lines.pop()
-    groups: dict[tuple[int, bytes], list[int]] = {}
-    for i, line in enumerate(lines):  # a layout's lines share their colons and their head but its numbers
-        groups.setdefault((line.count(b":"), line.translate(None, _NUMBER)[:96]) if fast else (0, b""),
-                          []).append(i)
+    groups: dict[bytes, list[int]] = {}
+    if fast:  # the lines of a layout are alike once their numbers are taken out
+        for i, shape in enumerate(data.translate(None, _NUMBER).split(b"\n")[:-1]):
+            groups.setdefault(shape, []).append(i)
+    else:
+        groups[b""] = list(range(len(lines)))
     parts: list[tuple[Fields, np.ndarray]] = []
     rest: list[int] = []
     for rows in groups.values():
