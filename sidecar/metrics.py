@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from tailboard import __version__
 
 from .alerts import AlertEngine, Webhooks
+from .alerts.gpus import node_of
 from .gpu import FIELDS, GpuSampler
 from .gpu.layout import SYSTEM_DIR
 from .health import LoopLag
@@ -208,8 +209,7 @@ class StoreCollector(Collector):
             gpus = (detail.get("config") or {}).get("gpus")
             keys = {k: v["uuid"] for k, v in gpus.items()
                     if isinstance(v, dict) and isinstance(v.get("uuid"), str)} if isinstance(gpus, dict) else {}
-            host = (detail.get("header") or {}).get("host")
-            yield (host if isinstance(host, str) else run_id[len(SYSTEM_DIR) + 1:]), keys, self.store.latest(run_id)
+            yield node_of(run_id, detail.get("config") or {}), keys, self.store.latest(run_id)
         sampler = self.sampler
         if sampler is not None and sampler.latest is not None and sampler.status().destination == "memory":
             sample = sampler.latest

@@ -48,8 +48,8 @@ class AlertConfig:
     #: running run uses the GPU
     gpu_idle_util: float = 5.0
     gpu_idle_for: float = 120.0
-    #: GPU memory: used over ``gpu_memory`` of the total (cleared 2 points below it)
-    gpu_memory: float = 0.95
+    #: GPU memory: used over ``gpu_memory_used`` of the total (cleared 2 points below it)
+    gpu_memory_used: float = 0.95
     #: throttling: NVML's clocks event reasons that count (hardware slowdown, software and hardware
     #: thermal slowdown, hardware power brake; not the software power cap of a busy GPU)
     gpu_throttle_mask: int = 0x08 | 0x20 | 0x40 | 0x80
@@ -64,8 +64,8 @@ class AlertConfig:
                 raise ValueError(f"{name} must be more than 1")
         if not 2 <= self.spike_min_points <= self.spike_window <= 10_000:
             raise ValueError("spike_min_points and spike_window must satisfy 2 <= min_points <= window <= 10000")
-        if not 0 < self.gpu_memory <= 1:
-            raise ValueError("gpu_memory is a fraction of the total, from 0 to 1")
+        if not 0 < self.gpu_memory_used <= 1:
+            raise ValueError("gpu_memory_used is a fraction of the total, from 0 to 1")
         if self.stall_min < 0 or self.gpu_idle_for < 0 or not 0 <= self.gpu_idle_util <= 100:
             raise ValueError("stall_min and gpu_idle_for are seconds >= 0, gpu_idle_util a percentage")
         try:

@@ -2,9 +2,10 @@
 GPU and rule:
 
 - ``gpu_idle`` (warning): utilisation under ``gpu_idle_util`` % for ``gpu_idle_for`` seconds, by the
-  samples' own times, while a running run uses the GPU (``attribution.gpus_used``: by UUID or by PID).
+  samples' own clock (a sample's step is its Unix second), while a running run uses the GPU (``attribution.gpus_used``: by UUID or by PID).
   It clears when the GPU works again or no running run uses it.
-- ``gpu_memory`` (warning): memory used over ``gpu_memory`` of the total; it clears 2 points below.
+- ``gpu_memory`` (warning): memory used over ``gpu_memory_used`` of the total; it clears 2 points
+  below.
 - ``gpu_throttle`` (warning): a clocks event reason of ``gpu_throttle_mask`` is set (named in the
   text); it clears when none is.
 - ``gpu_ecc`` (error): uncorrected ECC errors since the driver loaded. NVML's count only goes back to
@@ -31,7 +32,7 @@ from .book import AlertBook
 from .config import AlertConfig
 from .runs import MetricNews
 
-__all__ = ["GpuRules", "is_system_run", "THROTTLE_REASONS"]
+__all__ = ["GpuRules", "is_system_run", "node_of", "THROTTLE_REASONS"]
 
 #: NVML's clocks event reasons, by bit (docs/gpu.md).
 THROTTLE_REASONS = {
@@ -51,10 +52,17 @@ def is_system_run(run: str) -> bool:
     return run.startswith(SYSTEM_DIR + "/")
 
 
+def node_of(run: str, config: dict[str, Any]) -> str:
+    """The name of a system run's host: the sampler's ``node`` (its ``--node``), else the folder's."""
+    sampler = config.get("sampler")
+    node = sampler.get("node") if isinstance(sampler, dict) else None
+    return node if isinstance(node, str) and node else run[len(SYSTEM_DIR) + 1:]
+
+
 @dataclass
 class GpuWatch:
-    latest: dict[str, tuple[float, float]] = field(default_factory=dict)  # field -> (value, time)
-    idle_since: float | None = None  # sample time since which utilisation is under the threshold
+    latest: dict[str, tuple[float, float]] = field(default_factory=dict)  # field -> (value, its second)
+    idle_since: float | None = None  # the second since which utilisation is under the threshold
 
 
 @dataclass
@@ -130,29 +138,29 @@ class GpuRules:
                 g = system.gpus[key] = GpuWatch()
             if parts[2] == "util":
                 self._idle_span(g, m)
-            g.latest[parts[2]] = (float(m.values[-1]), float(m.times[-1]))
+            g.latest[parts[2]] = (float(m.values[-1]), float(m.steps[-1]))
             touched.add(key)
         for key in sorted(touched):
             self._evaluate(run, system, key, system.gpus[key], now, backlog)
 
     def _idle_span(self, g: GpuWatch, m: MetricNews) -> None:
-        """Since when (sample time) utilisation has stayed under the threshold, through these points."""
+        """Since when (a sample's second: its step) utilisation has stayed under the threshold,
+        through these points."""
         below = m.values < self.config.gpu_idle_util
         if bool(below.all()):
             if g.idle_since is None:
-                g.idle_since = float(m.times[0])
+                g.idle_since = float(m.steps[0])
             return
         busy = int(np.flatnonzero(~below)[-1])
-        g.idle_since = float(m.times[busy + 1]) if busy + 1 < m.values.shape[0] else None
+        g.idle_since = float(m.steps[busy + 1]) if busy + 1 < m.values.shape[0] else None
 
     def _about(self, run: str, system: SystemWatch, key: str) -> dict[str, Any]:
         gpus = system.config.get("gpus")
         about = gpus.get(key) if isinstance(gpus, dict) else None
         about = about if isinstance(about, dict) else {}
-        host = system.header.get("host")
         return {"system": run, "key": key, "uuid": about.get("uuid") if isinstance(about.get("uuid"), str) else None,
                 "name": about.get("name") if isinstance(about.get("name"), str) else None,
-                "host": host if isinstance(host, str) else run[len(SYSTEM_DIR) + 1:]}
+                "host": node_of(run, system.config)}
 
     def _evaluate(self, run: str, system: SystemWatch, key: str, g: GpuWatch, now: float, backlog: bool) -> None:
         cfg = self.config
@@ -162,11 +170,11 @@ class GpuRules:
         latest = g.latest
         if cfg.enabled("gpu_memory") and "mem_used" in latest and "mem_total" in latest and latest["mem_total"][0] > 0:
             share = latest["mem_used"][0] / latest["mem_total"][0]
-            if share > cfg.gpu_memory:
+            if share > cfg.gpu_memory_used:
                 self.book.fire(f"gpu_memory:{where}", "gpu_memory", "warning", f"{label}: memory {share:.0%} used",
                                f"{latest['mem_used'][0] / 2**30:.1f} of {latest['mem_total'][0] / 2**30:.1f} GiB",
                                now, gpu=about, backlog=backlog, details={"used": share})
-            elif share < cfg.gpu_memory - 0.02:
+            elif share < cfg.gpu_memory_used - 0.02:
                 self.book.clear(f"gpu_memory:{where}", now, "memory freed")
         if cfg.enabled("gpu_throttle") and "throttle" in latest:
             bits = int(latest["throttle"][0]) & cfg.gpu_throttle_mask
