@@ -332,8 +332,9 @@ def fields_from_template(data: bytes) -> Fields | None:
     one = fields_from_objects([obj], Parsed())  # what the first line holds besides its numbers
     n = table.shape[0]
     numbers = {name: (np.full(n, values[0]), np.full(n, has[0])) for name, (values, has) in one.numbers.items()}
+    columns = np.ascontiguousarray(table.T)  # a row per column: cheap to append and to pickle
     for j, name in enumerate(numeric):
-        numbers[name] = (table[:, j], np.ones(n, bool))
+        numbers[name] = (columns[j], np.ones(n, bool))
     return Fields(n, numbers, {name: np.full(n, t[0]) for name, t in one.iso.items()},
                   np.full(n, one.layout[0], np.uint64), np.full(n, int(one.prefix[0]), np.int64), one.prefixes)
 
@@ -599,20 +600,24 @@ def points(fields: Fields, tracker: _Tracker, now: float) -> Parsed:
     single = len(fields.prefixes) == 1
     for a, b in pairwise(bounds):
         parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        seg: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         for name, (values, has) in numbers.items():
             keep = has[a:b]
             if name in _STEP_INDEX:
                 keep = keep & (key[a:b] != _STEP_INDEX[name])
             if name in clock:
                 keep = keep & ~clock[name][a:b]
-            if single:
-                parts.setdefault(name, []).append((np.flatnonzero(keep) + a, values[a:b][keep]))
+            if single:  # one name per field: the series straight away, slices when every row holds it
+                if b > a and keep.all():
+                    seg[name] = (steps[a:b], values[a:b], wall[a:b])
+                elif keep.any():
+                    rows = np.flatnonzero(keep) + a
+                    seg[name] = (steps[rows], values[rows], wall[rows])
                 continue
             pre = fields.prefix[a:b]
             for pid in np.unique(pre[keep]).tolist():
                 mine = keep & (pre == pid)
                 parts.setdefault(fields.prefixes[pid] + name, []).append((np.flatnonzero(mine) + a, values[a:b][mine]))
-        seg = {}
         for name, got in parts.items():
             rows = got[0][0] if len(got) == 1 else np.concatenate([r for r, _ in got])
             values = got[0][1] if len(got) == 1 else np.concatenate([v for _, v in got])
