@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 
 import orjson
 from prometheus_client.registry import CollectorRegistry
-
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response

@@ -13,6 +13,7 @@ figures, not as scalars.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -23,7 +24,6 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
-
 from tailboard import __version__
 
 from .alerts import AlertEngine, Webhooks
@@ -34,7 +34,7 @@ from .health import LoopLag
 from .store import Appended, Store
 from .store.events import StoreEvent
 
-__all__ = ["IngestLag", "MAX_SCALAR_SERIES", "StoreCollector", "exposition", "new_registry"]
+__all__ = ["MAX_SCALAR_SERIES", "IngestLag", "StoreCollector", "exposition", "new_registry"]
 
 #: Scalar series exported at most (past it: ``tailboard_scalars_left_out``).
 MAX_SCALAR_SERIES = 10_000
@@ -70,7 +70,7 @@ class IngestLag:
         if not isinstance(event, Appended) or not self.store.progress().done:
             return
         newest = max((float(s.times[-1]) for s in event.delta.series.values() if s.times.shape[0]), default=None)
-        if newest is None or newest != newest:
+        if newest is None or math.isnan(newest):
             return
         now = self.clock()
         with self._lock:

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
-
 from tailboard import __version__
 
 from . import protocol as P
@@ -46,6 +45,9 @@ from .store import Store
 __all__ = ["Server", "ServerHandle", "serve_in_thread", "is_loopback"]
 
 logger = logging.getLogger(__name__)
+
+#: The alert rules a server runs unless told otherwise (``alerts=None``: none).
+DEFAULT_ALERTS = AlertConfig()
 
 
 def is_loopback(host: str) -> bool:
@@ -83,7 +85,7 @@ class Server:
         gpu_interval: float = 1.0,
         nvml_module: str | Any = "pynvml",
         frame_ancestors: list[str] | None = None,
-        alerts: AlertConfig | None = AlertConfig(),
+        alerts: AlertConfig | None = DEFAULT_ALERTS,
         webhooks: list[str] | None = None,
         allow_control: bool = False,
         metrics: bool = False,

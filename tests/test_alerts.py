@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,14 @@ import httpx
 import pytest
 import tailboard
 import tailboard.run
-from tailboard.sidecar.alerts import AlertBook, AlertConfig, AlertEngine, Change, Webhooks, load_config
+from tailboard.sidecar.alerts import (
+    AlertBook,
+    AlertConfig,
+    AlertEngine,
+    Change,
+    Webhooks,
+    load_config,
+)
 from tailboard.sidecar.alerts.webhooks import parse_webhook, payload
 from tailboard.sidecar.follower import Follower
 from tailboard.sidecar.gpu import GpuSampler, gpu_key, system_run_id
@@ -96,7 +104,7 @@ async def watched(tmp_path: Path) -> Any:
 
 
 def records_of(run: tailboard.Run) -> int:
-    return run.records
+    return int(run.records)
 
 
 # ---- the rules about a run's values -------------------------------------------------------------
@@ -239,7 +247,7 @@ def test_alert_misuse_raises_at_once(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="title"):
         run.alert("")
     with pytest.raises(TypeError, match="text"):
-        run.alert("t", 3)  # type: ignore[arg-type]
+        run.alert("t", 3)
     with pytest.raises(ValueError, match="info, warning, error"):
         run.alert("t", level="critical")
     run.finish()
@@ -414,7 +422,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (the http.server name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with receiver.arrived:
                     receiver.got.append((self.path, dict(self.headers), json.loads(body)))
@@ -495,7 +503,7 @@ def test_webhooks_get_slack_discord_and_json_shapes(receiver: Receiver) -> None:
     assert fired["event"] == "fired" and cleared["event"] == "cleared"
     assert fired["alert"]["id"] == "nonfinite:exp/a" and fired["alert"]["active"] is True
     assert cleared["alert"]["details"]["cleared_by"] == "finite again" and fired["server"].startswith("tailboard")
-    headers = [h for p, h, _ in receiver.got if p == "/json"][0]
+    headers = next(h for p, h, _ in receiver.got if p == "/json")
     assert headers["Content-Type"] == "application/json" and headers["User-Agent"].startswith("tailboard/")
     assert [s["sent"] for s in hooks.status()] == [2, 2, 2]
 
@@ -552,7 +560,7 @@ def test_a_hanging_endpoint_times_out_drops_its_oldest_and_delays_nobody(receive
     try:
         for i in range(5):  # each reaches the fast endpoint at once, whatever the slow one does
             fire(book, id=f"nonfinite:run{i}")
-            receiver.wait(lambda: len(receiver.posts("/fast")) == i + 1, timeout=0.25)
+            receiver.wait(partial(lambda n: len(receiver.posts("/fast")) == n, i + 1), timeout=0.25)
         deadline = time.monotonic() + 5
         while hooks.status()[0]["failed"] < 3:
             assert time.monotonic() < deadline, hooks.status()

@@ -68,8 +68,8 @@ async def test_page_to_trainer_and_back_requested_acknowledged_finished(tmp_path
     server = await start(tmp_path, allow_control=True)
     script = tmp_path / "trainer.py"
     script.write_text(TRAINER)
-    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "exp/a")], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = await asyncio.to_thread(subprocess.Popen, [sys.executable, str(script), str(tmp_path / "exp/a")],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 20
         while (entry := await run_entry(server, "exp/a")) is None or entry["status"] != "running":
@@ -281,7 +281,7 @@ def test_log_calls_on_stop_and_a_failing_callback_is_only_warned(tmp_path: Path,
     assert run.should_stop() and len(acks(tmp_path / "r")) == 1
     run.finish()
     with pytest.raises(TypeError, match="callable"):
-        tailboard.init(tmp_path / "s", on_stop="not callable")  # type: ignore[arg-type]
+        tailboard.init(tmp_path / "s", on_stop="not callable")
 
 
 def test_a_request_made_to_an_earlier_process_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -301,7 +301,7 @@ def test_a_request_made_to_an_earlier_process_is_ignored(tmp_path: Path, monkeyp
         assert run.should_stop() is False
     request(folder, "new")
     clock.now += 5
-    assert run.should_stop() is True and run.stop_request["nonce"] == "new"  # type: ignore[index]
+    assert run.should_stop() is True and run.stop_request["nonce"] == "new"
     run.finish()
 
 

@@ -18,7 +18,9 @@ import httpx
 import pytest
 import tailboard
 import tailboard.sidecar.metrics as metrics_module
-from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 from tailboard.sidecar.gpu import gpu_key
 from tailboard.sidecar.gpu.fake import FakeNvml, uuid_for
@@ -125,7 +127,7 @@ async def test_metrics_of_runs_gpus_alerts_and_the_sidecar(tmp_path: Path) -> No
         # OpenMetrics for a scraper that asks for it
         om = await scrape(server, **AUTH, Accept="application/openmetrics-text; version=1.0.0")
         assert om.headers["content-type"].startswith("application/openmetrics-text")
-        names = {f.name for f in openmetrics_families(om.text)}
+        names = {f.name for f in openmetrics_families(om.text)}  # type: ignore[no-untyped-call]
         assert {"tailboard_run_status", "tailboard_gpu_utilization_ratio", "tailboard_alerts_fired"} <= names
         # the API's token, as everywhere
         assert (await scrape(server)).status_code == 401

@@ -14,15 +14,15 @@ from .engine import AlertEngine
 from .webhooks import Webhooks
 
 __all__ = [
+    "CLEARED",
+    "FIRED",
+    "LEVELS",
+    "RULES",
     "Alert",
     "AlertBook",
     "AlertConfig",
     "AlertEngine",
     "Change",
-    "CLEARED",
-    "FIRED",
-    "LEVELS",
-    "RULES",
     "Webhooks",
     "load_config",
 ]

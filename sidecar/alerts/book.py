@@ -11,6 +11,7 @@ thread that made it (the engine's): they must only hand it on.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from typing import Any
 
 from .config import LEVELS
 
-__all__ = ["Alert", "AlertBook", "Change", "FIRED", "CLEARED"]
+__all__ = ["CLEARED", "FIRED", "Alert", "AlertBook", "Change"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class Alert:
 
 
 def _num(x: float | None) -> float | int | None:
-    if x is None or x != x or x in (float("inf"), float("-inf")):
+    if x is None or not math.isfinite(x):
         return None
     return int(x) if float(x).is_integer() and abs(x) <= 2**53 else x
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RULES", "LEVELS", "AlertConfig", "parse_assignment", "load_config"]
+__all__ = ["LEVELS", "RULES", "AlertConfig", "load_config", "parse_assignment"]
 
 #: Every rule, by name (docs/alerts.md says what each watches).
 RULES = (
@@ -58,7 +59,7 @@ class AlertConfig:
     def __post_init__(self) -> None:
         unknown = set(self.off) - set(RULES)
         if unknown:
-            raise ValueError(f"unknown alert rule {sorted(unknown)[0]!r} (rules: {', '.join(RULES)})")
+            raise ValueError(f"unknown alert rule {min(unknown)!r} (rules: {', '.join(RULES)})")
         for name in ("spike_factor", "stall_factor"):
             if not getattr(self, name) > 1:
                 raise ValueError(f"{name} must be more than 1")
@@ -115,11 +116,11 @@ def _typed(key: str, kind: Any, value: Any) -> Any:
             if isinstance(value, bool):
                 raise ValueError
             number = float(value)
-            if number != number or number in (float("inf"), float("-inf")):
+            if not math.isfinite(number):
                 raise ValueError
             return number
         if not isinstance(value, str):
-            raise ValueError
+            raise TypeError
         return value
     except (TypeError, ValueError):
         raise ValueError(f"alert setting {key}: not a valid {kind}: {value!r}") from None

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from tailboard.format import K_CONFIG, K_END, K_HEADER, K_TEXT, KIND
 from tailboard.run import ALERT_TEXT
 
@@ -36,7 +35,7 @@ from .config import AlertConfig
 from .gpus import GpuRules, is_system_run
 from .runs import MetricNews, RunRules
 
-__all__ = ["AlertEngine", "TAIL", "MAX_QUEUE"]
+__all__ = ["MAX_QUEUE", "TAIL", "AlertEngine"]
 
 logger = logging.getLogger(__name__)
 

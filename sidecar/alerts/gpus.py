@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from tailboard.format import K_CONFIG, K_END, K_HEADER, KIND
 
 from ..gpu.attribution import SystemGpus, gpus_used
@@ -32,7 +31,7 @@ from .book import AlertBook
 from .config import AlertConfig
 from .runs import MetricNews
 
-__all__ = ["GpuRules", "is_system_run", "node_of", "THROTTLE_REASONS"]
+__all__ = ["THROTTLE_REASONS", "GpuRules", "is_system_run", "node_of"]
 
 #: NVML's clocks event reasons, by bit (docs/gpu.md).
 THROTTLE_REASONS = {

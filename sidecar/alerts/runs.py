@@ -24,6 +24,7 @@ A run that ends (its final record) clears its other alerts: a finished run's NaN
 
 from __future__ import annotations
 
+import math
 import re
 from collections import deque
 from collections.abc import Iterable
@@ -31,14 +32,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from tailboard.format import K_END, K_HEADER, K_TEXT, KIND, STATUS_FAILED, decode_float
 from tailboard.run import ALERT_LEVELS, ALERT_TEXT
 
 from .book import AlertBook
 from .config import AlertConfig
 
-__all__ = ["MetricNews", "RunRules", "RunWatch", "METRIC_RULES"]
+__all__ = ["METRIC_RULES", "MetricNews", "RunRules", "RunWatch"]
 
 #: Rules about a run's values: cleared when the run ends or starts again.
 METRIC_RULES = ("nonfinite", "spike", "stall", "trainer")
@@ -89,7 +89,9 @@ def _names(names: Iterable[str]) -> str:
 
 
 def _value(x: float) -> str:
-    return "NaN" if x != x else ("Infinity" if x == float("inf") else "-Infinity" if x == float("-inf") else f"{x:.6g}")
+    if math.isnan(x):
+        return "NaN"
+    return ("Infinity" if x > 0 else "-Infinity") if math.isinf(x) else f"{x:.6g}"
 
 
 class RunRules:
@@ -167,7 +169,7 @@ class RunRules:
                 win = w.windows[m.name] = deque(maxlen=cfg.spike_window)
             latest: tuple[float, float, float] | None = None
             for step, x in zip(m.steps.tolist(), m.values.tolist()):
-                if x != x or x in (float("inf"), float("-inf")):
+                if not math.isfinite(x):
                     continue  # the nonfinite rule's
                 latest = None
                 if len(win) >= cfg.spike_min_points:
@@ -200,7 +202,7 @@ class RunRules:
         for rec in records:
             kind = rec.get(KIND)
             t = decode_float(rec.get("t"))
-            if t is not None and t == t:
+            if t is not None and not math.isnan(t):
                 w.times.append(t)
             if kind == K_HEADER:
                 self._restarted(run, w, now)
@@ -229,10 +231,11 @@ class RunRules:
                            run=run, backlog=backlog)
 
     def _trainer(self, run: str, rec: dict[str, Any], now: float, backlog: bool) -> None:
-        title = rec.get("title")
-        title = " ".join(title.split())[:200] if isinstance(title, str) and title.strip() else "alert"
-        level = rec.get("level") if rec.get("level") in ALERT_LEVELS else "warning"
-        text = rec.get("text") if isinstance(rec.get("text"), str) else ""
+        raw_title, raw_level, raw_text = rec.get("title"), rec.get("level"), rec.get("text")
+        title = " ".join(raw_title.split())[:200] if isinstance(raw_title, str) and raw_title.strip() else "alert"
+        level = raw_level if isinstance(raw_level, str) and raw_level in ALERT_LEVELS else "warning"
+        text = raw_text if isinstance(raw_text, str) else ""
+        # the record's text is "title: text" (what a reader that knows no alerts shows)
         text = text[len(title) + 2:] if text.startswith(title + ": ") else ("" if text == title else text)
         key = f"trainer:{run}:{title}"
         if self.book.again(key, text[:4000], now, level) is None:

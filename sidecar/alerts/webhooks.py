@@ -32,7 +32,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-
 from tailboard import __version__
 
 from .book import CLEARED, FIRED, Alert, Change
