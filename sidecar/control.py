@@ -26,7 +26,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
-
 from tailboard import __version__
 from tailboard.format import K_HEADER, K_TEXT, KIND, decode_float
 from tailboard.run import CONTROL_FILE, CONTROL_TEXT
@@ -35,7 +34,7 @@ from .discovery import contained
 from .store import Store
 from .store.events import RecordsKept, StoreEvent
 
-__all__ = ["ControlPlane", "ControlRefused", "StopState", "STOPPABLE"]
+__all__ = ["STOPPABLE", "ControlPlane", "ControlRefused", "StopState"]
 
 logger = logging.getLogger(__name__)
 
