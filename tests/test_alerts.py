@@ -634,3 +634,23 @@ async def test_the_server_sends_alerts_to_webhooks_the_page_and_the_api(tmp_path
     finally:
         run.finish()
         await server.stop()
+
+
+# ---- the command line -----------------------------------------------------------------------------------
+
+
+def test_bad_alert_webhook_and_control_flags_stop_the_start_with_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tailboard.sidecar.cli import main
+
+    for args, message in (
+        (["--alert", "spike_facter=5"], "unknown alert setting 'spike_facter'"),
+        (["--alerts-config", str(tmp_path / "missing.json")], "cannot read the alerts config"),
+        (["--webhook", "ftp://example.com/secret-path"], "http(s) URL"),
+        (["--no-alerts", "--webhook", "https://example.com/x"], "--no-alerts"),
+        (["--metrics", "--metrics-include", "("], "not a regular expression"),
+        (["--allow-control", "--no-auth"], "--allow-control needs the token"),
+    ):
+        assert main(["serve", str(tmp_path), "--port", "0", *args]) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and "secret-path" not in err and len(err.strip().splitlines()) == 1, err
