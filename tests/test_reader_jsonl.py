@@ -8,6 +8,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ def use(r: Any, fast: bool) -> None:
     r.fast = fast
 
 
-def decode(data: bytes, fast: bool, cuts: list[int] = (), now: float = 5.0,  # type: ignore[assignment]
+def decode(data: bytes, fast: bool, cuts: Sequence[int] = (), now: float = 5.0,
            state: JsonlState | None = None) -> tuple[list[Parsed], JsonlState]:
     """Decode ``data`` in pieces cut after the lines numbered in ``cuts``, the state carried."""
     r = reader(fast)

@@ -344,6 +344,8 @@ def fields_by_layout(data: bytes, parsed: Parsed, fast: bool = True,
     """A chunk's columns: lines of each layout met ``MIN_TEMPLATE`` times or more read as a
     template (``fast``), the others by ``bulk`` if given, else one object at a time; rows in file
     order. None when the chunk holds tailboard's own records."""
+    if data and not data.endswith(b"\n"):
+        data += b"\n"  # a last line without its newline (a reader's chunks end with one)
     whole = fields_from_template(data) if fast else None
     if whole is not None:
         return whole
@@ -379,8 +381,9 @@ def fields_by_layout(data: bytes, parsed: Parsed, fast: bool = True,
             kept: list[int] = []
             got = fields_from_objects(objs, parsed, kept)
             parts.append((got, np.array([rest[where[k]] for k in kept], np.int64)))
-    return parts[0][0] if len(parts) == 1 and not rest else merged(parts) if parts else \
-        fields_from_objects([], parsed)
+    if not parts:
+        return fields_from_objects([], parsed)
+    return parts[0][0] if len(parts) == 1 else merged(parts)  # one part: its rows are in order
 
 
 def merged(parts: list[tuple[Fields, np.ndarray]]) -> Fields:
