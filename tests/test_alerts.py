@@ -136,21 +136,24 @@ async def test_a_non_finite_value_fires_once_and_clears_when_finite_again(watche
     run.finish()
 
 
-async def test_a_spike_over_k_times_the_rolling_median_fires_once_and_clears(watched: Watched) -> None:
+@pytest.mark.parametrize("history", [20, 80])  # a window still filling (50 values), a full one
+async def test_a_spike_over_k_times_the_rolling_median_fires_once_and_clears(watched: Watched, history: int) -> None:
     run = tailboard.init(watched.root / "exp/b")
-    for i in range(20):  # the window: values around 1
+    for i in range(history):  # values around 1
         run.log({"train/loss": 1.0 + 0.01 * (i % 3), "lr": 0.001}, step=i)
     await watched.start()
-    run.log({"train/loss": 9.0, "lr": 0.1}, step=20)  # 9x: under the factor; lr is not watched
+    h = history
+    run.log({"train/loss": 9.0, "lr": 0.1}, step=h)  # 9x: under the factor; lr is not watched
     await watched.settle("exp/b", records_of(run))
     assert watched.active() == []
-    run.log({"train/loss": 50.0, "lr": 0.001}, step=21)
-    run.log({"train/loss": 60.0}, step=22)  # still a spike: the same alert
+    run.log({"train/loss": 50.0, "lr": 0.001}, step=h + 1)
+    run.log({"train/loss": 60.0}, step=h + 2)  # still a spike: the same alert
     await watched.settle("exp/b", records_of(run))
     [alert] = watched.active("spike")
-    assert alert.level == "warning" and alert.step == 21 and alert.details["metric"] == "train/loss"
-    assert "train/loss = 50 at step 21" in alert.text and "median" in alert.text
-    run.log({"train/loss": 1.0}, step=23)
+    assert alert.level == "warning" and alert.step == h + 1 and alert.details["metric"] == "train/loss"
+    assert f"train/loss = 50 at step {h + 1}" in alert.text
+    assert f"the median of its previous {min(h + 1, 50)} values" in alert.text
+    run.log({"train/loss": 1.0}, step=h + 3)
     await watched.settle("exp/b", records_of(run))
     assert watched.active("spike") == []
     assert watched.events("spike") == [("fired", "spike:exp/b"), ("cleared", "spike:exp/b")]

@@ -167,20 +167,20 @@ class RunRules:
             win = w.windows.get(m.name)
             if win is None:
                 win = w.windows[m.name] = deque(maxlen=cfg.spike_window)
-            latest: tuple[float, float, float] | None = None
-            for step, x in zip(m.steps.tolist(), m.values.tolist()):
-                if not math.isfinite(x):
-                    continue  # the nonfinite rule's
-                latest = None
-                if len(win) >= cfg.spike_min_points:
-                    med = float(np.median(win))
-                    if med != 0 and abs(x) > cfg.spike_factor * abs(med):
-                        latest = (step, x, med)
-                        started.setdefault(m.name, (step, x, med, len(win)))
-                win.append(x)
-            if latest is not None:
-                w.spiking[m.name] = latest
-            elif m.values.shape[0]:
+            finite = np.isfinite(m.values)  # a non-finite value is the nonfinite rule's
+            steps, values = m.steps[finite], m.values[finite]
+            if backlog and values.shape[0] > 1:
+                # the backlog's past is not alerted: only its latest point is looked at
+                win.extend(values[:-1].tolist())
+                steps, values = steps[-1:], values[-1:]
+            if not values.shape[0]:
+                continue
+            first, last = self._scan(win, steps, values)
+            if first is not None:
+                started[m.name] = first
+            if last is not None:
+                w.spiking[m.name] = last
+            else:
                 w.spiking.pop(m.name, None)
         if started and not self.book.is_active(key):
             name, (step, x, med, n) = min(started.items(), key=lambda kv: kv[1][0])
@@ -193,6 +193,35 @@ class RunRules:
                 details={"metric": name, "value": x, "median": med, "metrics": sorted(started)[:50]})
         if not w.spiking:
             self.book.clear(key, now, "back within the spike factor")
+
+    def _scan(self, win: deque[float], steps: np.ndarray, values: np.ndarray
+              ) -> tuple[tuple[float, float, float, int] | None, tuple[float, float, float] | None]:
+        """Each of ``values`` against the median of the finite values before it (``win``, then the
+        earlier ones of ``values``), ``win`` moved on past them: the first spike (step, value,
+        median, values in the median) and whether the last value is one (step, value, median)."""
+        cfg = self.config
+        size = cfg.spike_window
+        if len(win) == size:  # the usual case: every median of the chunk in one numpy call
+            history = np.concatenate([np.fromiter(win, np.float64, size), values])
+            medians = np.median(np.lib.stride_tricks.sliding_window_view(history[:-1], size), axis=1)
+            spikes = (medians != 0) & (np.abs(values) > cfg.spike_factor * np.abs(medians))
+            win.extend(values[-size:].tolist())
+            hits = np.flatnonzero(spikes)
+            first = None if not hits.shape[0] else (
+                float(steps[hits[0]]), float(values[hits[0]]), float(medians[hits[0]]), size)
+            last = (float(steps[-1]), float(values[-1]), float(medians[-1])) if spikes[-1] else None
+            return first, last
+        first_hit: tuple[float, float, float, int] | None = None
+        last_hit: tuple[float, float, float] | None = None
+        for step, x in zip(steps.tolist(), values.tolist()):  # the window still filling
+            last_hit = None
+            if len(win) >= cfg.spike_min_points:
+                med = float(np.median(win))
+                if med != 0 and abs(x) > cfg.spike_factor * abs(med):
+                    last_hit = (step, x, med)
+                    first_hit = first_hit or (step, x, med, len(win))
+            win.append(x)
+        return first_hit, last_hit
 
     # ---- records -----------------------------------------------------------------------------
 
