@@ -232,12 +232,17 @@ async def api_records(request: Request) -> Response:
 async def api_alerts(request: Request) -> Response:
     """Active alerts and the latest ended ones (``?run=ID`` for one run's, ``?recent=N``)."""
     state = _state(request)
-    assert state.alerts is not None
+    alerts, webhooks = state.alerts, state.webhooks
+    assert alerts is not None
     run = request.query_params.get("run") or None
     recent = _int_param(request, "recent", 0, MAX_RECENT_ALERTS, 100) or 0
-    report = state.alerts.report(run, recent=recent)
-    report["webhooks"] = state.webhooks.status() if state.webhooks is not None else []
-    return _json(report)
+
+    def query() -> dict[str, Any]:
+        report = alerts.report(run, recent=recent)
+        report["webhooks"] = webhooks.status() if webhooks is not None else []
+        return report
+
+    return await state.answer(query)
 
 
 async def api_stop(request: Request) -> Response:
