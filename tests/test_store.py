@@ -85,8 +85,8 @@ def test_foreign_jsonl_is_read(tmp_path: Path) -> None:
     assert store.metrics("job") == ["accuracy", "learning_rate", "loss", "nested/a"]
     s = store.series("job", "loss")
     assert s.steps.tolist() == [3, 4] and s.values.tolist() == [0.41, 0.38]
-    # no step key: the line index is the step; a step going back is a new attempt
-    f.write({"epoch": 0, "loss": 1.0})
+    # the step going back on a line of the same layout (the job started again) is a new attempt
+    f.write({"epoch": 0, "loss": 1.0, "accuracy": 10.0, "learning_rate": 0.001})
     info = store.get_run("job")
     assert info is not None and info.attempts == 2
 
