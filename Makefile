@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 LOGDIR ?= demo-logs
 PORT   ?= 6007
 
-.PHONY: venv chromium test test-py test-js demo bench lint clean
+.PHONY: venv chromium test test-py test-js test-containers demo bench lint clean
 
 venv: $(STAMP)
 
@@ -24,10 +24,18 @@ chromium:
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	fi
 
-test: venv chromium test-js test-py
+test: venv chromium test-js test-py test-containers
 
 test-py: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not containers"
+
+# The images, compose file and manifests run for real with podman (docs/deploy.md); minutes.
+test-containers: venv
+	@if command -v podman >/dev/null 2>&1; then \
+		$(PY) -m pytest -q -m containers tests/test_deploy.py; \
+	else \
+		echo "test-containers: skipped: no podman on this machine (docker/ is still checked by test-py)"; \
+	fi
 
 test-js:
 	node --test viewer/tests/
