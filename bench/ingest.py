@@ -467,7 +467,9 @@ def measure(fmt: str, root: Path, args: argparse.Namespace) -> list[tuple[str, d
     print(f"\n{fmt}: {args.runs} runs, {spec['points']:,} points, {spec['bytes'] / 1e6:.0f} MB "
           f"({spec['bytes'] / spec['points']:.1f} bytes a point), written in {time.perf_counter() - t0:.0f} s; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
-    kinds = ["tailboard"] + [p for p in PEERS[fmt] if not (p == "rustboard" and args.skip_rustboard)]
+    skip = {"rustboard"} if args.skip_rustboard else set()
+    skip |= {"accumulator"} if args.ea_runs < 1 else set()
+    kinds = ["tailboard"] + [p for p in PEERS[fmt] if p not in skip]
     rows = list(measure_loaders(kinds, root, spec, args).items())
     if "rustboard" in kinds:
         # Its start-up (the Python server) taken off whole: this favours it, as its data server starts
@@ -504,7 +506,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--budget", type=float, default=30.0,
                     help="seconds of runs after which a loader is not repeated (the slow ones run once)")
-    ap.add_argument("--ea-runs", type=int, default=1, help="runs EventAccumulator loads (it is slow)")
+    ap.add_argument("--ea-runs", type=int, default=1, help="runs EventAccumulator loads (it is slow; 0: not run)")
     ap.add_argument("--skip-rustboard", action="store_true", help="do not run tensorboard --load_fast=true")
     ap.add_argument("--commit", help="run tailboard as it was at this commit (default: the working tree)")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
