@@ -1351,3 +1351,231 @@ def test_pinned_enlarged_and_collapsed_charts_are_kept_in_the_url(browser: Any, 
         assert not errors, errors
     finally:
         page.close()
+
+
+# ---- comparing runs: groups and bands, any metric as the x axis -----------------------------------
+
+SEED_EVERY = (1, 2, 3)  # seed k logs every SEED_EVERY[k] steps: the group must still combine them
+SEED_LAST = (199, 199, 150)  # seed 2 stops early: the group's tail holds two runs
+GROUP_LR = {"sweep/lr_1": 1.0, "sweep/lr_3": 3.0}
+
+
+def seed_value(lr: float, seed: int, step: int) -> float:
+    """Straight lines, so that a seed's value between its steps is exactly where the page puts it."""
+    return lr + step / 100 + 0.5 * seed
+
+
+def group_stats(lr: float, step: int) -> tuple[float, float, float, int]:
+    """The mean, min and max of a group at `step`, and how many of its seeds reach that step."""
+    vals = [seed_value(lr, k, step) for k in range(3) if step <= SEED_LAST[k]]
+    return sum(vals) / len(vals), min(vals), max(vals), len(vals)
+
+
+@pytest.fixture
+def seeds(tmp_path: Path) -> Iterator[ServerHandle]:
+    """Two configurations of three seeds each; seeds log at different steps, one stops early; every
+    run logs `tokens` (100 per step) every 10 steps and `epoch` every 50."""
+    for group, lr in GROUP_LR.items():
+        for k in range(3):
+            with tailboard.init(tmp_path / group / f"seed{k}", config={"lr": lr, "seed": k}) as run:
+                for i in range(0, SEED_LAST[k] + 1):
+                    if i % SEED_EVERY[k] == 0:
+                        run.log({"loss": seed_value(lr, k, i)}, step=i)
+                    if i % 10 == 0:
+                        run.log({"tokens": 100.0 * i}, step=i)
+                    if i % 50 == 0:
+                        run.log({"epoch": i / 50}, step=i)
+    handle = serve_in_thread(tmp_path, token="tok", follower_options={"poll_interval": 0.05})
+    yield handle
+    handle.stop()
+
+
+def open_seeds(browser: Any, handle: ServerHandle, query: str, context: Any = None) -> Any:
+    page = (context or browser).new_page(viewport={"width": 1300, "height": 900})
+    page.goto(page_url(handle, query))
+    wait_for(page, "() => window.tailboard && window.tailboard.state.infos.size === 6 && "
+                   "window.tailboard.view.runs.every((r) => window.tailboard.state.runs.get(r)?.loaded) && "
+                   "window.tailboard.charts.has('loss') && window.tailboard.charts.get('loss').draws > 0")
+    settle(page, "loss")
+    return page
+
+
+def group_colour(page: Any, metric: str, group: str) -> tuple[int, int, int]:
+    """The RGB a chart draws a group's line in."""
+    return tuple(page.evaluate(
+        """([m, g]) => { const s = window.tailboard.charts.get(m).series.find((s) => s.group === g);
+            const ctx = document.createElement('canvas').getContext('2d'); ctx.fillStyle = s.color;
+            ctx.fillRect(0, 0, 1, 1); return Array.from(ctx.getImageData(0, 0, 1, 1).data.slice(0, 3)); }""",
+        [metric, group]))
+
+
+def legend_texts(page: Any, metric: str) -> list[str]:
+    """The legend's entries as one line of words each (a flex item's parts come on lines of their own)."""
+    return [" ".join(e["text"].split()) for e in page.evaluate(LEGEND, metric)]
+
+
+def band_alphas(p: Probe, rgb: tuple[int, int, int], tol: int = 12) -> list[int]:
+    """The alphas of the pixels of a probe that have about the colour `rgb` (a band's fill is the
+    group's colour at a low alpha on the transparent canvas)."""
+    return [a for r, g, b, a in p.rgba() if a and max(abs(c - w) for c, w in zip((r, g, b), rgb)) <= tol]
+
+
+def test_runs_grouped_by_folder_draw_their_mean_and_band_and_unfold_into_their_runs(browser: Any, seeds: ServerHandle) -> None:
+    page = open_seeds(browser, seeds, "group=path:-1&smooth=0")
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        # one legend entry per group, with how many runs it holds; one series each
+        wait_for(page, f"() => ({LEGEND})('loss').length === 2")
+        assert legend_texts(page, "loss") == ["▸ lr_1 3 runs", "▸ lr_3 3 runs"]
+        assert page.inner_text("#group-count") == "2 groups"
+        colours = {g: group_colour(page, "loss", f"sweep/{g}") for g in ("lr_1", "lr_3")}
+        assert colours["lr_1"] != colours["lr_3"]
+        for label, lr in (("lr_1", 1.0), ("lr_3", 3.0)):
+            for step in (40, 97, 175):  # 97: a step only seed 0 logs; 175: after seed 2 stopped
+                mean, lo, hi, _ = group_stats(lr, step)
+                line = probe(page, "loss", step, mean)
+                assert line.shows(colours[label]), (label, step, line)
+                # inside the band, between the line and the top run: the colour, faint
+                inside = band_alphas(probe(page, "loss", step, (mean + hi) / 2, radius=1), colours[label])
+                assert inside and all(35 <= a <= 75 for a in inside), (label, step, inside)
+            # and no band above the highest run
+            assert not band_alphas(probe(page, "loss", 40, group_stats(lr, 40)[2] + 0.3, radius=2), colours[label])
+
+        # the data table: a row per group, its mean, its band and how many runs it holds there
+        page.mouse.move(*screen_point(page, "loss", 170.2))
+        wait_for(page, "() => !document.querySelector(\"[data-metric='loss'] .tooltip\").hidden")
+        shown = page.evaluate("""() => [...document.querySelectorAll("[data-metric='loss'] .tooltip tbody tr")].map((tr) =>
+            ({ group: tr.dataset.group, label: tr.querySelector('.lbl').innerText, full: tr.querySelector('.full').innerText,
+               value: tr.querySelector('td.value').innerText, band: tr.querySelector('td.band').innerText,
+               n: tr.querySelector('td.n').innerText, step: tr.querySelector('td.step').innerText }))""")
+        assert page.inner_text("[data-metric='loss'] .tooltip .tt-x") == "step 170"
+        assert [r["group"] for r in shown] == ["sweep/lr_3", "sweep/lr_1"]  # highest first
+        for row in shown:
+            mean, lo, hi, n = group_stats(GROUP_LR[row["group"]], 170)
+            assert row["full"] == "3 runs" and row["n"] == f"{n}/3" == "2/3" and row["step"] == "170"
+            assert float(row["value"]) == pytest.approx(mean, rel=1e-5)
+            assert [float(v) for v in row["band"].split(" – ")] == pytest.approx([lo, hi], rel=1e-5)
+
+        # a click on a group's legend entry shows its runs, in its colour; the other stays a group
+        page.click("[data-metric='loss'] .lg-group[data-group='sweep/lr_1']")
+        wait_for(page, "() => window.tailboard.charts.get('loss').series.length === 4")
+        wait_for(page, "() => new URLSearchParams(location.search).getAll('gopen').join() === 'sweep/lr_1'")
+        settle(page, "loss")
+        for k in range(3):
+            assert probe(page, "loss", 60, seed_value(1.0, k, 60)).shows(colours["lr_1"]), k
+        assert probe(page, "loss", 60, group_stats(3.0, 60)[0]).shows(colours["lr_3"])
+        # its runs labelled by what differs between them
+        assert legend_texts(page, "loss")[:4] == ["▾ lr_1 :", "seed=0", "seed=1", "seed=2"]
+
+        # the link, opened elsewhere, shows the same; a group keeps its colour when the other goes
+        copy = browser.new_page(viewport={"width": 1300, "height": 900})
+        copy.goto(page.url + f"#token={seeds.token}")
+        wait_for(copy, "() => window.tailboard && window.tailboard.charts.has('loss') && "
+                       "window.tailboard.charts.get('loss').series.length === 4")
+        assert copy.input_value("#group-kind") == "path" and copy.input_value("#group-arg") == "-1"
+        copy.close()
+        page.click("[data-metric='loss'] .lg-group[data-group='sweep/lr_1']")  # back to one line
+        wait_for(page, "() => window.tailboard.charts.get('loss').series.length === 2")
+        for k in range(3):
+            page.click(f".run-row[data-run='sweep/lr_1/seed{k}']")
+        wait_for(page, "() => window.tailboard.charts.get('loss').series.length === 1")
+        assert group_colour(page, "loss", "sweep/lr_3") == colours["lr_3"]
+        assert not errors, errors
+    finally:
+        page.close()
+
+
+def test_groups_by_config_key_or_regex_with_a_median_and_std_band(browser: Any, seeds: ServerHandle) -> None:
+    page = open_seeds(browser, seeds, "smooth=0")
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        assert page.is_hidden("#group-opts")
+        page.select_option("#group-kind", "cfg")
+        page.fill("#group-arg", "lr")
+        wait_for(page, f"() => ({LEGEND})('loss').length === 2")
+        assert legend_texts(page, "loss") == ["▸ lr=1 3 runs", "▸ lr=3 3 runs"]
+        # by a regex's first capture group: the seeds of both configurations fall together
+        page.select_option("#group-kind", "re")
+        page.fill("#group-arg", "seed(\\d")  # not a regex yet: said, and nothing grouped
+        wait_for(page, "() => document.getElementById('group-arg').classList.contains('invalid')")
+        wait_for(page, f"() => ({LEGEND})('loss').length === 6")
+        page.fill("#group-arg", "seed(\\d)")
+        wait_for(page, f"() => ({LEGEND})('loss').length === 3")
+        assert legend_texts(page, "loss") == ["▸ 0 2 runs", "▸ 1 2 runs", "▸ 2 2 runs"]
+        page.select_option("#group-agg", "median")
+        page.select_option("#group-band", "std")
+        wait_for(page, """() => { const q = new URLSearchParams(location.search);
+            return q.get('group') === 're:seed(\\\\d)' && q.get('agg') === 'median' && q.get('band') === 'std'; }""")
+        # two runs per group: the median is their mean, the band ± their standard deviation (at step
+        # 30, which every seed logs: each group reads its own nearest point)
+        page.mouse.move(*screen_point(page, "loss", 30))
+        wait_for(page, "() => !document.querySelector(\"[data-metric='loss'] .tooltip\").hidden")
+        rows = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll("[data-metric='loss'] .tooltip tbody tr")]
+            .map((tr) => [tr.dataset.group, [tr.querySelector('td.value').innerText, tr.querySelector('td.band').innerText]]))""")
+        for k in range(3):
+            a, b = seed_value(1.0, k, 30), seed_value(3.0, k, 30)
+            value, band = rows[str(k)]
+            assert float(value) == pytest.approx((a + b) / 2, rel=1e-5)
+            assert band.startswith("± ") and float(band[2:]) == pytest.approx(abs(a - b) / math.sqrt(2), rel=1e-5)
+        settle(page, "loss")
+        colour = group_colour(page, "loss", "1")  # the regex's capture: seed 1 of both configurations
+        mid = (seed_value(1.0, 1, 20) + seed_value(3.0, 1, 20)) / 2
+        assert probe(page, "loss", 20, mid).shows(colour)
+        # the bands overlap but for the top of seed 2's (its line 3.2, its sd 1.41: up to 4.61)
+        assert band_alphas(probe(page, "loss", 20, 4.4, radius=1), group_colour(page, "loss", "2"))
+        assert not band_alphas(probe(page, "loss", 20, 4.8, radius=1), group_colour(page, "loss", "2"))
+        assert not errors, errors
+    finally:
+        page.close()
+
+
+def test_any_metric_as_the_x_axis_for_every_chart_or_one(browser: Any, seeds: ServerHandle) -> None:
+    runs = [f"sweep/lr_1/seed{k}" for k in range(3)]
+    page = open_seeds(browser, seeds, f"smooth=0&runs={','.join(runs)}")
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.select_option("#xaxis", "m:tokens")
+        wait_for(page, "() => window.tailboard.charts.get('loss').view.xaxis === 'm:tokens'")
+        settle(page, "loss")
+        lo, hi = page.evaluate("() => { const c = window.tailboard.charts.get('loss'); return [c.sx.lo, c.sx.hi]; }")
+        # tokens are logged every 10 steps up to step 190 (seed 2: 150); each point is paired with
+        # them by step, between those steps on the straight line (100 tokens a step), and points
+        # after the last tokens point have no x
+        assert (lo, hi) == (0, 19000)
+        colour = line_colour(page, "loss", runs[0])
+        for step in (33, 101, 187):
+            assert probe(page, "loss", 100 * step, seed_value(1.0, 0, step)).shows(colour), step
+        page.mouse.move(*screen_point(page, "loss", 4040))
+        wait_for(page, "() => !document.querySelector(\"[data-metric='loss'] .tooltip\").hidden")
+        assert page.inner_text("[data-metric='loss'] .tooltip .tt-x") == "tokens 4000"
+        steps = page.eval_on_selector_all("[data-metric='loss'] .tooltip td.step", "els => els.map((e) => e.innerText)")
+        assert sorted(steps) == ["39", "40", "40"]  # each run's nearest point: seed 2 logs every 3 steps
+
+        # one chart on an axis of its own: epoch (every 50 steps, so 1.5 at step 75)
+        page.focus("[data-metric='loss'] select.xsel")
+        page.select_option("[data-metric='loss'] select.xsel", "m:epoch")
+        wait_for(page, "() => window.tailboard.charts.get('loss').view.xaxis === 'm:epoch'")
+        settle(page, "loss")
+        assert page.evaluate("() => window.tailboard.charts.get('tokens').view.xaxis") == "m:tokens"
+        assert page.evaluate("() => { const c = window.tailboard.charts.get('loss'); return [c.sx.lo, c.sx.hi]; }") == [0, 3]
+        assert probe(page, "loss", 1.5, seed_value(1.0, 0, 75)).shows(colour)
+        wait_for(page, """() => { const q = new URLSearchParams(location.search);
+            return q.get('x') === 'm:tokens' && q.getAll('cx').join() === '["loss","m:epoch"]'; }""")
+
+        # the link gives the same axes back, in the controls and the charts
+        copy = browser.new_page(viewport={"width": 1300, "height": 900})
+        copy.goto(page.url + f"#token={seeds.token}")
+        wait_for(copy, "() => window.tailboard && window.tailboard.charts.has('loss') && window.tailboard.charts.has('tokens') && "
+                       "window.tailboard.charts.get('loss').view.xaxis === 'm:epoch'")
+        assert copy.input_value("#xaxis") == "m:tokens"
+        assert copy.input_value("[data-metric='loss'] select.xsel") == "m:epoch"
+        copy.close()
+        # the chart back on the page's axis
+        page.select_option("[data-metric='loss'] select.xsel", "")
+        wait_for(page, "() => window.tailboard.charts.get('loss').view.xaxis === 'm:tokens' && !location.search.includes('cx=')")
+        assert not errors, errors
+    finally:
+        page.close()

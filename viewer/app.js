@@ -1,6 +1,6 @@
 // The dashboard's composition root: the data the page holds, and the wiring of the connection, the
-// run list and its width, the run labels, the chart grid, the controls, time travel, zoom detail,
-// the tabs and the login.
+// run list and its width, the run labels and configs, the chart grid and what its charts draw
+// (runs or groups, on which x axis), the controls, time travel, zoom detail, the tabs and the login.
 // Each of those is its own module; what is here is what joins them.
 
 import { Connection } from "./connection.js";
@@ -9,9 +9,10 @@ import { lowerBound } from "./decimate.js";
 import { RunList } from "./runs.js";
 import { ChartGrid } from "./layout.js";
 import { exportButtons } from "./exports.js";
-import { bindControls, saveView, applyTheme, isDark, metricFilter, showZoom } from "./controls.js";
-import { runLabels } from "./names.js";
+import { bindControls, saveView, applyTheme, isDark, metricFilter, showZoom, showAxes, showGroups } from "./controls.js";
+import { runLabels, differingKeys } from "./names.js";
 import { RunConfigs } from "./configs.js";
+import { SeriesComposer } from "./compose.js";
 import { resizableSidebar } from "./sidebar.js";
 import { TimeTravel } from "./timetravel.js";
 import { ZoomDetail } from "./detail.js";
@@ -36,6 +37,8 @@ const state = {
   infos: new Map(), // id -> run object
   charts: null, // metric -> Chart (the grid's)
   detail: detail.series,
+  metrics: new Set(), // every metric of the selected runs (what a chart's x axis may be)
+  axes: new Map(), // metric -> the x axis of its chart when not the page's (view.cx)
   tab: "scalars",
   loading: null, // the latest runs message's `loading`: the backlog's progress and the files found
   until: null, // time travel: show points with step <= until (null = live)
@@ -55,6 +58,7 @@ const runList = new RunList($("runs"), {
 
 const grid = new ChartGrid($("sections"), {
   chartOptions: { onZoom, onHover: (x, source) => grid.hover(x, source) },
+  metrics: () => [...state.metrics],
   // the CSV holds every point the page has of the selected runs (not only what is drawn)
   toolbar: (metric, chart) => exportButtons(metric, chart, () =>
     toCSV(metric, view.runs.map((r) => [r, state.runs.get(r)?.series.get(metric)]).filter(([, b]) => b))),
@@ -63,23 +67,38 @@ const grid = new ChartGrid($("sections"), {
 });
 state.charts = grid.charts;
 
-const configs = new RunConfigs({ onChange: () => { labels.key = ""; redraw(); } });
+const configs = new RunConfigs();
+const composer = new SeriesComposer();
 /** Labels of the selected runs (names.js), made again (once per sync) when the selection, the mode
  *  or a config changed. */
 const labels = { key: "", map: new Map() };
 function refreshLabels() {
-  const key = `${view.labels}\u0000${view.runs.join("\u0000")}`;
+  const key = `${view.labels}\u0000${configs.version}\u0000${view.runs.join("\u0000")}`;
   if (key !== labels.key) { labels.key = key; labels.map = runLabels(view.runs, configs.configs, view.labels); }
 }
 
-/** A card asks for a pin, an enlargement (both toggles) or a section folded or opened. */
-function changeLayout({ pin, big, fold, open }) {
-  const toggle = (list, x) => (list.includes(x) ? list.filter((m) => m !== x) : [...list, x]);
+/** The x axis of a metric's chart: its own, else the page's. */
+const axisOf = (metric) => state.axes.get(metric) || view.xaxis;
+
+/** A card asks for a pin, an enlargement (both toggles), a section folded or opened, an x axis of
+ *  its own, or a group of runs shown as its runs (or back). */
+function changeLayout({ pin, big, fold, open, x, axis, group }) {
+  const toggle = (list, m) => (list.includes(m) ? list.filter((k) => k !== m) : [...list, m]);
   if (pin != null) view.pins = toggle(view.pins, pin);
   else if (big != null) view.big = view.big === big ? "" : big;
   else if (fold != null) {
     if (open === !view.fold.includes(fold)) return; // the view says so already (the page set it)
     view.fold = toggle(view.fold, fold);
+  } else if (x != null) {
+    view.cx = [...view.cx.filter(([m]) => m !== x), ...(axis && axis !== view.xaxis ? [[x, axis]] : [])];
+  } else if (group != null) {
+    if (view.members) { // every group was shown as its runs: all but this one stay so
+      view.members = false;
+      view.gopen = [...composer.grouping.groups.keys()].filter((k) => k !== group);
+    } else {
+      view.gopen = toggle(view.gopen, group);
+    }
+    showGroupControls();
   }
   saveView(view);
   redraw();
@@ -114,8 +133,6 @@ function setSelection(ids) {
   const before = new Set(view.runs);
   view.runs = ids.filter((id) => state.infos.has(id) || !state.infos.size).sort();
   setColorSelection(view.runs);
-  configs.keep(view.runs);
-  configs.want(view.runs, state.infos);
   const now = new Set(view.runs);
   conn.unsubscribe([...before].filter((r) => !now.has(r)));
   conn.subscribe(view.runs.filter((r) => !before.has(r) || !state.runs.get(r)?.loaded));
@@ -139,6 +156,7 @@ function handle(msg) {
       for (const id of msg.removed || []) state.infos.delete(id);
       if (msg.full) for (const id of [...state.infos.keys()]) if (!msg.runs.some((r) => r.id === id)) state.infos.delete(id);
       runList.update(msg.runs || [], msg.removed || [], !!msg.full);
+      configs.update(msg.runs || [], msg.removed || [], !!msg.full);
       if (msg.loading) { state.loading = msg.loading; showProgress(msg.loading); }
       if (!state.userSelected) {
         const auto = [...state.infos.keys()].sort().slice(0, AUTO_SELECT);
@@ -146,7 +164,6 @@ function handle(msg) {
       } else if (!conn.runs.size && view.runs.length) {
         setSelection(view.runs);
       }
-      configs.want(view.runs, state.infos);
       showEmpty();
       state.dirty = true;
       break;
@@ -180,13 +197,14 @@ function showEmpty() {
   if (said !== emptySaid) { emptySaid = said; showFound($("empty"), found); }
 }
 
-/** Series of one run and metric as drawn: zoom detail when fetched, cut at the time-travel step. */
+/** Series of one run and metric as drawn: zoom detail when fetched (on the page's step axis), cut
+ *  at the time-travel step. */
 function seriesFor(run, metric) {
   const buf = state.runs.get(run)?.series.get(metric);
   if (!buf || !buf.length) return null;
   const fine = detail.get(run, metric);
   let v = buf.view(), version = buf.version;
-  if (fine && view.zoom) {
+  if (fine && view.zoom && !state.axes.has(metric)) {
     // finer data inside the zoomed range, what we hold outside it
     v = fine; version = `d${fine.version}`;
   }
@@ -200,24 +218,41 @@ function seriesFor(run, metric) {
     version: `${version}|${dark}`, t0: state.infos.get(run)?.started };
 }
 
-/** The chart grid from the data held: one chart per metric of the selected runs that passes the filter. */
+/** The chart grid from the data held: one chart per metric of the selected runs that passes the
+ *  filter, drawing the runs alone or in their groups (compose.js) on its x axis. */
 function sync() {
   state.dirty = false;
   const filter = metricFilter(view);
   const names = new Set();
-  for (const r of view.runs) for (const m of state.runs.get(r)?.series.keys() || []) if (!filter || filter.test(m)) names.add(m);
+  state.metrics.clear();
+  for (const r of view.runs) {
+    for (const m of state.runs.get(r)?.series.keys() || []) {
+      state.metrics.add(m);
+      if (!filter || filter.test(m)) names.add(m);
+    }
+  }
   $("empty").hidden = names.size > 0;
   const cols = view.cols ? String(view.cols) : "";
   if ($("sections").dataset.cols !== cols) $("sections").dataset.cols = cols;
   showZoom(view);
+  showAxes(view, state.metrics);
   refreshLabels();
-  const chartView = { xaxis: view.xaxis, logy: view.logy, outliers: view.outliers, smoothing: view.smoothing, zoom: view.zoom };
-  grid.sync(names, chartView, (metric) => view.runs.map((r) => seriesFor(r, metric)).filter(Boolean),
-    { pins: view.pins, big: view.big, fold: view.fold });
+  state.axes = new Map(view.cx.filter(([, a]) => a !== view.xaxis));
+  const grouping = composer.regroup(view.runs, view.group, configs.configs, configs.version, view.labels);
+  showGroupControls(grouping);
+  const base = { logy: view.logy, outliers: view.outliers, smoothing: view.smoothing };
+  const viewOf = (metric) => (state.axes.has(metric) ? { ...base, xaxis: state.axes.get(metric) }
+    : { ...base, xaxis: view.xaxis, zoom: view.zoom }); // a chart on its own axis keeps its own zoom
+  const opts = { agg: view.agg, band: view.band, members: view.members, open: new Set(view.gopen), dark: isDark() };
+  grid.sync(names, viewOf, (metric) => composer.seriesOf(metric, axisOf(metric), seriesFor, opts),
+    { pins: view.pins, big: view.big, fold: view.fold, axes: state.axes });
 }
 
-/** Zoom is shared by every chart; where we hold thinned data, ask the server for detail. */
-async function onZoom(range) {
+/** Zoom is shared by the charts on the page's x axis (one on an axis of its own zooms alone); where
+ *  we hold thinned data, ask the server for detail. */
+async function onZoom(range, chart = null) {
+  const metric = chart && [...grid.charts].find(([, c]) => c === chart)?.[0];
+  if (metric != null && state.axes.has(metric)) return;
   view.zoom = range;
   saveView(view);
   showZoom(view);
@@ -227,11 +262,24 @@ async function onZoom(range) {
   const wanted = [];
   for (const run of view.runs) {
     for (const [metric, buf] of state.runs.get(run)?.series || []) {
-      if (!buf.downsampled || !grid.charts.has(metric)) continue;
+      if (!buf.downsampled || !grid.charts.has(metric) || state.axes.has(metric)) continue;
       wanted.push({ run, metric, width: grid.charts.get(metric).canvas.clientWidth || 500 });
     }
   }
   await detail.request(range, wanted);
+}
+
+/** The config keys of the selected runs, those whose values differ first (a group is made by one). */
+function configKeys() {
+  const all = new Set();
+  for (const r of view.runs) for (const k of Object.keys(configs.configs.get(r) || {})) all.add(k);
+  const differ = differingKeys(view.runs, configs.configs);
+  return [...differ, ...[...all].filter((k) => !differ.includes(k)).sort()];
+}
+
+/** The group controls say what the rule made: how many groups, or why none. */
+function showGroupControls(grouping = composer.grouping) {
+  showGroups(view, grouping);
 }
 
 function selectTab(tab) {
@@ -250,6 +298,7 @@ function bind() {
     runFilter: (text) => runList.setFilter(text),
     selectShown: () => { state.userSelected = true; setSelection(runList.visibleIds()); },
     selectNone: () => { state.userSelected = true; setSelection([]); },
+    configKeys,
   });
   bindTabs(selectTab);
   window.addEventListener("resize", () => grid.invalidateAll());

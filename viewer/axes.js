@@ -1,4 +1,5 @@
-// A chart's grid rules and tick labels: x as steps, relative time or wall time, y linear or log.
+// A chart's grid rules and tick labels: x as steps, relative time, wall time or a metric's values,
+// y linear or log.
 // Drawn on the chart's canvas by chart.js; kept apart so that the chart module holds the data paths.
 
 import { formatNumber, formatDuration, formatClock, timeTicks } from "./scale.js";
@@ -20,7 +21,7 @@ export function drawAxes(ctx, { sx, sy, w, h, margin, mode, theme }) {
   ctx.strokeStyle = theme.grid;
   ctx.fillStyle = theme.axis;
   const count = Math.max(2, Math.floor(w / 90));
-  const xt = mode === "step" ? sx.ticks(count) : timeTicks(sx.lo, sx.hi, count);
+  const xt = mode === "relative" || mode === "wall" ? timeTicks(sx.lo, sx.hi, count) : sx.ticks(count);
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
   ctx.beginPath();

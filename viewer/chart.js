@@ -1,7 +1,8 @@
 // A line chart on Canvas 2D, in uPlot's spirit: columnar typed arrays, one Path2D per series cached
 // until its data or the scales change, at most one draw per animation frame, devicePixelRatio aware.
 // A point with no drawable neighbour (a series of one point, a value between two gaps) is drawn as
-// a dot: a line through it would have no length.
+// a dot: a line through it would have no length. A series with a band (a group of runs, groups.js)
+// has it filled under its line, smoothed as the line is.
 // The chart only draws (and answers the pointer on its own canvas: hover, drag to zoom, click to pin
 // a position): the card around it, its title, toolbar, legend and data tables are layout.js's and
 // readout.js's (given the values read at the hovered or pinned position through opts.onReadout),
@@ -11,7 +12,8 @@ import { Scale, extent, robustExtent, pad } from "./scale.js";
 import { drawAxes } from "./axes.js";
 import { emaDebiased } from "./smooth.js";
 import { lowerBound, nearestIndex } from "./decimate.js";
-import { seriesPath } from "./paths.js";
+import { seriesPath, bandPath } from "./paths.js";
+import { xValues } from "./xaxis.js";
 import { h } from "./dom.js";
 import { requestDraw, cancelDraw, watchVisibility, unwatchVisibility } from "./frames.js";
 
@@ -19,18 +21,8 @@ const MARGIN = { left: 52, right: 10, top: 8, bottom: 22 };
 const CLICK_SLOP = 4; // a press that moves less than this (CSS pixels) is a click, not a zoom drag
 const FAINT = 0.3; // alpha of the raw line under a smoothed one
 const DIMMED = 0.15; // alpha of the other runs while one is highlighted
+const BAND = 0.2; // alpha of a band
 let themeCache = null;
-
-/** x values of a series for an axis mode: "step", "relative" (seconds since the run's first point) or "wall". */
-export function xValues(series, mode) {
-  if (mode === "step") return series.steps;
-  const t = series.times;
-  if (mode === "wall") return t;
-  const out = new Float64Array(t.length);
-  const t0 = series.t0 ?? (t.length ? t[0] : 0);
-  for (let i = 0; i < t.length; i++) out[i] = t[i] - t0;
-  return out;
-}
 
 export class Chart {
   /**
@@ -46,7 +38,9 @@ export class Chart {
     this.canvas = h("canvas");
     this.el = h("div", { class: "chart-body" }, this.canvas);
     this.ctx = this.canvas.getContext("2d");
-    this.series = []; // [{id, color, steps, values, times, version, t0}]
+    // [{id, color, steps, values, times, version, t0}], and optionally `xs` (x values of its own:
+    // a metric axis, a group) and `band` ({lo, hi}, as long as values)
+    this.series = [];
     this.view = { xaxis: "step", logy: false, outliers: false, smoothing: 0, zoom: null };
     this.hoverX = null;
     this.pointer = false; // the pointer is on this chart (not only its crosshair, shared)
@@ -56,7 +50,7 @@ export class Chart {
     this.drag = null;
     this.xCache = new Map(); // series id -> {key, xs}: relative x values, made once per data version
     this.paths = new Map(); // series id -> {key, raw: Path2D, smooth: Path2D}
-    this.smoothCache = new Map(); // series id -> {key, values}
+    this.smoothCache = new Map(); // series id (and band bound) -> {key, values}
     this.size = { w: 0, h: 0, dpr: 1 };
     this.draws = 0;
     this.cost = 0; // running average of a draw's duration (ms), for the frame budget
@@ -80,8 +74,10 @@ export class Chart {
     this.invalidate();
   }
 
+  /** view: {xaxis, logy, outliers, smoothing, zoom}; without `zoom`, the chart keeps its own (one
+   *  not shared), dropped with a change of x axis as the pin is (they were in other units). */
   setView(view) {
-    if (view.xaxis && view.xaxis !== this.view.xaxis) this.pinX = null; // the pin was in other units
+    if (view.xaxis && view.xaxis !== this.view.xaxis) { this.pinX = null; this.view.zoom = null; }
     Object.assign(this.view, view);
     this.invalidate();
   }
@@ -179,19 +175,28 @@ export class Chart {
     }
   }
 
-  _smoothed(s) {
+  /** The series' values smoothed (`part`: "lo" or "hi" of its band instead), once per version. */
+  _smoothed(s, part = null) {
+    const id = part ? `${s.id}\u0000${part}` : s.id;
     const key = `${s.version}|${this.view.smoothing}`;
-    const hit = this.smoothCache.get(s.id);
+    const hit = this.smoothCache.get(id);
     if (hit && hit.key === key) return hit.values;
-    const values = emaDebiased(s.values, this.view.smoothing);
-    this.smoothCache.set(s.id, { key, values });
+    const values = emaDebiased(part ? s.band[part] : s.values, this.view.smoothing);
+    this.smoothCache.set(id, { key, values });
     return values;
+  }
+
+  /** A series' band as drawn ({lo, hi}, smoothed with its line), or null. */
+  _band(s) {
+    const b = s.band;
+    if (!b || !(this.view.smoothing > 0)) return b;
+    return { lo: this._smoothed(s, "lo"), hi: this._smoothed(s, "hi") };
   }
 
   /** A series' x values for the current mode (relative ones made once per data version). */
   _xs(s) {
     const mode = this.view.xaxis;
-    if (mode !== "relative") return xValues(s, mode);
+    if (s.xs || mode !== "relative") return xValues(s, mode);
     const key = `${s.version}|${s.t0}`;
     const hit = this.xCache.get(s.id);
     if (hit && hit.key === key) return hit.xs;
@@ -217,6 +222,8 @@ export class Chart {
       }
       ys.push(s.values.subarray(lo, hi));
       if (this.view.smoothing > 0) ys.push(this._smoothed(s).subarray(lo, hi));
+      const band = this._band(s);
+      if (band) ys.push(band.lo.subarray(lo, hi), band.hi.subarray(lo, hi));
     }
     if (this.view.zoom) [xlo, xhi] = this.view.zoom;
     if (!(xhi >= xlo)) [xlo, xhi] = [0, 1];
@@ -287,7 +294,7 @@ export class Chart {
     return seriesPath(xs, ys, lo, hi, this.sx, this.sy, this.scratch);
   }
 
-  /** One series: its raw line (faint under a smoothed one), the smoothed line, their dots. */
+  /** One series: its band, its raw line (faint under a smoothed one), the smoothed line, their dots. */
   _drawSeries(ctx, s, scaleKey, alpha) {
     const xs = this._xs(s);
     if (!xs.length) return;
@@ -296,12 +303,18 @@ export class Chart {
     if (!cached || cached.key !== key) {
       const lo = Math.max(0, lowerBound(xs, this.sx.lo) - 1);
       const hi = Math.min(xs.length, lowerBound(xs, this.sx.hi) + 1);
-      cached = { key, raw: this._path(xs, s.values, lo, hi), smooth: null };
+      cached = { key, raw: this._path(xs, s.values, lo, hi), smooth: null, band: null };
       if (this.view.smoothing > 0) cached.smooth = this._path(xs, this._smoothed(s), lo, hi);
+      const band = this._band(s);
+      if (band) cached.band = bandPath(xs, band.lo, band.hi, lo, hi, this.sx, this.sy);
       this.paths.set(s.id, cached);
     }
     ctx.strokeStyle = s.color;
     ctx.fillStyle = s.color;
+    if (cached.band) {
+      ctx.globalAlpha = BAND * alpha;
+      ctx.fill(cached.band);
+    }
     const paint = (p, a) => {
       ctx.globalAlpha = a;
       ctx.stroke(p.line);

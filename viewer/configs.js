@@ -1,63 +1,40 @@
-// The configs of the runs shown, for their labels (names.js): asked from /api/run when a run is
-// shown, and again when its records grew and the copy held is older than REFRESH_MS (config
-// records can come late: add_hparams writes its config at the end). At most CONCURRENT requests at
-// a time, and none beyond MAX_RUNS runs shown (their labels are then their paths): a page showing
-// a thousand runs does not ask a thousand questions every minute.
-
-import { getJSON } from "./api.js";
-import { flatConfig } from "./names.js";
-
-const REFRESH_MS = 60000;
-const CONCURRENT = 4;
-export const MAX_RUNS = 200;
+// The configs of the runs, as their run objects carry them (flat dotted keys, capped by the sidecar:
+// see docs/protocol.md, `config` and `config_truncated`), for run labels (names.js), groups by a
+// config key (groups.js) and the runs table (hparams.js). Nothing is asked per run: every runs
+// message brings the configs of the runs it lists.
 
 export class RunConfigs {
-  /** onChange(): a config arrived or changed (labels may change). */
-  constructor({ onChange }) {
-    this.onChange = onChange;
+  constructor() {
     this.configs = new Map(); // id -> flat config
-    this.asked = new Map(); // id -> {at: ms, records}: when it was last asked, at which record count
-    this.queue = [];
-    this.active = 0;
+    this.truncated = new Set(); // ids whose config the sidecar cut
+    this.version = 0; // bumped whenever a config changes: labels and groups are made again
+    this.texts = new Map(); // id -> the config as JSON, to tell a change from the same config sent again
   }
 
-  /** Ask for the configs of `ids` the page does not hold or holds an old copy of. infos: id -> run. */
-  want(ids, infos) {
-    if (ids.length > MAX_RUNS) return;
-    const now = Date.now();
-    for (const id of ids) {
-      const asked = this.asked.get(id);
-      const records = infos.get(id)?.records;
-      if (asked && (asked.records === records || now - asked.at < REFRESH_MS)) continue;
-      this.asked.set(id, { at: now, records });
-      this.queue.push(id);
+  /** Take the configs of run objects (a runs message's); `full`: they are all the runs there are. */
+  update(runs, removed = [], full = false) {
+    const before = this.version;
+    if (full) {
+      const now = new Set(runs.map((r) => r.id));
+      for (const id of [...this.configs.keys()]) if (!now.has(id)) this._drop(id);
     }
-    this._next();
-  }
-
-  /** Forget runs no longer shown (their configs are asked again when they come back). */
-  keep(ids) {
-    const shown = new Set(ids);
-    for (const id of [...this.asked.keys()]) if (!shown.has(id)) { this.asked.delete(id); this.configs.delete(id); }
-    this.queue = this.queue.filter((id) => shown.has(id));
-  }
-
-  _next() {
-    while (this.active < CONCURRENT && this.queue.length) {
-      const id = this.queue.shift();
-      this.active++;
-      getJSON("/api/run", { run: id }).then((body) => {
-        if (!this.asked.has(id)) return; // no longer shown
-        const flat = flatConfig(body.config);
-        if (JSON.stringify(flat) === JSON.stringify(this.configs.get(id))) return;
-        this.configs.set(id, flat);
-        this.onChange();
-      }).catch(() => {
-        // a run gone meanwhile, the sidecar away: asked again when its records grow (as above)
-      }).finally(() => {
-        this.active--;
-        this._next();
-      });
+    for (const id of removed) this._drop(id);
+    for (const r of runs) {
+      const config = r.config && typeof r.config === "object" && !Array.isArray(r.config) ? r.config : {};
+      const text = JSON.stringify(config);
+      if (r.config_truncated === true) this.truncated.add(r.id); else this.truncated.delete(r.id);
+      if (this.texts.get(r.id) === text) continue;
+      this.texts.set(r.id, text);
+      this.configs.set(r.id, config);
+      this.version++;
     }
+    return this.version !== before;
+  }
+
+  _drop(id) {
+    if (!this.configs.delete(id)) return;
+    this.texts.delete(id);
+    this.truncated.delete(id);
+    this.version++;
   }
 }

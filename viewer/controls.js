@@ -1,8 +1,11 @@
 // The scalar view's controls (smoothing, x axis, log y, outliers, metric and run filters, run labels,
-// columns, reset zoom, selection buttons, theme) bound to the view object, and the view kept in the URL (what is shared when the
-// URL is copied). Controls change the view; what follows from a change is the caller's.
+// groups, columns, reset zoom, selection buttons, theme) bound to the view object, and the view kept
+// in the URL (what is shared when the URL is copied). Controls change the view; what follows from a
+// change is the caller's.
 
 import { viewToQuery } from "./state.js";
+import { parseGroupSpec } from "./groups.js";
+import { h, visible } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
 const URL_DELAY_MS = 150; // a slider drag writes the URL once, not per input event
@@ -27,9 +30,10 @@ export function applyTheme(view) {
 /**
  * Show the view in the controls and bind them to it. Each change updates `view`, saves it in the URL,
  * then calls on.change(what) with what changed: "smoothing", "xaxis" (the zoom is reset with it),
- * "logy", "outliers", "metrics", "labels", "cols", "theme" (the button), "system-theme" (the
- * system's preference changed). on.resetZoom(): the reset button. on.runFilter(text),
- * on.selectShown(), on.selectNone(): the run list's controls.
+ * "logy", "outliers", "metrics", "labels", "cols", "group" (the rule, the line, the band or
+ * runs shown), "theme" (the button), "system-theme" (the system's preference changed).
+ * on.resetZoom(): the reset button. on.runFilter(text), on.selectShown(), on.selectNone(): the run
+ * list's controls. on.configKeys(): the config keys a group may be made by, most useful first.
  */
 export function bindControls(view, on) {
   const changed = (what) => { saveView(view); on.change(what); };
@@ -54,6 +58,7 @@ export function bindControls(view, on) {
     el.value = String(view[key]);
     el.addEventListener("change", () => { view[key] = parse(el.value); changed(key); });
   }
+  bindGroups(view, changed, on.configKeys);
   $("reset-zoom").addEventListener("click", () => on.resetZoom());
   const mf = $("metric-filter");
   mf.value = view.metrics;
@@ -86,4 +91,71 @@ export function metricFilter(view) {
 export function showZoom(view) {
   const b = $("reset-zoom");
   if (b.hidden !== !view.zoom) b.hidden = !view.zoom;
+}
+
+/** The group controls: a rule's kind and its argument make view.group ("path:-1"); the line, the
+ *  band and "runs" apply to every group. */
+function bindGroups(view, changed, configKeys) {
+  const kind = $("group-kind"), arg = $("group-arg");
+  const spec = parseGroupSpec(view.group);
+  kind.value = spec ? spec.kind : "";
+  arg.value = spec ? spec.arg : "";
+  arg.hidden = !spec;
+  const placeholder = { path: "level: 1, 2… or -1", re: "regex, e.g. lr_([\\d.]+)", cfg: "config key" };
+  arg.placeholder = placeholder[kind.value] || "";
+  const apply = () => {
+    const text = kind.value && arg.value ? `${kind.value}:${arg.value}` : "";
+    const parsed = parseGroupSpec(text);
+    arg.classList.toggle("invalid", !!(text && (!parsed || parsed.error)));
+    arg.title = parsed?.error ? visible(parsed.error) : "";
+    const next = parsed ? text : "";
+    if (next === view.group) return;
+    view.group = next;
+    changed("group");
+  };
+  kind.addEventListener("change", () => {
+    arg.hidden = !kind.value;
+    arg.placeholder = placeholder[kind.value] || "";
+    // a first argument that works: the run's folder, the key that differs first
+    arg.value = kind.value === "path" ? "-1" : kind.value === "cfg" ? configKeys()[0] || "" : "";
+    apply();
+    if (kind.value) arg.focus();
+  });
+  arg.addEventListener("input", apply);
+  arg.addEventListener("focus", () => {
+    if (kind.value !== "cfg") return;
+    $("group-keys").replaceChildren(...configKeys().map((k) => h("option", { value: k })));
+  });
+  for (const [id, key] of [["group-agg", "agg"], ["group-band", "band"]]) {
+    const el = $(id);
+    el.value = view[key];
+    el.addEventListener("change", () => { view[key] = el.value; changed("group"); });
+  }
+  const members = $("group-members");
+  members.checked = view.members;
+  members.addEventListener("change", () => { view.members = members.checked; view.gopen = []; changed("group"); });
+}
+
+/** The group controls show what the rule made ({groups, alone}, compose.js): how many groups and
+ *  runs alone; the line, band and runs controls only while there are groups. */
+export function showGroups(view, { groups, alone }) {
+  const opts = $("group-opts");
+  const text = groups.size ? `${groups.size} group${groups.size === 1 ? "" : "s"}${alone.length ? `, ${alone.length} alone` : ""}` : "";
+  if (opts.hidden !== !groups.size) opts.hidden = !groups.size;
+  const out = $("group-count");
+  if (out.textContent !== text) out.textContent = text;
+  const members = $("group-members");
+  if (members.checked !== view.members) members.checked = view.members;
+}
+
+let axesShown = "";
+/** The x axis select offers the metrics of the selected runs (and keeps the one chosen). */
+export function showAxes(view, metrics) {
+  const m = view.xaxis.startsWith("m:") ? view.xaxis.slice(2) : null;
+  const names = [...new Set([...metrics, ...(m != null ? [m] : [])])].sort();
+  const sig = names.join("\u0000");
+  if (sig === axesShown) return;
+  axesShown = sig;
+  $("xaxis-metrics").replaceChildren(...names.map((n) => h("option", { value: `m:${n}` }, visible(n))));
+  $("xaxis").value = view.xaxis;
 }

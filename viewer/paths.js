@@ -1,6 +1,7 @@
 // A series as Canvas paths: its line, decimated per pixel column (M4) and broken at non-finite
 // values, and a dot for each point with no drawable neighbour (a series of one point, a value
-// between two gaps): a line through such a point would have no length, so nothing would show.
+// between two gaps): a line through such a point would have no length, so nothing would show. And
+// a band (a group's spread) as one filled shape.
 
 import { m4Indices } from "./decimate.js";
 
@@ -39,4 +40,42 @@ export function seriesPath(xs, ys, lo, hi, sx, sy, scratch) {
   }
   if (run === 1) dot(lx, ly);
   return { line, dots };
+}
+
+/**
+ * A band between `los` and `his` over points [lo, hi) of xs, as one Path2D to fill: per pixel
+ * column the lowest low and the highest high (about two vertices per column, however many points),
+ * broken where a bound is not drawable. A stretch of one column is a bar three pixels wide.
+ */
+export function bandPath(xs, los, his, lo, hi, sx, sy) {
+  const path = new Path2D();
+  const px = [], top = [], bottom = []; // the current stretch, one entry per pixel column
+  const close = () => {
+    const n = px.length;
+    if (n === 1) path.rect(px[0] - 1.5, top[0], 3, bottom[0] - top[0]);
+    else if (n > 1) {
+      path.moveTo(px[0], top[0]);
+      for (let k = 1; k < n; k++) path.lineTo(px[k], top[k]);
+      for (let k = n - 1; k >= 0; k--) path.lineTo(px[k], bottom[k]);
+      path.closePath();
+    }
+    px.length = 0; top.length = 0; bottom.length = 0;
+  };
+  let col = NaN;
+  for (let i = lo; i < hi; i++) {
+    const x = sx.px(xs[i]), a = sy.px(los[i]), b = sy.px(his[i]);
+    if (!Number.isFinite(x) || !Number.isFinite(a) || !Number.isFinite(b)) { close(); col = NaN; continue; }
+    const c = Math.floor(x);
+    const yt = Math.min(a, b), yb = Math.max(a, b); // screen y grows downwards
+    if (c === col) {
+      const k = px.length - 1;
+      if (yt < top[k]) top[k] = yt;
+      if (yb > bottom[k]) bottom[k] = yb;
+    } else {
+      px.push(x); top.push(yt); bottom.push(yb);
+      col = c;
+    }
+  }
+  close();
+  return path;
 }

@@ -3,6 +3,11 @@
 import { decodeSeries } from "./protocol.js";
 import { m4Indices } from "./decimate.js";
 import { LABEL_MODES } from "./names.js";
+import { Palette } from "./colors.js";
+import { parseGroupSpec, AGGREGATES, BANDS } from "./groups.js";
+import { validAxis } from "./xaxis.js";
+
+export { assignHues } from "./colors.js";
 
 /** Points a live series may hold in the page before its history is M4-decimated (a chart shows at
  *  most about 4 points per pixel column; zooming fetches finer data from the sidecar). */
@@ -111,76 +116,28 @@ export class RunData {
   }
 }
 
-// Twelve hues spaced around the wheel, in an order that puts neighbours far apart.
-const HUES = [215, 25, 140, 330, 50, 265, 175, 0, 95, 295, 195, 70];
-// Hues closer than this (degrees) are told apart badly in thin lines.
-const MIN_HUE_GAP = 40;
+const runs = new Palette();
 
-function idHash(id) {
-  let h = 2166136261;
-  for (let i = 0; i < id.length; i++) { h ^= id.charCodeAt(i); h = Math.imul(h, 16777619); }
-  // avalanche, so ids that differ in one character land on unrelated hues
-  h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b); h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35); h ^= h >>> 16;
-  return h >>> 0;
-}
-
-const hueGap = (a, b) => { const d = Math.abs(a - b) % 360; return Math.min(d, 360 - d); };
-
-/**
- * Hue index per run for a set of runs drawn together. Runs in `kept` (id -> hue index) keep theirs:
- * a run keeps its colour when another one leaves the set. Each other run, in id order, takes the hue
- * it had before (`previous`) or else the one its id hashes to, unless a run already placed has a hue
- * closer than MIN_HUE_GAP; then it takes the free hue farthest from those taken. Deterministic for a
- * given set and history (with none, for the set alone); beyond twelve runs, hues repeat.
- */
-export function assignHues(ids, kept = new Map(), previous = new Map()) {
-  const out = new Map();
-  const taken = [];
-  for (const id of ids) if (kept.has(id)) { out.set(id, kept.get(id)); taken.push(kept.get(id)); }
-  for (const id of [...ids].sort()) {
-    if (out.has(id)) continue;
-    const want = previous.get(id) ?? idHash(id) % HUES.length;
-    let pick = want;
-    const nearest = (k) => Math.min(360, ...taken.map((t) => (t === k ? -1 : hueGap(HUES[t], HUES[k]))));
-    if (nearest(want) < MIN_HUE_GAP) {
-      // the free hue farthest from those taken (the first such in HUES order after the wanted one)
-      let best = -2;
-      for (let i = 0; i < HUES.length; i++) {
-        const k = (want + i) % HUES.length;
-        const d = nearest(k);
-        if (d > best) { best = d; pick = k; }
-      }
-    }
-    taken.push(pick);
-    out.set(id, pick);
-  }
-  return out;
-}
-
-let selectedHues = new Map();
-const pastHues = new Map(); // id -> the hue a run had when it was last selected in this page
-const MAX_PAST_HUES = 10000;
-
-/** The runs drawn together now (the selection): their colours are kept apart (see assignHues), and
- *  those that stay selected keep theirs. */
+/** The runs drawn together now (the selection): their colours are kept apart, and those that stay
+ *  selected keep theirs (colors.js). */
 export function setColorSelection(ids) {
-  const kept = new Map(ids.filter((id) => selectedHues.has(id)).map((id) => [id, selectedHues.get(id)]));
-  selectedHues = assignHues(ids, kept, pastHues);
-  if (pastHues.size > MAX_PAST_HUES) pastHues.clear();
-  for (const [id, k] of selectedHues) pastHues.set(id, k);
+  runs.select(ids);
 }
 
-/** A stable colour per run id (its hash picks a hue, kept apart from the other selected runs'),
- *  readable on light and dark. */
+/** A stable colour per run id, readable on light and dark. */
 export function runColor(id, dark = false) {
-  const h = idHash(id);
-  const hue = HUES[selectedHues.get(id) ?? h % HUES.length];
-  const light = (dark ? 62 : 42) + ((h >>> 8) % 2) * (dark ? -10 : 12); // two shades per hue
-  return `hsl(${hue} 70% ${light}%)`;
+  return runs.color(id, dark);
 }
 
 export const DEFAULT_VIEW = Object.freeze({ runs: [], metrics: "", smoothing: 0.6, xaxis: "step", logy: false, outliers: false,
-  zoom: null, filter: "", theme: "", labels: "auto", cols: 0, pins: Object.freeze([]), big: "", fold: Object.freeze([]) });
+  zoom: null, filter: "", theme: "", labels: "auto", cols: 0, pins: Object.freeze([]), big: "", fold: Object.freeze([]),
+  // groups (groups.js): the rule's text, the line, the band, every group shown as its runs, or these
+  group: "", agg: "mean", band: "minmax", members: false, gopen: Object.freeze([]),
+  // per chart x axes: [[metric, axis]]
+  cx: Object.freeze([]),
+  // the runs table (hparams.js): sort column and order, metric directions ["min:loss"], row filter,
+  // the scatter's axes
+  hsort: "", hdesc: false, hdir: Object.freeze([]), hfilter: "", hx: "", hy: "" });
 
 const MAX_COLS = 4;
 
@@ -202,7 +159,36 @@ export function viewToQuery(view) {
   for (const m of view.pins) p.append("pin", m);
   if (view.big) p.set("big", view.big);
   for (const g of view.fold) p.append("fold", g);
+  if (view.group) p.set("group", view.group);
+  if (view.agg !== "mean") p.set("agg", view.agg);
+  if (view.band !== "minmax") p.set("band", view.band);
+  if (view.members) p.set("members", "1");
+  for (const g of view.gopen) p.append("gopen", g);
+  // a metric and an axis (itself maybe a metric's name): a JSON pair, exact whatever they hold
+  for (const pair of view.cx) p.append("cx", JSON.stringify(pair));
+  if (view.hsort) p.set("hsort", view.hsort);
+  if (view.hdesc) p.set("hdesc", "1");
+  for (const d of view.hdir) p.append("hdir", d);
+  if (view.hfilter) p.set("hfilter", view.hfilter);
+  if (view.hx) p.set("hx", view.hx);
+  if (view.hy) p.set("hy", view.hy);
   return p.toString();
+}
+
+const oneOf = (v, allowed, d) => (allowed.includes(v) ? v : d);
+
+/** [metric, axis] pairs of per chart x axes, from their JSON (malformed ones left out). */
+function chartAxes(values) {
+  const out = new Map();
+  for (const text of values) {
+    try {
+      const pair = JSON.parse(text);
+      if (Array.isArray(pair) && pair.length === 2 && typeof pair[0] === "string" && validAxis(pair[1])) out.set(pair[0], pair[1]);
+    } catch {
+      // a hand-edited URL: that pair is left out
+    }
+  }
+  return [...out];
 }
 
 export function queryToView(query) {
@@ -212,7 +198,7 @@ export function queryToView(query) {
   view.metrics = p.get("metrics") || "";
   const sm = parseFloat(p.get("smooth"));
   if (Number.isFinite(sm) && sm >= 0 && sm < 1) view.smoothing = sm;
-  if (["step", "relative", "wall"].includes(p.get("x"))) view.xaxis = p.get("x");
+  if (validAxis(p.get("x"))) view.xaxis = p.get("x");
   view.logy = p.get("logy") === "1";
   view.outliers = p.get("outliers") === "1";
   const z = (p.get("zoom") || "").split(",").map(Number);
@@ -225,6 +211,18 @@ export function queryToView(query) {
   view.pins = [...new Set(p.getAll("pin").filter(Boolean))];
   view.big = p.get("big") || "";
   view.fold = [...new Set(p.getAll("fold"))];
+  view.group = parseGroupSpec(p.get("group")) ? p.get("group") : "";
+  view.agg = oneOf(p.get("agg"), AGGREGATES, "mean");
+  view.band = oneOf(p.get("band"), BANDS, "minmax");
+  view.members = p.get("members") === "1";
+  view.gopen = [...new Set(p.getAll("gopen"))];
+  view.cx = chartAxes(p.getAll("cx"));
+  view.hsort = p.get("hsort") || "";
+  view.hdesc = p.get("hdesc") === "1";
+  view.hdir = [...new Set(p.getAll("hdir").filter((d) => /^(min|max|none):./s.test(d)))];
+  view.hfilter = p.get("hfilter") || "";
+  view.hx = p.get("hx") || "";
+  view.hy = p.get("hy") || "";
   return view;
 }
 

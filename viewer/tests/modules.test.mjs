@@ -38,7 +38,7 @@ test("the request pattern catches each way of making one", () => {
 test("the chart only draws: no toolbar, no export, no request, no page layout, no table", () => {
   assert.deepEqual(hits("chart.js", /button|download|toCSV|Blob|createObjectURL|chart-head|chart-title|getElementById|api\.js|tooltip|"table"|"tr"|"td"/), []);
   const imports = [...sources.get("chart.js").matchAll(/from\s+"\.\/([\w.]+)"/g)].map((m) => m[1]).sort();
-  assert.deepEqual(imports, ["axes.js", "decimate.js", "dom.js", "frames.js", "paths.js", "scale.js", "smooth.js"]);
+  assert.deepEqual(imports, ["axes.js", "decimate.js", "dom.js", "frames.js", "paths.js", "scale.js", "smooth.js", "xaxis.js"]);
 });
 
 test("each module is small enough to read in one sitting", () => {

@@ -27,7 +27,7 @@ test("durations read as a person says them", () => {
 test("a row reads the point's own step, its raw and smoothed value and its times", () => {
   const s = { steps: Float64Array.of(0, 10, 20), values: Float64Array.of(3, 2, 1), times: Float64Array.of(100, 160, 400), t0: 90 };
   const cells = rowCells({ s, i: 1, smoothed: 2.5 });
-  assert.deepEqual({ ...cells, wall: undefined }, { smoothed: "2.5", value: "2", step: "10", relative: "1 min 10 s", wall: undefined });
+  assert.deepEqual({ ...cells, wall: undefined }, { smoothed: "2.5", value: "2", band: "", n: "", step: "10", relative: "1 min 10 s", wall: undefined });
   assert.equal(cells.wall, formatWall(160));
   assert.match(cells.wall, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
   // no start known: from the run's first point
@@ -37,4 +37,15 @@ test("a row reads the point's own step, its raw and smoothed value and its times
   assert.deepEqual([rowCells({ s: untimed, i: 0, smoothed: 3 }).relative, rowCells({ s: untimed, i: 0, smoothed: 3 }).wall], ["", ""]);
   assert.equal(positionText(120, "step"), "step 120");
   assert.equal(positionText(65, "relative"), "1 min 05 s");
+  assert.equal(positionText(2.5, "m:epoch"), "epoch 2.5");
+  assert.equal(positionText(1, "m:a\u202eb"), "a⟨U+202E⟩b 1"); // a metric name is log content
+});
+
+test("a group's row reads its line, its band and how many runs it holds there", () => {
+  const g = { group: "lr=0.1", size: 8, steps: Float64Array.of(0, 10), values: Float64Array.of(2, 1), times: null,
+    band: { lo: Float64Array.of(1.5, 0.5), hi: Float64Array.of(2.5, 1.25) }, count: Uint32Array.of(8, 7), bandKind: "minmax" };
+  assert.deepEqual(rowCells({ s: g, i: 1, smoothed: 1.1 }),
+    { smoothed: "1.1", value: "1", band: "0.5 – 1.25", n: "7/8", step: "10", relative: "", wall: "" });
+  const sd = rowCells({ s: { ...g, steps: null, bandKind: "std" }, i: 0, smoothed: 2 });
+  assert.deepEqual([sd.band, sd.step], ["± 0.5", "–"]); // off a step axis a group has no step of its own
 });

@@ -136,3 +136,14 @@ test("a folder holding one thing only is one node with it", () => {
     [["lr_0.01/seed0", "sweep/lr_0.01/seed0"], ["lr_0.1/seed0", "sweep/lr_0.1/seed0"]]);
   assert.deepEqual([...t.children.get("deep").children.keys()], ["run", "run2"]);
 });
+
+test("groups, per chart x axes and the runs table's state round-trip through the URL", () => {
+  const view = { ...DEFAULT_VIEW, runs: ["a"], xaxis: "m:tokens seen", group: "re:lr_([\\d.]+),x", agg: "median", band: "std",
+    members: true, gopen: ["lr=0.1", "a,b"], cx: [["train/loss", "m:epoch"], ["a,b", "relative"]],
+    hsort: "b:val/loss", hdesc: true, hdir: ["max:loss", "min:a:b"], hfilter: "lr>0.01 adam", hx: "c:lr", hy: "b:val/loss" };
+  assert.deepEqual(queryToView(viewToQuery(view)), view);
+  assert.equal(viewToQuery(DEFAULT_VIEW), "");
+  // what is not a rule, an axis or a direction is left out
+  const bad = queryToView("x=m:&group=path:0&agg=max&band=x&cx=nope&cx=[\"m\",\"bogus\"]&cx=[\"m\",\"step\"]&hdir=best:x");
+  assert.deepEqual([bad.xaxis, bad.group, bad.agg, bad.band, bad.cx, bad.hdir], ["step", "", "mean", "minmax", [["m", "step"]], []]);
+});

@@ -1,0 +1,95 @@
+// What a chart draws of a metric: the selected runs' series, each alone or folded into its group's
+// line and band (groups.js), on the chart's x axis (xaxis.js: the step, a time, or another metric
+// paired by step). A group's runs are drawn in the group's colour when it is shown as its runs.
+// Work is left to the draw: a paired or aggregated series is made when a chart reads it (charts out
+// of view never do), and kept until its data changes.
+
+import { GroupSeries, AggregateCache, groupRuns, parseGroupSpec } from "./groups.js";
+import { pairByStep, axisMetric, xValues } from "./xaxis.js";
+import { Palette } from "./colors.js";
+import { pathLabels, runLabels } from "./names.js";
+
+/** A run's series on a metric axis, paired when first read. */
+class PairedSeries {
+  constructor(s, x, cache, extra) {
+    // the version names the x metric: a chart's caches of this series must not outlive an axis change
+    Object.assign(this, { id: s.id, label: s.label, color: s.color, t0: s.t0, version: `${s.version}~${x.metric}~${x.version}` }, extra);
+    const key = `${s.id}\u0000${s.metric}\u0000${x.metric}`;
+    this._get = () => (this._p ||= cache.get(key, this.version, () => pairByStep(s, x)));
+  }
+  get steps() { return this._get().steps; }
+  get values() { return this._get().values; }
+  get times() { return this._get().times; }
+  get xs() { return this._get().xs; }
+}
+
+/** A group's series id: never a run's (run ids are paths, which hold no NUL). */
+export const groupId = (key) => `\u0000group\u0000${key}`;
+
+export class SeriesComposer {
+  constructor() {
+    this.aggregates = new AggregateCache(512);
+    this.pairs = new AggregateCache(2048);
+    this.palette = new Palette(); // the groups' colours
+    this.grouping = { key: null, spec: null, groups: new Map(), alone: [] };
+  }
+
+  /** Put the selected runs in groups, again only when the runs, the rule, the label mode or a
+   *  config changed. configs: id -> flat config; configVersion: changes with any of them. */
+  regroup(runs, rule, configs, configVersion, labelMode = "auto") {
+    const key = `${rule}\u0001${labelMode}\u0001${configVersion}\u0001${runs.join("\u0000")}`;
+    if (key === this.grouping.key) return this.grouping;
+    const spec = parseGroupSpec(rule);
+    const { groups, alone } = spec ? groupRuns(runs, spec, configs) : { groups: new Map(), alone: [...runs] };
+    this.palette.select([...groups.keys()]);
+    // folders and regex matches labelled by what differs between them ("lr_0.1" for "sweep/lr_0.1")
+    const labels = spec?.kind === "cfg" ? null : pathLabels([...groups.keys()]);
+    // a group's runs, shown in it, labelled by what differs between them ("seed=1", not "lr=1 seed=1")
+    const members = new Map();
+    for (const ids of groups.values()) for (const [id, l] of runLabels(ids, configs, labelMode)) members.set(id, l);
+    this.grouping = { key, spec, groups, alone, labels, members };
+    return this.grouping;
+  }
+
+  /** The colour of group `key`. */
+  color(key, dark) {
+    return this.palette.color(key, dark);
+  }
+
+  /**
+   * The series a chart of `metric` draws on `axis`. runOf(run, metric): a run's series of a metric
+   * as drawn (cut at the time-travel step, zoom detail...) or null. opts: {agg, band, members
+   * (every group as its runs), open (Set of groups shown as their runs), dark}.
+   */
+  seriesOf(metric, axis, runOf, { agg, band, members, open, dark }) {
+    const xm = axisMetric(axis);
+    const one = (run, extra) => {
+      const s = runOf(run, metric);
+      if (!s) return null;
+      if (!xm) return extra ? { ...s, ...extra } : s;
+      const x = runOf(run, xm);
+      // no x metric: nothing to place
+      return x ? new PairedSeries({ ...s, metric }, { ...x, metric: xm }, this.pairs, extra) : null;
+    };
+    const xsOf = (s) => xValues(s, axis);
+    const out = [];
+    for (const [key, ids] of this.grouping.groups) {
+      const color = this.palette.color(key, dark);
+      if (members || open.has(key)) {
+        const memberOf = this.grouping.labels?.get(key) ?? key;
+        for (const id of ids) {
+          const s = one(id, { color, member: key, memberOf, label: this.grouping.members.get(id) });
+          if (s) out.push(s);
+        }
+        continue;
+      }
+      const ms = ids.map((id) => one(id)).filter(Boolean);
+      if (!ms.length) continue;
+      const version = `${axis}|${agg}|${band}|${ms.map((m) => `${m.id}\u0000${m.version}\u0000${m.t0}`).join("\u0001")}`;
+      out.push(new GroupSeries({ id: groupId(key), group: key, label: this.grouping.labels?.get(key) ?? key, color, members: ms, xsOf, version,
+        key: `${metric}\u0000${key}`, cache: this.aggregates, opts: { agg, band }, stepAxis: axis === "step" }));
+    }
+    for (const id of this.grouping.alone) { const s = one(id); if (s) out.push(s); }
+    return out;
+  }
+}
