@@ -487,7 +487,7 @@ def measure(fmt: str, root: Path, args: argparse.Namespace) -> list[tuple[str, d
     print(f"  {'loader':<48} {'points':>12} {'seconds':>8} {'points/s':>12} {'CPU s':>7} {'pts/CPU s':>10} "
           f"{'bytes/pt':>9}   each run")
     for kind, r in rows:
-        per = f"{r['rss'] / r['points']:>9.1f}" if r["rss"] else f"{'':>9}"
+        per = f"{r['rss'] / max(r['points'], 1):>9.1f}" if r["rss"] else f"{'':>9}"
         each = " / ".join(f"{x / 1e6:.2f}M" for x in r["all"])
         print(f"  {LABELS[kind]:<48} {r['points']:>12,.0f} {r['seconds']:>8.2f} {r['points'] / r['seconds']:>12,.0f} "
               f"{r['cpu']:>7.2f} {r['points'] / r['cpu']:>10,.0f} {per}   {each}")
@@ -533,7 +533,7 @@ def main() -> None:
     print("\ntailboard catch-up, points/s (median):")
     for fmt, rows in results.items():
         r = rows["tailboard"]
-        print(f"  {fmt:<9} {r['points'] / r['seconds'] / 1e6:6.2f}M   ({r['rss'] / r['points']:.1f} bytes a point, "
+        print(f"  {fmt:<9} {r['points'] / r['seconds'] / 1e6:6.2f}M   ({r['rss'] / max(r['points'], 1):.1f} bytes a point, "
               f"{int(r['workers'])} parse workers)")
     if "native" in results and "tfevents" in results and "rustboard" in results["tfevents"]:
         ours, rust = results["native"]["tailboard"], results["tfevents"]["rustboard"]
