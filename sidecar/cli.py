@@ -1,44 +1,71 @@
-"""`tailboard serve LOGDIR`, `tailboard replay LOGDIR` and `tailboard gpu LOGDIR`."""
+"""`tailboard serve LOGDIR`, `tailboard replay LOGDIR` and `tailboard gpu LOGDIR`.
+
+Only the standard library and the writer are imported before the arguments are parsed: `--help`
+works with the base package alone, and a missing sidecar extra is one line naming the pip command.
+Every failure the user can fix is one line, ``tailboard: what; the fix``, with the exit codes of
+:data:`EXIT_CODES` (``tailboard.notebook`` reads those lines as the reason a sidecar did not start).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
 import logging
 import os
 import re
 import signal
+import socket
 import sys
 import tempfile
 import threading
 
 from tailboard import __version__
 
-from .alerts import load_config
-from .alerts.webhooks import parse_webhook
-from .gpu import MIN_INTERVAL, GpuSampler
-from .auth import security_headers
-from .readers.registry import Registry, Rule, parse_rule
-from .replay import Replayer
-from .server import Server, is_loopback
+from .auth import new_token
+from .gpu import MIN_INTERVAL
 
-__all__ = ["main", "build_parser"]
+__all__ = ["EXIT_CODES", "build_parser", "main"]
 
 logger = logging.getLogger("tailboard")
 
+EXIT_CODES = """exit codes:
+  0  stopped cleanly (SIGINT, SIGTERM)
+  1  could not run: the port is in use, the sidecar extra is missing, no temporary directory...
+  2  usage: a bad option, a file instead of a folder, a token file that cannot be read"""
+
+SIDECAR_EXTRA = "pip install 'tailboard[sidecar]'"
+
+
+class CliError(Exception):
+    """A failure the user can fix, said in one line (no traceback) with its exit code."""
+
+    code = 1
+
+
+class UsageError(CliError):
+    code = 2
+
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="tailboard", description="Live monitor for PyTorch training.")
+    ap = argparse.ArgumentParser(prog="tailboard", description="Live monitor for PyTorch training.",
+                                 epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"tailboard {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("logdir", help="the log root: every folder below it holding log files is a run "
+        p.add_argument("logdir", nargs="?", help="the log root: every folder below it holding log files is a run "
                                       "(JSON lines, TensorBoard event files, CSV, JSON documents, text logs)")
         p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
         p.add_argument("--port", type=int, default=6007)
-        p.add_argument("--token", default=os.environ.get("TAILBOARD_TOKEN"),
-                       help="access token (default: $TAILBOARD_TOKEN, else a random one)")
+        p.add_argument("--token", help="access token; visible to every user in `ps`: prefer $TAILBOARD_TOKEN "
+                                      "or --token-file (default: $TAILBOARD_TOKEN, else a random one)")
+        p.add_argument("--token-file", metavar="PATH", help="read the token from this file, e.g. a mounted "
+                       "secret (default: $TAILBOARD_TOKEN_FILE)")
+        p.add_argument("--public-url", type=public_url, metavar="URL",
+                       help="how the outside reaches this server (a published port, a proxy): the printed "
+                            "URL uses it, e.g. http://gpu-box:16007")
         p.add_argument("--no-auth", action="store_true", help="serve without a token (not recommended)")
         p.add_argument("--poll", action="store_true", help="poll files instead of inotify (NFS, overlayfs)")
         p.add_argument("--allow-host", action="append", default=[], metavar="HOST",
@@ -86,8 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
         # without a GPU (tailboard.sidecar.gpu.fake:demo). Not shown: it runs the module named.
         p.add_argument("--nvml-module", default="pynvml", help=argparse.SUPPRESS)
 
-    sp = sub.add_parser("serve", help="follow a log folder and serve the viewer")
+    sp = sub.add_parser("serve", help="follow a log folder and serve the viewer", epilog=EXIT_CODES,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     common(sp)
+    sp.add_argument("--no-remember-token", dest="remember_token", action="store_false",
+                    help="a new random token at each start, instead of the one kept in the user's config "
+                         "folder ($XDG_CONFIG_HOME/tailboard/token) so that a restart keeps URLs working")
+    sp.add_argument("--print-url", action="store_true",
+                    help="print the URL of the remembered token (with --host, --port, --public-url) and exit")
     sp.add_argument("--gpu", choices=("auto", "off"), default="auto",
                     help="sample this host's GPUs (NVML) into LOGDIR/_system/<host>/ when a driver is "
                          "there (auto, the default) or not at all (off); see docs/gpu.md")
@@ -97,11 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="let the page ask a run to stop (POST /api/runs/RUN/stop writes a request into the "
                          "run's folder, which run.should_stop() reads); needs the token")
     nvml_module(sp)
-    rp = sub.add_parser("replay", help="serve finished logs as if they were being written now")
+    rp = sub.add_parser("replay", help="serve finished logs as if they were being written now", epilog=EXIT_CODES,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     common(rp)
     rp.add_argument("--speed", type=float, default=1.0, help="compress recorded time this many times")
     gp = sub.add_parser("gpu", help="sample this host's GPUs into a log folder, without serving "
-                                    "(one per node: a process, a container, a DaemonSet)")
+                                    "(one per node: a process, a container, a DaemonSet)",
+                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     gp.add_argument("logdir", help="the log root the sidecar follows; samples go into "
                                    "LOGDIR/_system/<node>/")
     gp.add_argument("--interval", type=interval, default=1.0, metavar="SECONDS",
@@ -129,6 +164,16 @@ def interval(text: str) -> float:
     return value
 
 
+def public_url(text: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise argparse.ArgumentTypeError(f"{text!r}: give http(s)://HOST[:PORT][/PREFIX], as a browser "
+                                         "outside would open it")
+    return text.rstrip("/")
+
+
 def count(text: str) -> int:
     try:
         value = int(text)
@@ -141,9 +186,8 @@ def count(text: str) -> int:
 
 def _gpu(args: argparse.Namespace) -> int:
     """`tailboard gpu LOGDIR`: the sampler alone, until SIGINT / SIGTERM."""
-    if not os.path.isdir(args.logdir):
-        print(f"tailboard: no such folder: {args.logdir}", file=sys.stderr)
-        return 2
+    from .gpu import GpuSampler
+
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -168,12 +212,16 @@ async def _run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
+    from .alerts import load_config
+    from .alerts.webhooks import parse_webhook
+    from .auth import security_headers
+    from .readers.registry import Registry, Rule, parse_rule
+    from .replay import Replayer
+    from .server import Server, is_loopback
+
     scratch = None
     replayer = None
     logdir = args.logdir
-    if not os.path.isdir(logdir):
-        print(f"tailboard: no such folder: {logdir}", file=sys.stderr)
-        return 2
     try:
         names = list(Registry().readers)
         readers = Registry(include=[parse_rule(r, names) for r in args.include],
@@ -194,6 +242,8 @@ async def _run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"tailboard: {e}", file=sys.stderr)
         return 2
+    # after the checks above: a start that fails on them leaves no token behind
+    args.token = None if args.no_auth else resolve_token(args, create=args.command == "serve")
     if args.command == "replay":
         scratch = tempfile.TemporaryDirectory(prefix="tailboard-replay-")
         replayer = Replayer(logdir, scratch.name, speed=args.speed, readers=readers)
@@ -221,17 +271,23 @@ async def _run(args: argparse.Namespace) -> int:
         allow_control=getattr(args, "allow_control", False),
         metrics=args.metrics,
         metrics_include=args.metrics_include,
+        public_url=args.public_url,
     )
-    if not is_loopback(args.host):
+    # In a container, binding every interface is how the published port reaches the server: with a
+    # token that is the normal set-up, not a warning at every start.
+    if not is_loopback(args.host) and not (in_container() and not args.no_auth):
         print(f"tailboard: warning: listening on {args.host}, reachable from other hosts", file=sys.stderr)
     if args.no_auth:
         print("tailboard: warning: authentication is off; anyone who can reach the port can read the logs",
               file=sys.stderr)
     try:
         await server.start()
-    except OSError as e:
-        print(f"tailboard: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
-        return 1
+    except (OSError, SystemExit) as e:  # uvicorn exits when it cannot bind: taken since the check
+        with contextlib.suppress(Exception):
+            await server.stop()
+        reason = e.strerror if isinstance(e, OSError) else "see the error above"
+        raise CliError(f"cannot listen on {args.host}:{args.port} ({reason}): choose another port with "
+                       "--port") from None
     tasks = []
     if replayer is not None:
         tasks.append(asyncio.create_task(replayer.run()))
@@ -240,6 +296,11 @@ async def _run(args: argparse.Namespace) -> int:
     if replayer is None:
         print(f"  found {server.follower.describe_files()}", flush=True)
     print(f"  open {server.url}", flush=True)
+    tunnel = ssh_tunnel(args.host, server.port, public=args.public_url)
+    if tunnel:
+        print(f"  from another machine: {tunnel}, then open the URL above", flush=True)
+    if args.token_note:
+        print(f"  {args.token_note}", flush=True)
     if server.webhooks:
         print("  alerts go to " + ", ".join(f"{w['host']} ({w['kind']})" for w in server.webhooks.status()), flush=True)
     if server.control is not None:
@@ -274,16 +335,282 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "gpu" and args.logdir is None and not getattr(args, "print_url", False):
+        parser.error(f"{args.command}: the log folder is required (LOGDIR)")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return _main(args)
+    except CliError as e:
+        print(f"tailboard: {e}", file=sys.stderr, flush=True)
+        return e.code
+
+
+def _main(args: argparse.Namespace) -> int:
+    if not getattr(args, "print_url", False):
+        check_folder(args.logdir)
     if args.command == "gpu":
         return _gpu(args)
     if (args.certfile is None) != (args.keyfile is None):
-        print("tailboard: --certfile and --keyfile go together", file=sys.stderr)
-        return 2
+        raise UsageError("--certfile and --keyfile go together")
+    try:  # the sidecar's dependencies, after parsing: `--help` needs none of them
+        from . import replay, server  # noqa: F401
+    except ModuleNotFoundError as e:
+        if (e.name or "").partition(".")[0] == "tailboard":
+            raise
+        raise CliError(f"{args.command} needs the sidecar extra ({e.name} is not installed): "
+                       f"{SIDECAR_EXTRA}") from None
+    args.token_note = None
+    if args.print_url:
+        token = None if args.no_auth else resolve_token(args, create=False)
+        base = args.public_url or server.bound_url(args.host, args.port, tls=bool(args.certfile))
+        print(server.page_url(base, token), flush=True)
+        return 0
+    if not args.poll or args.command == "replay":
+        check_temp()  # inotify's sentinel, replay's copy
+    problem = port_problem(args.host, args.port)
+    if problem:
+        raise CliError(problem)
     # This process is the sidecar: its event loop shares the GIL with query and parse threads. A
     # thread holds the GIL up to the switch interval before the loop gets it back: 1 ms instead of
     # 5 keeps a WebSocket send from waiting behind a big query.
     sys.setswitchinterval(0.001)
     return asyncio.run(_run(args))
+
+
+def check_folder(path: str) -> None:
+    if os.path.isdir(path):
+        return
+    if os.path.exists(path):
+        folder = os.path.dirname(os.path.abspath(path))
+        raise UsageError(f"{path} is a file, not a folder: give the folder that holds the runs (this one is "
+                         f"in {folder})")
+    raise UsageError(f"no such folder: {path}")
+
+
+def check_temp() -> None:
+    try:
+        tempfile.gettempdir()
+    except FileNotFoundError:
+        raise CliError("no usable temporary directory ($TMPDIR, /tmp, /var/tmp, /usr/tmp and the current "
+                       "folder are missing or read-only): mount a writable /tmp (docker run --tmpfs /tmp, "
+                       "an emptyDir on Kubernetes), set TMPDIR, or give --poll") from None
+
+
+#: Files a container runtime leaves: Docker's, podman's.
+CONTAINER_MARKERS = ("/.dockerenv", "/run/.containerenv")
+
+
+def in_container() -> bool:
+    """Docker, podman or a Kubernetes pod (whose runtime may leave no marker file)."""
+    return any(os.path.exists(m) for m in CONTAINER_MARKERS) or "KUBERNETES_SERVICE_HOST" in os.environ
+
+
+def ssh_tunnel(host: str, port: int, *, public: str | None) -> str | None:
+    """The `ssh -L` line that reaches this server from another machine, when one helps: bound beyond
+    loopback or run over SSH, and no --public-url to say better (nor a container, whose host name
+    is its own)."""
+    from .server import is_loopback
+
+    if public or in_container():
+        return None
+    if is_loopback(host) and "SSH_CONNECTION" not in os.environ:
+        return None
+    target = "localhost" if is_loopback(host) or host in ("0.0.0.0", "::", "[::]", "") else host
+    return f"ssh -L {port}:{target}:{port} {socket.gethostname()}"
+
+
+# -- the port ---------------------------------------------------------------------------------
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on, in one line with the fix; None when it can. Bound
+    and let go here, as uvicorn binds (SO_REUSEADDR: a closed connection's TIME_WAIT is no conflict)."""
+    if port == 0:
+        return None
+    error = _bind_error(host, port)
+    if error is None:
+        return None
+    if isinstance(error, socket.gaierror):
+        return f"--host {host}: {error.strerror}: give an address of this machine (127.0.0.1, 0.0.0.0)"
+    if error.errno == errno.EADDRINUSE:
+        holder = port_holder(port)
+        by = f" by {holder}" if holder else ""
+        return f"port {port} is in use{by}: stop it or choose another port with --port {_free_port(host, port)}"
+    if error.errno == errno.EACCES:
+        return f"port {port} needs privileges: choose one above 1023 with --port"
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"--host {host} is not an address of this machine: give 127.0.0.1 or 0.0.0.0 (every interface)"
+    return f"cannot listen on {host}:{port} ({error.strerror}): choose another --host or --port"
+
+
+def _bind_error(host: str, port: int) -> OSError | None:
+    try:
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        return e
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as e:
+                return e
+    return None
+
+
+def _free_port(host: str, port: int) -> int:
+    """A port near ``port`` that is free now, to suggest (0, any free port, when none of them is)."""
+    for candidate in range(port + 1, min(port + 20, 65535) + 1):
+        if _bind_error(host, candidate) is None:
+            return candidate
+    return 0
+
+
+def port_holder(port: int) -> str | None:
+    """The process listening on TCP ``port`` in this network namespace, as 'name (pid N)', when
+    /proc says so: the socket's inode from /proc/net/tcp{,6}, then the process holding that inode
+    among the ones whose /proc/PID/fd this user may read."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()  # sl local_address rem_address st ... uid timeout inode
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link in inodes:
+                try:
+                    with open(f"/proc/{pid}/comm") as f:
+                        name = f.read().strip()
+                except OSError:
+                    name = "a process"
+                return f"{name} (pid {pid})"
+    return None
+
+
+# -- the token --------------------------------------------------------------------------------
+
+
+def resolve_token(args: argparse.Namespace, *, create: bool) -> str | None:
+    """The token to serve with: --token, --token-file, $TAILBOARD_TOKEN, $TAILBOARD_TOKEN_FILE, then
+    the remembered one (made when ``create``); None lets the server draw a random one."""
+    if args.token is not None and args.token_file is not None:
+        raise UsageError("--token and --token-file: give one of them")
+    if args.token is not None:
+        if not args.token.strip():
+            raise UsageError("--token is empty")
+        print("tailboard: warning: a --token on the command line is visible to every user of this machine "
+              "in `ps`: set TAILBOARD_TOKEN or give --token-file instead", file=sys.stderr, flush=True)
+        return str(args.token)
+    if args.token_file is not None:
+        return read_token_file(args.token_file)
+    if os.environ.get("TAILBOARD_TOKEN", "").strip():
+        return os.environ["TAILBOARD_TOKEN"].strip()
+    if os.environ.get("TAILBOARD_TOKEN_FILE"):
+        return read_token_file(os.environ["TAILBOARD_TOKEN_FILE"])
+    if getattr(args, "remember_token", False) or getattr(args, "print_url", False):
+        path = token_path()
+        token = remembered_token(path, create=create)
+        if token is not None:
+            args.token_note = f"token kept in {path}: `tailboard serve --print-url` prints this URL again"
+        elif not create:
+            raise CliError(f"no token remembered in {path} yet: `tailboard serve LOGDIR` makes one")
+        return token
+    return None
+
+
+def read_token_file(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            token = f.read().strip()  # secret files mostly end with a newline
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise UsageError(f"cannot read the token file {path} (uid {os.getuid()}, gid {os.getgid()}): "
+                         f"{reason}") from None
+    if not token:
+        raise UsageError(f"the token file {path} is empty")
+    return token
+
+
+def token_path() -> str:
+    """Where `serve` keeps its token: $XDG_CONFIG_HOME/tailboard/token (the spec says to ignore a
+    relative $XDG_CONFIG_HOME), else ~/.config/tailboard/token."""
+    base = os.environ.get("XDG_CONFIG_HOME", "")
+    if not os.path.isabs(base):
+        base = os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "tailboard", "token")
+
+
+def remembered_token(path: str, *, create: bool) -> str | None:
+    """The token kept at ``path``; when there is none and ``create``, a new one kept there (None,
+    with a warning, where it cannot be written: the server then draws one for this start only)."""
+    try:
+        return _read_remembered(path)
+    except FileNotFoundError:
+        if not create:
+            return None
+    try:
+        return _remember(path, new_token())
+    except OSError as e:
+        print(f"tailboard: warning: cannot keep the token in {path} ({e.strerror}): a restart will change "
+              "the URL; set TAILBOARD_TOKEN or --token-file to keep one", file=sys.stderr, flush=True)
+        return None
+
+
+def _read_remembered(path: str) -> str:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise CliError(f"cannot read the kept token {path} ({e.strerror}): remove it, or give "
+                       "--no-remember-token") from None
+    with os.fdopen(fd, encoding="utf-8", errors="replace") as f:
+        st = os.fstat(f.fileno())
+        if st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            raise CliError(f"the kept token {path} can be read by other users: chmod 600 {path}, or remove it")
+        token = f.read().strip()
+    if not token:
+        raise CliError(f"the kept token {path} is empty: remove it and a new one is made")
+    return token
+
+
+def _remember(path: str, token: str) -> str:
+    """Write ``token`` to ``path`` whole and private, never over an existing file: written to a
+    private temporary file beside it, then linked into place (when another `serve` won the race,
+    its token is the one kept)."""
+    folder = os.path.dirname(path)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    fd, scratch = tempfile.mkstemp(dir=folder, prefix=".token-")  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(token + "\n")
+        try:
+            os.link(scratch, path)
+        except FileExistsError:
+            return _read_remembered(path)
+    finally:
+        os.unlink(scratch)
+    return token

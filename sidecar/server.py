@@ -42,7 +42,7 @@ from .metrics import IngestLag, StoreCollector, new_registry
 from .readers.registry import Registry
 from .store import Store
 
-__all__ = ["Server", "ServerHandle", "serve_in_thread", "is_loopback"]
+__all__ = ["Server", "ServerHandle", "bound_url", "is_loopback", "page_url", "serve_in_thread"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,21 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def bound_url(host: str, port: int, *, tls: bool = False) -> str:
+    """The base URL of a server bound to ``host``: every interface is reached through loopback here."""
+    host = host if ":" not in host else f"[{host.strip('[]')}]"
+    if host in ("0.0.0.0", "[::]", ""):
+        host = "127.0.0.1"
+    return f"{'https' if tls else 'http'}://{host}:{port}"
+
+
+def page_url(base: str, token: str | None) -> str:
+    """The page under ``base`` with ``#token=`` when auth is on (a fragment is never sent to the
+    server nor put in a Referer; the page keeps the token and takes it out of the address bar)."""
+    page = base.rstrip("/") + "/"
+    return f"{page}#token={token}" if token else page
 
 
 class Server:
@@ -90,6 +105,7 @@ class Server:
         allow_control: bool = False,
         metrics: bool = False,
         metrics_include: str | None = None,
+        public_url: str | None = None,
     ) -> None:
         if gpu not in ("auto", "off"):
             raise ValueError(f"gpu must be 'auto' or 'off', not {gpu!r}")
@@ -103,6 +119,8 @@ class Server:
             raise FileNotFoundError(f"log folder not found: {self.logdir}")
         self.host = host
         self.port = port
+        # how the outside reaches this server (a published port, a proxy), when that is not the bound address
+        self.public_url = public_url
         self.token = (token or new_token()) if auth else None
         self.tls = bool(certfile)
         self.store = Store(self.logdir, stall_after=stall_after, max_points=max_points, evict_idle=evict_idle,
@@ -182,17 +200,13 @@ class Server:
 
     @property
     def base_url(self) -> str:
-        scheme = "https" if self.tls else "http"
-        host = self.host if ":" not in self.host else f"[{self.host}]"
-        if host in ("0.0.0.0", "[::]"):
-            host = "127.0.0.1"
-        return f"{scheme}://{host}:{self.port}"
+        """The bound address (loopback for every interface): what this machine reaches."""
+        return bound_url(self.host, self.port, tls=self.tls)
 
     @property
     def url(self) -> str:
-        """The URL to open: with ``#token=`` when auth is on (a fragment is never sent to the
-        server nor put in a Referer; the page keeps the token and takes it out of the address bar)."""
-        return f"{self.base_url}/#token={self.token}" if self.token else f"{self.base_url}/"
+        """The page to open, through ``public_url`` when given, with ``#token=`` when auth is on."""
+        return page_url(self.public_url or self.base_url, self.token)
 
     def _alert_changed(self, change: Change) -> None:
         """An alert fired or cleared (the engine's thread): pushed to the page, its run's badge too."""
