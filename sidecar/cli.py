@@ -568,7 +568,7 @@ def remembered_token(path: str, *, create: bool) -> str | None:
     with a warning, where it cannot be written: the server then draws one for this start only)."""
     try:
         return _read_remembered(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # none kept (a file where a folder would be: neither)
         if not create:
             return None
     try:
@@ -582,7 +582,7 @@ def remembered_token(path: str, *, create: bool) -> str | None:
 def _read_remembered(path: str) -> str:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise
     except OSError as e:
         raise CliError(f"cannot read the kept token {path} ({e.strerror}): remove it, or give "
