@@ -1,11 +1,18 @@
-"""Fixtures shared by the follower tests (they live here so that pytest finds them by name)."""
+"""Fixtures shared by the follower tests (they live here so that pytest finds them by name), and the
+test session's own config folder."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
 from followkit import MODES, ErrorLog
+
+# `tailboard serve` remembers a generated token in $XDG_CONFIG_HOME/tailboard: the tests (and the
+# servers they start as subprocesses) keep theirs in a folder of their own, never in the user's home
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="tailboard-tests-config-")
 
 
 @pytest.fixture(params=MODES)
