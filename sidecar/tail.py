@@ -137,11 +137,15 @@ def head_signature(head: bytes, framing: Framing = LINES) -> str | None:
 
     The head is the first line (with its newline) cut at HEAD_BYTES; until the file holds a newline
     or HEAD_BYTES bytes it may still grow, so no signature is given. For records that are not lines
-    it is the complete records at the start, cut at HEAD_BYTES.
+    it is the first HEAD_BYTES bytes (written once: the file is appended to, or rewritten whole, which
+    the tail tells apart by other means), or the complete records of a shorter file. A first record
+    longer than any read (a JSON document of many megabytes) must not keep the file unread.
     """
     if not framing.lines:
+        if len(head) >= HEAD_BYTES:
+            return hashlib.blake2b(head[:HEAD_BYTES], digest_size=8).hexdigest()
         done = framing.complete(head)
-        return hashlib.blake2b(head[: min(done, HEAD_BYTES)], digest_size=8).hexdigest() if done else None
+        return hashlib.blake2b(head[:done], digest_size=8).hexdigest() if done else None
     nl = head.find(b"\n", 0, HEAD_BYTES)
     if nl >= 0:
         head = head[: nl + 1]
@@ -503,9 +507,7 @@ class FileTail:
     def _head(self, fd: int) -> str | None:
         if self.framing.lines:
             return head_signature(os.pread(fd, HEAD_BYTES, 0))
-        # the first records may be longer than HEAD_BYTES: read enough to hold one (bounded)
-        return head_signature(os.pread(fd, min(self.framing.max_record, max(HEAD_BYTES, self.read_bytes)), 0),
-                              self.framing)
+        return head_signature(os.pread(fd, HEAD_BYTES, 0), self.framing)
 
 
 def _stamp(info: os.stat_result) -> tuple[int, int]:

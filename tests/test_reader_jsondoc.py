@@ -5,6 +5,7 @@ whole read; malformed documents are counted, never raised."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -322,3 +323,33 @@ def test_state_is_small_and_picklable() -> None:
     _, state = r.decode(doc, r.new_state(), now=0.0)
     assert state.count == 20_000 and len(pickle.dumps(state)) < 400
     assert pickle.loads(pickle.dumps(state)) == state
+
+
+async def test_a_document_larger_than_a_read_is_followed(tmp_path: Path) -> None:
+    """A trainer_state.json of several megabytes (a long run logging every step) is read whole, and
+    its next version too: a first record longer than one read must not keep the file unread."""
+    from tailboard.sidecar.follower import Follower
+    from tailboard.sidecar.store import Store
+
+    path = tmp_path / "out" / "trainer_state.json"
+    path.parent.mkdir()
+    history = [{"step": i, "loss": 1.0 / (i + 1), "learning_rate": 1e-4, "epoch": i / 1000,
+                "grad_norm": 0.5 + i % 7} for i in range(30_000)]
+    path.write_text(json.dumps({"log_history": history, "global_step": 30_000}, indent=2))
+    assert path.stat().st_size > 3 << 20
+    store = Store(tmp_path)
+    follower = Follower(tmp_path, store, poll=True, poll_interval=0.05, sweep_interval=0.2)
+    await follower.start()
+    try:
+        assert store.series("out", "loss").steps.shape[0] == 30_000
+        more = history + [{"step": 30_000 + i, "loss": 0.01} for i in range(5)]
+        path.write_text(json.dumps({"log_history": more, "global_step": 30_005}, indent=2))
+        for _ in range(200):
+            if store.series("out", "loss").steps.shape[0] == 30_005:
+                break
+            await asyncio.sleep(0.05)
+        s = store.series("out", "loss")
+        assert s.steps.tolist() == list(range(30_005))
+        assert s.values[-1] == 0.01
+    finally:
+        await follower.stop()
