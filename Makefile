@@ -50,6 +50,7 @@ bench: venv
 	$(PY) bench/latency_follow.py
 	$(PY) bench/tail_read.py
 	$(PY) bench/ingest.py
+	$(PY) bench/jsonl_decode.py
 	$(PY) bench/query.py
 	$(PY) bench/latency.py
 	$(PY) bench/latency_inputs.py
@@ -57,6 +58,7 @@ bench: venv
 	$(PY) bench/hostile.py
 	$(PY) bench/loop_stall.py
 	$(PY) bench/viewer.py
+	$(PY) bench/gpu.py
 
 lint: venv
 	$(PY) -m ruff check writer sidecar tests bench examples
