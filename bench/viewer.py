@@ -10,7 +10,10 @@ measure another version of the viewer on the same machine at the same time, e.g.
 2. Drawing cost of a dashboard of 16 charts x 8 runs x 2,000 points while the 8 runs keep appending
    (100 records/s each): the time spent in chart draws per animation frame, and the frame interval;
    then the same with a data table pinned on every chart and the pointer moving over one of them
-   (its hover table rebuilt as the step under it changes).
+   (its hover table rebuilt as the step under it changes); then 64 runs in 8 folders grouped by
+   folder (`group=path:-1`: 8 lines with a min-max band per chart, each the mean of 8 runs, made
+   again as the runs append: 64 runs x 12.5 records/s, the same 800 records/s in all), tables open
+   and the pointer moving as before. A viewer without groups draws the 64 runs.
 3. Page memory after a long stream of appends (a series holds at most 100k points, M4-decimated beyond).
 4. 1,000 runs (in 50 folders), every one of them appending once a second: navigation to the full run
    list, a filter keystroke to the updated list, and the page's longest frames meanwhile.
@@ -98,16 +101,18 @@ def serve_viewer_from(page: Any, folder: Path | None) -> None:
     page.route("**/*", swap)
 
 
-def dashboard(browser: object, seconds: float, *, viewer_dir: Path | None = None, tables: bool = False) -> None:
+def dashboard(browser: object, seconds: float, *, viewer_dir: Path | None = None, tables: bool = False,
+              runs_n: int = 8, groups: int = 0) -> None:
     root = Path(tempfile.mkdtemp(prefix="tailboard-viewer-dash-"))
     runs = []
-    for r in range(8):
-        run = tailboard.init(root / f"sweep/run{r}")
+    for r in range(runs_n):
+        run = tailboard.init(root / (f"sweep/g{r % groups}/run{r}" if groups else f"sweep/run{r}"))
         for i in range(2000):
             run.log({f"m{j:02d}": math.sin(i / 50 + j) + r * 0.1 for j in range(16)}, step=i)
         runs.append(run)
     handle = serve_in_thread(root, token="t")
     stop = threading.Event()
+    pause = 0.01 * runs_n / 8  # 800 records/s in all, however many runs
 
     def append() -> None:
         i = 2000
@@ -115,13 +120,18 @@ def dashboard(browser: object, seconds: float, *, viewer_dir: Path | None = None
             for r, run in enumerate(runs):
                 run.log({f"m{j:02d}": math.sin(i / 50 + j) + r * 0.1 for j in range(16)}, step=i)
             i += 1
-            time.sleep(0.01)
+            time.sleep(pause)
 
     page = browser.new_page(viewport={"width": 1600, "height": 1200})  # type: ignore[attr-defined]
     serve_viewer_from(page, viewer_dir)
-    page.goto(handle.url)
-    page.wait_for_function("() => window.tailboard.charts.size === 16 && "
-                           "[...window.tailboard.charts.values()].every(c => c.series.length === 8)", timeout=30000)
+    page.goto(f"{handle.base_url}/{'?group=path:-1' if groups else ''}#token=t")
+    page.wait_for_function(f"""() => {{ const t = window.tailboard; return t.charts.size === 16 && t.view.runs.length === {min(runs_n, 12)}
+        && t.view.runs.every((r) => t.state.runs.get(r)?.loaded) && [...t.charts.values()].every(c => c.series.length > 0); }}""",
+                           timeout=60000)
+    if runs_n > 12:  # the page selects 12 runs by itself: all of them
+        page.evaluate("() => document.getElementById('sel-all').click()")
+        page.wait_for_function(f"""() => {{ const t = window.tailboard; return t.view.runs.length === {runs_n}
+            && t.view.runs.every((r) => t.state.runs.get(r)?.loaded); }}""", timeout=60000)
     box = None
     if tables:
         # a table pinned on every chart at step 1,000; the pointer then sweeps the first chart
@@ -138,6 +148,9 @@ def dashboard(browser: object, seconds: float, *, viewer_dir: Path | None = None
         const tick = (now) => { window.__frames.push([now - last, window.__draw]); window.__draw = 0; last = now;
                                 if (window.__frames.length < 100000) requestAnimationFrame(tick); };
         requestAnimationFrame(tick);
+        window.__long = [];
+        new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push(e.duration); })
+            .observe({ type: "longtask", buffered: false });
     }""")
     writer = threading.Thread(target=append, daemon=True)
     writer.start()
@@ -154,7 +167,9 @@ def dashboard(browser: object, seconds: float, *, viewer_dir: Path | None = None
     stop.set()
     writer.join()
     tables_open = page.evaluate("() => document.querySelectorAll('.pinned-table:not([hidden]), .tooltip:not([hidden])').length")
+    lines = page.evaluate("() => window.tailboard.charts.get('m00').series.length")
     frames = page.evaluate("() => window.__frames")
+    longs = page.evaluate("() => window.__long")
     heap = page.evaluate("() => performance.memory ? performance.memory.usedJSHeapSize : null")
     page.close()
     for run in runs:
@@ -164,9 +179,12 @@ def dashboard(browser: object, seconds: float, *, viewer_dir: Path | None = None
     gaps = sorted(f[0] for f in frames[1:])
     if draws:
         what = f", {tables_open} data tables open and the pointer moving" if tables else ""
-        print(f"16 charts x 8 runs x 2,000+ points, live{what}: {len(draws)} frames with draws in {seconds:.0f} s; "
+        if groups:
+            what += f", grouped by folder ({lines} lines a chart)"
+        print(f"16 charts x {runs_n} runs x 2,000+ points, live{what}: {len(draws)} frames with draws in {seconds:.0f} s; "
               f"draw time per frame p50 {draws[len(draws) // 2]:.1f} ms, p99 {draws[int(len(draws) * 0.99)]:.1f} ms "
-              f"(goal <= 16 ms); frame interval p50 {gaps[len(gaps) // 2]:.1f} ms")
+              f"(goal <= 16 ms); frame interval p50 {gaps[len(gaps) // 2]:.1f} ms; long tasks (> 50 ms): {len(longs)}"
+              + (f", longest {max(longs):.0f} ms" if longs else ""))
     if heap:
         print(f"JS heap after the live run: {heap / 1e6:.1f} MB")
 
@@ -333,6 +351,8 @@ def main() -> None:
                 dashboard(browser, args.seconds, viewer_dir=args.viewer_dir)
             if not (args.skip_tables or args.skip_dashboard):
                 dashboard(browser, args.seconds, viewer_dir=args.viewer_dir, tables=True)
+            if not args.skip_dashboard:
+                dashboard(browser, args.seconds, viewer_dir=args.viewer_dir, tables=True, runs_n=64, groups=8)
             if args.runs:
                 many_runs(browser, args.runs, args.seconds, viewer_dir=args.viewer_dir)
             if args.replay_steps:

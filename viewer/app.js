@@ -38,6 +38,7 @@ const state = {
   charts: null, // metric -> Chart (the grid's)
   detail: detail.series,
   metrics: new Set(), // every metric of the selected runs (what a chart's x axis may be)
+  dark: false, // the theme, as of the last sync
   axes: new Map(), // metric -> the x axis of its chart when not the page's (view.cx)
   tab: "scalars",
   loading: null, // the latest runs message's `loading`: the backlog's progress and the files found
@@ -202,9 +203,9 @@ function showEmpty() {
 function seriesFor(run, metric) {
   const buf = state.runs.get(run)?.series.get(metric);
   if (!buf || !buf.length) return null;
-  const fine = detail.get(run, metric);
+  const fine = view.zoom && !state.axes.has(metric) ? detail.get(run, metric) : null;
   let v = buf.view(), version = buf.version;
-  if (fine && view.zoom && !state.axes.has(metric)) {
+  if (fine) {
     // finer data inside the zoomed range, what we hold outside it
     v = fine; version = `d${fine.version}`;
   }
@@ -213,7 +214,7 @@ function seriesFor(run, metric) {
     v = { steps: v.steps.subarray(0, n), values: v.values.subarray(0, n), times: v.times.subarray(0, n) };
     version = `${version}@${state.until}`;
   }
-  const dark = isDark();
+  const dark = state.dark; // read once a sync: the page's dataset is slow to read per series
   return { steps: v.steps, values: v.values, times: v.times, id: run, color: runColor(run, dark), label: labels.map.get(run) ?? run,
     version: `${version}|${dark}`, t0: state.infos.get(run)?.started };
 }
@@ -222,6 +223,7 @@ function seriesFor(run, metric) {
  *  filter, drawing the runs alone or in their groups (compose.js) on its x axis. */
 function sync() {
   state.dirty = false;
+  state.dark = isDark();
   const filter = metricFilter(view);
   const names = new Set();
   state.metrics.clear();
@@ -243,7 +245,7 @@ function sync() {
   const base = { logy: view.logy, outliers: view.outliers, smoothing: view.smoothing };
   const viewOf = (metric) => (state.axes.has(metric) ? { ...base, xaxis: state.axes.get(metric) }
     : { ...base, xaxis: view.xaxis, zoom: view.zoom }); // a chart on its own axis keeps its own zoom
-  const opts = { agg: view.agg, band: view.band, members: view.members, open: new Set(view.gopen), dark: isDark() };
+  const opts = { agg: view.agg, band: view.band, members: view.members, open: new Set(view.gopen), dark: state.dark };
   grid.sync(names, viewOf, (metric) => composer.seriesOf(metric, axisOf(metric), seriesFor, opts),
     { pins: view.pins, big: view.big, fold: view.fold, axes: state.axes });
 }
@@ -341,4 +343,4 @@ if (view.runs.length) conn.subscribe(view.runs);
 begin();
 
 // For tests and benchmarks: a read-only window onto the page's state.
-window.tailboard = { state, view, conn, charts: grid.charts, runList };
+window.tailboard = { state, view, conn, charts: grid.charts, runList, composer };

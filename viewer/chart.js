@@ -181,8 +181,11 @@ export class Chart {
     const key = `${s.version}|${this.view.smoothing}`;
     const hit = this.smoothCache.get(id);
     if (hit && hit.key === key) return hit.values;
-    const values = emaDebiased(part ? s.band[part] : s.values, this.view.smoothing);
-    this.smoothCache.set(id, { key, values });
+    const src = part ? s.band[part] : s.values;
+    // written over the last version's array when it has room (room to grow made once in a while)
+    const room = hit && hit.room.length >= src.length ? hit.room : new Float64Array(Math.ceil(src.length * 1.25) + 16);
+    const values = emaDebiased(src, this.view.smoothing, room);
+    this.smoothCache.set(id, { key, values, room });
     return values;
   }
 

@@ -125,16 +125,6 @@ export function unionXs(arrays) {
   return parts[0];
 }
 
-/** A member's points with a finite x (the only ones that can be placed). */
-function placeable(m) {
-  let ok = true;
-  for (let i = 0; i < m.xs.length && ok; i++) ok = finite(m.xs[i]);
-  if (ok) return m;
-  const keep = [];
-  for (let i = 0; i < m.xs.length; i++) if (finite(m.xs[i])) keep.push(i);
-  return { xs: Float64Array.from(keep, (i) => m.xs[i]), values: Float64Array.from(keep, (i) => m.values[i]) };
-}
-
 function sortSmall(a, n) {
   if (n > 32) { a.subarray(0, n).sort(); return; }
   for (let i = 1; i < n; i++) {
@@ -145,26 +135,74 @@ function sortSmall(a, n) {
   }
 }
 
+/** Where the points of a member made `prev` end, if the member only grew since (its points then
+ *  are the same): the x of its last point then; else undefined. */
+function grownFrom(prev, k, m) {
+  const n = prev.lens[k];
+  if (n === 0) return -Infinity;
+  return m.xs.length >= n && m.xs[0] === prev.firsts[k] && m.xs[n - 1] === prev.lasts[k] && Object.is(m.values[n - 1], prev.ends[k])
+    ? prev.lasts[k] : undefined;
+}
+
+/** Arrays for n points of a group: its x, line, count, and band when it has one. */
+function columns(n, band) {
+  const out = { xs: new Float64Array(n), values: new Float64Array(n), count: new Uint32Array(n) };
+  if (band) { out.lo = new Float64Array(n); out.hi = new Float64Array(n); }
+  return out;
+}
+
+/** The x from which `prev` must be made again for `ms` (Infinity: not at all), or null: from scratch. */
+function resumeAt(prev, ms, agg, band) {
+  if (!prev || prev.agg !== agg || prev.band !== band || prev.ids.length !== ms.length) return null;
+  let cut = Infinity;
+  for (let k = 0; k < ms.length; k++) {
+    if (prev.ids[k] !== ms[k].id) return null;
+    const last = grownFrom(prev, k, ms[k]);
+    if (last === undefined) return null;
+    if (last < cut) cut = last;
+  }
+  return cut === -Infinity ? null : cut;
+}
+
+/** The first index of sorted xs whose value is above x. */
+function above(xs, x) {
+  let lo = 0, hi = xs.length;
+  while (lo < hi) { const mid = (lo + hi) >>> 1; if (xs[mid] <= x) lo = mid + 1; else hi = mid; }
+  return lo;
+}
+
 /**
- * The group line of `members` ([{xs, values}], each sorted by x) at every x of theirs:
+ * The group line of `members` ([{id, xs, values}], each sorted by x) at every x of theirs:
  * {xs, values, lo, hi, count} (lo and hi null with band "none"; count: the members at that x).
- * agg: "mean" or "median"; band: "minmax" or "std" (the line ± the standard deviation).
+ * agg: "mean" or "median"; band: "minmax" or "std" (the line ± the standard deviation). `prev`:
+ * the result for the same members before they grew, if there is one: a live group costs what its
+ * new points cost. Points at or before the earliest x where a member's data ended then are what
+ * they were (a member's value there only depends on its points up to there); only those after are
+ * made again.
  */
-export function aggregate(members, { agg = "mean", band = "minmax" } = {}) {
-  const ms = members.map(placeable);
-  const xs = unionXs(ms.map((m) => m.xs));
-  const n = xs.length, k = ms.length;
-  const values = new Float64Array(n), count = new Uint32Array(n);
-  const lo = band === "none" ? null : new Float64Array(n), hi = lo && new Float64Array(n);
-  const at = new Uint32Array(k); // per member: its first point at or after the current x
+export function aggregate(members, { agg = "mean", band = "minmax" } = {}, prev = null) {
+  const ms = members;
+  const cut = resumeAt(prev, ms, agg, band);
+  const keep = cut == null ? 0 : above(prev.xs, cut);
+  const tail = unionXs(ms.map((m) => (cut == null ? m.xs : m.xs.subarray(above(m.xs, cut)))));
+  const n = keep + tail.length, k = ms.length;
+  // the arrays of the result it resumes, written on from `keep` (that result is replaced by this
+  // one), or new ones with room to grow
+  const bufs = cut != null && prev.bufs.xs.length >= n ? prev.bufs : columns(n * (cut == null ? 1 : 2), band !== "none");
+  if (keep && bufs !== prev.bufs) for (const key of Object.keys(bufs)) bufs[key].set(prev.bufs[key].subarray(0, keep));
+  const view = (a) => (a ? a.subarray(0, n) : null);
+  const xs = view(bufs.xs), values = view(bufs.values), count = view(bufs.count), lo = view(bufs.lo), hi = view(bufs.hi);
+  xs.set(tail, keep);
+  // per member: its first point at or after the current x (from where the kept part ends)
+  const at = Uint32Array.from(ms, (m) => (keep ? Math.max(0, above(m.xs, xs[keep - 1]) - 1) : 0));
   const buf = new Float64Array(k);
-  for (let u = 0; u < n; u++) {
+  for (let u = keep; u < n; u++) {
     const x = xs[u];
     let c = 0;
     for (let m = 0; m < k; m++) {
       const mx = ms[m].xs, my = ms[m].values;
       let j = at[m];
-      while (j < mx.length && mx[j] < x) j++;
+      while (j < mx.length && !(mx[j] >= x)) j++; // past a point without an x (NaN) too
       at[m] = j;
       if (j >= mx.length || (j === 0 && mx[0] !== x)) continue; // outside its range
       const v = mx[j] === x ? my[j] : my[j - 1] + (my[j] - my[j - 1]) * (x - mx[j - 1]) / (mx[j] - mx[j - 1]);
@@ -192,7 +230,10 @@ export function aggregate(members, { agg = "mean", band = "minmax" } = {}) {
       lo[u] = line - sd; hi[u] = line + sd;
     }
   }
-  return { xs, values, lo, hi, count };
+  const ends = (f) => ms.map((m) => (m.xs.length ? f(m) : NaN));
+  return { xs, values, lo, hi, count, bufs, agg, band, ids: ms.map((m) => m.id), lens: ms.map((m) => m.xs.length),
+    firsts: ends((m) => m.xs[0]), lasts: ends((m) => m.xs[m.xs.length - 1]), ends: ends((m) => m.values[m.values.length - 1]),
+    resumed: cut != null };
 }
 
 /** Aggregates kept between draws, by the version of what they were made of; the least recently
@@ -204,10 +245,11 @@ export class AggregateCache {
     this.made = 0; // aggregates computed (for tests and benchmarks)
   }
 
+  /** The result for `key` at `version`: the one kept, or make(previous result or null). */
   get(key, version, make) {
     const hit = this.entries.get(key);
     if (hit) this.entries.delete(key);
-    const entry = hit && hit.version === version ? hit : { version, result: (this.made++, make()) };
+    const entry = hit && hit.version === version ? hit : { version, result: (this.made++, make(hit ? hit.result : null)) };
     this.entries.set(key, entry);
     if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value);
     return entry.result;
@@ -222,7 +264,7 @@ export class AggregateCache {
 export class GroupSeries {
   constructor({ id, group, label, color, members, xsOf, version, key, cache, opts, stepAxis }) {
     Object.assign(this, { id, group, label, color, size: members.length, version, bandKind: opts.band, stepAxis });
-    const make = () => aggregate(members.map((m) => ({ xs: xsOf(m), values: m.values })), opts);
+    const make = (prev) => aggregate(members.map((m) => ({ id: m.id, xs: xsOf(m), values: m.values })), opts, prev);
     this._get = () => (this._r ||= cache.get(key, version, make));
   }
   get xs() { return this._get().xs; }

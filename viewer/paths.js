@@ -5,6 +5,8 @@
 
 import { m4Indices } from "./decimate.js";
 
+let scratch = new Float64Array(3072); // bandPath's columns, reused between calls
+
 /** Radius of a dot, in CSS pixels. */
 export const DOT_RADIUS = 3;
 
@@ -49,31 +51,32 @@ export function seriesPath(xs, ys, lo, hi, sx, sy, scratch) {
  */
 export function bandPath(xs, los, his, lo, hi, sx, sy) {
   const path = new Path2D();
-  const px = [], top = [], bottom = []; // the current stretch, one entry per pixel column
+  if (scratch.length < (hi - lo) * 3) scratch = new Float64Array(Math.max(3072, (hi - lo) * 3));
+  // the current stretch, one entry per pixel column: its x, top and bottom (screen y grows downwards)
+  const col = scratch;
+  let n = 0, last = NaN;
   const close = () => {
-    const n = px.length;
-    if (n === 1) path.rect(px[0] - 1.5, top[0], 3, bottom[0] - top[0]);
+    if (n === 1) path.rect(col[0] - 1.5, col[1], 3, col[2] - col[1]);
     else if (n > 1) {
-      path.moveTo(px[0], top[0]);
-      for (let k = 1; k < n; k++) path.lineTo(px[k], top[k]);
-      for (let k = n - 1; k >= 0; k--) path.lineTo(px[k], bottom[k]);
+      path.moveTo(col[0], col[1]);
+      for (let k = 1; k < n; k++) path.lineTo(col[3 * k], col[3 * k + 1]);
+      for (let k = n - 1; k >= 0; k--) path.lineTo(col[3 * k], col[3 * k + 2]);
       path.closePath();
     }
-    px.length = 0; top.length = 0; bottom.length = 0;
+    n = 0;
   };
-  let col = NaN;
   for (let i = lo; i < hi; i++) {
     const x = sx.px(xs[i]), a = sy.px(los[i]), b = sy.px(his[i]);
-    if (!Number.isFinite(x) || !Number.isFinite(a) || !Number.isFinite(b)) { close(); col = NaN; continue; }
-    const c = Math.floor(x);
-    const yt = Math.min(a, b), yb = Math.max(a, b); // screen y grows downwards
-    if (c === col) {
-      const k = px.length - 1;
-      if (yt < top[k]) top[k] = yt;
-      if (yb > bottom[k]) bottom[k] = yb;
+    if (!Number.isFinite(x) || !Number.isFinite(a) || !Number.isFinite(b)) { close(); last = NaN; continue; }
+    const c = Math.floor(x), top = Math.min(a, b), bottom = Math.max(a, b);
+    if (c === last) {
+      const k = 3 * (n - 1);
+      if (top < col[k + 1]) col[k + 1] = top;
+      if (bottom > col[k + 2]) col[k + 2] = bottom;
     } else {
-      px.push(x); top.push(yt); bottom.push(yb);
-      col = c;
+      col[3 * n] = x; col[3 * n + 1] = top; col[3 * n + 2] = bottom;
+      n++;
+      last = c;
     }
   }
   close();

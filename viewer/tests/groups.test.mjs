@@ -97,3 +97,37 @@ test("aggregates are made once per version, read lazily through the series", () 
   cache.get("x", 1, () => 1); cache.get("y", 1, () => 2);
   assert.equal(cache.entries.size, 2); // bounded
 });
+
+test("a group whose runs grew is made again from where they ended, to the same result", () => {
+  let seed = 7;
+  const rnd = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+  for (const opts of [{ agg: "mean", band: "minmax" }, { agg: "median", band: "std" }, { agg: "mean", band: "none" }]) {
+    // three runs logging every 1, 2 and 3 steps, with a gap, appended to in uneven chunks
+    const full = [1, 2, 3].map((every, k) => {
+      const xs = [], values = [];
+      for (let s = k; s < 600; s += every) { xs.push(s); values.push(s % 97 === 0 ? NaN : rnd() * 10); }
+      return { id: `r${k}`, xs: f64(xs), values: f64(values) };
+    });
+    const ends = full.map(() => 0);
+    let prev = null, resumed = 0;
+    while (ends.some((e, k) => e < full[k].xs.length)) {
+      full.forEach((m, k) => { ends[k] = Math.min(m.xs.length, ends[k] + Math.floor(rnd() * 40)); });
+      const now = full.map((m, k) => ({ id: m.id, xs: m.xs.subarray(0, ends[k]), values: m.values.subarray(0, ends[k]) }));
+      const step = aggregate(now, opts, prev);
+      const scratch = aggregate(now, opts);
+      for (const key of ["xs", "values", "lo", "hi", "count"]) {
+        if (scratch[key] === null) assert.equal(step[key], null);
+        else close(step[key], scratch[key], `${opts.agg}/${opts.band} ${key}`);
+      }
+      if (step.resumed) resumed++;
+      prev = step;
+    }
+    assert.ok(resumed > 5, `resumed ${resumed} times`);
+  }
+  // other runs, or other options: made from scratch
+  const a = { id: "a", xs: f64([0, 1]), values: f64([1, 2]) };
+  const r = aggregate([a], { agg: "mean", band: "minmax" });
+  assert.ok(!aggregate([{ ...a, id: "b" }], { agg: "mean", band: "minmax" }, r).resumed);
+  assert.ok(!aggregate([a], { agg: "median", band: "minmax" }, r).resumed);
+  assert.ok(!aggregate([{ ...a, values: f64([1, 5]) }], { agg: "mean", band: "minmax" }, r).resumed); // changed, not grown
+});

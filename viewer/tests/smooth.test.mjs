@@ -25,3 +25,11 @@ test("non-finite values stay visible and do not poison the average", () => {
   assert.equal(out[3], Infinity);
   assert.ok(Math.abs(out[4] - 1) < 1e-12);
 });
+
+test("it writes into a given array when that has room", () => {
+  const room = new Float64Array(8);
+  const out = emaDebiased([1, 3], 0.5, room);
+  assert.equal(out.buffer, room.buffer);
+  assert.equal(out.length, 2);
+  assert.notEqual(emaDebiased([1, 2, 3], 0.5, new Float64Array(2)).length, 2); // too small: a new one
+});
