@@ -232,7 +232,7 @@ def test_sigkill_leaves_every_returned_record_complete(tmp_path: Path) -> None:
     assert recs[-1]["k"] == "scalars"  # killed hard: no final record
 
 
-def test_read_only_folder_warns_once_and_counts(tmp_path: Path) -> None:
+def test_an_unwritable_run_file_fails_init_not_training(tmp_path: Path) -> None:
     if os.geteuid() == 0:
         # root ignores permission bits: make the file a directory's worth of trouble instead
         ro = tmp_path / "ro"
@@ -242,14 +242,9 @@ def test_read_only_folder_warns_once_and_counts(tmp_path: Path) -> None:
         ro = tmp_path / "ro"
         ro.mkdir()
         ro.chmod(0o500)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        run = tailboard.init(ro)
-        for i in range(100):
-            run.log({"x": float(i)}, step=i)
-        run.finish()
-    assert run.dropped >= 100
-    assert len([w for w in caught if issubclass(w.category, tailboard.TailboardWarning)]) == 1
+    with pytest.raises(tailboard.LogFolderError, match="cannot write .*rank0.jsonl") as e:
+        tailboard.init(ro)
+    assert isinstance(e.value, OSError) and e.value.errno is not None
 
 
 def test_deleted_folder_does_not_stop_training(tmp_path: Path) -> None:

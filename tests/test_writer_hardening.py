@@ -10,7 +10,9 @@ import json
 import math
 import os
 import subprocess
+import shutil
 import sys
+import tempfile
 import textwrap
 import warnings
 from pathlib import Path
@@ -403,3 +405,40 @@ def test_nan_and_infinities_still_round_trip_on_every_path(tmp_path: Path) -> No
     store = read_back(tmp_path, "nf")
     assert [math.isnan(v) for v in store.series("nf", "a").values.tolist()] == [True, True]
     assert store.series("nf", "b").values.tolist() == [math.inf, -math.inf]
+
+
+def test_init_fails_loudly_when_the_run_folder_cannot_be_written(tmp_path: Path) -> None:
+    """A trainer running as another user than the owner of a shared log volume: init() raises one
+    clear error naming the file, the user and the folder's owner and mode, instead of dropping every
+    record and exiting 0 (log() still never raises: the error comes before training starts)."""
+    top = Path(tempfile.mkdtemp(prefix="tailboard-shared-"))  # reachable by another user, unlike tmp_path
+    top.chmod(0o755)
+    shared = top / "shared"
+    shared.mkdir(mode=0o755)
+    code = (
+        "import os, sys, tailboard\n"
+        "if os.geteuid() == 0:\n"
+        "    os.setgid(65534); os.setuid(65534)\n"
+        "try:\n"
+        f"    tailboard.init({str(shared / 'exp')!r})\n"
+        "except tailboard.LogFolderError as e:\n"
+        "    print(e); sys.exit(3)\n"
+        "print('no error')\n"
+    )
+    if os.geteuid() != 0:
+        shared.chmod(0o555)
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                              cwd=str(tmp_path))
+    finally:
+        shared.chmod(0o755)
+    try:
+        assert done.returncode == 3, done.stdout + done.stderr
+        message = done.stdout
+        assert message.startswith(f"tailboard: cannot write {shared / 'exp' / 'rank0.jsonl'} as uid "
+                                  f"{65534 if os.geteuid() == 0 else os.getuid()}"), message
+        mode = "drwxr-xr-x" if os.geteuid() == 0 else "dr-xr-xr-x"
+        assert f"{shared} is owned by uid {os.getuid()} gid {os.getgid()}, mode {mode}" in message
+        assert not (shared / "exp").exists()
+    finally:
+        shutil.rmtree(top)

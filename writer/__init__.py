@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Mapping
 
-from .run import Run, TailboardWarning
+from .run import LogFolderError, Run, TailboardWarning
 from .summary import SummaryWriter
 from .values import Histogram
 
 __all__ = ["init", "log", "alert", "should_stop", "finish", "Run", "SummaryWriter", "Histogram",
-           "TailboardWarning", "__version__"]
+           "LogFolderError", "TailboardWarning", "__version__"]
 __version__ = "0.1.0"
 
 _current: Run | None = None

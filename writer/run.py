@@ -20,6 +20,7 @@ import errno
 import json
 import os
 import socket
+import stat
 import sys
 import threading
 import time
@@ -60,6 +61,7 @@ from .values import (
 )
 
 __all__ = [
+    "LogFolderError",
     "Run",
     "TailboardWarning",
     "stream_name",
@@ -104,6 +106,38 @@ except ImportError:  # the stdlib path in format.encode is used
 
 class TailboardWarning(RuntimeWarning):
     """Something went wrong in logging; training goes on."""
+
+
+class LogFolderError(OSError):
+    """``init()`` cannot create or write the run's file: raised at once, before training starts,
+    rather than dropping every record of the run (a shared volume owned by another user)."""
+
+    def __init__(self, code: int | None, message: str, filename: str) -> None:
+        super().__init__(code, message, filename)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _folder_error(path: str, file: str, exc: OSError) -> LogFolderError:
+    """The error ``init()`` raises: what failed, as which user, and who owns the nearest folder."""
+    who = f"uid {os.getuid()} gid {os.getgid()}" if hasattr(os, "getuid") else "this user"
+    folder = path
+    while folder and not os.path.exists(folder):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    owner = ""
+    try:
+        st = os.stat(folder)
+        owner = f"; {folder} is owned by uid {st.st_uid} gid {st.st_gid}, mode {stat.filemode(st.st_mode)}"
+    except OSError:
+        pass
+    return LogFolderError(exc.errno, f"tailboard: cannot write {file} as {who}: {exc.strerror or exc}{owner}. "
+                          "Make the log folder writable for this user (a group both containers share: "
+                          "fsGroup, chgrp + chmod g+ws) or log to another path", file)
 
 
 def stream_name(rank: int) -> str:
@@ -195,7 +229,8 @@ class Run:
             self._fd = os.open(self.file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
             self._direct = _dumps is not None
         except OSError as e:
-            self._warn("open", f"tailboard: cannot open {self.file}: {e}; records are dropped")
+            # before training starts: say it loudly now, rather than drop every record of the run
+            raise _folder_error(self.path, self.file, e) from e
         self._emit(
             {
                 KIND: K_HEADER,

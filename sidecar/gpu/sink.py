@@ -65,7 +65,12 @@ class SystemRun:
                 logger.info("GPU telemetry: no lock on %s (%s); writing without one", self.file, e)
         self._lock = fd
         # The sampler's own command, not the process's: the sidecar's may carry --token.
-        self._run = Run(self.folder, rank=0, world_size=1, name=self.run_id, argv=["tailboard", "gpu"])
+        try:
+            self._run = Run(self.folder, rank=0, world_size=1, name=self.run_id, argv=["tailboard", "gpu"])
+        except OSError as e:  # the writer's LogFolderError: made read-only since the check above
+            self.why = f"cannot write {self.file}: {e.strerror or e}"
+            self.close()
+            return MEMORY
         return LOG
 
     def config(self, config: dict[str, Any]) -> None:
