@@ -237,6 +237,29 @@ def test_what_a_cell_holds() -> None:
     assert len(parsed.segments) == 1
 
 
+def test_the_wall_clock_is_the_rule_of_json_lines() -> None:
+    """``format.absolute_time`` decides, as for JSON lines: the first TIME_KEYS column (in that
+    order, not the header's) holding a plausible absolute time is the row's wall clock, a time
+    column's absolute time is no metric and its duration is; ISO dates outside the plausible years,
+    or of a year no Unix time holds, are no wall clock and no error."""
+    data = (
+        b"step,timestamp,time,loss\n"
+        b"0,1704067200,0.41,1\n"  # time: a duration, a metric; timestamp: the wall clock
+        b"1,1704067299,1704067201500,2\n"  # both absolute: time comes first in TIME_KEYS (ms here)
+        b"2,1999-12-31T23:00:00Z,0.5,3\n"  # before 2001-09: no wall clock
+        b"3,9999-12-31T23:59:59+00:00,0.5,4\n"  # after 5138: none either
+        b"4,2024-01-01T00:00:05Z,,5\n"
+        b"5,0001-01-01T00:00:00,,6\n"  # local time of year 1: no Unix time (datetime raises)
+    )
+    (got,), skipped, records = read(CsvReader(), data, now=7.0)
+    assert skipped == {} and records == 6
+    assert got == {"time": [(0.0, 0.41), (2.0, 0.5), (3.0, 0.5)],
+                   "loss": [(float(i), float(i + 1)) for i in range(6)]}
+    r = CsvReader()
+    parsed, _ = r.decode(data, r.new_state(), now=7.0)
+    assert list(parsed.segments[0]["loss"][2]) == [1704067200.0, 1704067201.5, 7.0, 7.0, 1704067205.0, 7.0]
+
+
 def test_steps_going_back_start_a_new_attempt_and_rows_without_steps_are_numbered() -> None:
     (a, b), _, _ = read(CsvReader(), b"step,loss\n0,1\n5,2\n10,3\n0,4\n5,5\n")
     assert a == {"loss": [(0.0, 1.0), (5.0, 2.0), (10.0, 3.0)]} and b == {"loss": [(0.0, 4.0), (5.0, 5.0)]}

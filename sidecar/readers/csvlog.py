@@ -2,17 +2,18 @@
 
 Reading. The first row of a file is its header; every later row is one record. Its step is the first
 column named in ``format.STEP_KEYS`` (any case) that holds a number in that row, else the row's
-index in the file; its wall time is the first ``format.TIME_KEYS`` column that holds an absolute
-time (Unix seconds or milliseconds, or an ISO 8601 date-time), else ``now``. Every other cell that
-holds a number is a point of the metric its column names. Empty cells (and ``NA``, ``N/A``, ``null``,
-``None``) are no point: Lightning leaves most cells of a row empty. ``nan``, ``inf``, ``Infinity`` in
-any case and with any sign are the floats they spell. A row with another number of cells than the
-header is skipped and counted (``wrong_cells``). A row that looks like a header (no number, no
-empty cell, a name shared with the current header or a step name) is a new header: a writer that
-appends with new columns. A step lower than the previous one from the same column starts a new
-attempt, as in JSONL that tailboard did not write. Quoted fields (commas, newlines, quotes inside),
-CRLF line ends, a byte-order mark and tab-separated files (``.tsv``, or a header with tabs and no
-commas) are read as the ``csv`` module reads them.
+index in the file; its wall time is the first ``format.TIME_KEYS`` column (in that order, any case)
+that holds an absolute time by ``format.absolute_time``, the rule of JSON lines (Unix seconds or
+milliseconds, or an ISO 8601 date-time, of the years 2001 to 5138), else ``now``. Every other cell
+that holds a number is a point of the metric its column names (a duration in a ``time`` column too).
+Empty cells (and ``NA``, ``N/A``, ``null``, ``None``) are no point: Lightning leaves most cells of a
+row empty. ``nan``, ``inf``, ``Infinity`` in any case and with any sign are the floats they spell. A
+row with another number of cells than the header is skipped and counted (``wrong_cells``). A row
+that looks like a header (no number, no empty cell, a name shared with the current header or a step
+name) is a new header: a writer that appends with new columns. A step lower than the previous one
+from the same column starts a new attempt, as in JSONL that tailboard did not write. Quoted fields
+(commas, newlines, quotes inside), CRLF line ends, a byte-order mark and tab-separated files
+(``.tsv``, or a header with tabs and no commas) are read as the ``csv`` module reads them.
 
 Rewrites, and the contract the wiring honours. Lightning rewrites the whole file, header first, when
 a metric first appears (a new column). The tail reports that as a reset and the file is read again
@@ -37,22 +38,22 @@ import io
 import math
 import operator
 import re
-from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import orjson
-from tailboard.format import STEP_KEYS, TIME_KEYS
+from tailboard.format import STEP_KEYS, TIME_KEYS, absolute_time
 
 from ..ingest import Parsed
+from .wallclock import absolute_times
 
 __all__ = ["CsvReader", "CsvState"]
 
 #: Cells that mean "no value here" rather than a number.
 MISSING = frozenset({"", "na", "n/a", "null", "none", "nil", "-"})
 _STEP_ORDER = {k: i for i, k in enumerate(STEP_KEYS)}
-_TIME_NAMES = frozenset(TIME_KEYS)
+_TIME_ORDER = {k: i for i, k in enumerate(TIME_KEYS)}
 _M64 = (1 << 64) - 1
 _NUMBER_CHARS = str.maketrans("", "", "0123456789.-+eE,")
 _QUOTED = re.compile(r'"(?:[^"]|"")*"')
@@ -268,24 +269,14 @@ def _numbers(col: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _wall_times(col: tuple[str, ...], values: np.ndarray, point: np.ndarray) -> np.ndarray:
-    """Absolute times in a time column (NaN where a cell is none: a duration, text, nothing)."""
-    t = np.where(point & (values >= 1e9) & (values < 1e11), values, np.nan)
-    ms = point & (values >= 1e12) & (values < 1e14)
-    t[ms] = values[ms] / 1000.0
-    for i in np.flatnonzero(~point):
-        t[i] = _iso_time(col[i])
+    """Absolute times in a time column, by ``format.absolute_time`` (NaN where a cell is none: a
+    duration, text, nothing): numbers in whole arrays, the other cells one at a time."""
+    t = absolute_times(values, point)
+    for i in np.flatnonzero(~point).tolist():
+        x = absolute_time(col[i].strip())
+        if x is not None:
+            t[i] = x
     return t
-
-
-def _iso_time(cell: str) -> float:
-    s = cell.strip()
-    if len(s) < 10 or not s[:4].isdigit():
-        return math.nan
-    try:
-        d = datetime.fromisoformat(s[:-1] + "+00:00" if s.endswith("Z") else s)
-    except ValueError:
-        return math.nan
-    return d.timestamp() if d.tzinfo else d.astimezone(timezone.utc).timestamp()
 
 
 @lru_cache(maxsize=4096)
@@ -333,7 +324,10 @@ def _block(rows: list[list[str]], st: CsvState, out: _Points, parsed: Parsed, no
 
     lower = [h.lower() for h in header]
     times = np.full(m, now)
-    for c in [c for c, h in enumerate(lower) if h in _TIME_NAMES][:1]:
+    # as in JSON lines: the first TIME_KEYS column holding an absolute time is the row's wall clock
+    # (the last one written), and no time column's absolute time is a metric
+    clocks = [c for c, h in enumerate(lower) if h in _TIME_ORDER]
+    for c in sorted(clocks, key=lambda c: (_TIME_ORDER[lower[c]], c), reverse=True):
         t = _wall_times(cols[c][:m], values[c], points[c])
         has = ~np.isnan(t)
         times[has] = t[has]

@@ -39,10 +39,11 @@ from itertools import pairwise
 from typing import Any
 
 import numpy as np
-from tailboard.format import STEP_KEYS, TIME_KEYS, UNIX_MILLISECONDS, UNIX_SECONDS
+from tailboard.format import STEP_KEYS, TIME_KEYS
 
 from ..ingest import Parsed
 from .jsonl_columns import Fields
+from .wallclock import absolute_times
 
 __all__ = ["MAX_LAYOUTS", "MAX_OFFSETS", "JsonlState", "points"]
 
@@ -297,13 +298,7 @@ def _absolute(col: tuple[np.ndarray, np.ndarray] | None, iso: np.ndarray | None,
     if col is None and iso is None:
         return None
     t = np.full(n, np.nan) if iso is None else iso.copy()
-    if col is not None:
-        values, has = col
-        secs = has & (values >= UNIX_SECONDS[0]) & (values < UNIX_SECONDS[1])
-        ms = has & (values >= UNIX_MILLISECONDS[0]) & (values < UNIX_MILLISECONDS[1])
-        t[secs] = values[secs]
-        t[ms] = values[ms] / 1000.0
-    return t
+    return t if col is None else absolute_times(*col, out=t)
 
 
 
