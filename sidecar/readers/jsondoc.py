@@ -5,11 +5,15 @@ document half written waits), and every document handed over is the whole histor
 knows it at that save. Shapes read:
 
 - records: ``{"log_history": [{...}, ...], ...}`` (transformers' ``Trainer``), a list of objects, or
-  an object with exactly one list of objects. Each object is read as a line of JSONL that tailboard
-  did not write (``format.foreign_scalars``): the step is its ``step`` (else ``global_step``, ...,
-  else its index in the list), the time its ``t``/``time``/... (else ``now``), every other number a
-  metric (so ``epoch`` beside ``step`` is a metric). A step lower than the previous one starts a new
-  attempt. The document's other top-level fields that are plain values (``max_steps``,
+  an object with exactly one list of objects. The entries are read as lines of JSONL that tailboard
+  did not write, by the same code (``jsonl_columns``, ``jsonl_steps``; ``format.foreign_scalars``
+  is the same rules for one object): the step is the finest counter an entry holds (``step``, else
+  ``global_step``, ..., ``epoch``; with none, its place in the history), the time its
+  ``t``/``time``/... (else ``now``), every other number a metric (so ``epoch`` beside ``step`` is a
+  metric). A new attempt starts only on real evidence (``jsonl_steps``), such as a step going back
+  on entries of the same fields: the Trainer's training, evaluation and end-of-training entries
+  share their steps, and entries of per-epoch and per-iteration counters, or of none, may go back
+  without one. The document's other top-level fields that are plain values (``max_steps``,
   ``train_batch_size``, ``best_metric``) are the run's config, sent when they change.
 - columns: ``{"loss": [...], "val_loss": [...]}`` (Keras' ``history.history``), nested objects
   flattened with ``/``: each list holding numbers is a metric, its points' steps the list named
@@ -20,8 +24,9 @@ Only what is new is emitted. The state remembers how many entries (per column, f
 history holds and fingerprints of the first and the last. When a new document still holds them at
 the same places, only the entries after them are new. When it does not (a run resumed from an older
 checkpoint rewrote its history, or another run wrote the file) a new attempt starts with the whole
-new document: that is the history the writer now has. The state is a few integers, whatever the
-length of the history.
+new document: that is the history the writer now has. The state is small, whatever the length of
+the history: a few integers, and what JSON lines keep of their counters (the last entry's fields,
+the last step of each layout).
 
 Rewrites are what this reader expects: the wiring hands each new version of the file from offset 0
 (the tail's reset after a truncation or a rename over it), with ``rewound(state)`` (which changes
@@ -54,10 +59,11 @@ from tailboard.format import (
     TIME_KEYS,
     decode_float,
     flatten,
-    foreign_scalars,
 )
 
 from ..ingest import Parsed, decode_line
+from .jsonl_columns import fields_from_objects
+from .jsonl_steps import JsonlState, points
 
 __all__ = ["MAX_DOC_BYTES", "JsonDocReader", "JsonDocState"]
 
@@ -77,7 +83,7 @@ class JsonDocState:
     last_fp: int | None = None
     columns: dict[str, tuple[int, int, int]] = dataclasses.field(default_factory=dict)  # count, first, last
     config_fp: int | None = None
-    last_step: float | None = None
+    steps: JsonlState = dataclasses.field(default_factory=JsonlState)  # the history's counters (jsonl_steps)
     started: bool = False
 
 
@@ -222,44 +228,24 @@ def _config(doc: Any, st: JsonDocState, parsed: Parsed, out: list[Any], now: flo
 
 def _records(entries: list[Any], st: JsonDocState, parsed: Parsed, out: list[Any], now: float) -> None:
     n, c = len(entries), st.count
-    start = c
+    start, steps = c, st.steps
     if c and not (n >= c and _fp(entries[0]) == st.first_fp and _fp(entries[c - 1]) == st.last_fp):
-        start = 0  # the history was rewritten: the new document is the new attempt
+        start, steps = 0, JsonlState()  # the history was rewritten: the new document is the new attempt
         if st.started:
             out.append({})
-        st.last_step = None
-    points: dict[str, tuple[list[float], list[float], list[float]]] = {}
-
-    def flush() -> None:  # the points gathered so far, as one part per metric
-        for name, cols in points.items():
-            out[-1].setdefault(name, []).append(cols)
-        points.clear()
-
-    for i in range(start, n):
-        entry = entries[i]
-        if not isinstance(entry, dict):
-            parsed.skip("not_object")
-            continue
-        try:
-            step, t, metrics = foreign_scalars(entry)
-        except RecursionError:
-            parsed.skip("bad_value")
-            continue
-        step = float(i) if step is None else step
-        t = now if t is None or not math.isfinite(t) else t
-        if st.last_step is not None and step < st.last_step and st.started:
-            flush()
+    # the entries new in this version, by the rules of foreign JSON lines (jsonl_columns, jsonl_steps):
+    # an entry without a counter is numbered by its place in the history
+    fields = fields_from_objects(entries[start:], parsed)
+    got, st.steps = points(fields, dataclasses.replace(steps, index=start), now=now)
+    for i, seg in enumerate(got.segments):
+        if i:
             out.append({})
-        for name, value in metrics.items():
-            s, v, ts = points.setdefault(name, ([], [], []))
-            s.append(step)
-            v.append(value)
-            ts.append(t)
-        st.last_step = step
+        for name, cols in seg.items():
+            out[-1].setdefault(name, []).append(cols)
+    if got.records:
+        parsed.records += got.records
+        parsed.last_step, parsed.last_time = got.last_step, got.last_time
         st.started = True
-        parsed.records += 1
-        parsed.last_step, parsed.last_time = step, t
-    flush()
     st.count = n
     st.first_fp = _fp(entries[0]) if n else None
     st.last_fp = _fp(entries[-1]) if n else None

@@ -55,7 +55,8 @@ MAX_OFFSETS = 256
 
 @dataclasses.dataclass(frozen=True)
 class JsonlState:
-    """What one chunk of a JSON-lines file leaves for the next (small and picklable)."""
+    """What one chunk of a JSON-lines file (or one version of a document's history) leaves for the
+    next (small and picklable)."""
 
     last_step: float | None = None  # the last step seen
     index: int = 0  # records read: the step of a foreign line that carries none
