@@ -1579,3 +1579,202 @@ def test_any_metric_as_the_x_axis_for_every_chart_or_one(browser: Any, seeds: Se
         assert not errors, errors
     finally:
         page.close()
+
+
+# ---- comparing runs: the runs table, its parallel coordinates and scatter ------------------------
+
+HP_LR, HP_SEEDS = (1, 3), 3
+HOSTILE_KEY = "<b>key</b>"
+
+
+def hp_run(lr: int, seed: int) -> str:
+    return f"hp/lr_{lr}/seed{seed}"
+
+
+def hp_loss(lr: int, seed: int, i: int) -> float:
+    """Falls to its best at step 48, then a spike at the last step (49): last and best differ."""
+    base = 2 / (lr * (min(i, 48) + 1)) + 0.1 * seed
+    return base + (0.5 if i == 49 else 0.0)
+
+
+def hp_best(lr: int, seed: int) -> float:
+    return hp_loss(lr, seed, 48)
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Iterator[ServerHandle]:
+    """Six runs: two learning rates, three seeds; `opt` is the same for all; a hostile config key."""
+    for lr in HP_LR:
+        for k in range(HP_SEEDS):
+            with tailboard.init(tmp_path / hp_run(lr, k), config={"lr": lr, "seed": k, "opt": "adam", HOSTILE_KEY: f"<i>{k}</i>"}) as run:
+                for i in range(50):
+                    run.log({"val/loss": hp_loss(lr, k, i), "val/acc": 1 - hp_loss(lr, k, i) / 3, "epoch": i / 10}, step=i)
+    handle = serve_in_thread(tmp_path, token="tok", follower_options={"poll_interval": 0.05})
+    yield handle
+    handle.stop()
+
+
+TABLE = """() => ({ head: [...document.querySelectorAll('#tab-config thead th')].map((th) => th.innerText.trim().replace(/\\s+/g, ' ')),
+    rows: [...document.querySelectorAll('#tab-config tbody tr')].map((tr) => ({ run: tr.dataset.run, on: tr.classList.contains('on'),
+        cells: Object.fromEntries([...tr.querySelectorAll('td')].map((td, i) =>
+            [document.querySelectorAll('#tab-config thead th')[i].dataset.col || 'sel', td.innerText.trim()])) })) })"""
+
+
+def open_table(browser: Any, handle: ServerHandle, query: str = "") -> Any:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(page_url(handle, query))
+    wait_for(page, "() => window.tailboard && window.tailboard.state.infos.size === 6 && window.tailboard.view.runs.length === 6 && "
+                   "window.tailboard.view.runs.every((r) => window.tailboard.state.runs.get(r)?.loaded)")
+    page.click("button[data-tab=config]")
+    wait_for(page, "() => document.querySelectorAll('#tab-config tbody tr').length === 6")
+    return page
+
+
+def plot_point(page: Any, plot: str, x: float, y: float) -> tuple[float, float]:
+    """Where on the page a point (x, y) in [0, 1] of a plot's box is (0, 0: bottom left)."""
+    return tuple(page.evaluate("""([sel, x, y]) => { const c = document.querySelector(sel + ' canvas'), r = c.getBoundingClientRect();
+        const p = c.closest('.hp-plot'); const f = window.tailboard.table[p.classList.contains('hp-scatter') ? 'scatter' : 'parallel'].frame;
+        return [r.x + f.x0 + x * (f.x1 - f.x0), r.y + f.y1 - y * (f.y1 - f.y0)]; }""", [plot, x, y]))
+
+
+def canvas_rgb(page: Any, sel: str, at: tuple[float, float], radius: int = 2) -> list[tuple[int, int, int, int]]:
+    """The RGBA pixels around a page position on a canvas."""
+    data = page.evaluate("""([sel, x, y, r]) => { const c = document.querySelector(sel + ' canvas'), b = c.getBoundingClientRect();
+        const dpr = c.width / c.clientWidth, px = Math.round((x - b.x) * dpr), py = Math.round((y - b.y) * dpr), n = 2 * r + 1;
+        return Array.from(c.getContext('2d').getImageData(px - r, py - r, n, n).data); }""", [sel, at[0], at[1], radius])
+    return [tuple(data[i:i + 4]) for i in range(0, len(data), 4)]
+
+
+def run_rgb(page: Any, run: str) -> tuple[int, int, int]:
+    return tuple(page.evaluate("""(r) => { const ctx = document.createElement('canvas').getContext('2d');
+        ctx.fillStyle = window.tailboard.table.colorOf(r); ctx.fillRect(0, 0, 1, 1);
+        return Array.from(ctx.getImageData(0, 0, 1, 1).data.slice(0, 3)); }""", run))
+
+
+def near(pixels: list[tuple[int, int, int, int]], rgb: tuple[int, int, int], tol: int = 40) -> bool:
+    return any(a > 150 and max(abs(c - w) for c, w in zip((r, g, b), rgb)) <= tol for r, g, b, a in pixels)
+
+
+def test_the_runs_table_sorts_filters_and_knows_which_way_is_best(browser: Any, sweep: ServerHandle) -> None:
+    page = open_table(browser, sweep)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        table = page.evaluate(TABLE)
+        # the config keys that differ first (the hostile one as text), the shared one folded away;
+        # a best per metric with its direction, none for epoch
+        assert table["head"][:4] == ["", "run ▲", "lr", "seed"] and table["head"][4] == HOSTILE_KEY, table["head"]
+        assert [t for t in table["head"] if "epoch" in t] == ["epoch last ·"]
+        assert "val/loss best ↓" in table["head"] and "val/acc best ↑" in table["head"]
+        assert "opt" not in " ".join(table["head"])
+        assert page.inner_text("#tab-config .hp-constant summary") == "1 config value shared by every run"
+        assert page.eval_on_selector("#tab-config .hp-shared", "e => e.textContent") == "opt=adam"
+        assert not page.query_selector("#tab-config thead b, #tab-config tbody td:not(.sel) i")  # markup from the logs is text
+        for row in table["rows"]:
+            lr, k = int(row["run"].split("/")[1][3:]), int(row["run"][-1])
+            assert float(row["cells"]["b:val/loss"]) == pytest.approx(hp_best(lr, k), rel=1e-5)
+            assert float(row["cells"]["l:val/loss"]) == pytest.approx(hp_loss(lr, k, 49), rel=1e-5)
+            assert float(row["cells"]["b:val/acc"]) == pytest.approx(1 - hp_best(lr, k) / 3, rel=1e-5)
+            assert row["cells"][f"c:{HOSTILE_KEY}"] == f"<i>{k}</i>"
+        # the best of a column is marked
+        best_cells = page.eval_on_selector_all("#tab-config td.best-run", "els => els.map((e) => e.closest('tr').dataset.run)")
+        assert best_cells == [hp_run(3, 0)] * 2
+
+        # sort by best loss, then the other way
+        order = sorted(((lr, k) for lr in HP_LR for k in range(HP_SEEDS)), key=lambda p: hp_best(*p))
+        page.click("#tab-config th[data-col='b:val/loss']")
+        wait_for(page, "() => document.querySelector(\"#tab-config th[data-col='b:val/loss']\").classList.contains('sorted')")
+        assert [r["run"] for r in page.evaluate(TABLE)["rows"]] == [hp_run(*p) for p in order]
+        page.click("#tab-config th[data-col='b:val/loss']")
+        wait_for(page, "() => document.querySelector(\"#tab-config th[data-col='b:val/loss'] .sort\").innerText.trim() === '▼'")
+        assert [r["run"] for r in page.evaluate(TABLE)["rows"]] == [hp_run(*p) for p in reversed(order)]
+
+        # epoch has no best until it is given a direction
+        page.click("#tab-config th[data-col='l:epoch'] button.dir")
+        wait_for(page, "() => !!document.querySelector(\"#tab-config th[data-col='b:epoch']\")")
+        assert " ".join(page.inner_text("#tab-config th[data-col='b:epoch']").split()) == "epoch best ↓"
+        assert {r["cells"]["b:epoch"] for r in page.evaluate(TABLE)["rows"]} == {"0"}
+
+        # the filter: a comparison and a regex
+        page.fill("#hp-filter", "lr>1 seed[12]")
+        wait_for(page, "() => document.querySelectorAll('#tab-config tbody tr').length === 2")
+        assert [r["run"] for r in page.evaluate(TABLE)["rows"]] == [hp_run(3, 2), hp_run(3, 1)]
+        wait_for(page, """() => { const q = new URLSearchParams(location.search);
+            return q.get('hsort') === 'b:val/loss' && q.get('hdesc') === '1' && q.getAll('hdir').join() === 'min:epoch'
+                && q.get('hfilter') === 'lr>1 seed[12]'; }""")
+
+        # the link gives the same table
+        copy = browser.new_page(viewport={"width": 1400, "height": 1000})
+        copy.goto(page.url + f"#token={sweep.token}")
+        wait_for(copy, "() => window.tailboard && window.tailboard.view.runs.every((r) => window.tailboard.state.runs.get(r)?.loaded) "
+                       "&& window.tailboard.view.runs.length === 6")
+        copy.click("button[data-tab=config]")
+        wait_for(copy, "() => document.querySelectorAll('#tab-config tbody tr').length === 2")
+        assert [r["run"] for r in copy.evaluate(TABLE)["rows"]] == [hp_run(3, 2), hp_run(3, 1)]
+        assert copy.input_value("#hp-filter") == "lr>1 seed[12]"
+        copy.close()
+        assert not errors, errors
+    finally:
+        page.close()
+
+
+def test_the_scatter_and_parallel_coordinates_show_and_select_runs(browser: Any, sweep: ServerHandle) -> None:
+    page = open_table(browser, sweep, "hx=c:lr&hy=b:val/loss")
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        assert page.input_value("#hp-x") == "c:lr" and page.input_value("#hp-y") == "b:val/loss"
+        bests = [hp_best(lr, k) for lr in HP_LR for k in range(HP_SEEDS)]
+        lo, hi = min(bests), max(bests)
+        # each run's point where its lr and best loss put it, in its colour (lr 1..3: linear)
+        spots = {}
+        for lr in HP_LR:
+            for k in range(HP_SEEDS):
+                at = plot_point(page, ".hp-scatter", (lr - 1) / 2, (hp_best(lr, k) - lo) / (hi - lo))
+                spots[hp_run(lr, k)] = at
+                assert near(canvas_rgb(page, ".hp-scatter", at), run_rgb(page, hp_run(lr, k))), hp_run(lr, k)
+        assert not near(canvas_rgb(page, ".hp-scatter", plot_point(page, ".hp-scatter", 0.5, 0.5), 3), run_rgb(page, hp_run(1, 0)))
+        # the pointer on a point names its run and its values
+        page.mouse.move(*spots[hp_run(3, 1)])
+        wait_for(page, "() => !document.querySelector('.hp-scatter .hp-tip').hidden")
+        tip = page.inner_text(".hp-scatter .hp-tip")
+        assert "lr_3/seed1" in tip and "lr: 3" in tip and f"val/loss: {float(f'{hp_best(3, 1):.6g}'):g}" in tip, tip
+
+        # a click on a point deselects its run in the page
+        page.mouse.click(*spots[hp_run(3, 1)])
+        wait_for(page, f"() => !window.tailboard.view.runs.includes({hp_run(3, 1)!r})")
+        wait_for(page, f"() => !document.querySelector(`.run-row[data-run='{hp_run(3, 1)}'] input`).checked")
+        # a rectangle around the lr = 3 points selects exactly them
+        x0, y0 = plot_point(page, ".hp-scatter", 0.9, -0.02)
+        x1, y1 = plot_point(page, ".hp-scatter", 1.02, 0.95)
+        page.mouse.move(x0, y1)
+        page.mouse.down()
+        page.mouse.move(x1, y0, steps=4)
+        page.mouse.up()
+        wait_for(page, f"() => window.tailboard.view.runs.join() === {','.join(hp_run(3, k) for k in range(3))!r}")
+        wait_for(page, f"() => new URLSearchParams(location.search).get('runs') === {','.join(hp_run(3, k) for k in range(3))!r}")
+        # the table follows: those rows are on, the others off
+        wait_for(page, f"() => [...document.querySelectorAll('#tab-config tbody tr.on')].map((t) => t.dataset.run).sort().join() === "
+                       f"{','.join(hp_run(3, k) for k in range(3))!r}")
+        # a click on a row selects its run too
+        page.click(f"#tab-config tbody tr[data-run='{hp_run(1, 0)}']")
+        wait_for(page, f"() => window.tailboard.view.runs.includes({hp_run(1, 0)!r})")
+
+        # parallel coordinates: a brush on the lr axis around lr = 1 selects the lr = 1 runs
+        axes = page.evaluate("() => window.tailboard.table.parallel.frame.axes.map((a) => a.key)")
+        assert axes[:2] == ["c:lr", "c:seed"] and axes[-1] == "b:val/loss", axes
+        i = axes.index("c:lr")
+        bx, by = page.evaluate("""(i) => { const p = window.tailboard.table.parallel, c = p.canvas.getBoundingClientRect();
+            return [c.x + p.frame.axes[i].x, c.y + p.frame.y1]; }""", i)
+        top = page.evaluate("() => window.tailboard.table.parallel.frame.y0")
+        height = by - (page.evaluate("() => document.querySelector('.hp-parallel canvas').getBoundingClientRect().y") + top)
+        page.mouse.move(bx, by + 4)
+        page.mouse.down()
+        page.mouse.move(bx, by - 0.2 * height, steps=4)
+        page.mouse.up()
+        wait_for(page, f"() => window.tailboard.view.runs.join() === {','.join(hp_run(1, k) for k in range(3))!r}")
+        # selected runs' lines in their colours at the lr = 1 end of the axis
+        assert near(canvas_rgb(page, ".hp-parallel", (bx, by), 3), run_rgb(page, hp_run(1, 0)))
+        assert not errors, errors
+    finally:
+        page.close()

@@ -13,6 +13,7 @@ import { bindControls, saveView, applyTheme, isDark, metricFilter, showZoom, sho
 import { runLabels, differingKeys } from "./names.js";
 import { RunConfigs } from "./configs.js";
 import { SeriesComposer } from "./compose.js";
+import { RunsTable } from "./hptable.js";
 import { resizableSidebar } from "./sidebar.js";
 import { TimeTravel } from "./timetravel.js";
 import { ZoomDetail } from "./detail.js";
@@ -105,6 +106,20 @@ function changeLayout({ pin, big, fold, open, x, axis, group }) {
   redraw();
 }
 
+const table = new RunsTable($("tab-config"), {
+  view,
+  onView: () => saveView(view),
+  onSelect: (ids) => { state.userSelected = true; setSelection(ids); },
+  onToggle: (id) => { state.userSelected = true; setSelection(view.runs.includes(id) ? view.runs.filter((r) => r !== id) : [...view.runs, id]); },
+  colorOf: (id) => runColor(id, isDark()),
+});
+
+/** The runs table from what the page holds (now: a user's change; else within a second). */
+function refreshTable(now = false) {
+  table.update({ infos: state.infos, configs, runData: state.runs, selected: new Set(view.runs) });
+  table.refresh(now);
+}
+
 const timeTravel = new TimeTravel({
   slider: $("replay"), play: $("play"), out: $("replay-out"),
   maxStep: () => {
@@ -127,6 +142,7 @@ function schedule() {
   frame = requestAnimationFrame(() => {
     frame = 0;
     if (state.dirty && state.tab === "scalars") sync();
+    else if (state.dirty && state.tab === "config") { state.dirty = false; refreshTable(); }
   });
 }
 
@@ -141,7 +157,8 @@ function setSelection(ids) {
   runList.setSelected(view.runs);
   saveView(view);
   redraw();
-  if (state.tab !== "scalars") selectTab(state.tab);
+  if (state.tab === "config") refreshTable(true);
+  else if (state.tab !== "scalars") selectTab(state.tab);
 }
 
 function runData(id) {
@@ -286,7 +303,7 @@ function showGroupControls(grouping = composer.grouping) {
 
 function selectTab(tab) {
   state.tab = tab;
-  showTab(tab, { runs: view.runs, infos: state.infos, runData: state.runs, onScalars: redraw });
+  showTab(tab, { runs: view.runs, infos: state.infos, onScalars: redraw, onTable: () => refreshTable(true) });
 }
 
 function bind() {
@@ -343,4 +360,4 @@ if (view.runs.length) conn.subscribe(view.runs);
 begin();
 
 // For tests and benchmarks: a read-only window onto the page's state.
-window.tailboard = { state, view, conn, charts: grid.charts, runList, composer };
+window.tailboard = { state, view, conn, charts: grid.charts, runList, composer, table };

@@ -1,5 +1,5 @@
 // Panels besides the scalar charts: histograms over time (heatmap), vectors (bars with a step
-// scrubber), text, and the runs table of hyper-parameters with last and best metric values.
+// scrubber) and text. (The runs table is hptable.js's.)
 
 import { decodeValues } from "./protocol.js";
 import { runColor } from "./state.js";
@@ -7,8 +7,6 @@ import { formatNumber, Scale, linearTicks } from "./scale.js";
 import { getJSON } from "./api.js";
 import { h, label, visible } from "./dom.js";
 import { Heatmap } from "./heatmap.js";
-import { streamFormats } from "./runs.js";
-import { flatConfig } from "./names.js";
 
 const empty = (el, text) => el.replaceChildren(h("p", { class: "empty" }, text));
 
@@ -110,36 +108,4 @@ export async function showTexts(el, runs, infos) {
   }
   if (entries.length) el.replaceChildren(h("div", { class: "texts" }, entries));
   else empty(el, "No text in the selected runs.");
-}
-
-const higherIsBetter = (name) => /acc|auc|f1|precision|recall|score|iou|bleu|reward/i.test(name);
-
-/** One row per run: its status, the formats of its files, its config values, then the last and best
- *  value of each metric. */
-export async function showConfig(el, runs, runData) {
-  el.replaceChildren();
-  if (!runs.length) { empty(el, "Select runs to compare."); return; }
-  const details = await Promise.all(runs.map((run) => getJSON("/api/run", { run }).catch(() => ({}))));
-  const configs = details.map((d) => flatConfig(d.config));
-  const keys = [...new Set(configs.flatMap((c) => Object.keys(c)))].sort();
-  const metrics = [...new Set(runs.flatMap((r) => [...(runData.get(r)?.series.keys() || [])]))].sort();
-  const cell = (v) => h("td", null, typeof v === "number" ? formatNumber(v) : label(v ?? ""));
-  const head = h("tr", null, h("th", null, "run"), h("th", null, "status"), h("th", null, "files"),
-    keys.map((k) => h("th", null, label(k))),
-    metrics.map((m) => [h("th", null, label(m), " last"), h("th", null, label(m), " best")]));
-  const rows = runs.map((r, i) => {
-    const mcells = metrics.map((m) => {
-      const buf = runData.get(r)?.series.get(m);
-      if (!buf || !buf.length) return [h("td"), h("td")];
-      const v = buf.view().values;
-      let best = NaN;
-      for (const x of v) if (Number.isFinite(x) && (Number.isNaN(best) || (higherIsBetter(m) ? x > best : x < best))) best = x;
-      return [cell(v[v.length - 1]), cell(best)];
-    });
-    return h("tr", null,
-      h("td", null, h("span", { class: "sw", style: { background: runColor(r) } }), " ", label(r)),
-      cell(details[i].status || ""), h("td", { class: "formats" }, streamFormats(details[i])),
-      keys.map((k) => cell(configs[i][k])), mcells);
-  });
-  el.replaceChildren(h("div", { class: "table-wrap" }, h("table", { class: "hp" }, h("thead", null, head), h("tbody", null, rows))));
 }

@@ -1,16 +1,17 @@
-// The page's tabs: the scalar charts, and the panels (histograms, vectors, text, runs table), each
-// built afresh for the selected runs when its tab is shown.
+// The page's tabs: the scalar charts, the panels (histograms, vectors, text), each built afresh for
+// the selected runs when its tab is shown, and the runs table.
 
-import { showHistograms, showVectors, showTexts, showConfig } from "./panels.js";
+import { showHistograms, showVectors, showTexts } from "./panels.js";
 import { h, visible } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
 
 /**
- * Show `tab` and hide the others. The scalars tab is the caller's to draw (onScalars()); a panel is
- * filled from runs (the selected ids), infos (id -> run object) and runData (id -> RunData).
+ * Show `tab` and hide the others. The scalars tab and the runs table are the caller's to draw
+ * (onScalars(), onTable()); a panel is filled from runs (the selected ids) and infos (id -> run
+ * object).
  */
-export function showTab(tab, { runs, infos, runData, onScalars }) {
+export function showTab(tab, { runs, infos, onScalars, onTable }) {
   for (const b of $("tabs").querySelectorAll("button")) b.classList.toggle("active", b.dataset.tab === tab);
   for (const s of document.querySelectorAll("section.tab")) s.hidden = s.id !== `tab-${tab}`;
   $("controls").hidden = tab !== "scalars";
@@ -20,7 +21,7 @@ export function showTab(tab, { runs, infos, runData, onScalars }) {
   else if (tab === "histograms") showHistograms(el, runs, infos).catch(fail);
   else if (tab === "vectors") showVectors(el, runs, infos).catch(fail);
   else if (tab === "text") showTexts(el, runs, infos).catch(fail);
-  else if (tab === "config") showConfig(el, runs, runData).catch(fail);
+  else if (tab === "config") onTable();
 }
 
 /** Calls onPick(tab) when a tab button is clicked. */
