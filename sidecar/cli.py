@@ -1,4 +1,4 @@
-"""`tailboard serve LOGDIR`, `tailboard replay LOGDIR` and `tailboard gpu LOGDIR`.
+"""`tailboard serve LOGDIR`, `tailboard replay LOGDIR`, `tailboard gpu LOGDIR` and `tailboard top LOGDIR`.
 
 Only the standard library and the writer are imported before the arguments are parsed: `--help`
 works with the base package alone, and a missing sidecar extra is one line naming the pip command.
@@ -149,6 +149,23 @@ def build_parser() -> argparse.ArgumentParser:
     gp.add_argument("-v", "--verbose", action="store_true",
                     help="log more: each field a GPU does not give")
     nvml_module(gp)
+    tp = sub.add_parser("top", help="the runs in this terminal, redrawn in place (no server, no token)",
+                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    tp.add_argument("logdir", help="the log root: every folder below it holding log files is a run")
+    tp.add_argument("--metrics", metavar="REGEX",
+                    help="show the metrics whose name matches REGEX (searched, e.g. 'loss|acc'); "
+                         "default: 4 of each run, losses first")
+    tp.add_argument("--interval", type=seconds, default=1.0, metavar="SECONDS",
+                    help="seconds between redraws (default 1)")
+    tp.add_argument("--once", action="store_true",
+                    help="print one frame once the logs are read, then exit (implied when stdout is not "
+                         "a terminal)")
+    tp.add_argument("--spark", type=count, default=24, metavar="N",
+                    help="characters of each sparkline (default 24)")
+    tp.add_argument("--poll", action="store_true", help="poll files instead of inotify (NFS, overlayfs)")
+    tp.add_argument("--stall-after", type=float, default=120.0, metavar="SECONDS",
+                    help="a run with no record for this long and no final record is stalled")
+    tp.add_argument("-v", "--verbose", action="store_true")
     return ap
 
 
@@ -161,6 +178,16 @@ def interval(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"{text} s: at least {MIN_INTERVAL:g} s (NVML's utilisation is an average over up to a "
             "second: sampling faster gains nothing)")
+    return value
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.05 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a number of seconds of at least 0.05: {text!r}")
     return value
 
 
@@ -353,15 +380,18 @@ def _main(args: argparse.Namespace) -> int:
         check_folder(args.logdir)
     if args.command == "gpu":
         return _gpu(args)
+    if args.command == "top":
+        try:
+            from .top import top
+        except ModuleNotFoundError as e:
+            raise _missing_extra(args.command, e) from None
+        return top(args)
     if (args.certfile is None) != (args.keyfile is None):
         raise UsageError("--certfile and --keyfile go together")
     try:  # the sidecar's dependencies, after parsing: `--help` needs none of them
         from . import replay, server  # noqa: F401
     except ModuleNotFoundError as e:
-        if (e.name or "").partition(".")[0] == "tailboard":
-            raise
-        raise CliError(f"{args.command} needs the sidecar extra ({e.name} is not installed): "
-                       f"{SIDECAR_EXTRA}") from None
+        raise _missing_extra(args.command, e) from None
     args.token_note = None
     if args.print_url:
         token = None if args.no_auth else resolve_token(args, create=False)
@@ -378,6 +408,12 @@ def _main(args: argparse.Namespace) -> int:
     # 5 keeps a WebSocket send from waiting behind a big query.
     sys.setswitchinterval(0.001)
     return asyncio.run(_run(args))
+
+
+def _missing_extra(command: str, e: ModuleNotFoundError) -> CliError:
+    if (e.name or "").partition(".")[0] == "tailboard":
+        raise e  # a bug of ours, not a missing extra
+    return CliError(f"{command} needs the sidecar extra ({e.name} is not installed): {SIDECAR_EXTRA}")
 
 
 def check_folder(path: str) -> None:
