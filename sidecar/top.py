@@ -52,6 +52,8 @@ RATE_WINDOW = 60.0
 
 STATUS_STYLE = {"running": "green", "stalled": "yellow", "failed": "bold red", "finished": "blue",
                 "gone": "dim"}
+#: Runs are listed by status in this order (the ones that move first), then by name.
+STATUS_ORDER = {status: i for i, status in enumerate(STATUS_STYLE)}
 
 
 def visible(text: str) -> str:
@@ -153,10 +155,14 @@ def chosen(info: RunInfo, pattern: re.Pattern[str] | None) -> tuple[list[str], i
 
 
 def frame(store: Store, root: str, *, pattern: re.Pattern[str] | None, spark: int,
-          now: float | None = None) -> Group:
-    """One picture of every run: a title line and the table."""
+          now: float | None = None, lines: int | None = None, hint: str = "") -> Group:
+    """One picture of the runs: a title line and the table, running runs first. With ``lines``,
+    only the runs whose rows fit in that many lines are drawn (and asked of the store): the rest
+    are counted on the last line."""
     now = time.time() if now is None else now
-    runs = store.runs()
+    runs = sorted(store.runs(), key=lambda r: (STATUS_ORDER.get(r.status, len(STATUS_ORDER)), r.id))
+    budget = None if lines is None else lines - 4  # the title, the header and its rule, the count
+    left_out = 0
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     table.add_column("run", overflow="fold")
     table.add_column("status")
@@ -166,7 +172,10 @@ def frame(store: Store, root: str, *, pattern: re.Pattern[str] | None, spark: in
     table.add_column("metric", overflow="fold")
     table.add_column("latest", justify="right")
     table.add_column("trend", no_wrap=True, min_width=spark)
-    for info in runs:
+    for n, info in enumerate(runs):
+        if budget is not None and budget <= 0:
+            left_out = len(runs) - n
+            break
         cells = [Text(visible(info.id)), Text(info.status, style=STATUS_STYLE.get(info.status, "")),
                  Text(_number(info.last_step)), Text("–"),
                  Text(_age(None if info.updated is None else now - info.updated))]
@@ -192,10 +201,16 @@ def frame(store: Store, root: str, *, pattern: re.Pattern[str] | None, spark: in
         for i, row in enumerate(rows):
             lead = cells if i == 0 else [Text("")] * len(cells)
             table.add_row(*lead, *row, end_section=i == len(rows) - 1)
+        if budget is not None:
+            budget -= len(rows) + 1  # and the blank line that ends the run's section
     clock = time.strftime("%H:%M:%S", time.localtime(now))
     title = Text.assemble(("tailboard top ", "bold"), visible(root),
-                          f"  {len(runs)} run{'' if len(runs) == 1 else 's'}  {clock}")
-    return Group(title, table)
+                          f"  {len(runs)} run{'' if len(runs) == 1 else 's'}  {clock}", (hint, "dim"))
+    if not left_out:
+        return Group(title, table)
+    more = Text(f"+{left_out} more run{'' if left_out == 1 else 's'} below: a taller terminal, or "
+                "--metrics to show fewer rows a run", style="dim")
+    return Group(title, table, more)
 
 
 @contextlib.contextmanager
@@ -243,15 +258,19 @@ async def _top(args: argparse.Namespace, pattern: re.Pattern[str] | None, once: 
             return 0
         await starting
 
-        def draw() -> Group:
-            return frame(store, args.logdir, pattern=pattern, spark=args.spark)
-
         if once:
             # as wide as the table wants: a pipe has no width, and a cut name would be a lie
             wide = None if sys.stdout.isatty() else 100_000
-            Console(width=wide, soft_wrap=False).print(draw())
+            Console(width=wide, soft_wrap=False).print(frame(store, args.logdir, pattern=pattern,
+                                                             spark=args.spark))
             return 0
         console = Console()
+
+        def draw() -> Group:
+            # only what the terminal can show is asked of the store (its size is read each frame)
+            return frame(store, args.logdir, pattern=pattern, spark=args.spark, lines=console.height,
+                         hint="  q quits")
+
         with keys(loop, stop), Live(draw(), console=console, auto_refresh=False,
                                     vertical_overflow="ellipsis") as live:
             while not stop.is_set():

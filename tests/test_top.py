@@ -118,12 +118,12 @@ IN_TERMINAL = ("import fcntl, sys, termios\n"
 
 
 class Terminal:
-    """`tailboard top` in a pseudo-terminal of 160 x 40 characters; ``read_until`` collects what
-    it draws, bounded in time."""
+    """`tailboard top` in a pseudo-terminal of 160 characters by ``lines``; ``read_until`` collects
+    what it draws, bounded in time."""
 
-    def __init__(self, root: Path, *args: str) -> None:
+    def __init__(self, root: Path, *args: str, lines: int = 40) -> None:
         self.master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", lines, 160, 0, 0))
         self.slave = slave
         self.child = subprocess.Popen(
             [sys.executable, "-c", IN_TERMINAL, "top", str(root), "--interval", "0.1", *args],
@@ -170,6 +170,25 @@ def test_live_redraws_on_new_records_and_quits_on_q(tmp_path: Path) -> None:
         assert termios.tcgetattr(term.slave)[3] & termios.ICANON
     finally:
         term.close()
+
+
+def test_live_draws_the_runs_that_fit_moving_ones_first(tmp_path: Path) -> None:
+    runs = [tailboard.Run(tmp_path / f"done{i:02}") for i in range(20)]
+    for run in runs:
+        run.log({"loss": 1.0}, step=1)
+        run.finish()
+    moving = tailboard.Run(tmp_path / "zz_moving")
+    moving.log({"loss": 0.5}, step=1)
+    term = Terminal(tmp_path, lines=20)  # 16 lines for runs: 8 of them, at two lines each
+    try:
+        drawn = term.read_until("more runs below")
+        assert "zz_moving" in drawn and "done06" in drawn and "done07" not in drawn
+        assert "+13 more runs below" in drawn
+        os.write(term.master, b"q")
+        assert term.child.wait(TIMEOUT) == 0
+    finally:
+        term.close()
+        moving.finish()
 
 
 def test_live_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
