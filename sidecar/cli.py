@@ -385,6 +385,8 @@ def _main(args: argparse.Namespace) -> int:
             from .top import top
         except ModuleNotFoundError as e:
             raise _missing_extra(args.command, e) from None
+        if not args.poll:
+            check_temp()  # inotify's sentinel
         return top(args)
     if (args.certfile is None) != (args.keyfile is None):
         raise UsageError("--certfile and --keyfile go together")

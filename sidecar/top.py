@@ -28,6 +28,7 @@ import time
 import tty
 import unicodedata
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from rich import box
@@ -164,43 +165,16 @@ def frame(store: Store, root: str, *, pattern: re.Pattern[str] | None, spark: in
     budget = None if lines is None else lines - 4  # the title, the header and its rule, the count
     left_out = 0
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    table.add_column("run", overflow="fold")
-    table.add_column("status")
-    table.add_column("step", justify="right")
-    table.add_column("steps/s", justify="right")
-    table.add_column("age", justify="right")
-    table.add_column("metric", overflow="fold")
-    table.add_column("latest", justify="right")
-    table.add_column("trend", no_wrap=True, min_width=spark)
+    for name, options in COLUMNS:
+        table.add_column(name, **options)
+    table.columns[-1].min_width = spark
     for n, info in enumerate(runs):
         if budget is not None and budget <= 0:
             left_out = len(runs) - n
             break
-        cells = [Text(visible(info.id)), Text(info.status, style=STATUS_STYLE.get(info.status, "")),
-                 Text(_number(info.last_step)), Text("–"),
-                 Text(_age(None if info.updated is None else now - info.updated))]
-        names, more = chosen(info, pattern)
-        rows = []
-        for name in names:
-            try:
-                # M4 keeps 4 points a bucket: `spark` buckets, of which the sparkline keeps the last
-                s = store.series(info.id, name, points=4 * spark)
-            except KeyError:  # gone between runs() and now
-                continue
-            if cells[3].plain == "–":
-                rate = steps_per_second(s.steps, s.times)
-                cells[3] = Text("–" if rate is None else f"{rate:.3g}")
-            latest = float(s.values[-1]) if len(s) else None
-            rows.append([Text(visible(name)), Text(_number(latest)),
-                         Text(sparkline(s.steps, s.values, spark), style="cyan")])
-        if more:
-            rows.append([Text(f"+{more} more (--metrics REGEX)", style="dim"), Text(""), Text("")])
-        if not rows:
-            rows.append([Text("no metric" if pattern is None else "no metric matches", style="dim"),
-                         Text(""), Text("")])
+        rows = run_rows(store, info, pattern=pattern, spark=spark, now=now)
         for i, row in enumerate(rows):
-            lead = cells if i == 0 else [Text("")] * len(cells)
-            table.add_row(*lead, *row, end_section=i == len(rows) - 1)
+            table.add_row(*row, end_section=i == len(rows) - 1)
         if budget is not None:
             budget -= len(rows) + 1  # and the blank line that ends the run's section
     clock = time.strftime("%H:%M:%S", time.localtime(now))
@@ -208,9 +182,51 @@ def frame(store: Store, root: str, *, pattern: re.Pattern[str] | None, spark: in
                           f"  {len(runs)} run{'' if len(runs) == 1 else 's'}  {clock}", (hint, "dim"))
     if not left_out:
         return Group(title, table)
-    more = Text(f"+{left_out} more run{'' if left_out == 1 else 's'} below: a taller terminal, or "
-                "--metrics to show fewer rows a run", style="dim")
-    return Group(title, table, more)
+    below = Text(f"+{left_out} more run{'' if left_out == 1 else 's'} below: a taller terminal, or "
+                 "--metrics to show fewer rows a run", style="dim")
+    return Group(title, table, below)
+
+
+#: The table's columns: the run's (first row of the run only), then the metric's.
+COLUMNS: list[tuple[str, dict[str, Any]]] = [
+    ("run", {"overflow": "fold"}),
+    ("status", {}),
+    ("step", {"justify": "right"}),
+    ("steps/s", {"justify": "right"}),
+    ("age", {"justify": "right"}),
+    ("metric", {"overflow": "fold"}),
+    ("latest", {"justify": "right"}),
+    ("trend", {"no_wrap": True}),
+]
+
+
+def run_rows(store: Store, info: RunInfo, *, pattern: re.Pattern[str] | None, spark: int,
+             now: float) -> list[list[Text]]:
+    """A run's rows: one per shown metric (at least one), the run's cells on the first."""
+    rate: float | None = None
+    metric_rows = []
+    names, more = chosen(info, pattern)
+    for name in names:
+        try:
+            # M4 keeps 4 points a bucket: `spark` buckets, of which the sparkline keeps the last
+            s = store.series(info.id, name, points=4 * spark)
+        except KeyError:  # gone between runs() and now
+            continue
+        if rate is None:
+            rate = steps_per_second(s.steps, s.times)
+        latest = float(s.values[-1]) if len(s) else None
+        metric_rows.append([Text(visible(name)), Text(_number(latest)),
+                            Text(sparkline(s.steps, s.values, spark), style="cyan")])
+    if more:
+        metric_rows.append([Text(f"+{more} more (--metrics REGEX)", style="dim"), Text(""), Text("")])
+    if not metric_rows:
+        metric_rows.append([Text("no metric" if pattern is None else "no metric matches", style="dim"),
+                            Text(""), Text("")])
+    run = [Text(visible(info.id)), Text(info.status, style=STATUS_STYLE.get(info.status, "")),
+           Text(_number(info.last_step)), Text("–" if rate is None else f"{rate:.3g}"),
+           Text(_age(None if info.updated is None else now - info.updated))]
+    blank = [Text("")] * len(run)
+    return [(run if i == 0 else blank) + row for i, row in enumerate(metric_rows)]
 
 
 @contextlib.contextmanager
