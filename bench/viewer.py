@@ -15,8 +15,10 @@ measure another version of the viewer on the same machine at the same time, e.g.
    again as the runs append: 64 runs x 12.5 records/s, the same 800 records/s in all), tables open
    and the pointer moving as before. A viewer without groups draws the 64 runs.
 3. Page memory after a long stream of appends (a series holds at most 100k points, M4-decimated beyond).
-4. 1,000 runs (in 50 folders), every one of them appending once a second: navigation to the full run
-   list, a filter keystroke to the updated list, and the page's longest frames meanwhile.
+4. 1,000 runs (in 50 folders) x --metrics metrics (100), each with a config, every one of them
+   appending once a second: navigation to the full run list, a filter keystroke to the updated list,
+   and the page's longest frames and tasks meanwhile (the 12 runs the page selects draw their 100
+   charts); then the runs table: its tab opened (1,000 rows, 50 in the DOM) and sorted by a metric.
 5. A long replay at high speed (`tailboard replay --speed`, its own process): the page's JS heap
    sampled every second while millions of points stream in; it must stay bounded.
 """
@@ -189,16 +191,21 @@ def dashboard(browser: object, seconds: float, *, viewer_dir: Path | None = None
         print(f"JS heap after the live run: {heap / 1e6:.1f} MB")
 
 
-def many_runs(browser: object, n: int, seconds: float, *, viewer_dir: Path | None = None) -> None:
+def many_runs(browser: object, n: int, seconds: float, *, metrics: int = 100, viewer_dir: Path | None = None) -> None:
     root = Path(tempfile.mkdtemp(prefix="tailboard-viewer-many-"))
     files = []
+
+    def values(r: int, i: int) -> dict[str, float]:
+        return {"loss": 1 / (i + 1) + r / n, **{f"m{j:03d}": (i + j) % 7 + r / n for j in range(metrics - 1)}}
+
     for r in range(n):
         folder = root / f"group{r % 50:02d}" / f"run{r:04d}"
         folder.mkdir(parents=True)
         f = open(folder / "rank0.jsonl", "ab", buffering=0)  # noqa: SIM115 - closed below
         f.write(encode({"k": "header", "format": "tailboard", "version": 1, "pid": r, "start": time.time()}))
-        f.write(b"".join(encode({"k": "scalars", "step": i, "t": time.time(), "v": {"loss": 1 / (i + 1)}})
-                         for i in range(20)))
+        f.write(encode({"k": "config", "t": time.time(), "config": {"lr": 10 ** -(r % 4), "seed": r % 7, "group": r % 50,
+                                                                    "model": {"width": 64 * (1 + r % 3), "depth": 2 + r % 5}}}))
+        f.write(b"".join(encode({"k": "scalars", "step": i, "t": time.time(), "v": values(r, i)}) for i in range(20)))
         files.append(f)
     handle = serve_in_thread(root, token="t")
     while not handle.store.progress().done or len(handle.store.runs()) < n:
@@ -209,8 +216,8 @@ def many_runs(browser: object, n: int, seconds: float, *, viewer_dir: Path | Non
         i = 20
         while not stop.is_set():
             t0 = time.monotonic()
-            for f in files:  # every run once a second
-                f.write(encode({"k": "scalars", "step": i, "t": time.time(), "v": {"loss": 1 / (i + 1)}}))
+            for r, f in enumerate(files):  # every run once a second
+                f.write(encode({"k": "scalars", "step": i, "t": time.time(), "v": values(r, i)}))
                 if stop.is_set():
                     return
             i += 1
@@ -226,6 +233,11 @@ def many_runs(browser: object, n: int, seconds: float, *, viewer_dir: Path | Non
                            "document.querySelectorAll('#runs .run-row[data-run]').length > 10",
                            polling="raf", timeout=60000)
     listed = time.perf_counter() - t0
+    # the selected runs' charts drawn: what follows is the page in use, not its loading
+    page.wait_for_function(f"""() => {{ const t = window.tailboard; return t.charts.size === {metrics} &&
+        [...t.charts.values()].every((c) => c.series.length === t.view.runs.length && (c.draws > 0 || !c.visible)); }}""",
+                           polling=500, timeout=120000)
+    charted = time.perf_counter() - t0
     writer = threading.Thread(target=append, daemon=True)
     writer.start()
     page.evaluate("""() => {
@@ -256,6 +268,22 @@ def many_runs(browser: object, n: int, seconds: float, *, viewer_dir: Path | Non
     time.sleep(1.0)
     gaps = sorted(page.evaluate("() => window.__gaps"))
     longs = page.evaluate("() => window.__long")
+    # the runs table: every run a row (300 in the DOM), sorted by a metric's best
+    page.evaluate("() => { window.__long = []; }")
+    t0 = time.perf_counter()
+    page.click("button[data-tab=config]")
+    page.wait_for_function("() => document.querySelectorAll('#tab-config tbody tr').length >= 12", polling="raf", timeout=30000)
+    opened = time.perf_counter() - t0
+    time.sleep(0.3)
+    open_longs = page.evaluate("() => window.__long.splice(0)")
+    sort_ms = page.evaluate("""() => new Promise((done) => { const t0 = performance.now();
+        const th = document.querySelector("#tab-config th[data-col='b:loss']") || document.querySelector('#tab-config th');
+        th.click(); requestAnimationFrame(() => done(performance.now() - t0)); })""")
+    time.sleep(0.3)
+    page.evaluate("() => { window.__long = []; }")
+    time.sleep(3.0)  # live refreshes of the table meanwhile
+    rows = page.evaluate("() => document.querySelectorAll('#tab-config tbody tr').length")
+    table_longs = page.evaluate("() => window.__long")
     renders = page.evaluate("() => window.tailboard.runList ? window.tailboard.runList.renders : null")
     page.close()
     stop.set()
@@ -263,11 +291,16 @@ def many_runs(browser: object, n: int, seconds: float, *, viewer_dir: Path | Non
     for f in files:
         f.close()
     handle.stop()
-    print(f"{n:,} runs, each appending once a second: navigation -> all listed {listed * 1000:.0f} ms; "
+    print(f"{n:,} runs x {metrics} metrics, each appending once a second: navigation -> all listed {listed * 1000:.0f} ms, "
+          f"-> the selected runs' {metrics} charts drawn {charted * 1000:.0f} ms; then "
           f"filter keystroke -> list updated median {statistics.median(filters):.0f} ms "
           f"(max {max(filters):.0f} ms, {len(filters)} keystrokes); frame interval p50 {gaps[len(gaps) // 2]:.1f} ms, "
           f"p99 {gaps[int(len(gaps) * 0.99)]:.1f} ms; long tasks (> 50 ms): {len(longs)}"
           + (f", longest {max(longs):.0f} ms" if longs else "") + (f"; list renders {renders}" if renders else ""))
+    print(f"  runs table: tab -> rows shown {opened * 1000:.0f} ms ({rows} rows in the DOM; longest task "
+          f"{max(open_longs, default=0):.0f} ms), a sort click -> next frame {sort_ms:.0f} ms; "
+          f"long tasks (> 50 ms) over 3 s of live refreshes: {len(table_longs)}"
+          + (f", longest {max(table_longs):.0f} ms" if table_longs else ""))
 
 
 def replay_memory(browser: object, runs: int, steps: int, speed: float) -> None:
@@ -335,6 +368,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--skip-big", action="store_true")
     ap.add_argument("--runs", type=int, default=1000, help="runs for the run-list measurement (0: skip it)")
+    ap.add_argument("--metrics", type=int, default=100, help="metrics of each run in the run-list measurement")
     ap.add_argument("--replay-steps", type=int, default=500_000, help="steps per run of the replay (0: skip it)")
     ap.add_argument("--replay-speed", type=float, default=1000.0)
     ap.add_argument("--viewer-dir", type=Path, default=None, help="serve the page's files from this folder")
@@ -354,7 +388,7 @@ def main() -> None:
             if not args.skip_dashboard:
                 dashboard(browser, args.seconds, viewer_dir=args.viewer_dir, tables=True, runs_n=64, groups=8)
             if args.runs:
-                many_runs(browser, args.runs, args.seconds, viewer_dir=args.viewer_dir)
+                many_runs(browser, args.runs, args.seconds, metrics=args.metrics, viewer_dir=args.viewer_dir)
             if args.replay_steps:
                 replay_memory(browser, 4, args.replay_steps, args.replay_speed)
         finally:

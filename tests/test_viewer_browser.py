@@ -1378,7 +1378,7 @@ def seeds(tmp_path: Path) -> Iterator[ServerHandle]:
     for group, lr in GROUP_LR.items():
         for k in range(3):
             with tailboard.init(tmp_path / group / f"seed{k}", config={"lr": lr, "seed": k}) as run:
-                for i in range(0, SEED_LAST[k] + 1):
+                for i in range(SEED_LAST[k] + 1):
                     if i % SEED_EVERY[k] == 0:
                         run.log({"loss": seed_value(lr, k, i)}, step=i)
                     if i % 10 == 0:
@@ -1526,6 +1526,16 @@ def test_groups_by_config_key_or_regex_with_a_median_and_std_band(browser: Any, 
         # the bands overlap but for the top of seed 2's (its line 3.2, its sd 1.41: up to 4.61)
         assert band_alphas(probe(page, "loss", 20, 4.4, radius=1), group_colour(page, "loss", "2"))
         assert not band_alphas(probe(page, "loss", 20, 4.8, radius=1), group_colour(page, "loss", "2"))
+
+        # every group as its runs, then one of them back as its line
+        page.check("#group-members")
+        wait_for(page, "() => window.tailboard.charts.get('loss').series.length === 6")
+        wait_for(page, "() => new URLSearchParams(location.search).get('members') === '1'")
+        page.click("[data-metric='loss'] .lg-group[data-group='1']")
+        wait_for(page, "() => window.tailboard.charts.get('loss').series.length === 5")
+        assert not page.is_checked("#group-members")
+        wait_for(page, """() => { const q = new URLSearchParams(location.search);
+            return !q.has('members') && q.getAll('gopen').join() === '0,2'; }""")
         assert not errors, errors
     finally:
         page.close()
@@ -1627,7 +1637,13 @@ def open_table(browser: Any, handle: ServerHandle, query: str = "") -> Any:
                    "window.tailboard.view.runs.every((r) => window.tailboard.state.runs.get(r)?.loaded)")
     page.click("button[data-tab=config]")
     wait_for(page, "() => document.querySelectorAll('#tab-config tbody tr').length === 6")
+    wait_for(page, "() => !!window.tailboard.table.scatter.frame")  # the plots come a frame after the rows
     return page
+
+
+def frames(page: Any, n: int = 2) -> None:
+    """Let n animation frames pass (what was asked to be drawn is drawn)."""
+    page.evaluate(f"() => new Promise((r) => {{ let k = {n}; const f = () => (--k ? requestAnimationFrame(f) : r()); requestAnimationFrame(f); }})")
 
 
 def plot_point(page: Any, plot: str, x: float, y: float) -> tuple[float, float]:
@@ -1774,6 +1790,7 @@ def test_the_scatter_and_parallel_coordinates_show_and_select_runs(browser: Any,
         page.mouse.up()
         wait_for(page, f"() => window.tailboard.view.runs.join() === {','.join(hp_run(1, k) for k in range(3))!r}")
         # selected runs' lines in their colours at the lr = 1 end of the axis
+        frames(page)
         assert near(canvas_rgb(page, ".hp-parallel", (bx, by), 3), run_rgb(page, hp_run(1, 0)))
         assert not errors, errors
     finally:

@@ -36,6 +36,7 @@ const detail = new ZoomDetail({ onData: () => redraw() });
 const state = {
   runs: new Map(), // id -> RunData
   infos: new Map(), // id -> run object
+  infosVersion: 0, // bumped by every runs message
   charts: null, // metric -> Chart (the grid's)
   detail: detail.series,
   metrics: new Set(), // every metric of the selected runs (what a chart's x axis may be)
@@ -116,7 +117,7 @@ const table = new RunsTable($("tab-config"), {
 
 /** The runs table from what the page holds (now: a user's change; else within a second). */
 function refreshTable(now = false) {
-  table.update({ infos: state.infos, configs, runData: state.runs, selected: new Set(view.runs) });
+  table.update({ infos: state.infos, infosVersion: state.infosVersion, configs, runData: state.runs, selected: new Set(view.runs) });
   table.refresh(now);
 }
 
@@ -170,6 +171,7 @@ function runData(id) {
 function handle(msg) {
   switch (msg.type) {
     case "runs": {
+      state.infosVersion++;
       for (const r of msg.runs || []) state.infos.set(r.id, r);
       for (const id of msg.removed || []) state.infos.delete(id);
       if (msg.full) for (const id of [...state.infos.keys()]) if (!msg.runs.some((r) => r.id === id)) state.infos.delete(id);

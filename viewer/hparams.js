@@ -49,6 +49,7 @@ export const nextDirection = (dir) => DIRECTIONS[(DIRECTIONS.indexOf(dir) + 1) %
 export class Summaries {
   constructor() {
     this.byRun = new Map(); // id -> Map metric -> {version, last, min, max}
+    this.version = 0; // bumped when any summary changes
   }
 
   /** Take the series of a run ({series: Map metric -> SeriesBuffer}). */
@@ -68,6 +69,7 @@ export class Summaries {
       }
       mine.set(metric, { version: buf.version, last: buf.length ? v[buf.length - 1] : NaN,
         min: min <= max ? min : NaN, max: min <= max ? max : NaN });
+      this.version++;
     }
   }
 

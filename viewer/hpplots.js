@@ -36,10 +36,11 @@ export function axisScale(values) {
   return { kind: "cat", pos: (v) => (v == null ? NaN : at.get(cellText(v)) ?? NaN), ticks: cats.map((c) => [at.get(c), c]) };
 }
 
-/** A canvas sized to its box for the device's pixels, its context scaled to CSS pixels. */
-function fit(canvas) {
+/** A canvas sized to its box (`size`, CSS pixels) for the device's pixels, its context scaled to
+ *  CSS pixels. */
+function fit(canvas, size) {
   const dpr = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth, hgt = canvas.clientHeight;
+  const { w, h: hgt } = size;
   if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(hgt * dpr)) {
     canvas.width = Math.round(w * dpr);
     canvas.height = Math.round(hgt * dpr);
@@ -50,10 +51,16 @@ function fit(canvas) {
   return { ctx, w, h: hgt };
 }
 
-const themeColours = (el) => {
+let themeCache = null;
+/** The theme's colours, read once per theme (getComputedStyle in each draw recalculates styles). */
+function themeColours(el) {
+  const key = document.documentElement.dataset.theme || "";
+  if (themeCache?.key === key) return themeCache.colours;
   const cs = getComputedStyle(el);
-  return { axis: cs.getPropertyValue("--muted").trim() || "#6b7280", sel: cs.getPropertyValue("--select").trim() || "rgba(59,130,246,0.15)" };
-};
+  const colours = { axis: cs.getPropertyValue("--muted").trim() || "#6b7280", sel: cs.getPropertyValue("--select").trim() || "rgba(59,130,246,0.15)" };
+  themeCache = { key, colours };
+  return colours;
+}
 
 /** Shared by both plots: a canvas, a tooltip naming the run under the pointer, drag and click. */
 class Plot {
@@ -65,6 +72,14 @@ class Plot {
     this.onToggle = onToggle;
     this.data = null;
     this.drag = null;
+    // the canvas' size from a ResizeObserver: reading it in a draw would lay out the whole page (a
+    // table of hundreds of rows) each time
+    this.size = { w: 0, h: 0 };
+    new ResizeObserver((entries) => {
+      const box = entries[entries.length - 1].contentRect;
+      this.size = { w: Math.round(box.width), h: Math.round(box.height) };
+      if (this.data) this.draw();
+    }).observe(this.canvas);
     const local = (e) => { const r = this.canvas.getBoundingClientRect(); return { x: e.clientX - r.left, y: e.clientY - r.top }; };
     this.canvas.addEventListener("pointerdown", (e) => {
       const p = local(e);
@@ -117,7 +132,7 @@ export class ScatterPlot extends Plot {
 
   draw() {
     const d = this.data;
-    const { ctx, w, h: hgt } = fit(this.canvas);
+    const { ctx, w, h: hgt } = fit(this.canvas, this.size);
     this.points = [];
     if (!d || !d.x || !d.y || !w) return;
     const M = { l: 54, r: 12, t: 10, b: 30 };
@@ -186,7 +201,7 @@ export class ParallelPlot extends Plot {
 
   draw() {
     const d = this.data;
-    const { ctx, w, h: hgt } = fit(this.canvas);
+    const { ctx, w, h: hgt } = fit(this.canvas, this.size);
     this.lines = [];
     if (!d || !d.axes.length || !w) return;
     const M = { l: 40, r: 40, t: 22, b: 18 };
