@@ -58,8 +58,7 @@ export function groupKey(id, spec, config) {
   }
   if (spec.kind === "re") {
     const m = spec.re.exec(id);
-    if (!m) return null;
-    return m.length > 1 ? (m[1] ?? null) : m[0];
+    return (m && (m.length > 1 ? m[1] : m[0])) || null; // an empty match names no group
   }
   if (!config || !Object.hasOwn(config, spec.arg)) return null;
   return `${spec.arg}=${valueText(config[spec.arg])}`;

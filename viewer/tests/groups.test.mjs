@@ -21,6 +21,7 @@ test("group rules: a path level, a regex's first group or whole match, a config 
   assert.equal(groupKey("sweep/lr_0.1/seed0", parseGroupSpec("re:lr_([\\d.]+)")), "0.1");
   assert.equal(groupKey("sweep/lr_0.1/seed0", parseGroupSpec("re:seed\\d")), "seed0");
   assert.equal(groupKey("other", parseGroupSpec("re:seed\\d")), null);
+  assert.equal(groupKey("lr_/a", parseGroupSpec("re:lr_(\\d*)")), null); // an empty capture names no group
   assert.equal(groupKey("x/y", parseGroupSpec("cfg:opt.lr"), { "opt.lr": 0.1 }), "opt.lr=0.1");
   assert.equal(groupKey("x/y", parseGroupSpec("cfg:opt.lr"), { lr: 1 }), null);
   assert.equal(groupKey("x/y", parseGroupSpec("cfg:name"), { name: "a".repeat(40) }), `name=${"a".repeat(40)}`);
