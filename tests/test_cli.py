@@ -145,9 +145,11 @@ def test_no_temporary_directory_says_how_to_give_one(tmp_path: Path) -> None:
     # place Python looks for a temporary directory is read-only (a mount namespace of our own).
     if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"], check=False).returncode != 0:
         pytest.skip("needs unshare -rm (user and mount namespaces)")
-    logs = Path(__file__).parent / "fixtures"  # outside /tmp, which is hidden below
-    script = ("mount -t tmpfs -o ro tmpfs /tmp && mount -t tmpfs -o ro tmpfs /var/tmp && cd /tmp && "
-              f"exec {sys.executable} -m tailboard.sidecar serve {logs} --port 0")
+    # /tmp and /var/tmp made read-only where they are (not hidden: the checkout and its venv may live
+    # in /tmp)
+    logs = Path(__file__).parent / "fixtures"
+    ro = " && ".join(f"mount --bind {d} {d} && mount -o remount,bind,ro {d}" for d in ("/tmp", "/var/tmp"))
+    script = f"{ro} && cd /tmp && exec {sys.executable} -m tailboard.sidecar serve {logs} --port 0"
     env = environment(tmp_path)
     env.pop("TMPDIR", None)
     done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True,

@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import selectors
+import queue
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -464,13 +465,17 @@ def start_notebook(tmp_path: Path, how: str) -> tuple[subprocess.Popen[str], dic
 
 
 def read_line(child: subprocess.Popen[str], timeout: float) -> str:
+    """The child's next line. Not a select() on its pipe: lines that arrived together wait in the
+    text wrapper's buffer, where select() does not see them."""
     assert child.stdout is not None
-    with selectors.DefaultSelector() as sel:
-        sel.register(child.stdout, selectors.EVENT_READ)
-        if not sel.select(timeout):
-            child.kill()
-            raise AssertionError(f"no line in {timeout} s; stderr: {child.communicate()[1][-2000:]}")
-    line = child.stdout.readline()
+    stdout = child.stdout
+    got: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: got.put(stdout.readline()), daemon=True).start()
+    try:
+        line = got.get(timeout=timeout)
+    except queue.Empty:
+        child.kill()
+        raise AssertionError(f"no line in {timeout} s; stderr: {child.communicate()[1][-2000:]}") from None
     if not line:
         raise AssertionError(f"the child ended; stderr: {child.communicate()[1][-2000:]}")
     return line
