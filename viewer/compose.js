@@ -32,6 +32,7 @@ export class SeriesComposer {
     this.pairs = new AggregateCache(2048);
     this.palette = new Palette(); // the groups' colours
     this.grouping = { key: null, spec: null, groups: new Map(), alone: [] };
+    this.versions = new Map(); // metric and group -> {n, what it was made of}
   }
 
   /** Put the selected runs in groups, again only when the runs, the rule, the label mode or a
@@ -49,6 +50,22 @@ export class SeriesComposer {
     for (const ids of groups.values()) for (const [id, l] of runLabels(ids, configs, labelMode)) members.set(id, l);
     this.grouping = { key, spec, groups, alone, labels, members };
     return this.grouping;
+  }
+
+  /**
+   * A short version of a group's series: bumped when any member's series or the options changed
+   * (a version made of every member's would be a long string made for every group at every sync,
+   * then a key of each of the chart's caches).
+   */
+  _version(key, members, options) {
+    let v = this.versions.get(key);
+    const same = v && v.options === options && v.members.length === members.length &&
+      members.every((m, i) => v.members[i] === m.id && v.parts[i] === m.version && v.t0s[i] === m.t0);
+    if (!same) {
+      v = { n: (v?.n ?? 0) + 1, options, members: members.map((m) => m.id), parts: members.map((m) => m.version), t0s: members.map((m) => m.t0) };
+      this.versions.set(key, v);
+    }
+    return `g${v.n}|${options}`;
   }
 
   /** The colour of group `key`. */
@@ -85,9 +102,10 @@ export class SeriesComposer {
       }
       const ms = ids.map((id) => one(id)).filter(Boolean);
       if (!ms.length) continue;
-      const version = `${axis}|${agg}|${band}|${ms.map((m) => `${m.id}\u0000${m.version}\u0000${m.t0}`).join("\u0001")}`;
+      const cacheKey = `${metric}\u0000${key}`;
+      const version = this._version(cacheKey, ms, `${axis}|${agg}|${band}`);
       out.push(new GroupSeries({ id: groupId(key), group: key, label: this.grouping.labels?.get(key) ?? key, color, members: ms, xsOf, version,
-        key: `${metric}\u0000${key}`, cache: this.aggregates, opts: { agg, band }, stepAxis: axis === "step" }));
+        key: cacheKey, cache: this.aggregates, opts: { agg, band }, stepAxis: axis === "step" }));
     }
     for (const id of this.grouping.alone) { const s = one(id); if (s) out.push(s); }
     return out;
