@@ -31,10 +31,12 @@ test-py: venv
 
 # The images, compose file and manifests run for real with podman (docs/deploy.md); minutes.
 test-containers: venv
-	@if command -v podman >/dev/null 2>&1; then \
-		$(PY) -m pytest -q -m containers tests/test_deploy.py; \
-	else \
+	@if ! command -v podman >/dev/null 2>&1; then \
 		echo "test-containers: skipped: no podman on this machine (docker/ is still checked by test-py)"; \
+	elif [ -z "$$CTR_BASE" ] && ! podman image exists docker.io/library/python:3.11-slim 2>/dev/null; then \
+		echo "test-containers: skipped: no base image (set CTR_BASE to a local Python base image, or pull python:3.11-slim)"; \
+	else \
+		$(PY) -m pytest -q -m containers tests/test_deploy.py; \
 	fi
 
 test-js:
