@@ -28,6 +28,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 from tailboard.format import TIME_KEYS, decode_float
 
 from .discovery import scan
@@ -109,27 +110,15 @@ def _pieces(path: Path, reader: Reader) -> Iterator[bytes]:
         yield held
 
 
-def _timed_pieces(path: Path, reader: Reader) -> Iterator[tuple[float, bytes]]:
-    """The pieces of a file that is not JSON lines, each with the latest time its records hold
-    (never decreasing; pieces without one go out with the piece before; see _timed_lines)."""
-    state = reader.new_state()
+def _paced(items: Iterator[tuple[float | None, bytes]]) -> Iterator[tuple[float, bytes]]:
+    """Pieces of one file with the time each is due: the latest time seen so far (never
+    decreasing); pieces before the file's first time go out with it, -inf for pieces due at once
+    (no time yet after LOOKAHEAD pieces, or none at all)."""
     latest = -math.inf
-    held: list[bytes] = []
-    for piece in _pieces(path, reader):
-        try:
-            parsed, state = reader.decode(piece, state, now=math.nan)
-        except Exception:  # a reader's bug must not end the replay: the piece goes out untimed
-            parsed = None
-        if parsed is not None:
-            for seg in parsed.segments:
-                for _, _, times in seg.values():
-                    finite = times[~(times != times)]
-                    if finite.shape[0]:
-                        latest = max(latest, float(finite.max()))
-            for _, rec in parsed.others:
-                t = decode_float(rec.get("t"))
-                if t is not None and math.isfinite(t):
-                    latest = max(latest, t)
+    held: list[bytes] = []  # pieces before the file's first time
+    for t, piece in items:
+        if t is not None and t > latest:
+            latest = t
         if latest == -math.inf and len(held) < LOOKAHEAD:
             held.append(piece)
             continue
@@ -137,29 +126,31 @@ def _timed_pieces(path: Path, reader: Reader) -> Iterator[tuple[float, bytes]]:
             yield latest, early
         held.clear()
         yield latest, piece
-    for early in held:
-        yield latest, early
-
-
-def _timed_lines(path: Path) -> Iterator[tuple[float, bytes]]:
-    """The lines of one file (a torn last line included) with the time each is due, never
-    decreasing; -inf for lines due at once (the file has no time yet after LOOKAHEAD lines)."""
-    latest = -math.inf
-    held: list[bytes] = []  # lines before the file's first time
-    with open(path, "rb") as f:
-        for line in f:
-            t = record_time(line) if line.endswith(b"\n") else None
-            if t is not None and t > latest:
-                latest = t
-            if latest == -math.inf and len(held) < LOOKAHEAD:
-                held.append(line)
-                continue
-            for early in held:
-                yield latest, early
-            held.clear()
-            yield latest, line
     for early in held:  # the file holds no time at all
         yield latest, early
+
+
+def _piece_times(path: Path, reader: Reader) -> Iterator[tuple[float | None, bytes]]:
+    """The pieces of a file that is not JSON lines, each with the latest time its records hold."""
+    state = reader.new_state()
+    for piece in _pieces(path, reader):
+        try:
+            parsed, state = reader.decode(piece, state, now=math.nan)
+        except Exception:  # a reader's bug must not end the replay: the piece goes out untimed
+            yield None, piece
+            continue
+        times = [float(t[np.isfinite(t)].max()) for seg in parsed.segments for _, _, t in seg.values()
+                 if np.isfinite(t).any()]
+        times += [t for _, rec in parsed.others
+                  if (t := decode_float(rec.get("t"))) is not None and math.isfinite(t)]
+        yield (max(times) if times else None), piece
+
+
+def _line_times(path: Path) -> Iterator[tuple[float | None, bytes]]:
+    """The lines of one file (a torn last line included, without a time) with their records' times."""
+    with open(path, "rb") as f:
+        for line in f:
+            yield (record_time(line) if line.endswith(b"\n") else None), line
 
 
 def _tagged(i: int, lines: Iterator[tuple[float, bytes]]) -> Iterator[tuple[float, int, bytes]]:
@@ -188,7 +179,7 @@ class Replayer:
         for i, (p, reader) in enumerate(found):
             rel = p.relative_to(self.source)
             (self.target / rel.parent).mkdir(parents=True, exist_ok=True)
-            timed = _timed_lines(p) if reader.name == "jsonl" else _timed_pieces(p, reader)
+            timed = _paced(_line_times(p) if reader.name == "jsonl" else _piece_times(p, reader))
             streams.append(_tagged(i, timed))
         outs = [open(self.target / p.relative_to(self.source), "ab", buffering=0) for p in files]
         loop = asyncio.get_running_loop()
