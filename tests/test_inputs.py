@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from inputkit import Points, Served, Subscriber, exported_points, point, serving, wait_caught_up
 from tailboard.sidecar.limits import Limits
+from trainerkit import hf_script, lightning_fit
 
 WALL = 1_700_000_000.0
 
@@ -232,56 +233,17 @@ def csv_points(text: str) -> Points:
 def train_lightning(root: Path, on_flush: Any, given_losses: list[float]) -> Path:
     """A small real Lightning fit whose CSVLogger rewrites metrics.csv twice (val_loss appears after
     epoch 0, late_metric from epoch 1); ``on_flush(path)`` runs whenever the file changed."""
-    import lightning as L
-    import torch
-    from lightning.pytorch.loggers import CSVLogger
-    from torch.utils.data import DataLoader, TensorDataset
+    sizes = [-1]
 
-    class Model(L.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.layer = torch.nn.Linear(4, 1)
+    def check(trainer: Any) -> None:
+        path = Path(trainer.logger.log_dir) / "metrics.csv"
+        size = path.stat().st_size if path.exists() else -1
+        if size != sizes[0]:
+            sizes[0] = size
+            on_flush(path)
 
-        def training_step(self, batch: Any, _: int) -> Any:
-            x, y = batch
-            loss = torch.nn.functional.mse_loss(self.layer(x), y)
-            self.log("train_loss", loss)
-            given_losses.append(loss.item())
-            if self.current_epoch >= 1:
-                self.log("late_metric", loss * 2)
-            return loss
-
-        def validation_step(self, batch: Any, _: int) -> None:
-            x, y = batch
-            self.log("val_loss", torch.nn.functional.mse_loss(self.layer(x), y))
-
-        def configure_optimizers(self) -> Any:
-            return torch.optim.SGD(self.parameters(), lr=0.01)
-
-    class Watch(L.Callback):
-        size = -1
-
-        def on_train_batch_end(self, trainer: Any, *_: Any) -> None:
-            self.check(trainer)
-
-        def on_validation_end(self, trainer: Any, *_: Any) -> None:
-            self.check(trainer)
-
-        def check(self, trainer: Any) -> None:
-            path = Path(trainer.logger.log_dir) / "metrics.csv"
-            size = path.stat().st_size if path.exists() else -1
-            if size != self.size:
-                self.size = size
-                on_flush(path)
-
-    torch.manual_seed(0)
-    data = TensorDataset(torch.randn(48, 4), torch.randn(48, 1))
-    logger = CSVLogger(str(root), name="exp", flush_logs_every_n_steps=2)
-    trainer = L.Trainer(max_epochs=3, logger=logger, log_every_n_steps=1, callbacks=[Watch()],
-                        enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
-                        accelerator="cpu")
-    trainer.fit(Model(), DataLoader(data, batch_size=8), DataLoader(data, batch_size=16))
-    return Path(logger.log_dir) / "metrics.csv"
+    return lightning_fit(root, epochs=3, samples=48, flush_every=2, log_every=1, on_batch=check,
+                         on_loss=given_losses.append)
 
 
 async def test_lightning_csv_logger_followed_live_through_its_rewrites(tmp_path: Path) -> None:
@@ -351,36 +313,17 @@ async def _skipped(s: Served, run: str) -> dict[str, int] | None:
 
 # ---- JSON documents: transformers' trainer_state.json ------------------------------------------
 
-TRAINER = r"""
-import sys, time, torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
-
-class Data(torch.utils.data.Dataset):
-    def __len__(self): return 32
-    def __getitem__(self, i):
-        x = torch.randn(4, generator=torch.Generator().manual_seed(i))
-        return {"x": x, "labels": x.sum(-1, keepdim=True)}
-
-class Model(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.layer = torch.nn.Linear(4, 1)
-    def forward(self, x, labels=None):
-        out = self.layer(x)
-        return {"loss": torch.nn.functional.mse_loss(out, labels), "logits": out}
-
+TRAINER = hf_script(r"""
 class Pace(TrainerCallback):  # time for the server to see each checkpoint's version
     def on_save(self, args, state, control, **kw):
         time.sleep(0.3)
 
 torch.manual_seed(0)
-args = TrainingArguments(output_dir=sys.argv[1], per_device_train_batch_size=4, num_train_epochs=2,
-                         logging_steps=2, eval_strategy="steps", eval_steps=4, save_steps=5,
-                         report_to=[], use_cpu=True, disable_tqdm=True)
-trainer = Trainer(model=Model(), args=args, train_dataset=Data(), eval_dataset=Data(), callbacks=[Pace()])
+trainer = Trainer(model=Model(), args=arguments(sys.argv[1], save_steps=5, disable_tqdm=True),
+                  train_dataset=Data(), eval_dataset=Data(), callbacks=[Pace()])
 trainer.train()
 trainer.save_state()
-"""
+""")
 
 
 def document_points(doc: bytes) -> Points:

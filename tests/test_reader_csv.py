@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from readerkit import Points, keep
 from tailboard.sidecar.readers.csvlog import CsvReader
 from tailboard.sidecar.tail import Chunk, FileTail, Reset
+from trainerkit import lightning_fit
 
 
 def read(reader: CsvReader, data: bytes, cuts: list[int] = (), now: float = 0.0) -> tuple[list[Points], dict[str, int], int]:
@@ -79,58 +80,20 @@ def oracle(text: str) -> Points:
 def test_lightning_csvlogger_followed_live_through_its_rewrites(tmp_path: Path) -> None:
     """The real CSVLogger rewrites metrics.csv whole when a metric first appears (here val_loss at
     the end of epoch 0 and late_metric from epoch 1); the file is followed while training writes it."""
-    L = pytest.importorskip("lightning")
-    import torch
-    from lightning.pytorch.loggers import CSVLogger
-    from torch.utils.data import DataLoader, TensorDataset
-
+    pytest.importorskip("lightning")
     follows: list[Follow] = []
 
-    class Model(L.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.layer = torch.nn.Linear(4, 1)
+    def poll(trainer: Any) -> None:
+        path = Path(trainer.logger.log_dir) / "metrics.csv"
+        if not follows and path.exists():
+            follows.append(Follow(CsvReader(), path))
+        for f in follows:
+            f.poll()
 
-        def training_step(self, batch: Any, _: int) -> Any:
-            x, y = batch
-            loss = torch.nn.functional.mse_loss(self.layer(x), y)
-            self.log("train_loss", loss)
-            if self.current_epoch >= 1:
-                self.log("late_metric", loss * 2)
-            return loss
-
-        def validation_step(self, batch: Any, _: int) -> None:
-            x, y = batch
-            self.log("val_loss", torch.nn.functional.mse_loss(self.layer(x), y))
-
-        def configure_optimizers(self) -> Any:
-            return torch.optim.SGD(self.parameters(), lr=0.01)
-
-    class Poll(L.Callback):
-        def on_train_batch_end(self, trainer: Any, *_: Any) -> None:
-            self.poll(trainer)
-
-        def on_validation_end(self, trainer: Any, *_: Any) -> None:
-            self.poll(trainer)
-
-        def poll(self, trainer: Any) -> None:
-            path = Path(trainer.logger.log_dir) / "metrics.csv"
-            if not follows and path.exists():
-                follows.append(Follow(CsvReader(), path))
-            for f in follows:
-                f.poll()
-
-    torch.manual_seed(0)
-    data = TensorDataset(torch.randn(64, 4), torch.randn(64, 1))
-    logger = CSVLogger(str(tmp_path), name="exp", flush_logs_every_n_steps=3)
-    trainer = L.Trainer(max_epochs=3, logger=logger, log_every_n_steps=2, callbacks=[Poll()],
-                        enable_progress_bar=False, enable_checkpointing=False,
-                        enable_model_summary=False, accelerator="cpu")
-    trainer.fit(Model(), DataLoader(data, batch_size=8), DataLoader(data, batch_size=16))
+    path = lightning_fit(tmp_path, epochs=3, samples=64, flush_every=3, log_every=2, on_batch=poll)
     (f,) = follows
     f.poll()
 
-    path = Path(logger.log_dir) / "metrics.csv"
     raw = path.read_bytes()
     assert b"\r\n" in raw and raw.startswith(b"epoch,late_metric,step,train_loss,val_loss")
     assert f.resets >= 2  # each new metric rewrote the file under the tail

@@ -23,6 +23,7 @@ from readerkit import Points, keep
 from tailboard.format import decode_float
 from tailboard.sidecar.readers.jsondoc import JsonDocReader
 from tailboard.sidecar.tail import Chunk, FileTail, Reset
+from trainerkit import hf_script
 
 
 def dump(doc: Any) -> bytes:
@@ -87,38 +88,18 @@ def history_points(history: list[dict[str, Any]]) -> Points:
     return out
 
 
-TRAINER = r"""
-import sys, torch
-from transformers import Trainer, TrainingArguments
-
-class Data(torch.utils.data.Dataset):
-    def __init__(self, seed): self.seed = seed
-    def __len__(self): return 32
-    def __getitem__(self, i):
-        x = torch.randn(4, generator=torch.Generator().manual_seed(self.seed + i))
-        return {"x": x, "labels": x.sum(-1, keepdim=True)}
-
-class Model(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.layer = torch.nn.Linear(4, 1)
-    def forward(self, x, labels=None):
-        out = self.layer(x)
-        return {"loss": torch.nn.functional.mse_loss(out, labels), "logits": out}
-
+TRAINER = hf_script(r"""
 def run(out, seed, resume=None):
     torch.manual_seed(0)
-    args = TrainingArguments(output_dir=out, per_device_train_batch_size=4, num_train_epochs=2,
-                             logging_steps=2, eval_strategy="steps", eval_steps=4, save_steps=5,
-                             report_to=[], use_cpu=True, disable_tqdm=True)
-    trainer = Trainer(model=Model(), args=args, train_dataset=Data(seed), eval_dataset=Data(seed))
+    trainer = Trainer(model=Model(), args=arguments(out, save_steps=5, disable_tqdm=True),
+                      train_dataset=Data(seed), eval_dataset=Data(seed))
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_state()
 
 run(sys.argv[1] + "/first", 0)
 # resumed from its first checkpoint on other data: the history after step 5 is another one
 run(sys.argv[1] + "/resumed", 1000, resume=sys.argv[1] + "/first/checkpoint-5")
-"""
+""")
 
 
 def versions(run: Path) -> list[bytes]:

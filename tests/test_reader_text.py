@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from readerkit import Points, keep
 from tailboard.sidecar.readers.textlog import TextReader
+from trainerkit import hf_script
 
 
 def read(reader: TextReader, data: bytes, cuts: list[int] = ()) -> tuple[list[Points], int]:
@@ -40,32 +41,13 @@ def lines(*text: str, end: str = "\n") -> bytes:
     return "".join(t + end for t in text).encode()
 
 
-TRAINER = r"""
-import sys, torch
-from transformers import Trainer, TrainingArguments
-
-class Data(torch.utils.data.Dataset):
-    def __len__(self): return 32
-    def __getitem__(self, i):
-        x = torch.randn(4, generator=torch.Generator().manual_seed(i))
-        return {"x": x, "labels": x.sum(-1, keepdim=True)}
-
-class Model(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.layer = torch.nn.Linear(4, 1)
-    def forward(self, x, labels=None):
-        out = self.layer(x)
-        return {"loss": torch.nn.functional.mse_loss(out, labels), "logits": out}
-
+TRAINER = hf_script(r"""
 torch.manual_seed(0)
-args = TrainingArguments(output_dir=sys.argv[1], per_device_train_batch_size=4, num_train_epochs=2,
-                         logging_steps=2, eval_strategy="steps", eval_steps=4, save_strategy="no",
-                         report_to=[], use_cpu=True, disable_tqdm=False)
-trainer = Trainer(model=Model(), args=args, train_dataset=Data(), eval_dataset=Data())
+trainer = Trainer(model=Model(), args=arguments(sys.argv[1], save_strategy="no", disable_tqdm=False),
+                  train_dataset=Data(), eval_dataset=Data())
 trainer.train()
 trainer.save_state()
-"""
+""")
 
 
 @pytest.fixture(scope="module")
