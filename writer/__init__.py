@@ -14,9 +14,9 @@ from typing import Any, Callable, Mapping
 
 from .run import LogFolderError, Run, TailboardWarning
 from .summary import SummaryWriter
-from .values import Histogram
+from .values import Histogram, Image
 
-__all__ = ["init", "log", "alert", "should_stop", "finish", "Run", "SummaryWriter", "Histogram",
+__all__ = ["init", "log", "alert", "should_stop", "finish", "Run", "SummaryWriter", "Histogram", "Image",
            "LogFolderError", "TailboardWarning", "__version__"]
 __version__ = "0.1.0"
 

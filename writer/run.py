@@ -28,6 +28,7 @@ import warnings
 import weakref
 from typing import Any, Callable, Mapping
 
+from . import png
 from .format import (
     FORMAT,
     FORMAT_VERSION,
@@ -48,6 +49,7 @@ from .format import (
     scalars_record,
 )
 from .values import (
+    K_IMAGE,
     MAX_DEPTH,
     STEP_MAX,
     Problem,
@@ -58,6 +60,7 @@ from .values import (
     clean_scalar,
     fit_items,
     fit_text,
+    image_pixels,
 )
 
 __all__ = [
@@ -71,6 +74,8 @@ __all__ = [
     "CONTROL_TEXT",
     "CONTROL_FILE",
     "STOP_CHECK_INTERVAL",
+    "MEDIA_FOLDER",
+    "media_name",
 ]
 
 #: Distinct warnings one run shows; later problems are only counted.
@@ -92,6 +97,12 @@ CONTROL_FILE = ".tailboard-control"
 STOP_CHECK_INTERVAL = 1.0
 #: The longest control file read (a request is a small JSON object).
 MAX_CONTROL_BYTES = 4096
+#: The folder of the run where images are written, one folder per name below it (docs/format.md).
+MEDIA_FOLDER = "media"
+#: Names an image file of one step may take (``<step>.png``, ``<step>-1.png``, ...): then it is
+#: dropped.
+MAX_MEDIA_TRIES = 100
+_MEDIA_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 _time = time.time
 _monotonic = time.monotonic
@@ -138,6 +149,18 @@ def _folder_error(path: str, file: str, exc: OSError) -> LogFolderError:
     return LogFolderError(exc.errno, f"tailboard: cannot write {file} as {who}: {exc.strerror or exc}{owner}. "
                           "Make the log folder writable for this user (a group both containers share: "
                           "fsGroup, chgrp + chmod g+ws) or log to another path", file)
+
+
+def media_name(name: str) -> str:
+    """The folder of an image name below ``media/``: its ``/``-separated parts kept (at most 8, of
+    at most 64 characters), every character but letters, digits, ``.``, ``_`` and ``-`` made ``_``;
+    a part that would be empty, ``.`` or ``..``, or start with ``.`` (hidden) starts with ``_``. So a name
+    never leads outside the folder."""
+    parts = []
+    for part in name.split("/")[:8]:
+        part = "".join(ch if ch in _MEDIA_CHARS else "_" for ch in part[:64])
+        parts.append("_" + part if not part or part.startswith(".") else part)
+    return "/".join(parts)
 
 
 def stream_name(rank: int) -> str:
@@ -324,12 +347,70 @@ class Run:
                 self._emit({KIND: K_HIST, "step": step, "t": t, "name": name, **payload}, name)
             elif kind == "text":
                 self._emit({KIND: K_TEXT, "step": step, "t": t, "name": name, "text": payload}, name)
+            elif kind == "image":
+                self._image(name, payload, step, t)
             elif kind == "tensor":
                 self._defer(name, payload, step, t)
             else:
                 self._drop(name, payload)
         except Exception as e:  # this value only; the rest of the call goes on
             self._drop(name, f"{type(e).__name__}: {e}")
+
+    def _image(self, name: str, image: Any, step: int, t: float) -> None:
+        """Encode ``image`` as a PNG file in the run's media folder, then write the record that
+        names it: a reader that sees the record finds the file whole (temp file, then a link)."""
+        if self._fd < 0:
+            self._drop("<io>", "no file", warn=False)
+            return
+        try:
+            w, h, c, pixels = image_pixels(image)
+        except ValueError as e:
+            self._drop(name, str(e))
+            return
+        data = png.encode(w, h, c, pixels)
+        rel = self._publish(name, step, data)
+        if rel is not None:
+            self._emit({KIND: K_IMAGE, "step": step, "t": t, "name": name, "path": rel, "w": w, "h": h,
+                        "c": c, "bytes": len(data)}, name)
+
+    def _publish(self, name: str, step: int, data: bytes) -> str | None:
+        """Write ``data`` to ``media/<name>/<step>.png`` (``<step>-1.png``, ... when taken: another
+        rank, an earlier attempt) and return that path relative to the run folder, or None (counted).
+        The file is written under a hidden temporary name and linked to its name only when complete;
+        the link never replaces a file (where links are not supported, a rename does)."""
+        folder = f"{MEDIA_FOLDER}/{media_name(name)}"
+        where = os.path.join(self.path, *folder.split("/"))
+        temp = os.path.join(where, f".{step}.{self._pid}.{threading.get_ident()}.tmp")
+        try:
+            os.makedirs(where, exist_ok=True)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[_write(fd, view):]
+            finally:
+                os.close(fd)
+            try:
+                for n in range(MAX_MEDIA_TRIES):
+                    rel = f"{folder}/{step}.png" if n == 0 else f"{folder}/{step}-{n}.png"
+                    try:
+                        os.link(temp, os.path.join(self.path, *rel.split("/")))
+                        return rel
+                    except FileExistsError:
+                        continue
+                    except OSError as e:
+                        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV):
+                            raise
+                        os.replace(temp, os.path.join(self.path, *rel.split("/")))  # no links here
+                        return rel
+            finally:
+                if os.path.lexists(temp):
+                    os.unlink(temp)
+        except OSError as e:
+            self._drop(name, f"its image file cannot be written: {e}")
+            return None
+        self._drop(name, f"{MAX_MEDIA_TRIES} image files of step {step} exist already")
+        return None
 
     def _bad_step(self, step: Any) -> int:
         fixed = as_step(step)

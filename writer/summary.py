@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from .run import Run
-from .values import DEFAULT_BINS, Histogram
+from .values import DEFAULT_BINS, Histogram, Image
 
 __all__ = ["SummaryWriter"]
 
@@ -54,6 +54,12 @@ class SummaryWriter:
     def add_text(self, tag: str, text_string: str, global_step: int | None = None,
                  walltime: float | None = None) -> None:
         self._run.log({tag: str(text_string)}, step=global_step)
+
+    def add_image(self, tag: str, img_tensor: Any, global_step: int | None = None,
+                  walltime: float | None = None, dataformats: str = "CHW") -> None:
+        """An image as TensorBoard takes it: CHW unless ``dataformats`` says HWC or HW; floats in
+        0..1, integers in 0..255. Written as a PNG file beside the log (docs/writer.md)."""
+        self._run.log({tag: Image(img_tensor, dataformats)}, step=global_step)
 
     def add_hparams(self, hparam_dict: Mapping[str, Any], metric_dict: Mapping[str, Any],
                     hparam_domain_discrete: Any = None, run_name: str | None = None,

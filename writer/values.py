@@ -4,7 +4,7 @@
 or the strict reader would refuse (integers beyond 64 bits, non-string keys, lone surrogates, dicts
 that contain themselves or nest without end), noting each repair or loss by name; the writer calls
 them only when the fast path fails. ``fit_items`` and ``fit_text`` keep a record within the line
-limit the reader enforces.
+limit the reader enforces. ``image_pixels`` turns an ``Image`` into 8-bit rows for ``png.encode``.
 
 Standard library only: numpy and torch values are recognised by their type's module, never by
 importing those libraries (``import tailboard`` must stay cheap and must not pull them in).
@@ -20,7 +20,12 @@ from .format import NAN, NEG_INF, POS_INF, encode_float, to_json_value
 
 __all__ = [
     "Histogram",
+    "Image",
+    "IMAGE_FORMATS",
+    "K_IMAGE",
+    "MAX_IMAGE_PIXELS",
     "classify",
+    "image_pixels",
     "histogram_record",
     "is_tensor",
     "is_ndarray",
@@ -59,6 +64,32 @@ class Histogram:
             raise ValueError("bins must be a positive integer")
         self.values = values
         self.bins = bins
+
+
+#: The record kind of an image (docs/format.md): the PNG is a file beside the log, the record says where.
+K_IMAGE = "image"
+#: Layouts of an image's dimensions ``Image`` takes (TensorBoard's ``dataformats``).
+IMAGE_FORMATS = ("HW", "HWC", "CHW")
+#: Largest image written, in pixels (16 MP): a larger one is dropped and counted, not encoded.
+MAX_IMAGE_PIXELS = 1 << 24
+_PIL_MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+
+
+class Image:
+    """Ask ``log()`` for an image: ``data`` an array or tensor of HW, HWC or CHW (1, 2, 3 or 4
+    channels: grey, grey + alpha, RGB, RGBA), or a PIL image. Integers are taken as 0..255 (clipped),
+    floats as 0..1 (scaled, clipped; NaN is 0), booleans as 0 or 255. A tensor on a device is copied
+    to the host when the image is written. ``dataformats`` names the layout; without it a 3-D tensor
+    is CHW and a 3-D array HWC when their channels are where that says (1, 3 or 4 of them), else
+    the other. A leading dimension of 1 (a batch of one) is left out."""
+
+    __slots__ = ("data", "dataformats")
+
+    def __init__(self, data: Any, dataformats: str | None = None) -> None:
+        if dataformats is not None and dataformats not in IMAGE_FORMATS:
+            raise ValueError(f"dataformats must be one of {', '.join(IMAGE_FORMATS)}, not {dataformats!r}")
+        self.data = data
+        self.dataformats = dataformats
 
 
 def is_tensor(x: Any) -> bool:
@@ -128,7 +159,8 @@ def histogram_record(values: Any, bins: int = DEFAULT_BINS) -> dict[str, Any]:
 
 def classify(x: Any) -> tuple[str, Any]:
     """What a logged value is: ("scalar", float|int|str-spelling), ("vector", list), ("hist", fields),
-    ("text", str), ("tensor", tensor) for a value to copy off the device first, or ("bad", reason)."""
+    ("text", str), ("image", Image), ("tensor", tensor) for a value to copy off the device first, or
+    ("bad", reason)."""
     t = type(x)
     if t is float:
         return "scalar", x if x - x == 0 else encode_float(x)
@@ -138,6 +170,8 @@ def classify(x: Any) -> tuple[str, Any]:
         return "text", x
     if isinstance(x, Histogram):
         return "hist", histogram_record(x.values, x.bins)
+    if isinstance(x, Image):
+        return "image", x
     if is_tensor(x):
         if getattr(x, "is_cuda", False) or getattr(getattr(x, "device", None), "type", "cpu") not in ("cpu", "meta"):
             return "tensor", x
@@ -167,6 +201,102 @@ def classify(x: Any) -> tuple[str, Any]:
     if isinstance(x, int):
         return "scalar", int(x)
     return "bad", f"unsupported value type {t.__name__}"
+
+
+def _layout(shape: tuple[int, ...], given: str | None, channels_first: bool) -> str:
+    """The layout of an image of ``shape`` (a leading 1 already left out); ``ValueError`` if none fits."""
+    if given is not None:
+        if len(shape) != len(given):
+            raise ValueError(f"an image of shape {list(shape)} is not {given}")
+        return given
+    if len(shape) == 2:
+        return "HW"
+    if len(shape) != 3:
+        raise ValueError(f"an image has 2 or 3 dimensions (HW, HWC, CHW), not shape {list(shape)}")
+    first, last = shape[0] in (1, 3, 4), shape[2] in (1, 3, 4)
+    if first and (channels_first or not last):
+        return "CHW"
+    if last:
+        return "HWC"
+    raise ValueError(f"an image of shape {list(shape)} has no channel dimension of 1, 3 or 4: "
+                     "give dataformats")
+
+
+def _hwc(shape: tuple[int, ...], layout: str) -> tuple[int, int, int]:
+    """Height, width and channels of an image, checked against the limits."""
+    h, w, c = (shape[0], shape[1], 1) if layout == "HW" else (
+        (shape[1], shape[2], shape[0]) if layout == "CHW" else (shape[0], shape[1], shape[2]))
+    if not 1 <= c <= 4:
+        raise ValueError(f"an image has 1 to 4 channels, not {c}")
+    if h < 1 or w < 1:
+        raise ValueError(f"an empty image ({w}x{h})")
+    if h * w > MAX_IMAGE_PIXELS:
+        raise ValueError(f"an image of {w}x{h} pixels is over the limit of {MAX_IMAGE_PIXELS:,} pixels")
+    return h, w, c
+
+
+def image_pixels(image: Image) -> tuple[int, int, int, bytes]:
+    """Width, height, channels and the 8-bit pixels (rows of HWC) of ``image``; ``ValueError`` with
+    the reason when it cannot be one. The size is checked before anything is copied or converted.
+    numpy arrays and torch tensors are converted by their own methods (the writer imports neither)."""
+    x = image.data
+    if is_tensor(x):
+        x = x.detach()
+        shape = tuple(x.shape)
+        if len(shape) == 4 and shape[0] == 1:
+            x, shape = x[0], shape[1:]
+        layout = _layout(shape, image.dataformats, True)
+        h, w, c = _hwc(shape, layout)
+        x = x.to("cpu")
+        if x.is_floating_point():
+            x = (x.float().nan_to_num(0.0, 1.0, 0.0).clamp(0.0, 1.0) * 255.0).round().byte()
+        elif str(x.dtype) == "torch.bool":
+            x = x.byte() * 255
+        elif str(x.dtype) != "torch.uint8":
+            x = x.clamp(0, 255).byte()
+        if layout == "CHW":
+            x = x.permute(1, 2, 0)
+        x = x.contiguous()
+        try:
+            data = x.numpy().tobytes()
+        except Exception:  # torch without numpy
+            data = bytes(x.reshape(-1).tolist())
+        return w, h, c, data
+    if is_ndarray(x):
+        shape = tuple(x.shape)
+        if len(shape) == 4 and shape[0] == 1:
+            x, shape = x[0], shape[1:]
+        layout = _layout(shape, image.dataformats, False)
+        h, w, c = _hwc(shape, layout)
+        kind = x.dtype.kind
+        if kind == "f":
+            x = x.astype("float32")  # a copy: NaN set to 0 in it
+            x[x != x] = 0.0
+            x = (x * 255.0 + 0.5).clip(0.0, 255.0).astype("uint8")
+        elif kind == "b":
+            x = x.astype("uint8") * 255
+        elif kind in "iu":
+            if x.dtype.itemsize != 1 or kind == "i":
+                x = x.clip(0, 255)
+            x = x.astype("uint8")
+        else:
+            raise ValueError(f"an image of dtype {x.dtype} (numbers or booleans only)")
+        if layout == "CHW":
+            x = x.transpose(1, 2, 0)
+        return w, h, c, x.tobytes()  # C order, whatever the strides
+    if callable(getattr(x, "tobytes", None)) and hasattr(x, "mode") and hasattr(x, "size"):  # PIL
+        w, h = x.size
+        if not (type(w) is int and type(h) is int):
+            raise ValueError("a PIL image whose size is not two integers")
+        _hwc((h, w, _PIL_MODES.get(x.mode, 3)), "HWC")
+        if x.mode not in _PIL_MODES:  # palette, 1-bit, 16-bit, CMYK...: as RGB(A), converted by PIL
+            x = x.convert("RGBA" if "A" in x.mode or "transparency" in getattr(x, "info", {}) else "RGB")
+        c = _PIL_MODES[x.mode]
+        data = x.tobytes()
+        if len(data) != w * h * c:
+            raise ValueError(f"a PIL image of mode {x.mode} gave {len(data)} bytes for {w}x{h}")
+        return w, h, c, data
+    raise ValueError(f"an Image of {type(x).__name__} (a numpy array, a torch tensor or a PIL image)")
 
 
 def _item(v: Any, x: Any) -> tuple[str, Any]:
