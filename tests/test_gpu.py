@@ -745,3 +745,145 @@ def test_needs_driver_the_header_names_the_gpus_nvml_shows(tmp_path: Path) -> No
     finally:
         pynvml.nvmlShutdown()
     assert header["cuda_uuids"] and set(header["cuda_uuids"]) <= shown
+
+
+# ---- in the store and the run list --------------------------------------------------------------------
+
+
+def _move_run(src: Path, logs: Path, name: str, stream: str = "rank0.jsonl") -> Path:
+    """A run written by ``header_of`` in its own folder, moved under ``logs`` as ``name``."""
+    (logs / name).mkdir(parents=True, exist_ok=True)
+    return (src / "run" / "rank0.jsonl").rename(logs / name / stream)
+
+
+async def test_the_run_list_says_which_gpus_each_run_uses(tmp_path: Path) -> None:
+    """Real writers' headers and a real sampler's run, served by the real server: each run object
+    of /api/runs and of the WebSocket's runs messages carries its GPUs; the system run lists every GPU
+    with the runs on it (none: unattributed); a PID counts only from the sampler's PID namespace;
+    a new header (a rank joining) is attributed as it arrives."""
+    from tailboard.sidecar.server import Server
+    from websockets.asyncio.client import connect
+
+    logs = tmp_path / "logs"
+    nv = FakeNvml.with_gpus(4)
+    nv.gpus[1].processes = [(os.getpid(), GiB)]
+    sampler = GpuSampler(str(logs), nvml=nv, node=NODE)
+    sampler.tick()
+    header_of(tmp_path / "a", CUDA_STANDIN.replace("5f2c1c7e-3b8e-2b61-7d0b-0a4c8a3b1f9a", bare_uuid(uuid_for(0))))
+    _move_run(tmp_path / "a", logs, "a")
+    here = tailboard.init(logs / "c")  # this process: its PID is on GPU 1
+    here.log({"x": 1.0})
+    # the same PID logged from another container (another PID namespace) is another process
+    other = tailboard.init(logs / "d")
+    other.finish()
+    lines = (logs / "d" / "rank0.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["pid_ns"] += 1
+    (logs / "d" / "rank0.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    header_of(tmp_path / "b", "")  # no GPU named
+    _move_run(tmp_path / "b", logs, "b")
+
+    server = Server(logs, port=0, token="t", follower_options={"poll_interval": 0.05, "sweep_interval": 0.2})
+    await server.start(wait_for_backlog=True)
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        async with httpx.AsyncClient(headers={"authorization": "Bearer t"}) as http:
+
+            async def runs() -> dict[str, Any]:
+                got = (await http.get(f"{base}/api/runs")).json()["runs"]
+                return {r["id"]: r for r in got}
+
+            listed = await runs()
+            sys_id = system_run_id(NODE)
+            used = {rid: [(g["key"], g["by"], g["pids"]) for g in r.get("gpus", [])]
+                    for rid, r in listed.items() if rid != sys_id}
+            assert used == {"a": [(key(0), "uuid", [])], "b": [], "c": [(key(1), "pid", [os.getpid()])], "d": []}
+            assert "gpus" not in listed["b"] and "gpus" not in listed["d"]
+            g = listed["a"]["gpus"][0]
+            assert g["system"] == sys_id and g["host"] == socket.gethostname() and g["uuid"] == uuid_for(0)
+            assert g["name"] == "NVIDIA Fake GPU 80GB" and g["index"] == 0 and g["idle"] is False
+            devices = {d["key"]: d["runs"] for d in listed[sys_id]["gpus"]}
+            assert devices == {key(0): ["a"], key(1): ["c"], key(2): [], key(3): []}  # 2, 3 unattributed
+            detail = (await http.get(f"{base}/api/run", params={"run": "a"})).json()
+            assert [d["key"] for d in detail["gpus"]] == [key(0)]
+
+            async with connect(f"ws://127.0.0.1:{server.port}/ws?token=t") as ws:
+                first_runs = None
+                while first_runs is None:
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    if msg["type"] == "runs" and msg["full"]:
+                        first_runs = {r["id"]: r for r in msg["runs"]}
+                assert first_runs["c"]["gpus"] == listed["c"]["gpus"]
+                # a second rank of b joins, on GPU 2: b and the system run are sent again
+                header_of(tmp_path / "b2", "", {"NVIDIA_VISIBLE_DEVICES": uuid_for(2)[:12]})
+                _move_run(tmp_path / "b2", logs, "b", "rank1.jsonl")
+                seen: dict[str, Any] = {}
+                deadline = time.monotonic() + 10
+                while not (seen.get("b", {}).get("gpus") and sys_id in seen):
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.monotonic())))
+                    if msg["type"] == "runs":
+                        seen.update({r["id"]: r for r in msg["runs"]})
+                assert [(g["key"], g["by"]) for g in seen["b"]["gpus"]] == [(key(2), "uuid")]
+                assert {d["key"]: d["runs"] for d in seen[sys_id]["gpus"]}[key(2)] == ["b"]
+            listed = await runs()
+            assert {d["key"]: d["runs"] for d in listed[sys_id]["gpus"]} == {
+                key(0): ["a"], key(1): ["c"], key(2): ["b"], key(3): []}
+    finally:
+        await server.stop()
+        here.finish()
+        sampler.stop()
+
+
+async def test_a_gpu_idle_under_a_running_run_is_flagged(tmp_path: Path) -> None:
+    """The idle rule over a real sampler's samples: under IdleRule(util=5, samples=3), three
+    samples under 5% flag the GPU idle in the run's entry and the system run's; a busy sample clears
+    it; a run that finished has no idle GPU."""
+    from tailboard.sidecar.store.gpus import IdleRule
+
+    nv = FakeNvml.with_gpus(2)
+    nv.gpus[0].processes = [(os.getpid(), GiB)]
+    sampler = GpuSampler(str(tmp_path), nvml=nv, node=NODE)
+    sampler.tick()
+    run = tailboard.init(tmp_path / "train")
+    run.log({"loss": 1.0})
+    store = Store(tmp_path, gpu_idle=IdleRule(util=5.0, samples=3))
+    heard: list[tuple[str, ...]] = []
+    store.add_listener(lambda e: heard.append(e.run_ids) if hasattr(e, "run_ids") else None)
+    follower = Follower(tmp_path, store, poll_interval=0.05, sweep_interval=0.2)
+    await follower.start(wait=True)
+    sys_id = system_run_id(NODE)
+
+    def flags() -> tuple[list[bool], list[bool]]:
+        info = {r.id: r.to_json() for r in store.runs()}
+        return [g["idle"] for g in info["train"]["gpus"]], [g["idle"] for g in info[sys_id]["gpus"]]
+
+    async def until_flags(want: tuple[list[bool], list[bool]]) -> None:
+        deadline = time.monotonic() + 10
+        while flags() != want:
+            assert time.monotonic() < deadline, f"flags stayed {flags()}, not {want}"
+            await asyncio.sleep(0.02)
+
+    try:
+        assert flags() == ([False], [False, False])
+        nv.gpus[0].util = 4
+        nv.gpus[1].util = 0  # idle too, but under no run: never flagged
+        sampler.tick()
+        sampler.tick()
+        await asyncio.sleep(0.3)
+        assert flags() == ([False], [False, False])  # two samples are not three
+        heard.clear()
+        sampler.tick()
+        await until_flags(([True], [True, False]))
+        assert any("train" in ids and sys_id in ids for ids in heard)  # the change is sent
+        nv.gpus[0].util = 30
+        sampler.tick()
+        await until_flags(([False], [False, False]))
+        nv.gpus[0].util = 0
+        for _ in range(3):
+            sampler.tick()
+        await until_flags(([True], [True, False]))
+        run.finish()
+        await until_flags(([False], [False, False]))
+    finally:
+        await follower.stop()
+        sampler.stop()

@@ -22,6 +22,7 @@ __all__ = [
     "FIELDS",
     "PROCESS_FIELDS",
     "system_run_id",
+    "is_system_run",
     "gpu_key",
     "bare_uuid",
     "metric",
@@ -66,6 +67,13 @@ def safe_node(name: str) -> str:
 
 def system_run_id(node: str) -> str:
     return f"{SYSTEM_DIR}/{safe_node(node)}"
+
+
+def is_system_run(run_id: str) -> bool:
+    """Whether a run id is a host's system run: ``_system/<node>``, at the root of the log tree or
+    of one of its folders (a sampler writing into a sub-tree that the sidecar follows)."""
+    parts = run_id.split("/")
+    return len(parts) >= 2 and parts[-2] == SYSTEM_DIR and bool(parts[-1])
 
 
 def bare_uuid(uuid: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import dataclasses
 import threading
 import time
 from typing import Any
@@ -19,11 +20,14 @@ import numpy as np
 from ..ingest import Parsed
 from ..readers.base import Reader
 from ..readers.registry import Registry
+from tailboard.format import K_CONFIG, K_HEADER, KIND
+
 from ..series import Series, downsample_m4
 from . import reread
 from .cursors import decode_cursor, encode_cursor
 from .eviction import EvictionPolicy, summary, trim_heap
 from .events import Appended, BatchDone, Listener, Listeners, ProgressChanged, RecordsKept, ResetRun, RunsChanged
+from .gpus import GpuIndex, IdleRule
 from .kinds import KINDS
 from .results import Delta, Progress, RecordPage, Reset, RunInfo
 from .runs import Marks, Run, Stream, stream_suffix
@@ -51,6 +55,7 @@ class Store:
         evict_idle: float = 60.0,
         ingest_idle: float = 5.0,
         readers: Registry | None = None,
+        gpu_idle: IdleRule | None = None,
     ) -> None:
         self.root = None if root is None else os.fspath(root)
         self.readers = Registry() if readers is None else readers
@@ -63,6 +68,7 @@ class Store:
         self._lock = threading.RLock()
         self._listeners = Listeners()
         self._progress = Progress()
+        self._gpus = GpuIndex(gpu_idle)
 
     # ---- listeners -----------------------------------------------------------------------------
 
@@ -136,14 +142,20 @@ class Store:
             cursor = self._cursor(run)
             status_changed = run.status(time.time(), self.stall_after) != status_before
             listed_changed = run.fingerprint() != names_before
+            meta = any(rec.get(KIND) in (K_HEADER, K_CONFIG) for _, rec in parsed.others)
+            gpus_changed = self._gpus.update(run, self._runs, meta=meta, names=listed_changed)
         if parsed.others and self._listeners:
             self._listeners.emit(RecordsKept(run_id, tuple(rec for _, rec in parsed.others), self._progress.done))
         if new_attempt:
             self._listeners.emit(ResetRun(run_id, "attempt"))
         elif delta_series:
             self._listeners.emit(Appended(run_id, Delta(cursor, delta_series)))
+        if status_changed:  # a GPU is idle only under a running run: its system run's entry says so
+            gpus_changed |= self._gpus.related((run_id,))
         if new_attempt or status_changed or listed_changed or parsed.skipped or parsed.others:
-            self._listeners.emit(RunsChanged((run_id,)))
+            self._listeners.emit(RunsChanged((run_id, *sorted(gpus_changed - {run_id}))))
+        elif gpus_changed:
+            self._listeners.emit(RunsChanged(tuple(sorted(gpus_changed))))
 
     def _stream(self, run_id: str, stream_name: str) -> tuple[Run, Stream]:
         run = self._runs.get(run_id)
@@ -191,8 +203,9 @@ class Store:
                 fresh.streams[s.name] = s.fresh(self.readers[s.reader].new_state())
             for s in others:
                 reread.reread_stream(fresh, fresh.streams[s.name], s.offset, self.readers[s.reader])
+            gpus_changed = self._gpus.update(fresh, self._runs, meta=True, names=True)
         self._listeners.emit(ResetRun(run_id, reason))
-        self._listeners.emit(RunsChanged((run_id,)))
+        self._listeners.emit(RunsChanged((run_id, *sorted(gpus_changed - {run_id}))))
 
     def mark_gone(self, run_id: str) -> None:
         with self._lock:
@@ -212,6 +225,7 @@ class Store:
                 if stalled != run.stalled:
                     run.stalled = stalled
                     changed.append(run.id)
+            changed.extend(sorted(self._gpus.related(changed) - set(changed)))
         self._evict_if_needed()
         if changed:
             self._listeners.emit(RunsChanged(tuple(changed)))
@@ -256,6 +270,18 @@ class Store:
 
     def files(self) -> dict[str, Any]:
         return self._files
+
+    @property
+    def gpu_idle(self) -> IdleRule:
+        """When a GPU under a running run is idle (``gpus.IdleRule``); settable."""
+        return self._gpus.rule
+
+    @gpu_idle.setter
+    def gpu_idle(self, rule: IdleRule) -> None:
+        if not isinstance(rule, IdleRule):
+            raise TypeError(f"gpu_idle must be an IdleRule, not {type(rule).__name__}")
+        with self._lock:
+            self._gpus.rule = rule
 
     # ---- eviction ------------------------------------------------------------------------------
 
@@ -317,7 +343,9 @@ class Store:
     def runs(self) -> list[RunInfo]:
         now = time.time()
         with self._lock:
-            return [r.info(now, self.stall_after) for r in sorted(self._runs.values(), key=lambda r: r.id)]
+            infos = [r.info(now, self.stall_after) for r in sorted(self._runs.values(), key=lambda r: r.id)]
+            status = {i.id: i.status for i in infos}
+            return [self._with_gpus(i, status.get) for i in infos]
 
     def run_ids(self) -> list[str]:
         with self._lock:
@@ -326,7 +354,16 @@ class Store:
     def get_run(self, run_id: str) -> RunInfo | None:
         with self._lock:
             run = self._runs.get(run_id) if isinstance(run_id, str) else None
-            return None if run is None else run.info(time.time(), self.stall_after)
+            return None if run is None else self._with_gpus(run.info(time.time(), self.stall_after), self._status)
+
+    def _status(self, run_id: str) -> str | None:
+        run = self._runs.get(run_id)
+        return None if run is None else run.status(time.time(), self.stall_after)
+
+    def _with_gpus(self, info: RunInfo, status_of: Any) -> RunInfo:
+        """A run's entry with its GPUs (``gpus.GpuIndex.entries``), under the lock."""
+        gpus = self._gpus.entries(info.id, status_of)
+        return info if gpus is None else dataclasses.replace(info, gpus=gpus)
 
     def version(self, run_id: str) -> int:
         """A number that changes whenever anything of the run changes (cache keys)."""
@@ -364,7 +401,11 @@ class Store:
     def run_detail(self, run_id: str) -> dict[str, Any]:
         self._resident(run_id)
         with self._lock:
-            return self._run(run_id).detail(time.time(), self.stall_after)
+            detail = self._run(run_id).detail(time.time(), self.stall_after)
+            gpus = self._gpus.entries(run_id, self._status)
+            if gpus is not None:
+                detail["gpus"] = [dict(g) for g in gpus]
+            return detail
 
     def metrics(self, run_id: str) -> list[str]:
         self._resident(run_id)

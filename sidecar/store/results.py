@@ -18,7 +18,7 @@ class RunInfo:
     """One run as the run list shows it. ``listed`` holds, per record kind that is listed (see
     ``kinds.KINDS``), the names the run holds of it: ``{"histograms": (...), "vectors": (...)}``.
     ``config`` is the run's merged config flattened and capped (``runs.config_summary``);
-    ``config_truncated`` says that something of it was left out."""
+    ``config_truncated`` says that something of it was left out. ``gpus``: see ``gpus.GpuIndex.entries``."""
 
     id: str
     status: str
@@ -37,6 +37,8 @@ class RunInfo:
     reason: str | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
     config_truncated: bool = False
+    # the GPUs the run uses (a system run: every GPU it samples, with the runs on it); None: none
+    gpus: tuple[Mapping[str, Any], ...] | None = None
 
     @property
     def histograms(self) -> tuple[str, ...]:
@@ -71,6 +73,8 @@ class RunInfo:
         }
         if self.reason is not None:
             out["reason"] = self.reason
+        if self.gpus is not None:
+            out["gpus"] = [dict(g) for g in self.gpus]
         return out
 
 
