@@ -277,3 +277,161 @@ def test_the_writer_imports_neither_numpy_nor_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
     assert os.path.basename(png.__file__) == "png.py"
+
+
+# ---- the sidecar: the reader, the store and the routes ----------------------------------------------
+
+TOKEN = "test-token-images"
+FAST = {"poll_interval": 0.05, "sweep_interval": 0.2}
+
+
+def test_image_lines_are_records_not_metrics(tmp_path: Path) -> None:
+    from tailboard.sidecar.readers.jsonl import JsonlReader
+    from tailboard.sidecar.store import Store
+
+    with tailboard.init(tmp_path / "r") as run:
+        for i in range(3):
+            run.log({"loss": 1.0 / (i + 1), "img": Image(np.full((2, 3), i, np.uint8))}, step=i)
+    with tailboard.init(tmp_path / "r") as again:  # a second attempt in the same file
+        again.log({"img": Image(np.zeros((2, 3), np.uint8))}, step=1)
+    data = (tmp_path / "r" / "rank0.jsonl").read_bytes()
+    reader = JsonlReader()
+    parsed, after = reader.decode(data, reader.new_state(), now=0.0)
+    assert set().union(*parsed.segments) == {"loss"}
+    images = [(seg, rec["step"]) for seg, rec in parsed.others if rec["k"] == "image"]
+    assert images == [(0, 0), (0, 1), (0, 2), (1, 1)] and after.native
+    store = Store(tmp_path)
+    store.open_stream("r", "rank0.jsonl", str(tmp_path / "r" / "rank0.jsonl"), "key")
+    store.ingest("r", "rank0.jsonl", data, 0, len(data))
+    assert store.metrics("r") == ["loss"]
+    assert store.get_run("r").listed["images"] == ("img",)  # type: ignore[union-attr]
+    got = store.images("r", "img")
+    assert got["steps"] == [0, 1, 2, 1] and got["paths"][1] == "media/img/1.png" and got["widths"] == [3] * 4
+    assert store.images("r", "img", step=1.5)["paths"] == ["media/img/1-1.png"]  # the latest at or before
+    assert read_png(store.image("r", got["paths"][2]))[3] == bytes([2] * 6)
+
+
+def test_bad_image_records_are_counted(tmp_path: Path) -> None:
+    from tailboard.sidecar.store import Store
+
+    (tmp_path / "r").mkdir()
+    lines = [{"k": "header", "format": "tailboard", "version": 1, "rank": 0},
+             {"k": "image", "step": 0, "t": 1.0, "name": "x", "path": "../../etc/x.png", "w": 1, "h": 1, "c": 1},
+             {"k": "image", "step": 0, "t": 1.0, "name": "x", "path": "media/x/0.png", "w": 0, "h": 1, "c": 1},
+             {"k": "image", "step": 0, "t": 1.0, "name": "x", "path": "media/x/0.png", "w": 1, "h": 1, "c": 1}]
+    data = "".join(json.dumps(x) + "\n" for x in lines).encode()
+    store = Store(tmp_path)
+    store.open_stream("r", "rank0.jsonl", str(tmp_path / "r" / "rank0.jsonl"), "key")
+    store.ingest("r", "rank0.jsonl", data, 0, len(data))
+    info = store.get_run("r")
+    assert info is not None and info.skipped == {"total": 2, "bad_image": 2} and info.metrics == ()
+    assert store.images("r", "x")["total"] == 1
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> Any:
+    from tailboard.sidecar.server import Server
+
+    for name, shade in (("a", 10), ("b", 200)):
+        with tailboard.init(tmp_path / name) as run:
+            for step in range(3):
+                run.log({"loss": 1.0, "samples": Image(np.full((4, 5, 3), shade + step, np.uint8))}, step=step * 5)
+    server = Server(tmp_path, port=0, token=TOKEN, follower_options=FAST)
+    await server.start(wait_for_backlog=True)
+    yield server, tmp_path
+    await server.stop()
+
+
+async def test_the_api_lists_and_serves_images(served: Any) -> None:
+    import httpx
+
+    server, root = served
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=server.base_url, headers=auth, timeout=10) as client:
+        runs = (await client.get("/api/runs")).json()
+        assert {r["id"]: r["images"] for r in runs["runs"]} == {"a": ["samples"], "b": ["samples"]}
+        listed = (await client.get("/api/images", params={"run": "a", "tag": "samples"})).json()
+        assert listed["steps"] == [0, 5, 10] and listed["paths"][2] == "media/samples/10.png"
+        assert (listed["widths"], listed["heights"], listed["channels"]) == ([5] * 3, [4] * 3, [3] * 3)
+        at = (await client.get("/api/images", params={"run": "a", "tag": "samples", "step": 7})).json()
+        assert at["steps"] == [5]
+        got = await client.get("/api/image", params={"run": "b", "path": "media/samples/5.png"})
+        assert got.status_code == 200 and got.headers["content-type"] == "image/png"
+        assert got.headers["x-content-type-options"] == "nosniff"
+        assert got.content == (root / "b/media/samples/5.png").read_bytes()
+        assert read_png(got.content)[3] == bytes([201] * 60)
+        as_json = (await client.get("/api/image", params={"run": "b", "path": "media/samples/5.png",
+                                                          "encoding": "base64"})).json()
+        import base64
+
+        assert base64.b64decode(as_json["base64"]) == got.content and as_json["type"] == "image/png"
+        missing = await client.get("/api/images", params={"run": "a", "tag": "nope"})
+        assert missing.status_code == 404
+        for params in ({"run": "a", "tag": "samples"}, {"run": "a", "path": "media/samples/0.png"}):
+            path = "/api/images" if "tag" in params else "/api/image"
+            refused = await client.get(path, params=params, headers={"Authorization": "Bearer wrong"})
+            assert refused.status_code == 401
+            assert (await httpx.AsyncClient(base_url=server.base_url).get(path, params=params)).status_code == 401
+
+
+async def test_paths_out_of_the_run_folder_are_refused(served: Any) -> None:
+    import httpx
+
+    server, root = served
+    outside = root.parent / f"{root.name}-outside.png"
+    outside.write_bytes((root / "a/media/samples/0.png").read_bytes())
+    (root / "a/media/link.png").symlink_to(outside)
+    (root / "a/media/dirlink").symlink_to(root.parent)
+    os.mkfifo(root / "a/media/fifo.png")
+    (root / "a/media/inside.png").symlink_to(root / "a/media/samples/5.png")  # a link within: fine
+    cases = {
+        "../b/media/samples/0.png": (403, "not a path inside"),
+        "media/../../b/media/samples/0.png": (403, "not a path inside"),
+        "/etc/passwd": (403, "not a path inside"),
+        str(root / "a/media/samples/0.png"): (403, "not a path inside"),
+        "media/link.png": (403, "outside the run's folder"),
+        f"media/dirlink/{outside.name}": (403, "outside the run's folder"),
+        "media/fifo.png": (403, "not a regular file"),
+        "media": (403, "not a regular file"),
+        "rank0.jsonl": (403, "not a PNG"),
+        "media/samples/99.png": (404, "no such image"),
+        "@3": (404, "no longer held"),
+        "": (403, "not a path inside"),
+    }
+    async with httpx.AsyncClient(base_url=server.base_url, headers={"Authorization": f"Bearer {TOKEN}"},
+                                 timeout=10) as client:
+        for path, (status, why) in cases.items():
+            got = await client.get("/api/image", params={"run": "a", "path": path})
+            assert (got.status_code, got.headers["content-type"]) == (status, "application/json"), path
+            assert why in got.json()["error"] and str(root) not in got.text, path
+        inside = await client.get("/api/image", params={"run": "a", "path": "media/inside.png"})
+        assert inside.content == (root / "a/media/samples/5.png").read_bytes()
+        raw = await client.get("/api/image?run=a&path=%2e%2e%2fb%2fmedia%2fsamples%2f0.png")
+        assert raw.status_code == 403
+        unknown = await client.get("/api/image", params={"run": "../a", "path": "media/samples/0.png"})
+        assert unknown.status_code == 404
+
+
+def test_tensorboard_event_files_images(tmp_path: Path) -> None:
+    from tailboard.sidecar.readers.tfevents import TfEventsReader
+    from tailboard.sidecar.store import Store
+    from torch.utils.tensorboard import SummaryWriter as TorchWriter
+
+    frames = [np.random.default_rng(i).integers(0, 256, (3, 6, 4), dtype=np.uint8) for i in range(3)]
+    with TorchWriter(str(tmp_path / "tb")) as w:
+        for i, frame in enumerate(frames):
+            w.add_image("samples", frame, i)
+            w.add_scalar("loss", 1.0, i)
+    (event_file,) = (tmp_path / "tb").iterdir()
+    data = event_file.read_bytes()
+    store = Store(tmp_path, readers=None)
+    store.open_stream("tb", event_file.name, str(event_file), "key", reader="tfevents")
+    store.ingest("tb", event_file.name, data, 0, len(data))
+    assert store.metrics("tb") == ["loss"]
+    got = store.images("tb", "samples")
+    assert got["steps"] == [0, 1, 2] and (got["widths"], got["heights"], got["channels"]) == ([4] * 3, [6] * 3, [3] * 3)
+    assert got["paths"] == ["@0", "@1", "@2"]
+    for path, frame in zip(got["paths"], frames):
+        assert read_png(store.image("tb", path))[3] == frame.transpose(1, 2, 0).tobytes()
+    parsed, _ = TfEventsReader().decode(data, TfEventsReader().new_state(), now=0.0)
+    assert "unsupported_summary" not in parsed.skipped

@@ -20,6 +20,13 @@ of its first line (every other byte compared, the numbers read by one orjson cal
 differ anywhere, are read one object at a time (``jsonl_columns.fields_from_objects``). Both give the
 same columns, so the points are the same (bench/jsonl_decode.py measures this against pyarrow's JSON
 reader, which was slower).
+
+Image records (``{"k":"image",...}``, the writer's ``tailboard.Image``) are handed on as they are,
+with the segment their place in the file gives them (``_pass_images``). ``format.KINDS`` does not
+name that kind, so ``ingest.parse_chunk`` would read one as a foreign line (its ``w``, ``h``, ``c``
+as metrics): each image line is swapped for a config record that changes nothing, at the same
+place, and put back in the records afterwards. Only chunks that hold the string ``"image"`` pay for
+this (one substring search per chunk otherwise), and only their lines that hold it are parsed.
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ from collections.abc import Callable
 
 import numpy as np
 import orjson
-from tailboard.format import KINDS
+from tailboard.format import K_CONFIG, KIND, KINDS
+from tailboard.values import K_IMAGE
 
 from ..ingest import Parsed, decode_line, decode_lines, parse_chunk, read_layout
 from .jsonl_columns import Fields, discriminator_hash, field_hash, fields_from_objects, merged
@@ -48,6 +56,10 @@ NATIVE_HEAD = b'{"k":"'
 #: Fewest lines of one layout read as a template; fewer are read with the rest of their chunk.
 MIN_TEMPLATE = 16
 _NUMBER = b"0123456789.-+eENaIfinty"  # the bytes of number tokens: NaN, Infinity and -Infinity too
+#: What every image line holds (the kind's name as a JSON string).
+IMAGE_MARK = b'"%s"' % K_IMAGE.encode()
+#: The key of the stand-in config record of an image line (see the module docstring).
+_STAND_IN = "tailboard/image"
 
 
 class JsonlReader:
@@ -99,6 +111,11 @@ class JsonlReader:
         return dataclasses.replace(before, index=max(0, after.index - parsed.records))
 
     def decode(self, data: bytes, state: JsonlState, *, now: float) -> tuple[Parsed, JsonlState]:
+        if IMAGE_MARK in data:
+            return _pass_images(self._decode, data, state, now)
+        return self._decode(data, state, now=now)
+
+    def _decode(self, data: bytes, state: JsonlState, *, now: float) -> tuple[Parsed, JsonlState]:
         if not (state.native or data.startswith(NATIVE_HEAD)):
             got = decode_foreign(data, state, now=now, fast=self.fast, bulk=self.bulk)
             if got is not None:
@@ -112,6 +129,45 @@ class JsonlReader:
             started=parsed.started,
             native=state.native or parsed.native,
         )
+
+
+def _pass_images(
+    decode: Callable[..., tuple[Parsed, JsonlState]], data: bytes, state: JsonlState, now: float
+) -> tuple[Parsed, JsonlState]:
+    """``decode`` of ``data`` with each image line swapped for a stand-in config record, and the
+    image records put back in the stand-ins' places (module docstring). A line that is not an
+    image object is left for ``decode`` to count."""
+    lines = data.split(b"\n")
+    images: list[dict[str, object]] = []
+    last_image = last_header = -1
+    for i, line in enumerate(lines):
+        if line.startswith(NATIVE_HEAD + b'header"'):
+            last_header = i
+        if IMAGE_MARK not in line or not line.lstrip().startswith(b"{"):
+            continue
+        try:
+            rec = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if type(rec) is dict and rec.get(KIND) == K_IMAGE:
+            lines[i] = orjson.dumps({KIND: K_CONFIG, "config": {}, _STAND_IN: len(images)})
+            images.append(rec)
+            last_image = i
+    parsed, after = decode(b"\n".join(lines), state, now=now)
+    others = []
+    for seg, rec in parsed.others:
+        at = rec.get(_STAND_IN)
+        if rec.get(KIND) == K_CONFIG and type(at) is int and len(rec) == 3 and 0 <= at < len(images):
+            rec = images[at]
+        others.append((seg, rec))
+    parsed.others = others
+    if images and last_image > last_header:  # an image is a record of the attempt, as a vector is
+        parsed.started = True
+        step = images[-1].get("step")
+        if not any(lines[last_image + 1 :]) and (type(step) is int or type(step) is float):
+            parsed.last_step = float(step)  # the chunk's last record
+    return parsed, dataclasses.replace(after, last_step=parsed.last_step if parsed.last_step is not None
+                                       else after.last_step, started=parsed.started)
 
 
 # ---- a chunk as columns: lines of one layout read as templates ---------------------------------

@@ -23,7 +23,7 @@ from ..readers.registry import Registry
 from tailboard.format import K_CONFIG, K_HEADER, KIND
 
 from ..series import Series, downsample_m4
-from . import reread
+from . import images, reread
 from .cursors import decode_cursor, encode_cursor
 from .eviction import EvictionPolicy, summary, trim_heap
 from .events import Appended, BatchDone, Listener, Listeners, ProgressChanged, RecordsKept, ResetRun, RunsChanged
@@ -486,6 +486,23 @@ class Store:
 
     def texts(self, run_id: str, name: str | None = None, *, limit: int | None = None) -> dict[str, Any]:
         return self.kept("text", run_id, name, limit=limit)
+
+    def images(self, run_id: str, name: str, *, step: float | None = None, limit: int | None = None) -> dict[str, Any]:
+        return self.kept("image", run_id, name, limit=limit, step=step)
+
+    def image(self, run_id: str, path: str) -> bytes:
+        """The PNG bytes of an image of the run (``images.py``): from memory, or read (outside the
+        lock) from the file ``path`` inside the run's folder; ``images.ImageError`` says why not."""
+        self._resident(run_id)
+        with self._lock:
+            run = self._run(run_id)
+            if path.startswith("@"):
+                return images.read_blob(run.kept["image"], path)
+            folders = {os.path.dirname(st.path) for st in run.streams.values()}
+        folder = os.path.join(self.root, *run_id.split("/")) if self.root is not None else min(folders, default="")
+        if not folder or (self.root is not None and not images.contained(self.root, folder)):
+            raise images.ImageError("the run has no folder under the log root")
+        return images.read_file(folder, path)
 
     # ---- cursors -------------------------------------------------------------------------------
 

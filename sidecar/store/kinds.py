@@ -4,7 +4,8 @@ A run keeps one holder per kind (``new``); ``keep`` adds a record (with the stre
 its name), or refuses one it cannot serve and says why (the stream counts the reason as a skipped
 record); ``names`` lists what the run list shows; ``answer`` is what the kind's route returns,
 within a record limit. Eviction drops the holders; a re-read fills them again through ``keep``.
-Adding a record kind is one class (or one instance) here, added to ``KINDS``.
+Adding a record kind is one class (or one instance) here, added to ``KINDS``; the bytes of images
+(blobs, not records) are ``images``'s.
 
 Histograms (``Histograms``) have bins of equal width between ``lo`` and ``hi`` (the writer's), or
 the bins' own bounds in ``edges`` (TensorBoard's buckets are not of equal width): ``len(counts) + 1``
@@ -21,8 +22,12 @@ from typing import Any
 import numpy as np
 
 from tailboard.format import K_HIST, K_TEXT, K_VECTOR, decode_float
+from tailboard.values import K_IMAGE
 
-__all__ = ["BAD_EDGES", "KINDS", "Histograms", "NamedRecords", "RecordKind", "TextRecords", "edges_ok", "thin"]
+from . import images
+
+__all__ = ["BAD_EDGES", "KINDS", "Histograms", "ImageRecords", "NamedRecords", "RecordKind", "TextRecords", "edges_ok",
+           "thin"]
 
 Record = dict[str, Any]
 
@@ -161,6 +166,56 @@ class TextRecords(RecordKind):
         }
 
 
+_IMAGE_FIELDS = ("step", "t", "path", "w", "h", "c", "bytes")
+
+
+def _size(x: Any) -> bool:
+    return type(x) is int and 0 < x < 1 << 31
+
+
+@dataclass(frozen=True)
+class ImageRecords(RecordKind):
+    """Image records per name (``images.py``: where their bytes are). ``step=S`` answers the
+    latest at or before S."""
+
+    kind: str = K_IMAGE
+    listed_as: str = "images"
+
+    def new(self) -> images.ImagesHeld:
+        return images.ImagesHeld()
+
+    def keep(self, held: images.ImagesHeld, rec: Record, suffix: str) -> str | None:
+        if not (_size(rec.get("w")) and _size(rec.get("h")) and rec.get("c") in (1, 2, 3, 4)):
+            return images.BAD_IMAGE
+        kept = {k: rec.get(k) for k in _IMAGE_FIELDS}
+        if "png" in rec:  # an image of an event file: its bytes are held here
+            blob = held.hold_base64(rec["png"])
+            if blob is None:
+                return images.BAD_IMAGE
+            kept["path"], kept["bytes"] = blob
+        elif not images.path_ok(kept["path"]):
+            return images.BAD_IMAGE
+        held.by_name.setdefault(str(rec.get("name", "")) + suffix, []).append(kept)
+        return None
+
+    def names(self, held: images.ImagesHeld) -> tuple[str, ...]:
+        return tuple(sorted(held.by_name))
+
+    def answer(self, held: images.ImagesHeld, name: str | None, *, limit: int | None = None, **options: Any) -> dict[str, Any]:
+        recs = held.by_name.get(name or "")
+        if recs is None:
+            raise KeyError(f"unknown image {name!r}")
+        step = options.get("step")
+        if step is not None:
+            recs = [r for r in recs if (decode_float(r.get("step")) or 0) <= step][-1:]
+        recs, total = thin(recs, limit)
+        out: dict[str, Any] = {"total": total}
+        for key, f in (("steps", "step"), ("times", "t"), ("paths", "path"), ("widths", "w"),
+                       ("heights", "h"), ("channels", "c"), ("bytes", "bytes")):
+            out[key] = [r.get(f) for r in recs]
+        return out
+
+
 #: Every kind the store keeps besides scalars and the run's own records (header, config, end).
 KINDS: dict[str, RecordKind] = {
     k.kind: k
@@ -168,5 +223,6 @@ KINDS: dict[str, RecordKind] = {
         Histograms(),
         NamedRecords(K_VECTOR, "vectors", (("steps", "step"), ("times", "t"), ("values", "v"))),
         TextRecords(),
+        ImageRecords(),
     )
 }
