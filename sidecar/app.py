@@ -2,7 +2,8 @@
 
 Organised as Starlette's own code is: endpoint functions, a route table, exception handlers. Routes
 that an option turns on (``POST /api/runs/{run}/stop`` with ``--allow-control``, ``/metrics`` with
-``--metrics``) are absent from the table without it. Every store query runs in a worker thread, a few at a time (``Limits.query_threads``): the event loop only
+``--metrics``) are absent from the table without it. Under ``--base-url`` the whole table, the page
+and the WebSocket included, is served below the prefix (``proxy.BasePath``). Every store query runs in a worker thread, a few at a time (``Limits.query_threads``): the event loop only
 moves bytes, so one heavy request never stalls the others or ``/healthz``.
 """
 
@@ -15,7 +16,6 @@ from contextlib import suppress
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Callable, Iterable
-from urllib.parse import urlsplit
 
 import orjson
 from prometheus_client.registry import CollectorRegistry
@@ -27,14 +27,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import protocol as P
 from .alerts import AlertEngine, Webhooks
-from .auth import WS_SUBPROTOCOL, AccessControl
+from .auth import WS_SUBPROTOCOL, AccessControl, same_origin, security_headers
 from .control import ControlPlane, ControlRefused
 from .health import LoopLag
 from .hub import Client, Hub, SlowClient
 from .limits import Limits
 from .metrics import exposition
+from .proxy import BasePath, TrustedProxies
 from .store import Reset, Store
-from .store.images import ImageError, image_answer
 
 __all__ = ["create_app"]
 
@@ -213,28 +213,6 @@ async def api_texts(request: Request) -> Response:
     return await state.answer(state.store.texts, _known_run(request), name, limit=state.limits.max_records)
 
 
-async def api_images(request: Request) -> Response:
-    state = _state(request)
-    name = request.query_params.get("tag", "")
-    step = _float_param(request, "step")
-    return await state.answer(state.store.images, _known_run(request), name, step=step, limit=state.limits.max_records)
-
-
-async def api_image(request: Request) -> Response:
-    """An image's PNG bytes (store.images: only from inside the run's folder, or from memory);
-    ``encoding=base64``: as JSON ``{"type", "base64"}``, for a page whose requests all read JSON."""
-    state = _state(request)
-    run, path = _known_run(request), request.query_params.get("path", "")
-    as_json = request.query_params.get("encoding") == "base64"
-    try:
-        data = await state.hub.in_worker(
-            lambda: image_answer(state.store.image(run, path), as_json), size=len)
-    except ImageError as e:
-        return ORJSONResponse({"error": str(e)}, status_code=e.status)
-    media = "application/json" if as_json else "image/png"
-    return Response(data, media_type=media, headers={"cache-control": "private, max-age=3600"})
-
-
 async def api_records(request: Request) -> Response:
     """Exact export, a page at a time: at most ``limit`` records and about ``max_page_bytes``."""
     state = _state(request)
@@ -305,19 +283,14 @@ async def api_stop(request: Request) -> Response:
 def _cross_site(request: Request) -> str | None:
     """Why a state-changing request is refused as coming from another site, or None. A browser
     sends ``Origin`` with every POST, and ``Sec-Fetch-Site``; a script sends neither (and needs the
-    token all the same)."""
+    token all the same). Behind a trusted proxy, scheme and Host are the public ones already."""
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
         return "cross-site requests are refused"
     origin = request.headers.get("origin")
     if origin is None:
         return None
-    try:
-        parts = urlsplit(origin)
-    except ValueError:
-        return "origin not allowed"
-    host = request.headers.get("host", "").strip().lower()
-    if parts.scheme != request.url.scheme or parts.netloc.lower() != host:
+    if not same_origin(origin, request.url.scheme, request.headers.get("host", "")):
         return "origin not allowed"
     return None
 
@@ -501,9 +474,13 @@ def create_app(
     webhooks: Webhooks | None = None,
     control: ControlPlane | None = None,
     metrics: CollectorRegistry | None = None,
-) -> AccessControl:
+    base_path: str = "",
+    proxies: TrustedProxies | None = None,
+) -> AccessControl | BasePath:
     """The app behind its access control. ``alerts`` adds ``/api/alerts``, ``control`` the stop
-    route, ``metrics`` (a registry) ``/metrics``: each route exists only with its part."""
+    route, ``metrics`` (a registry) ``/metrics``: each route exists only with its part.
+    ``base_path`` (``"/tb"``, see ``proxy.base_path``): everything is served below it, nothing
+    elsewhere. ``proxies``: whose forwarded headers are believed (None: nobody's)."""
     limits = limits or Limits()
     static = _viewer_files()
     viewer_file = _viewer_endpoint(static)
@@ -515,8 +492,6 @@ def create_app(
         Route("/api/histograms", api_histograms),
         Route("/api/vectors", api_vectors),
         Route("/api/texts", api_texts),
-        Route("/api/images", api_images),
-        Route("/api/image", api_image),
         Route("/api/records", api_records),
         Route("/api/poll", api_poll),
         *([Route("/api/alerts", api_alerts)] if alerts is not None else []),
@@ -533,5 +508,8 @@ def create_app(
     hub.annotate = state.annotate
     app.state.tailboard = state
     public = {"/healthz", "/", *(f"/{name}" for name in static)}
-    return AccessControl(app, token=token, allowed_hosts=allowed_hosts, public_paths=public,
-                         frame_ancestors=frame_ancestors)
+    guarded = AccessControl(app, token=token, allowed_hosts=allowed_hosts, public_paths=public,
+                            frame_ancestors=frame_ancestors, proxies=proxies)
+    if not base_path:
+        return guarded
+    return BasePath(guarded, base_path, headers=security_headers(frame_ancestors))

@@ -10,7 +10,10 @@
 - The viewer's own static files and ``/healthz`` are public: they hold no log data.
 - The Host header must name this server (against DNS rebinding).
 - A WebSocket handshake whose Origin is not this server's (scheme included) is refused (cross-site
-  WebSocket hijacking: neither Starlette nor uvicorn checks it).
+  WebSocket hijacking: neither Starlette nor uvicorn checks it). Behind a proxy started with
+  ``--proxy-headers``, "this server" is the public scheme and host the proxy forwards
+  (``proxy.TrustedProxies``, believed from the proxy's addresses only); the Host check above still
+  applies to the Host header the proxy sent, the name it reached this server by.
 - Every HTTP response carries a strict Content-Security-Policy and the usual hardening headers.
 """
 
@@ -23,8 +26,11 @@ import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
+
+if TYPE_CHECKING:
+    from .proxy import TrustedProxies
 
 __all__ = [
     "AccessControl",
@@ -33,6 +39,7 @@ __all__ = [
     "WS_SUBPROTOCOL",
     "WS_TOKEN_PREFIX",
     "new_token",
+    "same_origin",
     "split_host",
     "token_subprotocol",
 ]
@@ -108,7 +115,8 @@ def split_host(host: str) -> str:
 
 class AccessControl:
     """Wraps the app. ``token=None`` disables auth (the CLI warns); ``allowed_hosts=None`` allows any
-    Host. ``public_paths`` are served without the token (the viewer's files, ``/healthz``)."""
+    Host. ``public_paths`` are served without the token (the viewer's files, ``/healthz``), below
+    the scope's ``root_path``. ``proxies``: whose forwarded headers say what the browser asked for."""
 
     def __init__(
         self,
@@ -118,8 +126,10 @@ class AccessControl:
         allowed_hosts: Iterable[str] | None,
         public_paths: Iterable[str] = ("/healthz",),
         frame_ancestors: Iterable[str] = (),
+        proxies: TrustedProxies | None = None,
     ) -> None:
         self.app = app
+        self.proxies = proxies
         self.headers = security_headers(frame_ancestors)
         self.token = token.encode() if token else None
         self.allowed = None if allowed_hosts is None else {split_host(h) for h in allowed_hosts}
@@ -137,13 +147,16 @@ class AccessControl:
         if self.allowed is not None and split_host(host) not in self.allowed:
             await _refuse(scope, send, 403, "host not allowed")
             return
+        if self.proxies is not None:
+            scope = dict(scope)
+            self.proxies.apply(scope, headers)
         if kind == "websocket":
             origin = headers.get("origin")
-            if origin is not None and not _same_origin(origin, scope.get("scheme", "ws"), host):
+            if origin is not None and not same_origin(origin, scope.get("scheme", "ws"), headers.get("host", "")):
                 logger.warning("refused a WebSocket from a foreign origin")
                 await _refuse(scope, send, 403, "origin not allowed")
                 return
-        path = scope.get("path", "")
+        path = _route_path(scope)
         if self.token is None or (kind == "http" and path in self.public):
             await self.app(scope, receive, send)
             return
@@ -184,14 +197,28 @@ def _subprotocol_tokens(protocols: Iterable[str]) -> list[str]:
     return out
 
 
-def _same_origin(origin: str, scheme: str, host: str) -> bool:
-    """The Origin names this server: same scheme (http for ws, https for wss) and host:port."""
+def same_origin(origin: str, scheme: str, host: str) -> bool:
+    """The Origin names this server: same scheme (http for ws, https for wss) and host:port, a
+    scheme's default port written or not ("lab.example:443" is "lab.example" for https)."""
     try:
         parts = urlsplit(origin)
     except ValueError:
         return False
     expected = _WS_SCHEME.get(scheme)
-    return expected is not None and parts.scheme == expected and parts.netloc.lower() == host.strip().lower()
+    return (expected is not None and parts.scheme == expected
+            and _netloc(parts.netloc, expected) == _netloc(host, expected))
+
+
+def _netloc(host: str, scheme: str) -> str:
+    host = host.strip().lower()
+    return host.removesuffix(":443" if scheme == "https" else ":80")
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below the app's ``root_path`` (its prefix, ``proxy.BasePath``), as Starlette routes."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root + "/") else path
 
 
 def _with_headers(send: Send, headers: tuple[tuple[bytes, bytes], ...] = SECURITY_HEADERS) -> Send:

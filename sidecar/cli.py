@@ -66,6 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--public-url", type=public_url, metavar="URL",
                        help="how the outside reaches this server (a published port, a proxy): the printed "
                             "URL uses it, e.g. http://gpu-box:16007")
+        p.add_argument("--base-url", type=prefix, default="", metavar="PREFIX",
+                       help="serve everything below this path, for a reverse proxy that keeps it (e.g. "
+                            "/tailboard); a proxy that strips its prefix needs none (docs/deploy.md)")
+        p.add_argument("--proxy-headers", action="store_true",
+                       help="believe X-Forwarded-For/-Proto/-Host (or Forwarded) from the proxy's "
+                            "addresses (--forwarded-allow-ips): the page's origin is then the public one")
+        p.add_argument("--forwarded-allow-ips", metavar="IPS",
+                       help="with --proxy-headers: the proxies' addresses or networks, comma-separated, or * "
+                            "(default: $FORWARDED_ALLOW_IPS, else 127.0.0.1,::1)")
         p.add_argument("--no-auth", action="store_true", help="serve without a token (not recommended)")
         p.add_argument("--poll", action="store_true", help="poll files instead of inotify (NFS, overlayfs)")
         p.add_argument("--allow-host", action="append", default=[], metavar="HOST",
@@ -201,6 +210,15 @@ def public_url(text: str) -> str:
     return text.rstrip("/")
 
 
+def prefix(text: str) -> str:
+    from .proxy import base_path
+
+    try:
+        return base_path(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def count(text: str) -> int:
     try:
         value = int(text)
@@ -261,6 +279,12 @@ async def _run(args: argparse.Namespace) -> int:
             raise ValueError("--webhook sends alerts: it does not go with --no-alerts")
         if args.metrics_include is not None:
             re.compile(args.metrics_include)
+        if args.forwarded_allow_ips is not None and not args.proxy_headers:
+            raise ValueError("--forwarded-allow-ips says whose forwarded headers to believe: add --proxy-headers")
+        if args.proxy_headers:
+            from .proxy import TrustedProxies
+
+            TrustedProxies(forwarded_allow_ips(args))  # a bad address is said here, in one line
         if getattr(args, "allow_control", False) and args.no_auth:
             raise ValueError("--allow-control needs the token: it does not go with --no-auth")
     except re.error as e:
@@ -299,6 +323,9 @@ async def _run(args: argparse.Namespace) -> int:
         metrics=args.metrics,
         metrics_include=args.metrics_include,
         public_url=args.public_url,
+        base_url=args.base_url,
+        proxy_headers=args.proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips(args),
     )
     # In a container, binding every interface is how the published port reaches the server: with a
     # token that is the normal set-up, not a warning at every start.
@@ -397,7 +424,8 @@ def _main(args: argparse.Namespace) -> int:
     args.token_note = None
     if args.print_url:
         token = None if args.no_auth else resolve_token(args, create=False)
-        base = args.public_url or server.bound_url(args.host, args.port, tls=bool(args.certfile))
+        base = server.site_url(server.bound_url(args.host, args.port, tls=bool(args.certfile)), args.base_url,
+                               args.public_url)
         print(server.page_url(base, token), flush=True)
         return 0
     if not args.poll or args.command == "replay":
@@ -410,6 +438,13 @@ def _main(args: argparse.Namespace) -> int:
     # 5 keeps a WebSocket send from waiting behind a big query.
     sys.setswitchinterval(0.001)
     return asyncio.run(_run(args))
+
+
+def forwarded_allow_ips(args: argparse.Namespace) -> str | None:
+    """Whose forwarded headers to believe, with --proxy-headers: the option, else uvicorn's variable."""
+    if not args.proxy_headers:
+        return None
+    return args.forwarded_allow_ips or os.environ.get("FORWARDED_ALLOW_IPS") or None
 
 
 def _missing_extra(command: str, e: ModuleNotFoundError) -> CliError:

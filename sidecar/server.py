@@ -13,6 +13,10 @@ or, from synchronous code, ``handle = serve_in_thread("runs/", port=0)``; ``hand
 Besides the store, the follower and the hub it runs the alert rules (``alerts``: an ``AlertConfig``,
 or None for none), their webhooks, the stop control (``allow_control``: it needs the token) and the
 Prometheus collector (``metrics``), each wired to the hub so that the page hears of what they change.
+
+Behind a reverse proxy: ``base_url`` serves everything below a path prefix the proxy keeps,
+``proxy_headers`` believes the proxy's ``X-Forwarded-*`` from ``forwarded_allow_ips`` only
+(``proxy.py``), ``public_url`` is the address the outside opens (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import os
 import threading
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 from tailboard import __version__
@@ -39,10 +44,11 @@ from .health import LoopLag
 from .hub import Hub
 from .limits import ByteBudget, Limits, guarded_http_protocol
 from .metrics import IngestLag, StoreCollector, new_registry
+from .proxy import LOOPBACK_PROXIES, TrustedProxies, base_path
 from .readers.registry import Registry
 from .store import Store
 
-__all__ = ["Server", "ServerHandle", "bound_url", "is_loopback", "page_url", "serve_in_thread"]
+__all__ = ["Server", "ServerHandle", "bound_url", "is_loopback", "page_url", "serve_in_thread", "site_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +71,16 @@ def bound_url(host: str, port: int, *, tls: bool = False) -> str:
     if host in ("0.0.0.0", "[::]", ""):
         host = "127.0.0.1"
     return f"{'https' if tls else 'http'}://{host}:{port}"
+
+
+def site_url(bound: str, prefix: str, public: str | None) -> str:
+    """Where the page's folder is reached: ``public`` (a proxy's address, a published port) when
+    given, else the bound address, with the ``prefix`` unless ``public`` names a path of its own
+    (a proxy that strips the prefix, or adds one this server does not know of)."""
+    if public is None:
+        return bound + prefix
+    public = public.rstrip("/")
+    return public if urlsplit(public).path else public + prefix
 
 
 def page_url(base: str, token: str | None) -> str:
@@ -106,6 +122,9 @@ class Server:
         metrics: bool = False,
         metrics_include: str | None = None,
         public_url: str | None = None,
+        base_url: str = "",
+        proxy_headers: bool = False,
+        forwarded_allow_ips: str | None = None,
     ) -> None:
         if gpu not in ("auto", "off"):
             raise ValueError(f"gpu must be 'auto' or 'off', not {gpu!r}")
@@ -121,6 +140,10 @@ class Server:
         self.port = port
         # how the outside reaches this server (a published port, a proxy), when that is not the bound address
         self.public_url = public_url
+        self.base_path = base_path(base_url)
+        if forwarded_allow_ips is not None and not proxy_headers:
+            raise ValueError("forwarded_allow_ips names whose forwarded headers to believe: it needs proxy_headers")
+        proxies = TrustedProxies(forwarded_allow_ips or LOOPBACK_PROXIES) if proxy_headers else None
         self.token = (token or new_token()) if auth else None
         self.tls = bool(certfile)
         self.store = Store(self.logdir, stall_after=stall_after, max_points=max_points, evict_idle=evict_idle,
@@ -145,7 +168,9 @@ class Server:
         if allow_hosts and "*" in allow_hosts:
             allowed: list[str] | None = None
         elif is_loopback(host) or allow_hosts:
-            allowed = sorted(LOOPBACK_NAMES | {host} | set(allow_hosts or ()))
+            # the public name too: a proxy that passes the browser's Host on (Traefik) sends that
+            public_host = [urlsplit(public_url).netloc] if public_url else []
+            allowed = sorted(LOOPBACK_NAMES | {host} | set(allow_hosts or ()) | set(public_host))
         else:
             allowed = None  # bound to every interface: the token is the guard
         self.loop_lag = LoopLag()
@@ -175,6 +200,8 @@ class Server:
             webhooks=self.webhooks if self.webhooks else None,
             control=self.control,
             metrics=registry,
+            base_path=self.base_path,
+            proxies=proxies,
         )
         self.config = uvicorn.Config(
             self.app,
@@ -193,6 +220,9 @@ class Server:
             lifespan="off",
             http=guarded_http_protocol(limits),
             timeout_keep_alive=5,
+            # uvicorn believes X-Forwarded-For/-Proto from loopback unless told not to, and ignores
+            # X-Forwarded-Host: the app's TrustedProxies does it all, and only with proxy_headers
+            proxy_headers=False,
         )
         self.uvicorn = uvicorn.Server(self.config)
         self._task: asyncio.Task[None] | None = None
@@ -200,13 +230,14 @@ class Server:
 
     @property
     def base_url(self) -> str:
-        """The bound address (loopback for every interface): what this machine reaches."""
-        return bound_url(self.host, self.port, tls=self.tls)
+        """The bound address (loopback for every interface) and the prefix: what this machine reaches."""
+        return bound_url(self.host, self.port, tls=self.tls) + self.base_path
 
     @property
     def url(self) -> str:
         """The page to open, through ``public_url`` when given, with ``#token=`` when auth is on."""
-        return page_url(self.public_url or self.base_url, self.token)
+        return page_url(site_url(bound_url(self.host, self.port, tls=self.tls), self.base_path, self.public_url),
+                        self.token)
 
     def _alert_changed(self, change: Change) -> None:
         """An alert fired or cleared (the engine's thread): pushed to the page, its run's badge too."""

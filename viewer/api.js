@@ -7,6 +7,10 @@
 // the host, so two sidecars would clobber each other's), and is taken out of the address bar.
 // No cookie: REST calls send `Authorization: Bearer`, the WebSocket offers the token as a
 // subprotocol (a browser cannot put a header on a WebSocket), the long poll is a fetch like the rest.
+//
+// Paths are the sidecar's own ("/api/runs", "/ws") and are asked for relative to the page's folder,
+// never to the host's root: behind a reverse proxy the page is at https://lab.example/tb/ and so is
+// the API (at /tb/api/runs), whatever prefix the proxy added, known to the sidecar or not.
 
 export const TOKEN_KEY = "tailboard.token";
 export const WS_SUBPROTOCOL = "tailboard";
@@ -91,9 +95,21 @@ export function wsProtocols(token = getToken()) {
   return token ? [WS_SUBPROTOCOL, WS_TOKEN_PREFIX + b64url(token)] : [WS_SUBPROTOCOL];
 }
 
-/** ws:// or wss:// URL of a path on this server. */
+/**
+ * The URL of the sidecar's `path` ("/api/runs") for a page at `base` (a Location or URL): below the
+ * page's folder, so "/api/runs" of http://h/tb/?q#t is http://h/tb/api/runs. `base` may also be
+ * just {protocol, host} (the server's root).
+ */
+export function sidecarURL(path, base = location) {
+  const page = base.href || `${base.protocol}//${base.host}/`;
+  return new URL(`.${path.startsWith("/") ? "" : "/"}${path}`, page);
+}
+
+/** ws:// or wss:// URL of a path on this server (below the page's folder, as sidecarURL). */
 export function wsURL(path, base = location) {
-  return `${base.protocol === "https:" ? "wss:" : "ws:"}//${base.host}${path}`;
+  const url = sidecarURL(path, base);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  return url.href;
 }
 
 /** A WebSocket to `path` on this server, offering the token as a subprotocol. */
@@ -108,7 +124,9 @@ export async function getJSON(path, params = null, { signal } = {}) {
   const token = getToken();
   if (token) headers.Authorization = `Bearer ${token}`;
   // credentials "omit": nothing ambient rides along, the header is the only credential
-  const res = await fetch(q ? `${path}?${q}` : path, { headers, signal, credentials: "omit", cache: "no-store" });
+  const url = sidecarURL(path);
+  url.search = q;
+  const res = await fetch(url, { headers, signal, credentials: "omit", cache: "no-store" });
   if (res.status === 401) {
     onUnauthorized();
     throw new Unauthorized(path);
