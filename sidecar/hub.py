@@ -10,6 +10,10 @@ gets a ``reset`` and fresh snapshots once it drains, so it never slows anyone el
 Snapshots and resumes carry a cursor; a later delta whose cursor is not beyond it is already
 included and is dropped, so a client never sees a point twice.
 
+A run of several streams (the ranks of a distributed run) has its list entry sent again at most
+every ``PACE_INTERVAL`` while its records arrive: each stream's latest step and steps per second
+(the straggler view) move with every record, which nothing else in the entry announces.
+
 Alerts are pushed to every client as they fire and clear (``broadcast``), and a run's list entry
 carries what other parts add to it (``annotate``: its active alerts, its stop state); those parts
 say when a run's entry changed (``runs_changed``).
@@ -27,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections import OrderedDict
 from typing import Any, Awaitable, Callable, TypeVar
 
@@ -46,6 +51,8 @@ CLIENTS_PER_INTERVAL = 50
 SNAPSHOT_CACHE_BYTES = 64 << 20
 #: Encoded delta messages kept for the other clients of the same flush.
 ENCODED_DELTAS = 64
+#: Seconds between two list entries of a run of several streams sent for its streams' pace alone.
+PACE_INTERVAL = 1.0
 
 
 class SlowClient(Exception):
@@ -108,6 +115,10 @@ class Hub:
         self.version = 0  # bumped on every store event (long-poll waiters)
         # adds to a run's entry of the run list what the store does not hold (alerts, stop state)
         self.annotate: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        # runs whose entry lists several streams (run_json), and when their pace was last sent
+        self._paced: set[str] = set()
+        self._pace_sent: dict[str, float] = {}
+        self._pace_due: dict[str, asyncio.TimerHandle] = {}
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -119,6 +130,9 @@ class Hub:
 
     async def stop(self) -> None:
         self.store.remove_listener(self._on_store_event)
+        for handle in self._pace_due.values():
+            handle.cancel()
+        self._pace_due.clear()
         if self._flusher:
             self._flusher.cancel()
             try:
@@ -158,6 +172,10 @@ class Hub:
     def run_json(self, info: Any) -> dict[str, Any]:
         """A run's entry of the run list (``RunInfo``), with what ``annotate`` adds."""
         out: dict[str, Any] = info.to_json()
+        if len(out["streams"]) > 1:  # set operations: atomic, and this may run in a worker thread
+            self._paced.add(info.id)
+        else:
+            self._paced.discard(info.id)
         return out if self.annotate is None else self.annotate(out)
 
     # ---- store events (loop thread) ------------------------------------------------------------
@@ -168,6 +186,8 @@ class Hub:
             for c in self.clients:
                 if event.run_id in c.subs:
                     self._add_pending(c, event.run_id, event.delta)
+            if event.run_id in self._paced:
+                self._pace(event.run_id)
         elif isinstance(event, ResetRun):
             for c in self.clients:
                 if event.run_id in c.subs:
@@ -228,6 +248,23 @@ class Hub:
         c.timer = None
         if not c.closed:
             self._flush_client(c, {})
+
+    def _pace(self, run: str) -> None:
+        """Send the run's entry again (its streams' pace), now or ``PACE_INTERVAL`` after the last."""
+        if run in self._pace_due or self.loop is None:
+            return
+        due = max(self._pace_sent.get(run, -math.inf) + PACE_INTERVAL, self.loop.time())
+        self._pace_due[run] = self.loop.call_at(due, self._pace_fired, run)
+
+    def _pace_fired(self, run: str) -> None:
+        self._pace_due.pop(run, None)
+        if self.loop is None or run not in self._paced:
+            self._pace_sent.pop(run, None)
+            return
+        self._pace_sent[run] = self.loop.time()
+        for c in self.clients:
+            c.runs_pending.add(run)
+            self._schedule(c)
 
     async def _notify(self) -> None:
         async with self.changed:

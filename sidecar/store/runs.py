@@ -20,6 +20,7 @@ from tailboard.format import K_CONFIG, K_END, K_HEADER, KIND, STATUS_FAILED, STR
 from ..ingest import Parsed
 from ..series import ColumnarSeries, Series, concat
 from .kinds import KINDS
+from .pace import Pace
 from .results import RunInfo
 
 __all__ = ["FAILED", "FINISHED", "GONE", "RUNNING", "STALLED", "Attempt", "Marks", "Run", "Stream", "config_summary"]
@@ -130,6 +131,7 @@ class Stream:
     reader: str = "jsonl"  # the name of the reader of its format (readers.Registry)
     state: Any = None  # the reader's state after ``offset``
     marks: Marks = field(default_factory=Marks)
+    pace: Pace = field(default_factory=Pace)  # its latest step and steps/s (a straggler among ranks)
 
     def fresh(self, state: Any, **changes: Any) -> Stream:
         """The same file, nothing read of it yet; ``state``: the reader's state at its start."""
@@ -246,7 +248,7 @@ class Run:
             skipped={"total": sum(skipped.values()), **skipped},
             streams=tuple(
                 {"name": s.name, "format": s.reader, "rank": s.rank, "records": s.records,
-                 "skipped": sum(s.skipped.values())}
+                 "skipped": sum(s.skipped.values()), **s.pace.to_json()}
                 for s in sorted(self.streams.values(), key=lambda s: s.name)
             ),
             host=header.get("host") if isinstance(header.get("host"), str) else None,
@@ -302,6 +304,7 @@ class Run:
             st.skipped[reason] = st.skipped.get(reason, 0) + n
         st.records += parsed.records
         self.records += parsed.records
+        st.pace.add(parsed.segments, parsed.last_step)
         if parsed.last_step is not None:
             self.last_step = (parsed.last_step if self.last_step is None or new_attempt
                               else max(self.last_step, parsed.last_step))
