@@ -22,6 +22,7 @@ import { showConnection, showProgress } from "./status.js";
 import { describeFound, showFound } from "./found.js";
 import { getJSON, getToken, setToken, setUnauthorizedHandler, takeTokenFromAddressBar, Unauthorized } from "./api.js";
 import { LoginForm } from "./login.js";
+import { GpuCharts, autoSelection } from "./gpucharts.js";
 
 const $ = (id) => document.getElementById(id);
 const AUTO_SELECT = 12;
@@ -71,6 +72,7 @@ const grid = new ChartGrid($("sections"), {
 state.charts = grid.charts;
 
 const configs = new RunConfigs();
+const gpus = new GpuCharts({ onData: () => redraw() }); // the "GPU" section: the selected runs' GPUs
 const seriesHeld = new Map(); // run -> metric -> {what a series was made of, series} (seriesFor)
 const colors = { version: 0 }; // bumped when the runs' colours may change (the selection)
 const composer = new SeriesComposer();
@@ -182,7 +184,7 @@ function handle(msg) {
       configs.update(msg.runs || [], msg.removed || [], !!msg.full);
       if (msg.loading) { state.loading = msg.loading; showProgress(msg.loading); }
       if (!state.userSelected) {
-        const auto = [...state.infos.keys()].sort().slice(0, AUTO_SELECT);
+        const auto = autoSelection(state.infos.keys(), AUTO_SELECT); // never the hosts' system runs
         if (auto.join() !== view.runs.join()) setSelection(auto);
       } else if (!conn.runs.size && view.runs.length) {
         setSelection(view.runs);
@@ -268,6 +270,7 @@ function sync() {
       if (!filter || filter.test(m)) names.add(m);
     }
   }
+  gpus.show(view.runs, state.infos, names, filter); // adds the GPU charts that have lines
   $("empty").hidden = names.size > 0;
   const cols = view.cols ? String(view.cols) : "";
   if ($("sections").dataset.cols !== cols) $("sections").dataset.cols = cols;
@@ -275,13 +278,15 @@ function sync() {
   showAxes(view, state.metrics);
   refreshLabels();
   state.axes = new Map(view.cx.filter(([, a]) => a !== view.xaxis));
+  gpus.placeAxes(state.axes, view.xaxis);
   const grouping = composer.regroup(view.runs, view.group, configs.configs, configs.version, view.labels);
   showGroupControls(grouping);
   const base = { logy: view.logy, outliers: view.outliers, smoothing: view.smoothing };
   const viewOf = (metric) => (state.axes.has(metric) ? { ...base, xaxis: state.axes.get(metric) }
     : { ...base, xaxis: view.xaxis, zoom: view.zoom }); // a chart on its own axis keeps its own zoom
   const opts = { agg: view.agg, band: view.band, members: view.members, open: new Set(view.gopen), dark: state.dark };
-  grid.sync(names, viewOf, (metric) => composer.seriesOf(metric, axisOf(metric), seriesFor, opts),
+  grid.sync(names, (m) => gpus.view(m, viewOf(m)), (m) => gpus.seriesOf(m, { labelOf: (r) => labels.map.get(r) ?? r,
+    dark: state.dark }) ?? composer.seriesOf(m, axisOf(m), seriesFor, opts),
     { pins: view.pins, big: view.big, fold: view.fold, axes: state.axes });
 }
 
@@ -378,4 +383,4 @@ if (view.runs.length) conn.subscribe(view.runs);
 begin();
 
 // For tests and benchmarks: a read-only window onto the page's state.
-window.tailboard = { state, view, conn, charts: grid.charts, runList, composer, table };
+window.tailboard = { state, view, conn, charts: grid.charts, runList, composer, table, gpus };
