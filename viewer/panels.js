@@ -7,6 +7,7 @@ import { formatNumber, Scale, linearTicks } from "./scale.js";
 import { getJSON } from "./api.js";
 import { h, label, visible } from "./dom.js";
 import { Heatmap } from "./heatmap.js";
+import { render as markdown, renderable } from "./markdown.js";
 
 const empty = (el, text) => el.replaceChildren(h("p", { class: "empty" }, text));
 
@@ -95,17 +96,24 @@ export async function showVectors(el, runs, infos) {
   await load(pick.run(), pick.name());
 }
 
+let textsAsMarkdown = true; // as TensorBoard shows text summaries; the box shows them raw
+
 export async function showTexts(el, runs, infos) {
   el.replaceChildren();
   const entries = [];
+  const body = (text) => (textsAsMarkdown && renderable(text)
+    ? h("div", { class: "md" }, markdown(text))
+    : h("pre", null, visible(text, { multiline: true })));
   for (const run of runs.filter((r) => (infos.get(r)?.texts || []).length)) {
     const t = await getJSON("/api/texts", { run });
     for (let i = t.steps.length - 1; i >= 0 && entries.length < 500; i--) {
       entries.push(h("div", { class: "entry" },
-        h("b", null, label(run)), " · ", label(t.names[i]), ` · step ${t.steps[i]}`,
-        h("pre", null, visible(t.texts[i], { multiline: true }))));
+        h("b", null, label(run)), " · ", label(t.names[i]), ` · step ${t.steps[i]}`, body(t.texts[i])));
     }
   }
-  if (entries.length) el.replaceChildren(h("div", { class: "texts" }, entries));
+  const toggle = h("label", { class: "texts-mode" },
+    h("input", { type: "checkbox", checked: textsAsMarkdown,
+      onchange: (e) => { textsAsMarkdown = e.target.checked; showTexts(el, runs, infos); } }), " Markdown");
+  if (entries.length) el.replaceChildren(toggle, h("div", { class: "texts" }, entries));
   else empty(el, "No text in the selected runs.");
 }
