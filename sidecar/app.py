@@ -35,6 +35,7 @@ from .limits import Limits
 from .metrics import exposition
 from .proxy import BasePath, TrustedProxies
 from .store import Reset, Store
+from .store.images import ImageError, image_answer
 
 __all__ = ["create_app"]
 
@@ -211,6 +212,28 @@ async def api_texts(request: Request) -> Response:
     state = _state(request)
     name = request.query_params.get("name")
     return await state.answer(state.store.texts, _known_run(request), name, limit=state.limits.max_records)
+
+
+async def api_images(request: Request) -> Response:
+    state = _state(request)
+    name = request.query_params.get("tag", "")
+    step = _float_param(request, "step")
+    return await state.answer(state.store.images, _known_run(request), name, step=step, limit=state.limits.max_records)
+
+
+async def api_image(request: Request) -> Response:
+    """An image's PNG bytes (store.images: only from inside the run's folder, or from memory);
+    ``encoding=base64``: as JSON ``{"type", "base64"}``, for a page whose requests all read JSON."""
+    state = _state(request)
+    run, path = _known_run(request), request.query_params.get("path", "")
+    as_json = request.query_params.get("encoding") == "base64"
+    try:
+        data = await state.hub.in_worker(
+            lambda: image_answer(state.store.image(run, path), as_json), size=len)
+    except ImageError as e:
+        return ORJSONResponse({"error": str(e)}, status_code=e.status)
+    media = "application/json" if as_json else "image/png"
+    return Response(data, media_type=media, headers={"cache-control": "private, max-age=3600"})
 
 
 async def api_records(request: Request) -> Response:
@@ -492,6 +515,8 @@ def create_app(
         Route("/api/histograms", api_histograms),
         Route("/api/vectors", api_vectors),
         Route("/api/texts", api_texts),
+        Route("/api/images", api_images),
+        Route("/api/image", api_image),
         Route("/api/records", api_records),
         Route("/api/poll", api_poll),
         *([Route("/api/alerts", api_alerts)] if alerts is not None else []),
