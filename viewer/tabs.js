@@ -1,7 +1,8 @@
-// The page's tabs: the scalar charts, the panels (histograms, vectors, text), each built afresh for
+// The page's tabs: the scalar charts, the panels (histograms, vectors, text, images), each built afresh for
 // the selected runs when its tab is shown, the runs table, and the GPUs seen (gpupanel.js).
 
 import { showHistograms, showVectors, showTexts } from "./panels.js";
+import { showImages } from "./images.js";
 import { showGpus } from "./gpupanel.js";
 import { h, visible } from "./dom.js";
 
@@ -22,6 +23,7 @@ export function showTab(tab, { runs, infos, onScalars, onTable }) {
   else if (tab === "histograms") showHistograms(el, runs, infos).catch(fail);
   else if (tab === "vectors") showVectors(el, runs, infos).catch(fail);
   else if (tab === "text") showTexts(el, runs, infos).catch(fail);
+  else if (tab === "images") showImages(el, runs, infos).catch(fail);
   else if (tab === "config") onTable();
   else if (tab === "gpus") showGpus(el, infos);
 }

@@ -1,0 +1,127 @@
+"""The Images panel in headless Chromium: trainers in their own processes log images over steps, the
+real sidecar serves them, and the page's pixels are read back."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import browserkit
+import pytest
+from browserkit import BROWSER_MARKS, page_url, wait_for
+from tailboard.sidecar.server import ServerHandle, serve_in_thread
+
+browser = browserkit.browser  # the shared fixture
+
+pytestmark = BROWSER_MARKS
+
+TAG = "samples/<b>gen</b>"  # a name that would be markup if it were parsed as HTML
+STEPS = {"sweep/a": [0, 10, 20, 30, 40], "sweep/b": [0, 20, 40]}
+W, H = 8, 6
+
+# A small training loop: a linear model fitted for a few steps, each logged step an image whose
+# colour says which run and step it is (the corner pixel is white: the image is not flipped).
+TRAINER = textwrap.dedent("""
+    import sys, torch, tailboard
+    root, run_id, steps, base = sys.argv[1], sys.argv[2], [int(s) for s in sys.argv[3].split(",")], int(sys.argv[4])
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(32, 4), torch.randn(32, 1)
+    with tailboard.init(f"{root}/{run_id}") as run:
+        for step in range(max(steps) + 1):
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            opt.zero_grad(); loss.backward(); opt.step()
+            metrics = {"train/loss": loss.item()}
+            if step in steps:
+                image = torch.empty(3, %(h)d, %(w)d)
+                image[0], image[1], image[2] = base / 255, step * 5 / 255, (255 - base) / 255
+                image[:, 0, 0] = 1.0
+                metrics[%(tag)r] = tailboard.Image(image)
+            run.log(metrics, step=step)
+""" % {"h": H, "w": W, "tag": TAG})
+BASE = {"sweep/a": 40, "sweep/b": 200}
+
+
+def colour(run: str, step: int) -> tuple[int, int, int]:
+    return (BASE[run], step * 5, 255 - BASE[run])
+
+
+@pytest.fixture
+def images_site(tmp_path: Path) -> Iterator[ServerHandle]:
+    handle = serve_in_thread(tmp_path, token="tok", follower_options={"poll_interval": 0.05})
+    script = tmp_path.parent / f"{tmp_path.name}-trainer.py"
+    script.write_text(TRAINER)
+    for run, steps in STEPS.items():
+        subprocess.run([sys.executable, str(script), str(tmp_path), run, ",".join(map(str, steps)), str(BASE[run])],
+                       check=True, timeout=120)
+    yield handle
+    handle.stop()
+
+
+SHOWN = """([tag, runs]) => { const card = [...document.querySelectorAll('.img-card')].find((c) => c.dataset.tag === tag);
+    if (!card) return null;
+    const out = {};
+    for (const f of card.querySelectorAll('.img-figure')) {
+      const img = f.querySelector('img');
+      if (!img.complete || !img.naturalWidth || !img.src.startsWith('blob:')) return null;
+      const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+      const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
+      const px = (x, y) => Array.from(ctx.getImageData(x, y, 1, 1).data.slice(0, 3));
+      out[f.dataset.run] = { step: +img.dataset.step, corner: px(0, 0), middle: px(img.naturalWidth >> 1, img.naturalHeight >> 1),
+        size: [img.naturalWidth, img.naturalHeight], src: img.src, meta: f.querySelector('.img-meta').textContent,
+        name: f.querySelector('.img-run').textContent, rendering: getComputedStyle(img).imageRendering,
+        shownWidth: img.getBoundingClientRect().width };
+    }
+    return runs.every((r) => out[r]) ? out : null; }"""
+
+
+def shown(page: Any, steps: dict[str, int]) -> dict[str, Any]:
+    """What each run's figure shows, once every one shows the image of the step given."""
+    runs = list(steps)
+    wait_for(page, f"() => {{ const s = ({SHOWN})({[TAG, runs]!r}); "
+                   f"return s && Object.entries({steps!r}).every(([r, k]) => s[r].step === k); }}")
+    return page.evaluate(SHOWN, [TAG, runs])  # type: ignore[no-any-return]
+
+
+def test_images_of_two_runs_side_by_side_follow_the_step_slider(browser: Any, images_site: ServerHandle) -> None:
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(page_url(images_site))
+    wait_for(page, "() => document.querySelectorAll('.run-row[data-run]').length === 2")
+    page.click("#tabs button[data-tab='images']")
+    got = shown(page, {"sweep/a": 40, "sweep/b": 40})  # the slider starts at the latest step
+    head = page.eval_on_selector(".img-card .panel-head b", "b => b.textContent")
+    assert head == TAG and page.eval_on_selector(".img-card .panel-head b", "b => b.children.length") == 1  # the <bdi>
+    assert page.evaluate("() => document.querySelectorAll('.img-card b b, .img-card bdi b').length") == 0  # no markup
+    for run in STEPS:
+        assert got[run]["name"] == run
+        assert got[run]["size"] == [W, H] and got[run]["meta"] == f"step 40 · {W}×{H}"
+        assert got[run]["corner"] == [255, 255, 255]
+        assert got[run]["middle"] == list(colour(run, 40))
+        assert got[run]["rendering"] == "pixelated" and got[run]["shownWidth"] > W * 4  # scaled up, crisp
+    # side by side: the two figures share a row
+    boxes = page.eval_on_selector_all(".img-card .img-figure", "fs => fs.map((f) => f.getBoundingClientRect().top)")
+    assert len(boxes) == 2 and abs(boxes[0] - boxes[1]) < 1
+    old = got["sweep/a"]["src"]
+    slider = ".img-card input.scrub"
+    steps = page.eval_on_selector(slider, "s => [s.min, s.max, s.value].map(Number)")
+    assert steps == [0, 4, 4]  # steps 0, 10, 20, 30, 40 of either run
+    page.eval_on_selector(slider, "s => { s.value = '1'; s.dispatchEvent(new Event('input')); }")  # step 10
+    got = shown(page, {"sweep/a": 10, "sweep/b": 0})  # b logged none at 10: its latest before
+    assert got["sweep/a"]["middle"] == list(colour("sweep/a", 10))
+    assert got["sweep/b"]["middle"] == list(colour("sweep/b", 0))
+    assert page.eval_on_selector(".img-card .img-step", "o => o.textContent") == "step 10"
+    revoked = page.evaluate("(u) => fetch(u).then(() => false, () => true)", old)
+    assert revoked, "the object URL of the image replaced is revoked"
+    page.eval_on_selector(slider, "s => { s.value = '3'; s.dispatchEvent(new Event('input')); }")  # step 30
+    got = shown(page, {"sweep/a": 30, "sweep/b": 20})
+    assert got["sweep/a"]["middle"] == list(colour("sweep/a", 30))
+    assert got["sweep/b"]["middle"] == list(colour("sweep/b", 20))
+    assert errors == []
+    page.close()
