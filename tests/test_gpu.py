@@ -887,3 +887,52 @@ async def test_a_gpu_idle_under_a_running_run_is_flagged(tmp_path: Path) -> None
     finally:
         await follower.stop()
         sampler.stop()
+
+
+async def test_a_system_run_is_kept_in_memory_by_age(tmp_path: Path) -> None:
+    """A real sampler's run of 1,000 samples (one a second, by a clock of the test) under a
+    retention of 100 s as logged, 600 s in all, 10 s buckets: the tail is whole, the middle is the
+    first, smallest, largest and last sample of each bucket, the oldest are let go; a training run
+    is not touched; a second tick does nothing until more samples are due."""
+    from tailboard.sidecar.store.retention import SystemRetention
+
+    nv = FakeNvml.with_gpus(1)
+    wall = [1_700_000_000.0]
+    sampler = GpuSampler(str(tmp_path), nvml=nv, node=NODE, wall=lambda: wall[0])
+    for i in range(1000):
+        nv.gpus[0].util = (i * 37) % 101
+        sampler.tick()
+        wall[0] += 1.0
+    sampler.stop()
+    train = tailboard.init(tmp_path / "train")
+    for i in range(1000):
+        train.log({"loss": float(i)}, step=1_700_000_000 + i)
+    train.finish()
+    store = Store(tmp_path, system_retention=SystemRetention(full=100, keep=600, bucket=10, every=50))
+    follower = Follower(tmp_path, store, poll_interval=0.05, sweep_interval=0.2)
+    await follower.start(wait=True)
+    await follower.stop()
+    run_id, util = system_run_id(NODE), f"gpu/{key(0)}/util"
+    raw = store.series(run_id, util)
+    points = store.get_run(run_id).points
+    assert len(raw) == 1000
+    store.tick()
+    got = store.series(run_id, util)
+    latest = float(raw.steps[-1])
+    cut = (latest - 100) // 10 * 10
+    assert got.steps[0] >= latest - 600  # older ones let go
+    tail = raw.steps >= cut
+    assert list(got.steps[got.steps >= cut]) == list(raw.steps[tail])  # as logged
+    assert list(got.values[got.steps >= cut]) == list(raw.values[tail])
+    for b in range(int((latest - 600) // 10 + 1), int(cut // 10)):  # every whole bucket between
+        mine = (raw.steps >= b * 10) & (raw.steps < b * 10 + 10)
+        kept = (got.steps >= b * 10) & (got.steps < b * 10 + 10)
+        values = raw.values[mine]
+        assert 2 <= kept.sum() <= 4
+        assert got.values[kept].min() == values.min() and got.values[kept].max() == values.max()
+        assert got.steps[kept][0] == raw.steps[mine][0] and got.steps[kept][-1] == raw.steps[mine][-1]
+    assert store.get_run(run_id).points < points / 3
+    assert len(store.series("train", "loss")) == 1000  # a training run is its own
+    version = store.version(run_id)
+    store.tick()
+    assert store.version(run_id) == version  # nothing new to thin

@@ -4,7 +4,8 @@ The follower is the only writer (``feed.Feed``); routes and WebSocket handlers o
 one job each: ``facade`` (``Store``: the lock and the composition), ``runs`` (a run's state, status
 and how a parsed chunk is applied), ``kinds`` (record kinds besides scalars), ``cursors`` (the only
 code that encodes or decodes them), ``reread`` (the only file access), ``eviction`` (bounded
-memory), ``gpus`` (which GPUs each run uses), ``events`` (what listeners hear), ``results`` (what is handed out), ``feed`` (what
+memory), ``gpus`` (which GPUs each run uses), ``retention`` (how much of a host's GPU
+samples stays in memory), ``events`` (what listeners hear), ``results`` (what is handed out), ``feed`` (what
 producers may call).
 """
 

@@ -28,6 +28,7 @@ from .cursors import decode_cursor, encode_cursor
 from .eviction import EvictionPolicy, summary, trim_heap
 from .events import Appended, BatchDone, Listener, Listeners, ProgressChanged, RecordsKept, ResetRun, RunsChanged
 from .gpus import GpuIndex, IdleRule
+from .retention import SystemRetention
 from .kinds import KINDS
 from .results import Delta, Progress, RecordPage, Reset, RunInfo
 from .runs import Marks, Run, Stream, stream_suffix
@@ -56,6 +57,7 @@ class Store:
         ingest_idle: float = 5.0,
         readers: Registry | None = None,
         gpu_idle: IdleRule | None = None,
+        system_retention: SystemRetention | None = None,
     ) -> None:
         self.root = None if root is None else os.fspath(root)
         self.readers = Registry() if readers is None else readers
@@ -69,6 +71,7 @@ class Store:
         self._listeners = Listeners()
         self._progress = Progress()
         self._gpus = GpuIndex(gpu_idle)
+        self.retention = system_retention or SystemRetention()
 
     # ---- listeners -----------------------------------------------------------------------------
 
@@ -216,7 +219,8 @@ class Store:
         self._listeners.emit(RunsChanged((run_id,)))
 
     def tick(self, now: float | None = None) -> None:
-        """Status changes that come with time (stalled), and eviction past the memory bound."""
+        """Status changes that come with time (stalled), the system runs' retention (``retention``)
+        and eviction past the memory bound."""
         now = time.time() if now is None else now
         changed = []
         with self._lock:
@@ -226,6 +230,8 @@ class Store:
                     run.stalled = stalled
                     changed.append(run.id)
             changed.extend(sorted(self._gpus.related(changed) - set(changed)))
+            for run in self._runs.values():  # hosts' system runs: thinned and cut by age
+                self.retention.apply(run)
         self._evict_if_needed()
         if changed:
             self._listeners.emit(RunsChanged(tuple(changed)))
