@@ -32,7 +32,8 @@ logger = logging.getLogger("tailboard")
 
 EXIT_CODES = """exit codes:
   0  stopped cleanly (SIGINT, SIGTERM)
-  1  could not run: the port is in use, the sidecar extra is missing, no temporary directory...
+  1  could not run: the port is in use, the sidecar extra is missing, no temporary directory, no run
+     to export, no Playwright or Chromium for export --png...
   2  usage: a bad option, a file instead of a folder, a token file that cannot be read"""
 
 SIDECAR_EXTRA = "pip install 'tailboard[sidecar]'"
@@ -175,6 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--stall-after", type=float, default=120.0, metavar="SECONDS",
                     help="a run with no record for this long and no final record is stalled")
     tp.add_argument("-v", "--verbose", action="store_true")
+    ep = sub.add_parser("export", help="write the runs' charts into one HTML file that opens anywhere, offline "
+                        "(docs/report.md)", epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ep.add_argument("paths", nargs="+", metavar="RUN_OR_DIR", help="a run's folder, or a log root (every run below it)")
+    ep.add_argument("-o", "--output", default="report.html", metavar="FILE", help="the report (default report.html)")
+    ep.add_argument("--metrics", metavar="REGEX", help="chart the metrics whose name matches REGEX (searched)")
+    ep.add_argument("--title", help="the report's title (default: the folders' names)")
+    ep.add_argument("--max-points", type=count, default=1_000_000, metavar="N",
+                    help="points kept in all (default 1M); beyond it the biggest series are M4-downsampled")
+    ep.add_argument("--png", metavar="DIR", help="also save each chart as DIR/<metric>.png (needs Playwright "
+                                                  "and a Chromium)")
+    ep.add_argument("-v", "--verbose", action="store_true")
     return ap
 
 
@@ -391,7 +403,7 @@ async def _run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command != "gpu" and args.logdir is None and not getattr(args, "print_url", False):
+    if getattr(args, "logdir", "") is None and args.command != "gpu" and not getattr(args, "print_url", False):
         parser.error(f"{args.command}: the log folder is required (LOGDIR)")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -403,6 +415,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    if args.command == "export":
+        try:
+            from .report import export
+        except ModuleNotFoundError as e:
+            raise _missing_extra(args.command, e) from None
+        return export(args)
     if not getattr(args, "print_url", False):
         check_folder(args.logdir)
     if args.command == "gpu":
