@@ -17,17 +17,17 @@ from __future__ import annotations
 import re
 
 __all__ = [
-    "SYSTEM_DIR",
     "EVENTS",
     "FIELDS",
     "PROCESS_FIELDS",
-    "system_run_id",
-    "is_system_run",
-    "gpu_key",
+    "SYSTEM_DIR",
     "bare_uuid",
+    "gpu_key",
+    "is_system_run",
     "metric",
     "process_metric",
     "safe_node",
+    "system_run_id",
 ]
 
 #: The folder under the log root that holds one run per host.

@@ -8,29 +8,29 @@ only ask. This class holds the lock and composes the pieces: ``runs`` (a run's s
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-import dataclasses
 import threading
 import time
 from typing import Any
 
 import numpy as np
 
+from tailboard.format import K_CONFIG, K_HEADER, KIND
+
 from ..ingest import Parsed
 from ..readers.base import Reader
 from ..readers.registry import Registry
-from tailboard.format import K_CONFIG, K_HEADER, KIND
-
 from ..series import Series, downsample_m4
 from . import images, reread
 from .cursors import decode_cursor, encode_cursor
 from .eviction import EvictionPolicy, summary, trim_heap
 from .events import Appended, BatchDone, Listener, Listeners, ProgressChanged, RecordsKept, ResetRun, RunsChanged
 from .gpus import GpuIndex, IdleRule
-from .retention import SystemRetention
 from .kinds import KINDS
 from .results import Delta, Progress, RecordPage, Reset, RunInfo
+from .retention import SystemRetention
 from .runs import Marks, Run, Stream, stream_suffix
 
 __all__ = ["MAX_PAGE_BYTES", "MAX_RESUME_BYTES", "MIN_SNAPSHOT_POINTS", "Store"]

@@ -111,21 +111,7 @@ class GpuIndex:
         """The ``gpus`` of a run's entry, or None when it has none to show. ``status_of(run_id)``:
         a run's status (a GPU is idle only under a running run)."""
         if is_system_run(run_id):
-            system = self._systems.get(run_id)
-            if system is None:
-                return ()
-            on: dict[str, list[str]] = {key: [] for key in system.gpus}
-            for rid, uses in self._uses.items():
-                for u in uses:
-                    if u.system_run == run_id and u.key in on:
-                        on[u.key].append(rid)
-            idle = self._idle.get(run_id, frozenset()) if status_of(run_id) == RUNNING else frozenset()
-            out = []
-            for key, uuid in system.gpus.items():
-                runs = sorted(on[key])
-                busy = key in idle and any(status_of(r) == RUNNING for r in runs)
-                out.append({**self._device(system, key, uuid), "runs": runs, "idle": busy})
-            return tuple(out)
+            return self._devices(run_id, status_of)
         uses = self._uses.get(run_id)
         if not uses:
             return None
@@ -136,6 +122,24 @@ class GpuIndex:
             idle = (running and u.key in self._idle.get(u.system_run, frozenset())
                     and status_of(u.system_run) == RUNNING)
             out.append({**self._device(system, u.key, u.uuid), "by": u.by, "pids": list(u.pids), "idle": idle})
+        return tuple(out)
+
+    def _devices(self, run_id: str, status_of: Callable[[str], str | None]) -> tuple[dict[str, Any], ...]:
+        """A system run's GPUs, each with the runs on it."""
+        system = self._systems.get(run_id)
+        if system is None:
+            return ()
+        on: dict[str, list[str]] = {key: [] for key in system.gpus}
+        for rid, uses in self._uses.items():
+            for u in uses:
+                if u.system_run == run_id and u.key in on:
+                    on[u.key].append(rid)
+        idle = self._idle.get(run_id, frozenset()) if status_of(run_id) == RUNNING else frozenset()
+        out = []
+        for key, uuid in system.gpus.items():
+            runs = sorted(on[key])
+            busy = key in idle and any(status_of(r) == RUNNING for r in runs)
+            out.append({**self._device(system, key, uuid), "runs": runs, "idle": busy})
         return tuple(out)
 
     def related(self, run_ids: Iterable[str]) -> set[str]:
