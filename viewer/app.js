@@ -22,6 +22,8 @@ import { showConnection, showProgress } from "./status.js";
 import { describeFound, showFound } from "./found.js";
 import { getJSON, getToken, setToken, setUnauthorizedHandler, takeTokenFromAddressBar, Unauthorized } from "./api.js";
 import { LoginForm } from "./login.js";
+import { AlertsView } from "./alertview.js";
+import { StopPanel } from "./stop.js";
 import { GpuCharts, autoSelection } from "./gpucharts.js";
 
 const $ = (id) => document.getElementById(id);
@@ -59,6 +61,10 @@ const runList = new RunList($("runs"), {
     setSelection([...sel]);
   },
 });
+
+// Alerts (alertview.js) and the stop control (stop.js): each takes the server messages it needs.
+const alerts = new AlertsView($("tab-alerts"), $("alert-count"), { get: getJSON });
+const stops = new StopPanel($("stops"));
 
 const grid = new ChartGrid($("sections"), {
   chartOptions: { onZoom, onHover: (x, source) => grid.hover(x, source) },
@@ -161,6 +167,7 @@ function setSelection(ids) {
   conn.subscribe(view.runs.filter((r) => !before.has(r) || !state.runs.get(r)?.loaded));
   for (const r of before) if (!now.has(r)) { state.runs.delete(r); seriesHeld.delete(r); }
   runList.setSelected(view.runs);
+  stops.update(view.runs, state.infos);
   saveView(view);
   redraw();
   if (state.tab === "config") refreshTable(true);
@@ -210,6 +217,8 @@ function handle(msg) {
     default:
       break;
   }
+  alerts.handle(msg);
+  stops.handle(msg, view.runs, state.infos);
   schedule();
 }
 
@@ -326,6 +335,7 @@ function showGroupControls(grouping = composer.grouping) {
 
 function selectTab(tab) {
   state.tab = tab;
+  alerts.show(tab === "alerts");
   showTab(tab, { runs: view.runs, infos: state.infos, onScalars: redraw, onTable: () => refreshTable(true) });
 }
 
@@ -367,7 +377,7 @@ async function begin() {
   if (!getToken()) { login.show(); return; }
   try {
     const body = await getJSON("/api/runs");
-    handle({ type: "runs", runs: body.runs || [], removed: [], full: true, loading: body.loading });
+    handle({ type: "runs", runs: body.runs || [], removed: [], full: true, loading: body.loading, features: body.features });
   } catch (e) {
     if (e instanceof Unauthorized) return; // the handler shows the form
     // the sidecar is not reachable now: the connection retries on its own

@@ -7,6 +7,7 @@
 
 import { buildTree, compactTree, runColor } from "./state.js";
 import { h, label, visible } from "./dom.js";
+import { badgeOf } from "./alerts.js";
 
 const MAX_ROWS = 200000;
 /** Height of every row in CSS pixels (style.css gives .run-row this height). */
@@ -180,15 +181,17 @@ export class RunList {
     const title = [visible(id), info.reason != null && `: ${visible(info.reason)}`, info.host && ` (${visible(info.host)})`,
       formats && `\nfiles: ${formats}`].filter(Boolean).join("");
     const color = runColor(id, dark);
+    const alerts = badgeOf(info.alerts); // the run's active alerts: how many, the most urgent level's colour
     return {
       key: "r" + id,
-      sig: JSON.stringify([name, depth, sel, status, skipped, meta, title, color]),
+      sig: JSON.stringify([name, depth, sel, status, skipped, meta, title, color, alerts]),
       make: () => h("div", { class: sel ? "run-row selected" : "run-row", dataset: { run: id }, style: indent(depth), title },
         h("input", { type: "checkbox", tabindex: "-1", checked: sel }),
         h("span", { class: "sw", style: { background: color } }),
         fromLogs ? label(name, "name") : h("span", { class: "name" }, name),
         h("span", { class: `badge ${status}` }, status),
         skipped ? h("span", { class: "skipped", title: "bad lines skipped" }, `⚠ ${skipped}`) : null,
+        alerts ? h("span", { class: `alert-badge ${alerts.level}`, title: alerts.title }, `▲ ${alerts.n}`) : null,
         h("span", { class: "meta" }, meta)),
     };
   }
