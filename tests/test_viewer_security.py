@@ -140,14 +140,16 @@ def test_markup_in_logs_is_shown_as_text_on_every_tab_under_a_strict_csp(browser
 
         page.click("button[data-tab=histograms]")
         wait_for(page, "() => { const c = document.querySelector('#tab-histograms canvas'); return c && c.width > 0; }")
-        options = page.eval_on_selector_all("#tab-histograms option", "els => els.map((e) => e.textContent)")
-        assert options == [HOSTILE_RUN, f"{IMG}/weights"], options
+        options = page.eval_on_selector_all("#tab-histograms .dist-name option", "els => els.map((e) => e.textContent)")
+        assert options == [f"{IMG}/weights"], options
+        assert page.inner_text("#tab-histograms .dist-title") == HOSTILE_RUN
         assert page.evaluate(NO_PAYLOAD) == CLEAN
 
         page.click("button[data-tab=vectors]")
-        wait_for(page, "() => document.querySelectorAll('#tab-vectors option').length === 2")
-        options = page.eval_on_selector_all("#tab-vectors option", "els => els.map((e) => e.textContent)")
-        assert options == [HOSTILE_RUN, f"{SVG}/norms"], options
+        wait_for(page, "() => document.querySelectorAll('#tab-vectors .dist-key').length === 1")
+        options = page.eval_on_selector_all("#tab-vectors .dist-name option", "els => els.map((e) => e.textContent)")
+        assert options == [f"{SVG}/norms"], options
+        assert page.inner_text("#tab-vectors .dist-key").startswith(HOSTILE_RUN)
         assert page.evaluate(NO_PAYLOAD) == CLEAN
 
         page.click("button[data-tab=text]")

@@ -71,8 +71,9 @@ export class Heatmap {
     this.canvas.addEventListener("mouseleave", () => { this.tooltip.hidden = true; });
   }
 
-  /** Draw an /api/histograms answer; `dark`: the theme, `muted`: the colour of the labels. */
-  draw(hist, { dark = false, muted = "#6b7280" } = {}) {
+  /** Draw an /api/histograms answer; `dark`: the theme, `muted`: the colour of the labels, `range`:
+   * the values the plot spans ({lo, hi}, e.g. shared by the runs shown side by side), else its own. */
+  draw(hist, { dark = false, muted = "#6b7280", range = null } = {}) {
     const { canvas } = this;
     const dpr = window.devicePixelRatio || 1;
     canvas.width = Math.round(canvas.clientWidth * dpr);
@@ -85,7 +86,8 @@ export class Heatmap {
     const data = (this.data = heatmapRecords(hist));
     const n = data.records.length;
     if (!n) return;
-    const sy = (this.sy = new Scale(data.lo, data.hi, H - BOX.bottom, BOX.top));
+    const { lo, hi } = range || data;
+    const sy = (this.sy = new Scale(lo, hi, H - BOX.bottom, BOX.top));
     const colW = (this.colW = (w - BOX.left - BOX.right) / n);
     const rgb = dark ? "96,165,250" : "37,99,235";
     data.records.forEach(({ counts, bounds }, j) => {
@@ -105,7 +107,7 @@ export class Heatmap {
     ctx.fillStyle = muted;
     ctx.font = "11px system-ui";
     ctx.textAlign = "right";
-    for (const t of linearTicks(data.lo, data.hi, 5)) ctx.fillText(formatNumber(t), BOX.left - 4, sy.px(t) + 4);
+    for (const t of linearTicks(lo, hi, 5)) ctx.fillText(formatNumber(t), BOX.left - 4, sy.px(t) + 4);
     ctx.textAlign = "center";
     for (const k of new Set([0, Math.floor(n / 2), n - 1])) {
       ctx.fillText(`step ${formatNumber(data.records[k].step)}`, BOX.left + (k + 0.5) * colW, H - 5);
