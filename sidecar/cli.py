@@ -182,8 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("-o", "--output", default="report.html", metavar="FILE", help="the report (default report.html)")
     ep.add_argument("--metrics", metavar="REGEX", help="chart the metrics whose name matches REGEX (searched)")
     ep.add_argument("--title", help="the report's title (default: the folders' names)")
-    ep.add_argument("--max-points", type=count, default=1_000_000, metavar="N",
-                    help="points kept in all (default 1M); beyond it the biggest series are M4-downsampled")
+    ep.add_argument("--max-points", type=count, default=500_000, metavar="N",
+                    help="points kept in all (default 500,000: about 22 MB); beyond it the biggest series are "
+                         "M4-downsampled")
     ep.add_argument("--png", metavar="DIR", help="also save each chart as DIR/<metric>.png (needs Playwright "
                                                   "and a Chromium)")
     ep.add_argument("-v", "--verbose", action="store_true")

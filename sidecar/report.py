@@ -53,12 +53,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
 from tailboard import __version__
 
 from .cli import CliError, UsageError, check_folder
 from .follower import Follower
 from .protocol import series_json
+from .series import Series
 from .store import Store
 
 __all__ = ["MIN_POINTS", "PNG_SIZE", "bundle", "collect", "export", "render", "shares"]
@@ -67,6 +67,10 @@ __all__ = ["MIN_POINTS", "PNG_SIZE", "bundle", "collect", "export", "render", "s
 VIEWER: Any = resources.files("tailboard.viewer")
 #: Fewest points a series keeps, whatever the budget: the first, min, max and last of one bucket.
 MIN_POINTS = 4
+#: A downsampled series is asked again while it holds less than this share of its budget...
+FILL = 0.9
+#: ... once (each query of thousands of buckets costs about 0.1 s: downsample_m4 loops over them).
+FILL_TRIES = 2
 #: CSS pixels of each chart --png saves (report.html's `body.png` rules), drawn at a device pixel ratio of 1.
 PNG_SIZE = (800, 400)
 #: Chromium's flags for --png: no sandbox (it needs user namespaces, often missing in containers) and
@@ -196,7 +200,24 @@ def _run_name(root: str, run_id: str, several: bool) -> str:
     return f"{base}/{run_id}" if several else run_id
 
 
-def collect(paths: list[str], *, pattern: re.Pattern[str] | None = None, max_points: int = 1_000_000,
+def _downsampled(store: Store, run_id: str, metric: str, share: int) -> Series:
+    """The metric M4-downsampled to at most ``share`` points, and close to it: a bucket keeps 4
+    points or fewer (its first and last may be its min and max), 5 with a NaN, so the number of
+    buckets is adjusted from what the first answers held (a few queries of the store's summary)."""
+    best: Series | None = None
+    points = share
+    for _ in range(FILL_TRIES):
+        s = store.series(run_id, metric, points=max(MIN_POINTS, points))
+        if len(s) <= share and (best is None or len(s) > len(best)):
+            best = s
+        if share * FILL <= len(s) <= share:
+            break
+        # aim inside the band: the points a bucket keeps vary a little with their number
+        points = int(points * share * (1 + FILL) / 2 / max(1, len(s)))
+    return best if best is not None else s  # one bucket with a NaN: 5 points
+
+
+def collect(paths: list[str], *, pattern: re.Pattern[str] | None = None, max_points: int = 500_000,
             title: str | None = None, poll: bool = True) -> dict[str, Any]:
     """The report's data from the log trees ``paths`` (see the module docstring): JSON-ready."""
     several = len(paths) > 1
@@ -237,12 +258,7 @@ def collect(paths: list[str], *, pattern: re.Pattern[str] | None = None, max_poi
     charts: dict[str, list[dict[str, Any]]] = {}
     by_name = {r["id"]: r for r in runs}
     for (store, run_id, name, metric, total), share in zip(picked, kept):
-        if share >= total:
-            s = store.series(run_id, metric)
-        else:
-            s = store.series(run_id, metric, points=share)
-            if len(s) > share:  # NaN buckets keep a fifth point: fewer buckets
-                s = store.series(run_id, metric, points=max(MIN_POINTS, share * 4 // 5))
+        s = store.series(run_id, metric) if share >= total else _downsampled(store, run_id, metric, share)
         charts.setdefault(metric, []).append({"run": name, **series_json(s)})
         by_name[name]["kept"] += len(s)
     return {
@@ -281,7 +297,7 @@ def render(data: dict[str, Any], *, folder: Any = VIEWER) -> str:
     }
     if "</style" in slots["style"].lower():
         raise ValueError("style.css holds '</style', which would end the report's style element")
-    styles = [slots["style"]] + [s for s in re.findall(r"<style>(.*?)</style>", shell, re.S) if s != "{{style}}"]
+    styles = [slots["style"]] + [s for s in re.findall(r"<style>(.*?)</style>", shell, re.DOTALL) if s != "{{style}}"]
     slots["csp"] = ("default-src 'none'; script-src " + _sha256(slots["script"]) + "; style-src "
                     + " ".join(_sha256(s) for s in styles) + "; img-src data: blob:; base-uri 'none'; form-action 'none'")
     # one pass: text put in a slot is never searched for slots
@@ -315,7 +331,7 @@ def _chromium(playwright: Any) -> Any:
         found = shutil.which(name)
         if found:
             return playwright.chromium.launch(executable_path=found, args=CHROMIUM_ARGS)
-    raise CliError(f"--png needs a Chromium (none from Playwright, none on the PATH): python -m playwright "
+    raise CliError("--png needs a Chromium (none from Playwright, none on the PATH): python -m playwright "
                    "install chromium, or your system's chromium package")
 
 

@@ -76,7 +76,7 @@ def wait_for(page: Any, js: str, timeout: float = 10.0) -> None:
 
 
 def embedded(html: str) -> dict[str, Any]:
-    m = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S)
+    m = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.DOTALL)
     assert m is not None
     return json.loads(m[1])  # type: ignore[no-any-return]
 
@@ -125,7 +125,7 @@ def test_the_file_needs_nothing_outside_and_allows_no_request(report: Path) -> N
     html = report.read_text()
     csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html)
     assert csp is not None
-    policy = dict((d.split()[0], d.split()[1:]) for d in csp[1].split("; "))
+    policy = {d.split()[0]: d.split()[1:] for d in csp[1].split("; ")}
     assert policy["default-src"] == ["'none'"] and "connect-src" not in policy
     assert all(s.startswith("'sha256-") for s in policy["script-src"] + policy["style-src"])
     assert policy["img-src"] == ["data:", "blob:"]
@@ -137,7 +137,7 @@ def test_over_the_bound_the_biggest_series_are_m4_downsampled(logs: Path, tmp_pa
     proc = export(logs, "-o", out, "--max-points", "600", "--metrics", "acc|loss")
     assert proc.returncode == 0, proc.stderr
     data = embedded(out.read_text())
-    assert data["points"] <= 600
+    assert 0.85 * 600 <= data["points"] <= 600  # the budget used, not overrun
     # the small series (the CSV's 40, the hostile run's 101) keep every point; the others share the rest
     assert len(series_of(data, "train/loss", "csv_run")["steps"]) == 40
     assert len(series_of(data, "train/loss", HOSTILE_RUN)["steps"]) == STEPS // 10 + 1
