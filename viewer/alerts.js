@@ -1,7 +1,7 @@
 // The alerts the page knows of (docs/alerts.md), merged from two sources: the `alert` messages the
 // WebSocket pushes when one fires or clears, and `GET /api/alerts` answers, asked for once at the
-// start and again when a `runs` message says a run's alert counts changed (the long poll carries no
-// alert messages, and a reconnect may have missed some). No DOM here: alertview.js shows the log.
+// start and again when a `runs` message says a run's alert counts changed (a long-poll client hears
+// alert messages only while a request of its waits, and a reconnection may have missed some). No DOM here: alertview.js shows the log.
 //
 // An alert is one firing: its key is (seq, id, started), the same in its `fired` and `cleared`
 // forms, and different after a restart of the sidecar (whose seq counts from 1 again). Its clearing
