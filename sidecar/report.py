@@ -43,6 +43,7 @@ import argparse
 import asyncio
 import base64
 import hashlib
+import itertools
 import os
 import re
 import tempfile
@@ -233,16 +234,19 @@ def collect(paths: list[str], *, pattern: re.Pattern[str] | None = None, max_poi
             raise CliError(f"no run in {path} (found {found}): give a run's folder or a log root holding JSON "
                            "lines, TensorBoard event files, CSV, JSON documents or text logs")
         for info in sorted(infos, key=lambda r: r.id):
-            name = _run_name(root, info.id, several)
-            for k in range(2, 1000):
+            every.update(info.metrics)
+            chosen = [m for m in info.metrics if pattern is None or pattern.search(m)]
+            if not chosen:
+                continue  # nothing of it is charted: no legend or table row for it either
+            name = base = _run_name(root, info.id, several)
+            for k in itertools.count(2):  # a run folder given twice, or as itself and in its root
                 if name not in names:
                     break
-                name = f"{_run_name(root, info.id, several)} ({k})"
+                name = f"{base} ({k})"
             names.add(name)
-            every.update(info.metrics)
             row = info.to_json()
             logged = 0
-            for metric in (m for m in info.metrics if pattern is None or pattern.search(m)):
+            for metric in chosen:
                 # the count, from the store's summary: a 4-point answer says how many there are
                 total = store.series(info.id, metric, points=MIN_POINTS).total
                 picked.append((store, info.id, name, metric, total))
@@ -263,7 +267,7 @@ def collect(paths: list[str], *, pattern: re.Pattern[str] | None = None, max_poi
         by_name[name]["kept"] += len(s)
     return {
         "version": 1,
-        "title": title if title is not None else "tailboard: " + ", ".join(os.path.basename(os.path.abspath(p)) for p in paths),
+        "title": title if title is not None else ", ".join(os.path.basename(os.path.abspath(p)) for p in paths),
         "created": time.time(),
         "max_points": max_points,
         "points": sum(r["kept"] for r in runs),

@@ -149,6 +149,20 @@ def test_over_the_bound_the_biggest_series_are_m4_downsampled(logs: Path, tmp_pa
         series_of(data, "train/loss", "lr_0.1/seed0")["steps"])]
 
 
+def test_run_folders_given_are_named_by_their_folder(logs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    run = logs / "lr_0.1" / "seed0"
+    proc = export(run, logs / "csv_run", run, "-o", out, "--metrics", "loss")
+    assert proc.returncode == 0, proc.stderr
+    data = embedded(out.read_text())
+    assert [r["id"] for r in data["runs"]] == ["seed0", "csv_run", "seed0 (2)"]
+    assert data["title"] == "seed0, csv_run, seed0"
+    assert [c["metric"] for c in data["charts"]] == ["train/loss"]
+    # a run with no chosen metric is left out (the CSV run's epoch, here none)
+    proc = export(logs, "-o", out, "--metrics", "^acc$")
+    assert [r["id"] for r in embedded(out.read_text())["runs"]] == ["lr_0.1/seed0"]
+
+
 def test_shares_give_small_series_everything_and_split_the_rest() -> None:
     assert shares([10, 1000, 1000], 410) == [10, 200, 200]
     assert shares([10, 20], 1000) == [10, 20]
