@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -106,6 +107,17 @@ def wait_for(pred: Callable[[], Any], timeout: float = 10.0, what: str = "condit
 
 
 # ---- names -----------------------------------------------------------------------------------------
+
+
+def test_system_runs_are_told_from_runs_by_their_id() -> None:
+    """The rule viewer/gpu.js's isSystemRun keeps too (viewer/tests/gpu.test.mjs, the same cases)."""
+    from tailboard.sidecar.gpu.layout import is_system_run
+
+    for run_id in ("_system/node7", "team/_system/n"):
+        assert is_system_run(run_id), run_id
+    for run_id in ("_system", "_system/", "exp/_systemx/n", "sys/node7", "_system/a/b"):
+        assert not is_system_run(run_id), run_id
+    assert is_system_run(system_run_id("node 7/a"))
 
 
 def test_keys_and_bare_uuids_of_gpus_and_mig_devices() -> None:
@@ -884,6 +896,23 @@ async def test_a_gpu_idle_under_a_running_run_is_flagged(tmp_path: Path) -> None
         await until_flags(([True], [True, False]))
         run.finish()
         await until_flags(([False], [False, False]))
+        # another run of this process on the idle GPU; its folder deleted: gone, not idle
+        late = tailboard.init(tmp_path / "late")
+        late.log({"loss": 1.0})
+
+        def late_idle() -> bool:
+            return bool(store.get_run("late").to_json()["gpus"][0]["idle"])  # type: ignore[union-attr]
+
+        deadline = time.monotonic() + 10
+        while not (store.get_run("late") and late_idle() and flags()[1] == [True, False]):
+            assert time.monotonic() < deadline, "the new run's GPU was not flagged idle"
+            await asyncio.sleep(0.02)
+        heard.clear()
+        shutil.rmtree(tmp_path / "late")
+        await until_flags(([False], [False, False]))
+        assert store.get_run("late").status == "gone" and not late_idle()  # type: ignore[union-attr]
+        assert any("late" in ids and sys_id in ids for ids in heard)
+        late.finish()
     finally:
         await follower.stop()
         sampler.stop()

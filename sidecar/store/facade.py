@@ -216,7 +216,8 @@ class Store:
             if run is None or run.gone:
                 return
             run.gone = True
-        self._listeners.emit(RunsChanged((run_id,)))
+            systems = sorted(self._gpus.related((run_id,)))  # their GPUs are no longer idle under it
+        self._listeners.emit(RunsChanged((run_id, *systems)))
 
     def tick(self, now: float | None = None) -> None:
         """Status changes that come with time (stalled), the system runs' retention (``retention``)
