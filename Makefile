@@ -3,7 +3,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-STAMP  := $(VENV)/.installed
+# Two stamps: `make demo` installs what the demo runs (the demo extra), `make test` adds the rest (the
+# dev extra) on top, so that neither installs again what the other did.
+DEMO_STAMP := $(VENV)/.installed-demo
+STAMP      := $(VENV)/.installed
+# torch's CPU wheels, for a machine where pip's own places (find-links, indexes) hold no pinned torch:
+# PyPI's Linux torch is the CUDA build, several GB.
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 LOGDIR ?= demo-logs
 PORT   ?= 6007
 
@@ -11,11 +17,25 @@ PORT   ?= 6007
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e '.[dev]'
-	touch $(STAMP)
+$(PY):
+	@echo "creating $(VENV) ($(PYTHON) -m venv) and upgrading pip..."
+	@$(PYTHON) -m venv $(VENV)
+	@$(PIP) install -q --upgrade pip
+
+# torch first and alone, from a local CPU wheel when pip can find one, else from the CPU index: left
+# to the resolver with the rest, an unpinned torch is the CUDA build.
+$(DEMO_STAMP): pyproject.toml constraints.txt | $(PY)
+	@echo "installing torch (CPU wheel, version from constraints.txt, about 190 MB)..."
+	@$(PIP) install -q --no-deps --no-index -c constraints.txt torch 2>/dev/null \
+		|| $(PIP) install -q -c constraints.txt --extra-index-url $(TORCH_CPU_INDEX) torch
+	@echo "installing tailboard (editable) with the sidecar extra, and scikit-learn for the demo..."
+	@$(PIP) install -q -c constraints.txt -e '.[demo]'
+	@touch $@
+
+$(STAMP): $(DEMO_STAMP)
+	@echo "installing the test set (dev extra: tensorboard, lightning, transformers, playwright, mypy...)..."
+	@$(PIP) install -q -c constraints.txt -e '.[dev]'
+	@touch $@
 
 # Debian's Chromium for the browser tests (Playwright's own download does not work everywhere).
 chromium:
@@ -42,8 +62,9 @@ test-containers: venv
 test-js:
 	node --test viewer/tests/
 
-demo: venv
-	$(PY) examples/demo.py --logdir $(LOGDIR) --port $(PORT)
+# Only the demo extra: the test set (dev extra) is `make test`'s.
+demo: $(DEMO_STAMP)
+	@$(PY) examples/demo.py --logdir $(LOGDIR) --port $(PORT)
 
 # Benchmarks: each runs tailboard beside the peer it is compared with and prints ratios
 # (figures in docs/benchmarks.md). Loopback only; each stops by itself.
