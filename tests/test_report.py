@@ -387,6 +387,21 @@ def test_zoom_reset_crosshair_and_smoothing(report: Path, offline: Offline) -> N
 
 
 @in_browser
+def test_a_cards_csv_button_saves_every_point(report: Path, browser: Any) -> None:
+    o = Offline(browser, accept_downloads=True)
+    try:
+        page = o.open(report)
+        with page.expect_download() as download:
+            page.locator(".chart[data-metric=acc] button.csv").click()
+        rows = Path(download.value.path()).read_text().splitlines()
+        assert rows[0] == "run,metric,step,value,wall_time" and len(rows) == STEPS + 1
+        assert rows[251].startswith('"lr_0.1/seed0","acc",250,0.25,')
+        assert o.requests == [] and o.errors == []
+    finally:
+        o.context.close()
+
+
+@in_browser
 def test_png_writes_each_chart_drawn_by_the_viewer(logs: Path, tmp_path: Path) -> None:
     proc = export(logs, "-o", tmp_path / "r.html", "--png", tmp_path / "png")
     assert proc.returncode == 0, proc.stderr
