@@ -22,6 +22,7 @@ import { showConnection, showProgress } from "./status.js";
 import { describeFound, showFound } from "./found.js";
 import { getJSON, getToken, setToken, setUnauthorizedHandler, takeTokenFromAddressBar, Unauthorized } from "./api.js";
 import { LoginForm } from "./login.js";
+import { RankedRuns } from "./ranks.js";
 import { AlertsView } from "./alertview.js";
 import { StopPanel } from "./stop.js";
 import { GpuCharts, autoSelection } from "./gpucharts.js";
@@ -82,6 +83,7 @@ const gpus = new GpuCharts({ onData: () => redraw() }); // the "GPU" section: th
 const seriesHeld = new Map(); // run -> metric -> {what a series was made of, series} (seriesFor)
 const colors = { version: 0 }; // bumped when the runs' colours may change (the selection)
 const composer = new SeriesComposer();
+const ranks = new RankedRuns($("ranks"), { infos: state.infos, runs: state.runs, onRanks: (key) => changeLayout({ group: key }) });
 /** Labels of the selected runs (names.js), made again (once per sync) when the selection, the mode
  *  or a config changed. */
 const labels = { key: "", map: new Map() };
@@ -276,7 +278,7 @@ function sync() {
   for (const r of view.runs) {
     for (const m of state.runs.get(r)?.series.keys() || []) {
       state.metrics.add(m);
-      if (!filter || filter.test(m)) names.add(m);
+      if (!filter || filter.test(m)) names.add(ranks.chartName(r, m)); // a rank's series: in its metric's chart
     }
   }
   gpus.show(view.runs, state.infos, names, filter); // adds the GPU charts that have lines
@@ -293,10 +295,11 @@ function sync() {
   const base = { logy: view.logy, outliers: view.outliers, smoothing: view.smoothing };
   const viewOf = (metric) => (state.axes.has(metric) ? { ...base, xaxis: state.axes.get(metric) }
     : { ...base, xaxis: view.xaxis, zoom: view.zoom }); // a chart on its own axis keeps its own zoom
-  const opts = { agg: view.agg, band: view.band, members: view.members, open: new Set(view.gopen), dark: state.dark };
+  const opts = { agg: view.agg, band: view.band, members: view.members, open: new Set(view.gopen), dark: state.dark, ranks };
   grid.sync(names, (m) => gpus.view(m, viewOf(m)), (m) => gpus.seriesOf(m, { labelOf: (r) => labels.map.get(r) ?? r,
     dark: state.dark }) ?? composer.seriesOf(m, axisOf(m), seriesFor, opts),
     { pins: view.pins, big: view.big, fold: view.fold, axes: state.axes });
+  ranks.show(view.runs, labels.map, opts.open, (r) => runColor(r, state.dark)); // the straggler view
 }
 
 /** Zoom is shared by the charts on the page's x axis (one on an axis of its own zooms alone); where
@@ -313,8 +316,8 @@ async function onZoom(range, chart = null) {
   const wanted = [];
   for (const run of view.runs) {
     for (const [metric, buf] of state.runs.get(run)?.series || []) {
-      if (!buf.downsampled || !grid.charts.has(metric) || state.axes.has(metric)) continue;
-      wanted.push({ run, metric, width: grid.charts.get(metric).canvas.clientWidth || 500 });
+      if (!buf.downsampled || !grid.charts.has(ranks.chartName(run, metric)) || state.axes.has(metric)) continue;
+      wanted.push({ run, metric, width: grid.charts.get(ranks.chartName(run, metric)).canvas.clientWidth || 500 });
     }
   }
   await detail.request(range, wanted);

@@ -1,6 +1,8 @@
 // What a chart draws of a metric: the selected runs' series, each alone or folded into its group's
 // line and band (groups.js), on the chart's x axis (xaxis.js: the step, a time, or another metric
 // paired by step). A group's runs are drawn in the group's colour when it is shown as its runs.
+// A run of several ranks (ranks.js) is drawn as its ranks' mean and min–max band, the same series
+// as a group's, or as one line per rank in shades of its colour.
 // Work is left to the draw: a paired or aggregated series is made when a chart reads it (charts out
 // of view never do), and kept until its data changes.
 
@@ -8,6 +10,7 @@ import { GroupSeries, AggregateCache, groupRuns, parseGroupSpec } from "./groups
 import { pairByStep, axisMetric, xValues } from "./xaxis.js";
 import { Palette } from "./colors.js";
 import { pathLabels, runLabels } from "./names.js";
+import { rankId, rankName, ranksKey, rankShade } from "./ranks.js";
 
 /** A run's series on a metric axis, paired when first read. */
 class PairedSeries {
@@ -33,6 +36,7 @@ export class SeriesComposer {
     this.palette = new Palette(); // the groups' colours
     this.grouping = { key: null, spec: null, groups: new Map(), alone: [] };
     this.versions = new Map(); // metric and group -> {n, what it was made of}
+    this.rankKeys = new Map(); // a run's ranks' legend key -> the run
   }
 
   /** Put the selected runs in groups, again only when the runs, the rule, the label mode or a
@@ -76,17 +80,20 @@ export class SeriesComposer {
   /**
    * The series a chart of `metric` draws on `axis`. runOf(run, metric): a run's series of a metric
    * as drawn (cut at the time-travel step, zoom detail...) or null. opts: {agg, band, members
-   * (every group as its runs), open (Set of groups shown as their runs), dark}.
+   * (every group as its runs), open (Set of groups shown as their runs, and of runs' ranks keys
+   * shown as one line per rank), dark, ranks (ranks.js's RankedRuns: ranksOf(run, metric) gives
+   * [[rank, series name]] by rank, or null)}.
    */
-  seriesOf(metric, axis, runOf, { agg, band, members, open, dark }) {
+  seriesOf(metric, axis, runOf, { agg, band, members, open, dark, ranks = null }) {
     const xm = axisMetric(axis);
-    const one = (run, extra) => {
-      const s = runOf(run, metric);
+    // name: the series of the metric to draw (a rank's); xName: the x metric it is paired with
+    const one = (run, extra, name = metric, xName = xm) => {
+      const s = runOf(run, name);
       if (!s) return null;
       if (!xm) return extra ? { ...s, ...extra } : s;
-      const x = runOf(run, xm);
+      const x = runOf(run, xName) || runOf(run, xm);
       // no x metric: nothing to place
-      return x ? new PairedSeries({ ...s, metric }, { ...x, metric: xm }, this.pairs, extra) : null;
+      return x ? new PairedSeries({ ...s, metric: name }, { ...x, metric: xName }, this.pairs, extra) : null;
     };
     const xsOf = (s) => xValues(s, axis);
     const out = [];
@@ -107,7 +114,35 @@ export class SeriesComposer {
       out.push(new GroupSeries({ id: groupId(key), group: key, label: this.grouping.labels?.get(key) ?? key, color, members: ms, xsOf, version,
         key: cacheKey, cache: this.aggregates, opts: { agg, band }, stepAxis: axis === "step" }));
     }
-    for (const id of this.grouping.alone) { const s = one(id); if (s) out.push(s); }
+    for (const id of this.grouping.alone) {
+      const of = ranks ? ranks.ranksOf(id, metric) : null;
+      if (of && of.length > 1) { this._ranks(out, id, metric, axis, of, one, open.has(ranksKey(id))); continue; }
+      const s = one(id, null, of ? of[0][1] : metric); // a metric one rank logs: that rank's
+      if (s) out.push(s);
+    }
     return out;
+  }
+
+  /** A run's ranks of a metric: their mean and min–max band as one series, or each rank's line. */
+  _ranks(out, run, metric, axis, ranks, one, lines) {
+    const key = ranksKey(run);
+    this.rankKeys.set(key, run);
+    const xm = axisMetric(axis);
+    const ms = [];
+    for (const [rank, name] of ranks) {
+      const s = one(run, { id: rankId(run, rank), rank }, name, xm && rankName(xm, rank));
+      if (s) ms.push(s);
+    }
+    if (!ms.length) return;
+    const { color, label } = ms[0];
+    if (lines) {
+      ms.forEach((s, k) => { s.color = rankShade(color, k, ms.length); s.member = key; s.memberOf = label ?? run; s.label = `rank ${s.rank}`; });
+      out.push(...ms);
+      return;
+    }
+    const cacheKey = `${metric}\u0000${key}`;
+    const opts = { agg: "mean", band: "minmax" };
+    out.push(new GroupSeries({ id: groupId(key), group: key, label: label ?? run, color, members: ms, xsOf: (s) => xValues(s, axis),
+      version: this._version(cacheKey, ms, `${axis}|ranks`), key: cacheKey, cache: this.aggregates, opts, stepAxis: axis === "step" }));
   }
 }

@@ -1,0 +1,105 @@
+// The ranks of a distributed run, drawn as one run. Each rank writes its own stream, and the sidecar
+// names a rank's series after the run's metric with its rank (`loss@rank3`; rank 0's is `loss`):
+// here those names fold into one chart per metric, where a run's ranks are drawn as their mean with
+// a min–max band, aligned by x as groups of runs are (groups.js draws it), or, for the runs the user
+// asks it for, as one line per rank in shades of the run's colour.
+//
+// Non-features: a rank is not a group member of a group of runs (a run in a group counts with its
+// rank 0, or its only rank).
+
+import { StragglerView } from "./straggler.js";
+
+/** A rank's metric name: the run's metric and its rank ("loss@rank3"); rank 0's is the metric's. */
+const RANK = /@rank(\d+)$/;
+
+/** {base, rank} of a series name: "loss@rank3" -> {base: "loss", rank: 3}; "loss" -> rank 0. */
+export function splitRank(name) {
+  const m = RANK.exec(name);
+  return m && m.index > 0 ? { base: name.slice(0, m.index), rank: Number(m[1]) } : { base: name, rank: 0 };
+}
+
+/** The chart a series name belongs to: its metric without the rank. */
+export const baseName = (name) => splitRank(name).base;
+
+/** The series name of `base` logged by `rank`. */
+export const rankName = (base, rank) => (rank === 0 ? base : `${base}@rank${rank}`);
+
+/** A rank's series id in a chart: never a run's (run ids are paths, which hold no NUL). */
+export const rankId = (run, rank) => `${run}\u0000rank${rank}`;
+
+/** The legend key of a run's ranks: a click on it shows them as lines, or as the band again (the
+ *  page keeps it with the groups shown as their runs, view.gopen). */
+export const ranksKey = (run) => `ranks of ${run}`;
+
+/**
+ * The ranks of each metric of a run, from its series names: Map base -> [[rank, name]] by rank.
+ * Made again only when the run has new series (a delta only adds some) or others (a snapshot makes
+ * every series anew, so its first one is another object).
+ */
+export class RankIndex {
+  constructor() {
+    this.runs = new Map(); // run -> {size, first, byBase}
+  }
+
+  /** The run's index, from its series (Map name -> series buffer). */
+  of(run, series) {
+    const size = series.size, first = series.values().next().value;
+    const hit = this.runs.get(run);
+    if (hit && hit.size === size && hit.first === first) return hit.byBase;
+    const byBase = new Map();
+    for (const name of series.keys()) {
+      const { base, rank } = splitRank(name);
+      if (!byBase.has(base)) byBase.set(base, []);
+      byBase.get(base).push([rank, name]);
+    }
+    for (const list of byBase.values()) list.sort((a, b) => a[0] - b[0]);
+    this.runs.set(run, { size, first, byBase });
+    return byBase;
+  }
+}
+
+/**
+ * The page's runs of several ranks: which runs are (their run object lists several streams), the
+ * ranks of a run's metric (for the composer, compose.js), the chart a series is drawn in, and the
+ * straggler view over the charts (straggler.js). host: that view's element; infos: id -> run
+ * object; runs: id -> RunData (state.js); onRanks(key): a card's "ranks" box asks for the run's
+ * ranks as lines or as their band (its legend key, ranksKey).
+ */
+export class RankedRuns {
+  constructor(host, { infos, runs, onRanks = () => {} }) {
+    Object.assign(this, { infos, runs });
+    this.index = new RankIndex();
+    this.view = new StragglerView(host, { onRanks: (run) => onRanks(ranksKey(run)) });
+  }
+
+  ranked(run) {
+    return (this.infos.get(run)?.streams?.length ?? 0) > 1;
+  }
+
+  /** [[rank, series name]] of a run's metric, by rank, or null (a run of one stream, no such metric). */
+  ranksOf(run, metric) {
+    return this.ranked(run) ? this.index.of(run, this.runs.get(run)?.series || new Map()).get(metric) ?? null : null;
+  }
+
+  /** The chart a run's series is drawn in: its metric's, for a rank's series. */
+  chartName(run, name) {
+    return this.ranked(run) ? baseName(name) : name;
+  }
+
+  /** The straggler cards of the selected `runs` (labels: id -> label; open: the legend keys shown
+   *  as their runs or ranks; colorOf(id): a run's colour). */
+  show(runs, labels, open, colorOf) {
+    this.view.update({ runs, infos: this.infos, labels, colorOf, lines: new Set(runs.filter((r) => open.has(ranksKey(r)))) });
+  }
+}
+
+/**
+ * Shade k of n of a colour ("hsl(215 70% 42%)", as colors.js makes them): the same hue, lightness
+ * spread over ±18 points around it, darkest first. Another colour is returned as it is.
+ */
+export function rankShade(color, k, n) {
+  const m = /^hsl\((\S+) (\S+)% (\S+)%\)$/.exec(color);
+  if (!m || n < 2) return color;
+  const light = Math.min(82, Math.max(18, Number(m[3]) - 18 + (36 * k) / (n - 1)));
+  return `hsl(${m[1]} ${m[2]}% ${Math.round(light * 10) / 10}%)`;
+}
