@@ -104,10 +104,14 @@ export function gpuOverview(infos) {
   return rows.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : idx(a) - idx(b) || (a.key < b.key ? -1 : 1)));
 }
 
-/** The runs with an idle GPU (a GPU under the running run, its utilisation low for a while). */
+/** True when a run (not a system run) has an idle GPU: one under it while it runs, whose
+ *  utilisation stayed low (the server's rule). What a run's row shows. */
+export const hasIdleGpu = (info) => !isSystemRun(info?.id ?? "") && list(info?.gpus).some((g) => g?.idle === true);
+
+/** The runs with an idle GPU. */
 export function idleRuns(infos) {
   const out = new Set();
-  for (const [id, info] of infos) if (list(info?.gpus).some((g) => g?.idle === true && !isSystemRun(id))) out.add(id);
+  for (const [id, info] of infos) if (hasIdleGpu({ ...info, id })) out.add(id);
   return out;
 }
 

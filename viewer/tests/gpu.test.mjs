@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   GPU_FIELDS, autoSelection, describeUse, formatField, gpuAxis, gpuChart, gpuField, gpuLines, gpuName,
-  gpuOverview, idleRuns, isSystemRun, runSpan,
+  gpuOverview, hasIdleGpu, idleRuns, isSystemRun, runSpan,
 } from "../gpu.js";
 
 const SYS = "_system/node7";
@@ -58,6 +58,8 @@ test("the overview lists every GPU seen, by host and index, and says which no ru
 test("the idle flag is the server's: runs with an idle GPU, never a system run", () => {
   assert.deepEqual([...idleRuns(infos)], ["exp/a"]);
   assert.deepEqual([...idleRuns(new Map([["r", { gpus: [{ idle: "yes" }] }]]))], []);
+  assert.ok(hasIdleGpu(infos.get("exp/a")));
+  assert.ok(!hasIdleGpu(infos.get("exp/b")) && !hasIdleGpu(infos.get(SYS)) && !hasIdleGpu(undefined));
 });
 
 test("the page never selects system runs by itself", () => {
