@@ -31,7 +31,7 @@ __all__ = ["EXIT_CODES", "build_parser", "main"]
 logger = logging.getLogger("tailboard")
 
 EXIT_CODES = """exit codes:
-  0  stopped cleanly (SIGINT, SIGTERM)
+  0  stopped cleanly (SIGINT, SIGTERM), or done (export)
   1  could not run: the port is in use, the sidecar extra is missing, no temporary directory, no run
      to export, no Playwright or Chromium for export --png...
   2  usage: a bad option, a file instead of a folder, a token file that cannot be read"""

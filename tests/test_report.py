@@ -226,6 +226,16 @@ WITHOUT_PLAYWRIGHT = textwrap.dedent("""
 """)
 
 
+def test_without_the_sidecar_extra_help_works_and_export_says_what_to_install(logs: Path, tmp_path: Path) -> None:
+    without = WITHOUT_PLAYWRIGHT.replace('== "playwright"', 'in ("playwright", "orjson", "numpy")')
+    done = export("--help", code=without)
+    assert done.returncode == 0 and "--max-points N" in done.stdout and "exit codes:" in done.stdout
+    done = export(logs, "-o", tmp_path / "r.html", code=without)
+    assert done.returncode == 1
+    assert re.fullmatch(r"tailboard: export needs the sidecar extra \((orjson|numpy) is not installed\): "
+                        r"pip install 'tailboard\[sidecar\]'\n", done.stderr), done.stderr
+
+
 def test_png_without_playwright_says_what_to_install(logs: Path, tmp_path: Path) -> None:
     proc = export(logs, "-o", tmp_path / "r.html", "--png", tmp_path / "png", code=WITHOUT_PLAYWRIGHT)
     assert proc.returncode == 1
