@@ -5,6 +5,7 @@ run's entry is sent again as the ranks move, at most once a second."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from pathlib import Path
@@ -51,7 +52,7 @@ async def test_each_rank_stream_has_its_latest_step_and_rate_and_its_own_series(
     runs = ranks(tmp_path, "ddp")
     for k in range(TICKS):
         tick(runs, k)
-        time.sleep(0.005)  # the records' own times are what the rate is over
+        await asyncio.sleep(0.005)  # the records' own times are what the rate is over
     for run in runs:
         run.finish()
     server = await start(tmp_path)
@@ -85,7 +86,7 @@ def test_the_rate_is_over_the_last_points_and_starts_again_after_a_restart() -> 
 
     pace = Pace()
     assert pace.to_json() == {"last_step": None, "rate": None}
-    col = lambda steps, times: (np.asarray(steps, float), np.zeros(len(steps)), np.asarray(times, float))  # noqa: E731
+    col = lambda steps, times: (np.asarray(steps, float), np.zeros(len(steps)), np.asarray(times, float))
     # 100 steps at 1 step/s, then the last WINDOW at 4 steps/s: only those count
     pace.add([{"loss": col(range(100), range(100)), "lr": col([99], [99])}], 99)
     assert pace.rate() == pytest.approx(1.0)
@@ -131,7 +132,7 @@ async def test_a_live_run_of_ranks_is_sent_again_as_its_ranks_move_at_most_once_
                     solo_entries += run["id"] == "solo" and not msg["full"]
             # the ranks' steps reached the page as they moved, about once a second (not once a record)
             assert 2 <= len(entries) <= 3.5 / PACE_INTERVAL + 1, [t for t, _ in entries]
-            gaps = [b - a for (a, _), (b, _) in zip(entries, entries[1:])]
+            gaps = [b - a for (a, _), (b, _) in itertools.pairwise(entries)]
             assert all(g >= PACE_INTERVAL * 0.8 for g in gaps), gaps
             steps = [e[3]["last_step"] for _, e in entries]
             assert steps == sorted(steps) and steps[-1] > steps[0], steps

@@ -63,5 +63,5 @@ class Pace:
         """The fields a stream's entry of the run object gets: ``last_step``, ``rate``."""
         rate, step = self.rate(), self.last_step
         # whole steps as integers, as the run's own last_step
-        whole = step is not None and step.is_integer() and abs(step) <= 2**53
-        return {"last_step": int(step) if whole else step, "rate": None if rate is None else round(rate, 6)}
+        shown: float | int | None = int(step) if step is not None and step.is_integer() and abs(step) <= 2**53 else step
+        return {"last_step": shown, "rate": None if rate is None else round(rate, 6)}
