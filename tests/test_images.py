@@ -214,6 +214,16 @@ def test_a_taken_name_is_never_overwritten(tmp_path: Path) -> None:
     assert [read_png((tmp_path / "r" / p).read_bytes())[3][0] for p in paths] == [0, 9, 200]
 
 
+def test_a_media_folder_removed_during_the_run_is_made_again(tmp_path: Path) -> None:
+    import shutil
+
+    with tailboard.init(tmp_path / "r") as run:
+        run.log({"x": Image(np.zeros((2, 2), np.uint8))}, step=0)
+        shutil.rmtree(tmp_path / "r" / "media")
+        run.log({"x": Image(np.zeros((2, 2), np.uint8))}, step=1)
+    assert run.dropped == 0 and (tmp_path / "r" / "media/x/1.png").is_file()
+
+
 def test_names_never_lead_outside_the_media_folder(tmp_path: Path) -> None:
     names = ["../../escape", "/abs/olute", "a/./b/../c", ".hidden", "ünï cödé", "x" * 300, "a//b"]
     with tailboard.init(tmp_path / "r") as run:

@@ -227,6 +227,7 @@ class Run:
         self._warned: set[str] = set()
         self._pid = os.getpid()
         self._pending: list[tuple[int, float, str, Any, Any]] = []  # device copies not yet resolved
+        self._media_folders: set[str] = set()  # made already: no makedirs per image
         self._lock = threading.Lock()
         self._fd = -1
         self._direct = False  # the hot path may encode and write at once: orjson, a file, not torn
@@ -382,8 +383,16 @@ class Run:
         where = os.path.join(self.path, *folder.split("/"))
         temp = os.path.join(where, f".{step}.{self._pid}.{threading.get_ident()}.tmp")
         try:
-            os.makedirs(where, exist_ok=True)
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            if where not in self._media_folders:
+                os.makedirs(where, exist_ok=True)
+                if len(self._media_folders) < MAX_DROP_NAMES:
+                    self._media_folders.add(where)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+            try:
+                fd = os.open(temp, flags, 0o644)
+            except FileNotFoundError:  # the folder was removed since: made again
+                os.makedirs(where, exist_ok=True)
+                fd = os.open(temp, flags, 0o644)
             try:
                 view = memoryview(data)
                 while view:

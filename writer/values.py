@@ -248,15 +248,15 @@ def image_pixels(image: Image) -> tuple[int, int, int, bytes]:
         layout = _layout(shape, image.dataformats, True)
         h, w, c = _hwc(shape, layout)
         x = x.to("cpu")
-        if x.is_floating_point():
-            x = (x.float().nan_to_num(0.0, 1.0, 0.0).clamp(0.0, 1.0) * 255.0).round().byte()
+        if layout == "CHW":
+            x = x.permute(1, 2, 0)
+        x = x.contiguous()  # first: torch is slow on odd strides (a CHW view of an HWC tensor)
+        if x.is_floating_point():  # + 0.5, then truncated: rounded
+            x = x.float().nan_to_num(0.0, 1.0, 0.0).mul_(255.0).add_(0.5).clamp_(0.0, 255.0).byte()
         elif str(x.dtype) == "torch.bool":
             x = x.byte() * 255
         elif str(x.dtype) != "torch.uint8":
             x = x.clamp(0, 255).byte()
-        if layout == "CHW":
-            x = x.permute(1, 2, 0)
-        x = x.contiguous()
         try:
             data = x.numpy().tobytes()
         except Exception:  # torch without numpy
