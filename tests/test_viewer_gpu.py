@@ -126,7 +126,8 @@ def test_a_runs_gpus_are_charted_on_its_time_axis_and_listed_with_their_runs(bro
         assert page.inner_text(f"{row} td.runs") == "train"
         assert page.inner_text(f"{spare} td.runs") == "unattributed"
         assert page.get_attribute(f"{row} td.key", "title").startswith(f"UUID {uuid_for(0)}")
-        assert page.inner_text(f"{row} td:first-child") == handle.store.get_run(SYSTEM).host
+        assert page.inner_text(f"{row} td:first-child") == NODE  # the host as the tree names it
+        assert page.get_attribute(f"{row} td:first-child", "title") == f"host name {handle.store.get_run(SYSTEM).host}"
         assert "idle" not in page.inner_text(f"{row} td.runs")
 
         # the GPU under the running run goes idle: flagged in the tab, and on the run's GPU line

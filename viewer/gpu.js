@@ -83,9 +83,10 @@ export function runSpan(info) {
 }
 
 /**
- * Every GPU the system runs say they sample, as the overview lists it: {system, host, key, uuid,
- * name, index, runs, unattributed, idle, last}, by host then NVML index. `last`: the system run's
- * latest sample (Unix second), for the figures to ask for.
+ * Every GPU the system runs say they sample, as the overview lists it: {system, node (the name of
+ * the host in the tree, `_system/<node>`), host (its host name), key, uuid, name, index, runs,
+ * unattributed, idle, last}, by node then NVML index. `last`: the system run's latest sample
+ * (Unix second), for the figures to ask for.
  */
 export function gpuOverview(infos) {
   const rows = [];
@@ -94,14 +95,14 @@ export function gpuOverview(infos) {
     for (const g of list(info.gpus)) {
       if (!g || typeof g.key !== "string") continue;
       const runs = list(g.runs).filter((r) => typeof r === "string");
-      rows.push({ system: id, host: text(g.host) || id.split("/").pop(), key: g.key, uuid: text(g.uuid),
+      rows.push({ system: id, node: id.split("/").pop(), host: text(g.host), key: g.key, uuid: text(g.uuid),
         name: text(g.name), index: Number.isInteger(g.index) ? g.index : null, runs,
         unattributed: runs.length === 0, idle: g.idle === true, status: info.status,
         last: Number.isFinite(info.last_step) ? info.last_step : null });
     }
   }
   const idx = (r) => (r.index == null ? Infinity : r.index);
-  return rows.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : idx(a) - idx(b) || (a.key < b.key ? -1 : 1)));
+  return rows.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : idx(a) - idx(b) || (a.key < b.key ? -1 : 1)));
 }
 
 /** True when a run (not a system run) has an idle GPU: one under it while it runs, whose

@@ -5,7 +5,7 @@
 
 import { getJSON } from "./api.js";
 import { decodeValues } from "./protocol.js";
-import { formatField, gpuMetric, gpuName, gpuOverview } from "./gpu.js";
+import { formatField, gpuMetric, gpuOverview } from "./gpu.js";
 import { POLL_MS } from "./gpucharts.js";
 import { h, label, visible } from "./dom.js";
 
@@ -68,7 +68,7 @@ class GpuOverview {
           h("code", null, "tailboard gpu LOGDIR"), " any other.")));
       return;
     }
-    const head = h("tr", null, ["host", "GPU", "key", "util", "memory", "temp", "power", "runs"].map((t) => h("th", null, t)));
+    const head = h("tr", null, ["host", "GPU", "name", "key", "util", "memory", "temp", "power", "runs"].map((t) => h("th", null, t)));
     const body = rows.map((r) => this._row(r));
     this.el.replaceChildren(h("div", { class: "table-wrap" },
       h("table", { class: "hp gpus" }, h("thead", null, head), h("tbody", null, body))));
@@ -83,8 +83,9 @@ class GpuOverview {
       : r.runs.map((id, i) => [i ? ", " : null, label(id, "gpu-run")]);
     const title = [r.uuid && `UUID ${visible(r.uuid)}`, `system run ${visible(r.system)}`].filter(Boolean).join("\n");
     return h("tr", { class: r.idle ? "gpu-row idle" : "gpu-row", dataset: { system: r.system, key: r.key } },
-      h("td", null, label(r.host)),
-      h("td", { title }, label(r.name || "GPU"), " ", h("span", { class: "muted" }, gpuName(r))),
+      h("td", { class: "text", title: r.host ? `host name ${visible(r.host)}` : null }, label(r.node)),
+      h("td", null, r.index ?? "–"),
+      h("td", { class: "text" }, label(r.name || "–")),
       h("td", { class: "key", title }, visible(r.key)),
       h("td", { class: "util" }, formatField("util", v("util"))),
       h("td", null, memory),

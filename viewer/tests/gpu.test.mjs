@@ -44,13 +44,14 @@ test("malformed gpus entries (log content through the server) give no line", () 
 
 test("the overview lists every GPU seen, by host and index, and says which no run uses", () => {
   const rows = gpuOverview(infos);
-  assert.deepEqual(rows.map((r) => [r.host, r.key, r.runs, r.unattributed, r.idle]), [
+  assert.deepEqual(rows.map((r) => [r.node, r.key, r.runs, r.unattributed, r.idle]), [
     ["aaa", "mig-1", [], true, false],
     ["node7", "5f2c1c7e", ["exp/a"], false, false],
     ["node7", "9a1b2c3d", ["exp/a"], false, true],
     ["node7", "0b0b0b0b", [], true, false],
   ]);
   assert.equal(rows[1].uuid, "GPU-5f2c1c7e-0000");
+  assert.equal(rows[1].host, "node7");
   assert.equal(rows[1].last, 1764000101);
   assert.equal(rows[0].last, null);
 });
