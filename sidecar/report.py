@@ -351,7 +351,10 @@ def write_pngs(report: Path, folder: Path) -> list[Path]:
     """Each chart of the report file ``report`` drawn by its own code in a headless Chromium, saved
     as ``folder/<metric>.png`` (``PNG_SIZE``). The page is offline: it has nothing to fetch."""
     sync_playwright = _playwright()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CliError(f"cannot make the folder {folder} for --png: {e.strerror}") from None
     written = []
     with sync_playwright() as p:
         browser = _chromium(p)
@@ -362,15 +365,19 @@ def write_pngs(report: Path, folder: Path) -> list[Path]:
             page.goto(report.resolve().as_uri() + "#png")
             # a function, not an expression: the page's policy refuses eval
             page.wait_for_function("() => window.tailboard && window.tailboard.charts")
-            files = page.evaluate("""() => { const out = window.tailboard.pngFiles(); return out; }""")
+            files = page.evaluate("() => window.tailboard.pngFiles()")
         finally:
             browser.close()
     for f in files:
         name = f["name"]
-        if "/" in name or name.startswith(".") or not f["url"].startswith("data:image/png;base64,"):
+        # the viewer's rule leaves letters, digits, '.', '-' and '_': a plain name in the folder
+        if os.path.basename(name) != name or not f["url"].startswith("data:image/png;base64,"):
             raise ValueError(f"a chart's PNG came back as {name!r}")  # pngFiles() makes neither
         target = folder / name
-        target.write_bytes(base64.b64decode(f["url"].partition(",")[2]))
+        try:
+            target.write_bytes(base64.b64decode(f["url"].partition(",")[2]))
+        except OSError as e:
+            raise CliError(f"cannot write {target}: {e.strerror}") from None
         written.append(target)
     return written
 
