@@ -118,6 +118,14 @@ def test_a_runs_gpus_are_charted_on_its_time_axis_and_listed_with_their_runs(bro
         wait_for(page, f"() => window.tailboard.charts.get({UTIL!r}).view.xaxis === 'relative' && "
                        "window.tailboard.charts.get('train/loss').view.xaxis === 'step'")
 
+        # a GPU chart's CSV holds its lines' points, each named by run and GPU
+        with page.expect_download(timeout=10_000) as download:
+            page.click(f".chart[data-metric='{UTIL}'] button.csv")
+        rows = Path(download.value.path()).read_text().splitlines()
+        assert rows[0] == "run,metric,step,value,wall_time" and len(rows) > 3
+        assert all(r.startswith(f'"train · GPU 0 ({USED})","{UTIL}",') for r in rows[1:]), rows[:3]
+        assert {float(r.split(",")[-2]) for r in rows[1:]} == {80.0}
+
         # the GPUs tab: every GPU seen, with the runs on it; unattributed where none
         page.click("#tabs button[data-tab=gpus]")
         row = f"#tab-gpus tr.gpu-row[data-key='{USED}']"

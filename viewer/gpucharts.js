@@ -100,6 +100,17 @@ export class GpuCharts {
     return out;
   }
 
+  /** What a GPU chart's CSV holds (null: not a GPU chart): [label, {view()}] per line, as
+   *  state.js's toCSV takes them; the label names the run and the GPU. */
+  csvEntries(chart) {
+    const field = gpuField(chart);
+    if (!field) return null;
+    return this.lines.filter((l) => this.data.get(l.id)?.get(field)).map((l) => {
+      const d = this.data.get(l.id).get(field);
+      return [`${l.run} · ${l.name}`, { view: () => d }];
+    });
+  }
+
   _fetchDue() {
     const now = Date.now();
     for (const line of this.lines) {
