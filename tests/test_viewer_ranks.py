@@ -82,6 +82,11 @@ def cells(page: Any) -> dict[int, dict[str, str]]:
     return {int(rank): dict(zip(["rank", "step", "behind", "rate", "age"], texts)) for rank, texts in rows}
 
 
+def age_seconds(text: str) -> int:
+    """A card's "last record" text as whole seconds: "now" is 0, "12 s ago" 12."""
+    return 0 if text == "now" else int(text.removesuffix(" s ago"))
+
+
 def colour_of(page: Any, series_js: str) -> tuple[int, int, int]:
     """The RGB a canvas paints the colour of the loss chart's first series matching `series_js`."""
     return tuple(page.evaluate(
@@ -135,6 +140,11 @@ def test_a_run_of_four_ranks_is_one_band_with_its_straggler_named_live(browser: 
         got = cells(page)
         top = max(ranks.last)
         assert [int(got[r]["behind"]) for r in range(RANKS)] == [top - s for s in ranks.last]
+        # and the ranks' silence is counted: their last records' ages grow with the clock
+        ages = [age_seconds(got[r]["age"]) for r in range(RANKS)]
+        assert max(ages) <= 5, got
+        wait_for(page, f"""() => [...document.querySelectorAll("{CARD} tbody tr")].every((tr, r) =>
+            /^\\d+ s ago$/.test(tr.cells[4].innerText) && parseInt(tr.cells[4].innerText) >= {ages}[r] + 2)""")
 
         # the band at a step every rank reached: between the lowest and the highest rank, the mean on it
         wait_for(page, f"() => window.tailboard.charts.get('loss').series[0].xs.length > {max(ranks.last)} - 1")

@@ -89,7 +89,22 @@ export class RankedRuns {
   /** The straggler cards of the selected `runs` (labels: id -> label; open: the legend keys shown
    *  as their runs or ranks; colorOf(id): a run's colour). */
   show(runs, labels, open, colorOf) {
-    this.view.update({ runs, infos: this.infos, labels, colorOf, lines: new Set(runs.filter((r) => open.has(ranksKey(r)))) });
+    const latest = new Map(runs.filter((r) => this.ranked(r)).map((r) => [r, this.latest(r)]));
+    this.view.update({ runs, infos: this.infos, labels, colorOf, latest, lines: new Set(runs.filter((r) => open.has(ranksKey(r)))) });
+  }
+
+  /** Map rank -> the time of the rank's latest point the page holds (of any of its metrics). */
+  latest(run) {
+    const series = this.runs.get(run)?.series || new Map();
+    const out = new Map();
+    for (const list of this.index.of(run, series).values()) {
+      for (const [rank, name] of list) {
+        const buf = series.get(name);
+        const t = buf && buf.length ? buf.times[buf.length - 1] : NaN;
+        if (t === t && !(out.get(rank) >= t)) out.set(rank, t);
+      }
+    }
+    return out;
   }
 }
 

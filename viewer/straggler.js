@@ -1,8 +1,9 @@
 // The straggler view: for each selected run of several ranks, a card over the charts with a row per
 // rank (its latest step, how far it is behind the leading rank, its steps per second over its last
-// logged steps, how long ago its last record was written) and the slowest rank marked. The numbers
-// are the sidecar's, per stream of the run (docs/protocol.md: a run object's `streams`), sent again
-// as the ranks move; the ages are counted here against the clock, so they grow while a rank is silent.
+// logged steps, how long ago its last record was written) and the slowest rank marked. Steps and
+// rates are the sidecar's, per stream of the run (docs/protocol.md: a run object's `streams`), sent
+// again as the ranks move; the ages are counted here, from the time of each rank's latest point the
+// page holds, against the clock: they grow while a rank is silent.
 
 import { h, label, visible } from "./dom.js";
 import { formatNumber } from "./scale.js";
@@ -24,12 +25,12 @@ export function rankStreams(info) {
 
 /**
  * The ranks of a run object as rows ({rank, name, step, lag, rate, age}: lag = the leading rank's
- * latest step minus this one's, age = now − its last record's time, in seconds; null where unknown),
- * by rank, and `slowest`: the index of the slowest row, or -1 when the ranks keep pace. The slowest
- * is the one furthest behind; among those as far behind, the slowest rate, then the longest silent.
- * Rows of a run with fewer than two ranks: none.
+ * latest step minus this one's, age = now − its last record's time (latest: Map rank -> that time),
+ * in seconds; null where unknown), by rank, and `slowest`: the index of the slowest row, or -1 when
+ * the ranks keep pace. The slowest is the one furthest behind; among those as far behind, the
+ * slowest rate, then the longest silent. Rows of a run with fewer than two ranks: none.
  */
-export function paceRows(info, now) {
+export function paceRows(info, now, latest = new Map()) {
   const ranks = rankStreams(info);
   const lead = Math.max(-Infinity, ...ranks.filter((s) => finite(s.last_step)).map((s) => s.last_step));
   const rows = ranks.map((s) => ({
@@ -37,7 +38,7 @@ export function paceRows(info, now) {
     step: finite(s.last_step) ? s.last_step : null,
     lag: finite(s.last_step) ? lead - s.last_step : null,
     rate: finite(s.rate) ? s.rate : null,
-    age: finite(s.updated) ? Math.max(0, now - s.updated) : null,
+    age: finite(latest.get(s.rank)) ? Math.max(0, now - latest.get(s.rank)) : null,
   }));
   return { rows, slowest: slowestRow(rows) };
 }
@@ -95,15 +96,15 @@ export class StragglerView {
 
   /**
    * The cards for `runs` (selected ids, in order), from infos (id -> run object), with each run's
-   * label (labels: id -> label) and colour (colorOf(id)), and whether it is shown as its ranks'
-   * lines (lines: Set of runs). now: Unix seconds. The DOM is rebuilt only when what it says
-   * changes (an age counts whole seconds).
+   * label (labels: id -> label), colour (colorOf(id)) and ranks' latest times (latest: id -> Map
+   * rank -> time), and whether it is shown as its ranks' lines (lines: Set of runs). now: Unix
+   * seconds. The DOM is rebuilt only when what it says changes (an age counts whole seconds).
    */
-  update({ runs, infos, labels = new Map(), colorOf = () => null, lines = new Set() }, now = Date.now() / 1000) {
-    this.last = { runs, infos, labels, colorOf, lines };
+  update({ runs, infos, labels = new Map(), colorOf = () => null, latest = new Map(), lines = new Set() }, now = Date.now() / 1000) {
+    this.last = { runs, infos, labels, colorOf, latest, lines };
     const cards = [];
     for (const run of runs) {
-      const { rows, slowest } = paceRows(infos.get(run), now);
+      const { rows, slowest } = paceRows(infos.get(run), now, latest.get(run));
       if (rows.length) cards.push({ run, rows, slowest, label: labels.get(run) ?? run, color: colorOf(run), lines: lines.has(run) });
     }
     const sig = JSON.stringify(cards.map((c) => [c.run, c.label, c.color, c.lines, c.slowest,

@@ -48,10 +48,12 @@ test("the ranks of a run object: its streams that state a rank or are named afte
   assert.deepEqual(rankStreams(undefined), []);
 });
 
-const streams = (specs) => ({ streams: specs.map(([rank, last_step, rate, updated]) => ({ name: `rank${rank}.jsonl`, rank, last_step, rate, updated })) });
+const streams = (specs) => ({ streams: specs.map(([rank, last_step, rate]) => ({ name: `rank${rank}.jsonl`, rank, last_step, rate })) });
+const times = (specs) => new Map(specs.filter((s) => s[3] != null).map(([rank, , , t]) => [rank, t]));
+const pace = (specs, now) => paceRows(streams(specs), now, times(specs));
 
 test("the straggler: furthest behind, then slowest, then longest silent", () => {
-  const { rows, slowest } = paceRows(streams([[0, 200, 10, 99], [1, 198, 10, 99.5], [2, 120, 6, 98], [3, 200, 10.2, 99.9]]), 100);
+  const { rows, slowest } = pace([[0, 200, 10, 99], [1, 198, 10, 99.5], [2, 120, 6, 98], [3, 200, 10.2, 99.9]], 100);
   assert.deepEqual(rows.map((r) => r.lag), [0, 2, 80, 0]);
   rows.forEach((r, i) => assert.ok(Math.abs(r.age - [1, 0.5, 2, 0.1][i]) < 1e-9, `age of rank ${i}: ${r.age}`));
   assert.equal(rows[slowest].rank, 2);
@@ -60,14 +62,14 @@ test("the straggler: furthest behind, then slowest, then longest silent", () => 
   // in lockstep at the same pace (within the window's noise): nobody
   assert.equal(slowestRow([{ lag: 0, rate: 10, age: 1 }, { lag: 0, rate: 9.5, age: 3 }]), -1);
   // a rank that logged nothing yet is the furthest behind
-  assert.equal(paceRows(streams([[0, 5, 1, 99], [1, null, null, null]]), 100).slowest, 1);
+  assert.equal(pace([[0, 5, 1, 99], [1, null, null, null]], 100).slowest, 1);
   // equal lag: the slower rate; equal rate too: the longer silence
   assert.equal(slowestRow([{ lag: 4, rate: 3, age: 1 }, { lag: 4, rate: 2, age: 0 }, { lag: 0, rate: 3, age: 0 }]), 1);
   assert.equal(slowestRow([{ lag: 4, rate: 3, age: 1 }, { lag: 4, rate: 3, age: 7 }, { lag: 0, rate: 3, age: 0 }]), 1);
   // one rank: no rows, nobody
-  assert.deepEqual(paceRows(streams([[0, 5, 1, 99]]), 100), { rows: [], slowest: -1 });
+  assert.deepEqual(pace([[0, 5, 1, 99]], 100), { rows: [], slowest: -1 });
   // a clock ahead of the page's: no negative age
-  assert.equal(paceRows(streams([[0, 5, 1, 101], [1, 5, 1, 100]]), 100).rows[0].age, 0);
+  assert.equal(pace([[0, 5, 1, 101], [1, 5, 1, 100]], 100).rows[0].age, 0);
 });
 
 test("ages as the card says them", () => {
