@@ -24,8 +24,9 @@ export const baseName = (name) => splitRank(name).base;
 /** The series name of `base` logged by `rank`. */
 export const rankName = (base, rank) => (rank === 0 ? base : `${base}@rank${rank}`);
 
-/** A rank's series id in a chart: never a run's (run ids are paths, which hold no NUL). */
-export const rankId = (run, rank) => `${run}\u0000rank${rank}`;
+/** A rank's series id in a chart, shown as its full name ("ddp//rank1"): never a run's (a run id is
+ *  a path, which has no empty part). */
+export const rankId = (run, rank) => `${run}//rank${rank}`;
 
 /** The legend key of a run's ranks: a click on it shows them as lines, or as the band again (the
  *  page keeps it with the groups shown as their runs, view.gopen). */
