@@ -5,7 +5,7 @@
 // tag sections and CSV / PNG buttons. The chart modules only ever see typed arrays, as in the page.
 //
 // start() is called by the report file once this module's code is in place (the file inlines it:
-// sidecar/report.py says how and why); it loads in Node too, where nothing runs until called.
+// sidecar/report/bundle.py says how and why); it loads in Node too, where nothing runs until called.
 
 import { Chart } from "./chart.js";
 import { Readout } from "./readout.js";
@@ -15,7 +15,7 @@ import { exportButtons, fileName } from "./exports.js";
 import { decodeSeries } from "./protocol.js";
 import { h, label } from "./dom.js";
 
-/** The report's data ({title, created, runs, charts}, see sidecar/report.py) from its JSON script. */
+/** The report's data ({title, created, runs, charts}, see sidecar/report/data.py) from its JSON script. */
 export function readData(doc = document) {
   return JSON.parse(doc.getElementById("report-data").textContent);
 }
