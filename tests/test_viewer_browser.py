@@ -1795,3 +1795,44 @@ def test_the_scatter_and_parallel_coordinates_show_and_select_runs(browser: Any,
         assert not errors, errors
     finally:
         page.close()
+
+
+def test_a_rank_whose_file_stops_growing_marks_its_run_stalled(browser: Any, tmp_path: Path) -> None:
+    """Two ranks of one job: rank 1 stops logging while rank 0 goes on. The run stays running and
+    its row gets a stalled marker naming rank 1's file; rank 1 logging again takes it away."""
+    ranks = [tailboard.init(tmp_path / "job", rank=r, world_size=2) for r in (0, 1)]
+    for r in ranks:
+        r.log({"loss": 1.0}, step=0)
+    handle = serve_in_thread(tmp_path, token="tok", stall_after=1.0, follower_options={"poll_interval": 0.05})
+    page = browser.new_page()
+    marker = ".run-row[data-run='job'] .node-stalled"
+
+    def keep_logging(until: str, *who: tailboard.Run, timeout: float = 20.0) -> None:
+        """Log a step on each of `who` until the page shows `until` (a JS predicate)."""
+        deadline = time.monotonic() + timeout
+        step = 1
+        while True:
+            for r in who:
+                r.log({"loss": 1.0 / (step + 1)}, step=step)
+            step += 1
+            try:
+                wait_for(page, until, timeout=0.25)
+                return
+            except browserkit.playwright.TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+
+    try:
+        page.goto(page_url(handle))
+        keep_logging(f"() => !!document.querySelector(\".run-row[data-run='job']\") && !document.querySelector(\"{marker}\")",
+                     *ranks)
+        keep_logging(f"() => !!document.querySelector(\"{marker}\")", ranks[0])
+        title = page.get_attribute(marker, "title") or ""
+        assert "rank1.jsonl" in title and "rank0" not in title, title
+        assert page.inner_text(".run-row[data-run='job'] .badge.running") == "running"  # stalled, not lost
+        keep_logging(f"() => !document.querySelector(\"{marker}\")", *ranks)
+    finally:
+        page.close()
+        for r in ranks:
+            r.finish()
+        handle.stop()

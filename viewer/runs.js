@@ -181,15 +181,19 @@ export class RunList {
     const title = [visible(id), info.reason != null && `: ${visible(info.reason)}`, info.host && ` (${visible(info.host)})`,
       formats && `\nfiles: ${formats}`].filter(Boolean).join("");
     const color = runColor(id, dark);
+    // the files that stopped growing while the run goes on without them: a node hung or lost
+    const stalled = (Array.isArray(info.streams) ? info.streams : []).filter((s) => s && s.stalled).map((s) => visible(s.name));
+    const stalledTitle = stalled.length ? `no new records from ${stalled.join(", ")} while the run goes on` : "";
     const alerts = badgeOf(info.alerts); // the run's active alerts: how many, the most urgent level's colour
     return {
       key: "r" + id,
-      sig: JSON.stringify([name, depth, sel, status, skipped, meta, title, color, alerts]),
+      sig: JSON.stringify([name, depth, sel, status, skipped, meta, title, color, stalledTitle, alerts]),
       make: () => h("div", { class: sel ? "run-row selected" : "run-row", dataset: { run: id }, style: indent(depth), title },
         h("input", { type: "checkbox", tabindex: "-1", checked: sel }),
         h("span", { class: "sw", style: { background: color } }),
         fromLogs ? label(name, "name") : h("span", { class: "name" }, name),
         h("span", { class: `badge ${status}` }, status),
+        stalledTitle ? h("span", { class: "badge stalled node-stalled", title: stalledTitle }, `⏸ ${stalled.length}`) : null,
         skipped ? h("span", { class: "skipped", title: "bad lines skipped" }, `⚠ ${skipped}`) : null,
         alerts ? h("span", { class: `alert-badge ${alerts.level}`, title: alerts.title }, `▲ ${alerts.n}`) : null,
         h("span", { class: "meta" }, meta)),

@@ -132,11 +132,18 @@ class Stream:
     state: Any = None  # the reader's state after ``offset``
     marks: Marks = field(default_factory=Marks)
     pace: Pace = field(default_factory=Pace)  # its latest step and steps/s (a straggler among ranks)
+    # as the run's own ``updated`` and ``arrived``, for this file alone: one rank's file that stops
+    # growing while the others go on is a stalled node, which the run's times do not show. Not in
+    # the stream's JSON: read at catch-up, records without a time of their own get the reading's
+    # time, which no two loads share; the entry says ``"stalled": true`` instead
+    updated: float | None = None
+    arrived: float | None = None
 
     def fresh(self, state: Any, **changes: Any) -> Stream:
-        """The same file, nothing read of it yet; ``state``: the reader's state at its start."""
+        """The same file, nothing read of it yet; ``state``: the reader's state at its start. When
+        it last grew is kept: reading it again is no news of the node that writes it."""
         return Stream(self.name, self.path, self.file_key, suffix=self.suffix, reader=self.reader,
-                      state=state, marks=Marks(state), **changes)
+                      state=state, marks=Marks(state), arrived=self.arrived, **changes)
 
     def advance(self, end: int, state: Any) -> None:
         """The bytes up to ``end`` are kept; the reader's state after them is ``state``."""
@@ -210,8 +217,7 @@ class Run:
 
     def quiet(self, now: float, stall_after: float) -> bool:
         """Nothing new for ``stall_after`` seconds, by the records' own times or by their arrival."""
-        last = max(self.updated or 0.0, self.arrived or 0.0)
-        return (self.updated is not None or self.arrived is not None) and now - last > stall_after
+        return _quiet(self.updated, self.arrived, now, stall_after)
 
     def status(self, now: float, stall_after: float) -> str:
         if self.gone:
@@ -231,6 +237,9 @@ class Run:
         header = self.headers[-1] if self.headers else {}
         config, config_cut = config_summary(self.config)
         status = self.status(now, stall_after)
+        # a stream is stalled while the run runs on without it (a stalled run's streams all are)
+        stalled = {s.name for s in self.streams.values()
+                   if status == RUNNING and len(self.streams) > 1 and _quiet(s.updated, s.arrived, now, stall_after)}
         reason = None
         if status == FAILED and self.final is not None:
             reason = str(self.final.get("reason", ""))
@@ -248,7 +257,8 @@ class Run:
             skipped={"total": sum(skipped.values()), **skipped},
             streams=tuple(
                 {"name": s.name, "format": s.reader, "rank": s.rank, "records": s.records,
-                 "skipped": sum(s.skipped.values()), **s.pace.to_json()}
+                 "skipped": sum(s.skipped.values()), **s.pace.to_json(),
+                 **({"stalled": True} if s.name in stalled else {})}
                 for s in sorted(self.streams.values(), key=lambda s: s.name)
             ),
             host=header.get("host") if isinstance(header.get("host"), str) else None,
@@ -309,9 +319,9 @@ class Run:
             self.last_step = (parsed.last_step if self.last_step is None or new_attempt
                               else max(self.last_step, parsed.last_step))
         if parsed.records:
-            self.updated = parsed.last_time if parsed.last_time is not None else now
+            self.updated = st.updated = parsed.last_time if parsed.last_time is not None else now
             if live:
-                self.arrived = now
+                self.arrived = st.arrived = now
             self.stalled = False
         self.version += 1
         return delta, new_attempt
@@ -364,6 +374,13 @@ class Run:
         if len(parts) > 1 or any(not a.series[metric].sorted for a in self.attempts if metric in a.series):
             self.effective_cache[metric] = (version, result)
         return result
+
+
+def _quiet(updated: float | None, arrived: float | None, now: float, stall_after: float) -> bool:
+    """Nothing new for ``stall_after`` seconds, by the records' own times or by their arrival
+    (None: nothing yet)."""
+    last = max(updated or 0.0, arrived or 0.0)
+    return (updated is not None or arrived is not None) and now - last > stall_after
 
 
 def _servable(rec: dict[str, Any]) -> bool:
