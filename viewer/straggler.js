@@ -10,6 +10,9 @@ import { formatNumber } from "./scale.js";
 
 /** A rank is no straggler for a rate this close to the fastest one's (the noise of a short window). */
 const RATE_SLACK = 0.9;
+/** Rows of a card at most: past it, those furthest behind and the leading rank (a job of 256 ranks
+ *  is not a 256-row table over the charts). */
+export const MAX_ROWS = 12;
 
 const finite = (v) => typeof v === "number" && Number.isFinite(v);
 
@@ -48,19 +51,31 @@ export function paceRows(info, now, latest = new Map()) {
 export function slowestRow(rows) {
   if (rows.length < 2) return -1;
   const fastest = Math.max(0, ...rows.map((r) => r.rate ?? 0));
-  // behind first (a rank without a step is the furthest behind), then slower, then quieter
-  const key = (r) => [r.lag ?? Infinity, -(r.rate ?? -1), r.age ?? 0];
-  let best = -1;
-  for (let i = 0; i < rows.length; i++) {
-    if (best < 0) { best = i; continue; }
-    const a = key(rows[i]), b = key(rows[best]);
-    const k = a.findIndex((v, j) => v !== b[j]);
-    if (k >= 0 && a[k] > b[k]) best = i;
-  }
+  let best = 0;
+  for (let i = 1; i < rows.length; i++) if (slower(rows[i], rows[best]) > 0) best = i;
   const r = rows[best];
   const behind = r.lag == null || r.lag > 0;
-  const slower = r.rate != null && fastest > 0 && r.rate < RATE_SLACK * fastest;
-  return behind || slower ? best : -1;
+  const lagging = r.rate != null && fastest > 0 && r.rate < RATE_SLACK * fastest;
+  return behind || lagging ? best : -1;
+}
+
+// behind first (a rank without a step is the furthest behind), then slower, then quieter
+const slowness = (r) => [r.lag ?? Infinity, -(r.rate ?? -1), r.age ?? 0];
+
+/** > 0 when row a is slower than row b, < 0 when faster, 0 when they keep the same pace. */
+function slower(a, b) {
+  const ka = slowness(a), kb = slowness(b);
+  const k = ka.findIndex((v, j) => v !== kb[j]);
+  return k < 0 ? 0 : ka[k] > kb[k] ? 1 : -1;
+}
+
+/** The indices of the rows a card shows, in rank order: all of them up to `max`, else the `max` − 1
+ *  slowest and the fastest. */
+export function shownRows(rows, max = MAX_ROWS) {
+  const all = rows.map((_, i) => i);
+  if (rows.length <= max) return all;
+  const bySlowness = all.sort((i, j) => slower(rows[j], rows[i]) || i - j);
+  return [...bySlowness.slice(0, max - 1), bySlowness[bySlowness.length - 1]].sort((i, j) => i - j);
 }
 
 /** Seconds as an age: "now", "12 s", "4 min", "2 h", "3 d". */
@@ -122,6 +137,7 @@ export class StragglerView {
 }
 
 function card({ run, rows, slowest, label: text, color, lines }) {
+  const shown = shownRows(rows);
   const slow = slowest >= 0 ? rows[slowest] : null;
   const said = slow ? `slowest: rank ${slow.rank}` : "ranks in step";
   const head = h("div", { class: "rank-head" },
@@ -134,7 +150,9 @@ function card({ run, rows, slowest, label: text, color, lines }) {
     rateText(r.rate), ageText(r.age)];
   const table = h("table", { class: "rank-table" },
     h("thead", null, h("tr", null, ["rank", "step", "behind", "steps/s", "last record"].map((t) => h("th", null, t)))),
-    h("tbody", null, rows.map((r, i) => h("tr", { class: i === slowest ? "slowest" : null, dataset: { rank: String(r.rank) },
-      title: visible(r.name) }, cells(r).map((t) => h("td", null, t))))));
-  return h("div", { class: "rank-card", dataset: { run } }, head, table);
+    h("tbody", null, shown.map((i) => h("tr", { class: i === slowest ? "slowest" : null, dataset: { rank: String(rows[i].rank) },
+      title: visible(rows[i].name) }, cells(rows[i]).map((t) => h("td", null, t))))));
+  const more = rows.length - shown.length;
+  return h("div", { class: "rank-card", dataset: { run } }, head, table,
+    more ? h("div", { class: "rank-more" }, `${more} more ranks, between the leading one and these`) : null);
 }

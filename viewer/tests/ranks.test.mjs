@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { splitRank, baseName, rankName, RankIndex, rankShade, ranksKey } from "../ranks.js";
-import { paceRows, slowestRow, ageText, rankStreams } from "../straggler.js";
+import { paceRows, slowestRow, shownRows, ageText, rankStreams } from "../straggler.js";
 import { SeriesComposer } from "../compose.js";
 
 const f64 = (a) => Float64Array.from(a);
@@ -70,6 +70,18 @@ test("the straggler: furthest behind, then slowest, then longest silent", () => 
   assert.deepEqual(pace([[0, 5, 1, 99]], 100), { rows: [], slowest: -1 });
   // a clock ahead of the page's: no negative age
   assert.equal(pace([[0, 5, 1, 101], [1, 5, 1, 100]], 100).rows[0].age, 0);
+});
+
+test("a card of many ranks shows those furthest behind and the leading one, in rank order", () => {
+  // 64 ranks: rank k is k % 7 steps behind, rank 40 furthest (50), rank 9 leads at a higher rate
+  const rows = Array.from({ length: 64 }, (_, k) => ({ rank: k, lag: k === 40 ? 50 : k === 9 ? 0 : 1 + (k % 7), rate: k === 9 ? 11 : 10, age: 0 }));
+  const shown = shownRows(rows, 8);
+  assert.equal(shown.length, 8);
+  assert.deepEqual(shown, [...shown].sort((a, b) => a - b));
+  assert.ok(shown.includes(40) && shown.includes(9));
+  // the other six are among those 7 steps behind (k % 7 == 6)
+  assert.ok(shown.filter((k) => k !== 40 && k !== 9).every((k) => k % 7 === 6), String(shown));
+  assert.deepEqual(shownRows(rows.slice(0, 5), 8), [0, 1, 2, 3, 4]);
 });
 
 test("ages as the card says them", () => {
