@@ -965,3 +965,34 @@ async def test_a_system_run_is_kept_in_memory_by_age(tmp_path: Path) -> None:
     version = store.version(run_id)
     store.tick()
     assert store.version(run_id) == version  # nothing new to thin
+
+
+async def test_a_process_that_appears_on_a_gpu_later_is_attributed_then(tmp_path: Path) -> None:
+    """A run's header first, its process on a GPU later (the sampler's new per-process figures):
+    the run is matched by PID as those figures arrive, and its entry is sent again."""
+    nv = FakeNvml.with_gpus(2)
+    sampler = GpuSampler(str(tmp_path), nvml=nv, node=NODE)
+    sampler.tick()
+    run = tailboard.init(tmp_path / "late")
+    run.log({"loss": 1.0})
+    store = Store(tmp_path)
+    heard: list[tuple[str, ...]] = []
+    store.add_listener(lambda e: heard.append(e.run_ids) if hasattr(e, "run_ids") else None)
+    follower = Follower(tmp_path, store, poll_interval=0.05, sweep_interval=0.2)
+    await follower.start(wait=True)
+    try:
+        assert store.get_run("late").gpus is None  # type: ignore[union-attr]
+        heard.clear()
+        nv.gpus[1].processes = [(os.getpid(), GiB)]
+        sampler.tick()
+        deadline = time.monotonic() + 10
+        while not store.get_run("late").gpus:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the process's new figures were not attributed"
+            await asyncio.sleep(0.02)
+        gpus = store.get_run("late").to_json()["gpus"]  # type: ignore[union-attr]
+        assert [(g["key"], g["by"], g["pids"]) for g in gpus] == [(key(1), "pid", [os.getpid()])]
+        assert any("late" in ids for ids in heard)
+    finally:
+        await follower.stop()
+        sampler.stop()
+        run.finish()

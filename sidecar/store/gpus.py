@@ -62,12 +62,19 @@ class GpuIndex:
             header = run.headers[-1] if run.headers else None
             names_now = run.evicted["metrics"] if run.evicted is not None else run.metric_names()
             system = SystemGpus.from_records(run.id, header, run.config, names_now)
-            if system != self._systems.get(run.id):
+            before = self._systems.get(run.id)
+            if system != before:
                 self._systems[run.id] = system
                 self._about[run.id] = _about(run.config)
                 changed.add(run.id)
+                # new metric names alone (a process appeared) matter only to the runs of the
+                # processes they name, from the system run's host and PID namespace
+                pids = None
+                if before is not None and (before.gpus, before.host, before.pid_ns) == (
+                        system.gpus, system.host, system.pid_ns):
+                    pids = _pids(system.metrics - before.metrics)
                 for other in runs.values():
-                    if not is_system_run(other.id):
+                    if not is_system_run(other.id) and (pids is None or _among(other, system, pids)):
                         changed |= self._attribute(other)
         idle = self._idle_keys(run)
         if idle is not None and idle != self._idle.get(run.id, frozenset()):
@@ -150,6 +157,23 @@ class GpuIndex:
         about = self._about.get(system.run_id, {}).get(key, {})
         return {"system": system.run_id, "host": system.host, "key": key, "uuid": uuid,
                 "name": about.get("name"), "index": about.get("index")}
+
+
+def _pids(names: Iterable[str]) -> set[int]:
+    """The PIDs that per-process metric names (``gpu/<key>/pid/<pid>/<field>``) are about."""
+    out = set()
+    for name in names:
+        parts = name.split("/")
+        if len(parts) == 5 and parts[0] == "gpu" and parts[2] == "pid" and parts[3].isdigit():
+            out.add(int(parts[3]))
+    return out
+
+
+def _among(run: Run, system: SystemGpus, pids: set[int]) -> bool:
+    """Whether a header of ``run`` is one of ``pids`` on the system run's host and PID namespace."""
+    return system.pid_ns is not None and any(
+        h.get("pid") in pids and h.get("pid_ns") == system.pid_ns and h.get("host") == system.host
+        for h in run.headers)
 
 
 def _about(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
