@@ -1,4 +1,4 @@
-"""Which GPUs each run uses, kept current in the store (docs/gpu.md, "In the store").
+"""Which GPUs each run uses, kept current in the store (docs/gpu.md, "In the store and on the page").
 
 ``attribution.gpus_used`` over a run's headers and what the system runs (``_system/<node>``) say of
 their hosts. It is computed again only when what it depends on changes: a run's new header (a rank,
