@@ -5,11 +5,12 @@
 byte minus the byte above it), computed for the whole image at once: the rows are two big integers
 and one subtraction per 8-bit lane (``_lane_sub``), so no Python loop runs per byte.
 
-Measured on 512x512 RGB (bench/images.py has the method): "Up" at zlib level 1 makes a smooth image 10x smaller than no filter at level 6, and a smooth one with some
-noise 1.4x smaller, each in about half the time (zlib has less to do); plain noise costs 15% more
-time for the same size. Level 6 halves a clean image again but triples the time on a noisy one:
-level 1 is the writer's (the training loop pays for it). Paeth, and libpng's choice of a filter
-per row, would need a Python loop per byte.
+Measured on 512x512 RGB on a quiet machine (bench/images.py has the method, docs/benchmarks.md the
+figures): "Up" at zlib level 1 makes a smooth image 10x smaller than no filter at level 6, and a
+smooth one with some noise 1.4x smaller, each in about half the time (zlib has less to do); plain
+noise costs 15% more time for the same size. Level 6 halves a clean image again but takes 2-4x the
+time on a noisy one: level 1 is the writer's (the training loop pays for it). Paeth, and libpng's
+choice of a filter per row, would need a Python loop per byte.
 
 Colour types by channels: 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA.
 """
