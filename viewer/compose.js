@@ -96,18 +96,20 @@ export class SeriesComposer {
       return x ? new PairedSeries({ ...s, metric: name }, { ...x, metric: xName }, this.pairs, extra) : null;
     };
     const xsOf = (s) => xValues(s, axis);
+    // a run of several ranks in a group counts with its first rank that logs the metric
+    const first = (id) => (ranks && ranks.ranksOf(id, metric)?.[0][1]) || metric;
     const out = [];
     for (const [key, ids] of this.grouping.groups) {
       const color = this.palette.color(key, dark);
       if (members || open.has(key)) {
         const memberOf = this.grouping.labels?.get(key) ?? key;
         for (const id of ids) {
-          const s = one(id, { color, member: key, memberOf, label: this.grouping.members.get(id) });
+          const s = one(id, { color, member: key, memberOf, label: this.grouping.members.get(id) }, first(id));
           if (s) out.push(s);
         }
         continue;
       }
-      const ms = ids.map((id) => one(id)).filter(Boolean);
+      const ms = ids.map((id) => one(id, null, first(id))).filter(Boolean);
       if (!ms.length) continue;
       const cacheKey = `${metric}\u0000${key}`;
       const version = this._version(cacheKey, ms, `${axis}|${agg}|${band}`);
@@ -117,7 +119,7 @@ export class SeriesComposer {
     for (const id of this.grouping.alone) {
       const of = ranks ? ranks.ranksOf(id, metric) : null;
       if (of && of.length > 1) { this._ranks(out, id, metric, axis, of, one, open.has(ranksKey(id))); continue; }
-      const s = one(id, null, of ? of[0][1] : metric); // a metric one rank logs: that rank's
+      const s = one(id, null, first(id)); // a metric one rank logs: that rank's
       if (s) out.push(s);
     }
     return out;

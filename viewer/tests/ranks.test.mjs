@@ -127,6 +127,12 @@ test("a run's ranks are drawn as their mean and min–max band aligned by step, 
   const [only] = c.seriesOf("gpu", "step", runOf, opts);
   assert.equal(only.group, undefined);
   assert.deepEqual([...only.values], [...data.get("loss@rank2").values]);
+  // in a group of runs, a run of ranks counts with its first rank that logs the metric
+  c.regroup([run], "re:d+", new Map(), 1);
+  const [group] = c.seriesOf("gpu", "step", runOf, opts);
+  assert.equal(group.group, "dd");
+  assert.deepEqual([...group.values], [...data.get("loss@rank2").values]);
+  c.regroup([run], "", new Map(), 2);
   // without ranks (a page of runs without ranks): as before
   assert.equal(c.seriesOf("loss", "step", runOf, { ...opts, ranks: null })[0], data.get("loss"));
 });
