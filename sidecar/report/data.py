@@ -34,7 +34,6 @@ MIN_POINTS = 4
 FILL = 0.9
 #: ... once (each query of thousands of buckets costs about 0.1 s: downsample_m4 loops over them).
 FILL_TRIES = 2
-#: CSS pixels of each chart --png saves (report.html's `body.png` rules), drawn at a device pixel ratio of 1.
 
 
 def shares(counts: list[int], budget: int) -> list[int]:
