@@ -125,3 +125,33 @@ def test_images_of_two_runs_side_by_side_follow_the_step_slider(browser: Any, im
     assert got["sweep/b"]["middle"] == list(colour("sweep/b", 20))
     assert errors == []
     page.close()
+
+
+def test_chromium_decodes_the_writers_png_exactly(browser: Any) -> None:
+    """Random pixels of each channel count, encoded by the writer, read back from Chromium's decoder
+    (alpha kept opaque: a canvas stores premultiplied colours, which would round the others)."""
+    import base64
+
+    import numpy as np
+    from tailboard import png
+
+    page = browser.new_page()
+    rng = np.random.default_rng(7)
+    for c in (1, 2, 3, 4):
+        pixels = rng.integers(0, 256, (9, 13, c), dtype=np.uint8)
+        if c in (2, 4):
+            pixels[..., -1] = 255
+        data = base64.b64encode(png.encode(13, 9, c, pixels.tobytes())).decode()
+        rgba = page.evaluate("""async (b64) => {
+            const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+            const bitmap = await createImageBitmap(new Blob([bytes], { type: 'image/png' }),
+                                                   { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+            const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+            const ctx = canvas.getContext('2d'); ctx.drawImage(bitmap, 0, 0);
+            return Array.from(ctx.getImageData(0, 0, bitmap.width, bitmap.height).data); }""", data)
+        got = np.array(rgba, np.uint8).reshape(9, 13, 4)
+        grey = pixels[..., :1] if c <= 2 else pixels[..., :3]
+        want = np.concatenate([np.repeat(grey, 3, axis=2) if c <= 2 else grey,
+                               pixels[..., -1:] if c in (2, 4) else np.full((9, 13, 1), 255, np.uint8)], axis=2)
+        assert (got == want).all(), c
+    page.close()
