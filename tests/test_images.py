@@ -406,7 +406,7 @@ async def test_paths_out_of_the_run_folder_are_refused(served: Any) -> None:
         "rank0.jsonl": (403, "not a PNG"),
         "media/samples/99.png": (404, "no such image"),
         "@3": (404, "no longer held"),
-        "": (403, "not a path inside"),
+        "": (404, "no image named"),
     }
     async with httpx.AsyncClient(base_url=server.base_url, headers={"Authorization": f"Bearer {TOKEN}"},
                                  timeout=10) as client:

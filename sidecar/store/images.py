@@ -91,6 +91,8 @@ def read_file(folder: str, path: str, limit: int = MAX_IMAGE_BYTES) -> bytes:
     ``limit`` of them. Refused with an ``ImageError``: a path that is not relative or holds ``..``,
     one whose real location is outside the folder (a symlink leading out), anything but a regular
     file (a FIFO, a device, a folder), a file over the limit, or one that is not a PNG."""
+    if not path:
+        raise ImageError("no image named", 404)
     if not path_ok(path):
         raise ImageError("not a path inside the run's folder")
     real_folder = os.path.realpath(folder)
