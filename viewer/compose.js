@@ -36,7 +36,6 @@ export class SeriesComposer {
     this.palette = new Palette(); // the groups' colours
     this.grouping = { key: null, spec: null, groups: new Map(), alone: [] };
     this.versions = new Map(); // metric and group -> {n, what it was made of}
-    this.rankKeys = new Map(); // a run's ranks' legend key -> the run
   }
 
   /** Put the selected runs in groups, again only when the runs, the rule, the label mode or a
@@ -128,7 +127,6 @@ export class SeriesComposer {
   /** A run's ranks of a metric: their mean and min–max band as one series, or each rank's line. */
   _ranks(out, run, metric, axis, ranks, one, lines) {
     const key = ranksKey(run);
-    this.rankKeys.set(key, run);
     const xm = axisMetric(axis);
     const ms = [];
     for (const [rank, name] of ranks) {

@@ -4,8 +4,8 @@
 // a min–max band, aligned by x as groups of runs are (groups.js draws it), or, for the runs the user
 // asks it for, as one line per rank in shades of the run's colour.
 //
-// Non-features: a rank is not a group member of a group of runs (a run in a group counts with its
-// rank 0, or its only rank).
+// Non-features: a rank is not a member of a group of runs (a run in a group counts with its first
+// rank that logs the metric).
 
 import { StragglerView } from "./straggler.js";
 

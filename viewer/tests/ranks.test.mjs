@@ -104,7 +104,6 @@ test("a run's ranks are drawn as their mean and min–max band aligned by step, 
   const opts = { agg: "mean", band: "minmax", members: false, open: new Set(), dark: false, ranks };
   const [band] = c.seriesOf("loss", "step", runOf, opts);
   assert.equal(band.group, ranksKey(run));
-  assert.equal(c.rankKeys.get(ranksKey(run)), run);
   assert.equal(band.color, "hsl(215 70% 42%)");
   assert.deepEqual([...band.xs], [0, 2, 4, 6, 8, 10]);
   // step 6: ranks 0-2 at 6, 7, 8 and rank 3 between its steps 4 and 8 (3 + 6 = 9)
