@@ -46,15 +46,16 @@ export function paceRows(info, now, latest = new Map()) {
   return { rows, slowest: slowestRow(rows) };
 }
 
-/** The index of the slowest of `rows` (see paceRows), or -1 when none lags: no rank behind the
- *  others, none of a rate clearly below the fastest's. */
+/** The index of the slowest of `rows` (see paceRows), or -1 when none lags: none behind by more
+ *  than a step and than a second of the fastest rank's steps (the ranks are not read at the very
+ *  same moment), none of a rate clearly below the fastest's. */
 export function slowestRow(rows) {
   if (rows.length < 2) return -1;
   const fastest = Math.max(0, ...rows.map((r) => r.rate ?? 0));
   let best = 0;
   for (let i = 1; i < rows.length; i++) if (slower(rows[i], rows[best]) > 0) best = i;
   const r = rows[best];
-  const behind = r.lag == null || r.lag > 0;
+  const behind = r.lag == null || r.lag > Math.max(1, fastest);
   const lagging = r.rate != null && fastest > 0 && r.rate < RATE_SLACK * fastest;
   return behind || lagging ? best : -1;
 }

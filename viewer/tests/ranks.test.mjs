@@ -61,6 +61,11 @@ test("the straggler: furthest behind, then slowest, then longest silent", () => 
   assert.equal(slowestRow([{ lag: 0, rate: 10, age: 1 }, { lag: 0, rate: 5, age: 1 }, { lag: 0, rate: 10, age: 1 }]), 1);
   // in lockstep at the same pace (within the window's noise): nobody
   assert.equal(slowestRow([{ lag: 0, rate: 10, age: 1 }, { lag: 0, rate: 9.5, age: 3 }]), -1);
+  // a step or a second of steps behind, at the same rate: read a moment apart, in step
+  assert.equal(slowestRow([{ lag: 0, rate: 10, age: 0 }, { lag: 1, rate: 10, age: 0 }]), -1);
+  assert.equal(slowestRow([{ lag: 0, rate: 10, age: 0 }, { lag: 10, rate: 10, age: 0 }]), -1);
+  assert.equal(slowestRow([{ lag: 0, rate: 10, age: 0 }, { lag: 11, rate: 10, age: 0 }]), 1);
+  assert.equal(slowestRow([{ lag: 0, rate: null, age: 0 }, { lag: 2, rate: null, age: 0 }]), 1);
   // a rank that logged nothing yet is the furthest behind
   assert.equal(pace([[0, 5, 1, 99], [1, null, null, null]], 100).slowest, 1);
   // equal lag: the slower rate; equal rate too: the longer silence
