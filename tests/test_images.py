@@ -116,6 +116,7 @@ RGB = np.random.default_rng(1).integers(0, 256, (5, 7, 3), dtype=np.uint8)  # H=
         (Image(torch.from_numpy(RGB), "HWC"), (7, 5, 3, RGB)),
         (Image(torch.from_numpy(RGB[..., 1].copy())), (7, 5, 1, RGB[..., 1])),
         (Image(torch.from_numpy(RGB.transpose(2, 0, 1).copy())[None]), (7, 5, 3, RGB)),
+        (Image(np.ma.masked_array(RGB)), (7, 5, 3, RGB)),  # a subclass of ndarray
     ],
 )
 def test_layouts(value: Image, expected: tuple[int, int, int, np.ndarray]) -> None:

@@ -262,7 +262,7 @@ def image_pixels(image: Image) -> tuple[int, int, int, bytes]:
         except Exception:  # torch without numpy
             data = bytes(x.reshape(-1).tolist())
         return w, h, c, data
-    if is_ndarray(x):
+    if is_ndarray(x) or (hasattr(x, "__array_interface__") and hasattr(x, "astype")):  # and subclasses
         shape = tuple(x.shape)
         if len(shape) == 4 and shape[0] == 1:
             x, shape = x[0], shape[1:]
