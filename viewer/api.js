@@ -134,3 +134,25 @@ export async function getJSON(path, params = null, { signal } = {}) {
   if (!res.ok) throw new Error(`${path}: ${res.status}`);
   return res.json();
 }
+
+/**
+ * POST `body` as JSON to `path` (the stop control). Resolves to {status, ok, body}: the answer's
+ * JSON, or null when it has none; a refusal is an answer, not an exception (the caller says it in
+ * one line). On 401 the page asks for the token again, as for getJSON.
+ */
+export async function postJSON(path, body) {
+  const headers = { "Content-Type": "application/json" };
+  const token = getToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const res = await fetch(sidecarURL(path), {
+    method: "POST", headers, body: JSON.stringify(body), credentials: "omit", cache: "no-store",
+  });
+  if (res.status === 401) onUnauthorized();
+  let answer = null;
+  try {
+    answer = await res.json();
+  } catch {
+    // no JSON body (a proxy's own error page): the status says what happened
+  }
+  return { status: res.status, ok: res.ok, body: answer };
+}
