@@ -43,12 +43,13 @@ export class AlertLog {
     this.byKey = new Map();
     this.version = 0; // bumped by every change: the view draws again only then
     this.reports = 0; // answers of /api/alerts applied
+    this.ignored = 0; // what came as an alert and was not one (said in the list's summary)
   }
 
   /** Merge one alert; true when the log changed. `fresh` (an array) gets it when it was unknown. */
   put(raw, fresh = null) {
     const a = normalize(raw);
-    if (!a) return false;
+    if (!a) { this.ignored++; return false; }
     const old = this.byKey.get(a.key);
     if (old && !old.active && a.active) return false; // cleared stays cleared
     if (old && old.active === a.active && old.ended === a.ended && old.count === a.count &&

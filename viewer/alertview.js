@@ -133,7 +133,8 @@ export class AlertsView {
     const rows = this.log.list(this.run);
     const counts = this.log.counts(this.run);
     this.summary.textContent = `${rows.length} alert${rows.length === 1 ? "" : "s"}: ${counts.error} error, ` +
-      `${counts.warning} warning, ${counts.info} info active${this.feed.failed ? ` · could not ask the server: ${this.feed.failed}` : ""}`;
+      `${counts.warning} warning, ${counts.info} info active${this.log.ignored ? ` · ${this.log.ignored} malformed ignored` : ""}` +
+      `${this.feed.failed ? ` · could not ask the server: ${visible(this.feed.failed)}` : ""}`;
     this.filterEl.replaceChildren(...(this.run == null ? [] : [
       "run ", label(this.run, "alert-filter-run"), " ",
       h("button", { class: "alert-unfilter", title: "Show the alerts of every run", onclick: () => this.filter(null) }, "✕ all runs")]));

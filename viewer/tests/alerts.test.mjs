@@ -94,6 +94,7 @@ test("what is not an alert is ignored, never thrown", () => {
   log.applyReport(null);
   log.applyReport({ active: "nope", recent: [null] });
   assert.equal(log.list().length, 0);
+  assert.equal(log.ignored, 9); // counted: the list says so
   const a = normalize({ seq: 1, id: "a", level: "<b>", title: 5, text: null, run: 3, count: "x" });
   assert.equal(a.level, "warning");
   assert.equal(a.title, "");
