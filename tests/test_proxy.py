@@ -16,6 +16,7 @@ import pytest
 import tailboard
 from browserkit import BROWSER_MARKS, ink, wait_for
 from tailboard.sidecar.cli import main
+from tailboard.sidecar.proxy import TrustedProxies
 from tailboard.sidecar.server import ServerHandle, serve_in_thread
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
@@ -151,9 +152,8 @@ def test_everything_is_served_below_the_prefix_and_nothing_elsewhere(logs: Any) 
             assert res.status_code == 308 and res.headers["location"] == "tb/?x=1"
         with connect(f"ws://127.0.0.1:{handle.server.port}/tb/ws?token={TOKEN}") as ws:
             assert '"hello"' in str(ws.recv(timeout=5))
-        with pytest.raises(InvalidStatus):
-            with connect(f"ws://127.0.0.1:{handle.server.port}/ws?token={TOKEN}"):
-                pass
+        with pytest.raises(InvalidStatus), connect(f"ws://127.0.0.1:{handle.server.port}/ws?token={TOKEN}"):
+            pass
     finally:
         handle.stop()
 
@@ -189,10 +189,10 @@ def test_forwarded_headers_are_believed_only_when_asked_and_from_the_proxy(logs:
     # forwarded headers sent by a client itself, not a proxy: ignored without --proxy-headers
     handle = serve(root, base_url=PREFIX)
     try:
-        with pytest.raises(InvalidStatus):
-            with connect(f"ws://127.0.0.1:{handle.server.port}/tb/ws?token={TOKEN}", origin=origin,  # type: ignore[arg-type]
-                         additional_headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": PUBLIC}):
-                pass
+        with pytest.raises(InvalidStatus), connect(
+                f"ws://127.0.0.1:{handle.server.port}/tb/ws?token={TOKEN}", origin=origin,  # type: ignore[arg-type]
+                additional_headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": PUBLIC}):
+            pass
     finally:
         handle.stop()
     # RFC 7239's Forwarded, from a trusted proxy
@@ -203,6 +203,31 @@ def test_forwarded_headers_are_believed_only_when_asked_and_from_the_proxy(logs:
             assert '"hello"' in str(ws.recv(timeout=5))
     finally:
         handle.stop()
+
+
+def test_forwarded_values_from_a_trusted_peer_and_only_sane_ones() -> None:
+    """The nearest proxy's entry of each header is the one believed; Forwarded only when no
+    X-Forwarded-* is there; a value that is not a scheme, host or address is ignored and counted."""
+    def seen(proxies: TrustedProxies, headers: dict[str, str], peer: str = "127.0.0.1") -> tuple[Any, ...]:
+        scope = {"type": "websocket", "scheme": "ws", "client": (peer, 5000),
+                 "headers": [(k.encode(), v.encode()) for k, v in {"host": "127.0.0.1:6007", **headers}.items()]}
+        decoded = {"host": "127.0.0.1:6007", **headers}
+        proxies.apply(scope, decoded)
+        return scope["scheme"], dict(scope["headers"])[b"host"].decode(), scope["client"][0]
+
+    trusted = TrustedProxies()
+    assert seen(trusted, {"x-forwarded-proto": "http, https", "x-forwarded-host": "a.example, lab.example:8443",
+                          "x-forwarded-for": "6.6.6.6, 192.0.2.7"}) == ("wss", "lab.example:8443", "192.0.2.7")
+    assert seen(trusted, {"forwarded": 'for=6.6.6.6;host=evil, for="[2001:db8::1]:4711";proto=https;host=lab.example'}) \
+        == ("wss", "lab.example", "2001:db8::1")
+    assert seen(trusted, {"x-forwarded-host": "lab.example", "forwarded": "proto=https"}) == ("ws", "lab.example", "127.0.0.1")
+    assert seen(TrustedProxies("10.0.0.0/8"), {"x-forwarded-proto": "https"}) == ("ws", "127.0.0.1:6007", "127.0.0.1")
+    assert seen(TrustedProxies("10.0.0.0/8"), {"x-forwarded-proto": "https"}, peer="10.1.2.3")[0] == "wss"
+    assert seen(trusted, {"x-forwarded-proto": "gopher", "x-forwarded-host": "a b/c", "x-forwarded-for": "me"}) \
+        == ("ws", "127.0.0.1:6007", "127.0.0.1")
+    assert trusted.malformed == 3
+    with pytest.raises(ValueError, match="not an address or network of a proxy: 'proxy.local'"):
+        TrustedProxies("127.0.0.1, proxy.local")
 
 
 def test_the_printed_url_composes_public_url_and_prefix(tmp_path: Path, capsys: Any) -> None:
