@@ -205,6 +205,22 @@ def test_forwarded_headers_are_believed_only_when_asked_and_from_the_proxy(logs:
         handle.stop()
 
 
+def test_a_stop_request_through_the_proxy_is_same_origin_only_with_proxy_headers(logs: Any) -> None:
+    """The stop control's same-origin check, as the WebSocket's: the public origin counts when the
+    proxy is believed."""
+    root, _ = logs
+    for options, status in [({}, 403), ({"proxy_headers": True}, 202)]:
+        handle = serve(root, base_url=PREFIX, allow_control=True, **options)
+        proxy = ReverseProxy(handle.server.port, proto="https", public_host=PUBLIC)
+        try:
+            res = httpx.post(f"http://127.0.0.1:{proxy.port}/tb/api/runs/exp/a/stop", json={}, timeout=10,
+                             headers={"Authorization": f"Bearer {TOKEN}", "Origin": f"https://{PUBLIC}"})
+            assert res.status_code == status, (options, res.text)
+        finally:
+            proxy.stop()
+            handle.stop()
+
+
 def test_forwarded_values_from_a_trusted_peer_and_only_sane_ones() -> None:
     """The nearest proxy's entry of each header is the one believed; Forwarded only when no
     X-Forwarded-* is there; a value that is not a scheme, host or address is ignored and counted."""
