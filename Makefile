@@ -17,19 +17,24 @@ PORT   ?= 6007
 
 venv: $(STAMP)
 
+# A current pip: the one a venv starts with resolves and installs the demo's set twice as slowly.
 $(PY):
-	@echo "creating $(VENV) ($(PYTHON) -m venv) and upgrading pip..."
+	@echo "creating $(VENV) ($(PYTHON) -m venv) and upgrading its pip..."
 	@$(PYTHON) -m venv $(VENV)
 	@$(PIP) install -q --upgrade pip
 
 # torch first and alone, from a local CPU wheel when pip can find one, else from the CPU index: left
-# to the resolver with the rest, an unpinned torch is the CUDA build.
+# to the resolver with the rest, an unpinned torch is the CUDA build. --no-compile: byte-compiling
+# all of torch and scipy at install took 40 s of the demo's first minute; Python compiles the modules
+# the demo imports when it first imports them. The build backend's deprecation notices are for
+# maintainers (`make test` shows them), not for a first run.
+DEMO_PIP := $(PIP) install -q --no-compile -c constraints.txt
 $(DEMO_STAMP): pyproject.toml constraints.txt | $(PY)
 	@echo "installing torch (CPU wheel, version from constraints.txt, about 190 MB)..."
-	@$(PIP) install -q --no-deps --no-index -c constraints.txt torch 2>/dev/null \
-		|| $(PIP) install -q -c constraints.txt --extra-index-url $(TORCH_CPU_INDEX) torch
+	@$(DEMO_PIP) --no-deps --no-index torch 2>/dev/null \
+		|| $(DEMO_PIP) --extra-index-url $(TORCH_CPU_INDEX) torch
 	@echo "installing tailboard (editable) with the sidecar extra, and scikit-learn for the demo..."
-	@$(PIP) install -q -c constraints.txt -e '.[demo]'
+	@PYTHONWARNINGS=ignore $(DEMO_PIP) -e '.[demo]'
 	@touch $@
 
 $(STAMP): $(DEMO_STAMP)
