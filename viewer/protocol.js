@@ -36,7 +36,7 @@ export function unsubscribeMessage(runs) {
   return { op: "unsubscribe", runs };
 }
 
-export const KNOWN_TYPES = new Set(["hello", "runs", "snapshot", "delta", "reset", "pong", "error"]);
+export const KNOWN_TYPES = new Set(["hello", "runs", "snapshot", "delta", "reset", "alert", "pong", "error"]);
 
 /** Parse one server message; returns null (and never throws) for anything that is not a known shape. */
 export function parseMessage(text) {

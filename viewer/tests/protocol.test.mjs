@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
-import { decodeValues, decodeSeries, parseMessage, subscribeMessage, CursorBook } from "../protocol.js";
+import { decodeValues, decodeSeries, parseMessage, subscribeMessage, CursorBook, KNOWN_TYPES } from "../protocol.js";
 
 test("non-finite spellings decode to the floats they stand for", () => {
   const v = decodeValues([1.5, "NaN", "Infinity", "-Infinity", 0]);
@@ -19,6 +19,17 @@ test("unknown or malformed messages are dropped, never thrown", () => {
   assert.equal(parseMessage('{"type":"bogus"}'), null);
   assert.equal(parseMessage("[1,2]"), null);
   assert.equal(parseMessage('{"type":"pong"}').type, "pong");
+});
+
+test("every message type the sidecar sends is one the page reads", () => {
+  // the sidecar's messages are built in sidecar/protocol.py, each as {"type": "<name>", ...}
+  const server = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "../../sidecar/protocol.py"), "utf8");
+  const sent = [...server.matchAll(/"type": "(\w+)"/g)].map((m) => m[1]);
+  assert.ok(sent.length >= 7, `${sent.length} message types found in sidecar/protocol.py`);
+  for (const type of sent) {
+    assert.ok(KNOWN_TYPES.has(type), `the page drops "${type}" messages`);
+    assert.equal(parseMessage(JSON.stringify({ type })).type, type);
+  }
 });
 
 test("subscribe carries only the cursors of the runs asked for", () => {
