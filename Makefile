@@ -17,7 +17,7 @@ PORT   ?= 6007
 
 venv: $(STAMP)
 
-# A current pip: the one a venv starts with resolves and installs the demo's set twice as slowly.
+# A current pip: the one a venv starts with installs the demo's set about three times as slowly.
 $(PY):
 	@echo "creating $(VENV) ($(PYTHON) -m venv) and upgrading its pip..."
 	@$(PYTHON) -m venv $(VENV)
