@@ -39,7 +39,7 @@ TRAINER = textwrap.dedent("""
             metrics = {"train/loss": loss.item()}
             if step in steps:
                 image = torch.empty(3, %(h)d, %(w)d)
-                image[0], image[1], image[2] = base / 255, step * 5 / 255, (255 - base) / 255
+                image[0], image[1], image[2] = base / 255, step * 4 / 255, (255 - base) / 255
                 image[:, 0, 0] = 1.0
                 metrics[%(tag)r] = tailboard.Image(image)
             run.log(metrics, step=step)
@@ -47,8 +47,13 @@ TRAINER = textwrap.dedent("""
 BASE = {"sweep/a": 40, "sweep/b": 200}
 
 
+def images_site_script(handle: ServerHandle) -> Path:
+    root = Path(handle.server.logdir)
+    return root.parent / f"{root.name}-trainer.py"
+
+
 def colour(run: str, step: int) -> tuple[int, int, int]:
-    return (BASE[run], step * 5, 255 - BASE[run])
+    return (BASE[run], step * 4, 255 - BASE[run])
 
 
 @pytest.fixture
@@ -108,10 +113,16 @@ def test_images_of_two_runs_side_by_side_follow_the_step_slider(browser: Any, im
     # side by side: the two figures share a row
     boxes = page.eval_on_selector_all(".img-card .img-figure", "fs => fs.map((f) => f.getBoundingClientRect().top)")
     assert len(boxes) == 2 and abs(boxes[0] - boxes[1]) < 1
+    # the trainer of a goes on (a second process on the run): the slider, at the latest step, follows
+    script = images_site_script(images_site)
+    subprocess.run([sys.executable, str(script), str(images_site.server.logdir), "sweep/a", "50,60", str(BASE["sweep/a"])],
+                   check=True, timeout=120)
+    got = shown(page, {"sweep/a": 60, "sweep/b": 40})
+    assert got["sweep/a"]["middle"] == list(colour("sweep/a", 60))
     old = got["sweep/a"]["src"]
     slider = ".img-card input.scrub"
     steps = page.eval_on_selector(slider, "s => [s.min, s.max, s.value].map(Number)")
-    assert steps == [0, 4, 4]  # steps 0, 10, 20, 30, 40 of either run
+    assert steps == [0, 6, 6]  # steps 0, 10, 20, 30, 40, 50, 60 of either run
     page.eval_on_selector(slider, "s => { s.value = '1'; s.dispatchEvent(new Event('input')); }")  # step 10
     got = shown(page, {"sweep/a": 10, "sweep/b": 0})  # b logged none at 10: its latest before
     assert got["sweep/a"]["middle"] == list(colour("sweep/a", 10))

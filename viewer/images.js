@@ -1,6 +1,10 @@
 // The Images panel: one card per image name, the selected runs side by side, a step slider over
 // the steps any of them logged; each run shows its latest image at or before that step.
 //
+// While the panel is shown it follows the runs: once a second it compares each run's record count in
+// the run list (kept current by the page's connection) with the one its image list was asked at, and
+// asks again only for runs that changed; a slider at the latest step moves on with new images.
+//
 // The PNG bytes come through api.js like every other request (the token is a header, so an <img>
 // cannot fetch them itself): as base64 in JSON, made a Blob and an object URL. Each card keeps the
 // object URLs it shows and revokes one when its image is replaced, and all of them when the panel
@@ -9,12 +13,15 @@
 import { getJSON } from "./api.js";
 import { h, label, visible } from "./dom.js";
 
+/** Milliseconds between two looks at the run list for new records while the panel is shown. */
+const FOLLOW_MS = 1000;
 /** Smallest width an image is shown at; a smaller one is scaled up, pixelated. */
 const MIN_SHOWN = 160;
 /** Widest an image is shown at (a larger one is scaled down to fit). */
 const MAX_SHOWN = 480;
 
 let live = []; // the cards of the panel shown now (their object URLs are revoked on rebuild)
+let timer = null; // the panel's follower (one at a time)
 let generation = 0; // a rebuild started later wins over one still loading
 
 /** Index of the last of `steps` (ascending) at or before `step`, or -1. Pure, for tests. */
@@ -104,16 +111,34 @@ class Figure {
 /** A card: one image name, a figure per run that logged it, one slider over all their steps. */
 class Card {
   constructor(tag, lists) {
+    this.tag = tag;
     this.figures = [...lists].map(([run, list]) => new Figure(run, list));
-    this.steps = [...new Set(this.figures.flatMap((f) => f.list.steps))].sort((a, b) => a - b);
-    this.slider = h("input", { type: "range", class: "scrub", min: 0, max: Math.max(0, this.steps.length - 1),
-      "aria-label": `step of ${visible(tag)}` });
-    this.slider.value = String(this.steps.length - 1);
+    this.slider = h("input", { type: "range", class: "scrub", min: 0, "aria-label": `step of ${visible(tag)}` });
+    this.steps = [];
+    this.restep(true);
     this.stepOut = h("output", { class: "img-step" });
     this.slider.addEventListener("input", () => this.show());
     this.el = h("div", { class: "panel img-card", dataset: { tag } },
       h("div", { class: "panel-head" }, h("b", null, label(tag)), this.stepOut),
       h("div", { class: "img-row" }, this.figures.map((f) => f.el)), this.slider);
+  }
+
+  /** The slider over the union of the figures' steps; `latest`: put it at the last one. */
+  restep(latest) {
+    const at = this.steps[+this.slider.value];
+    this.steps = [...new Set(this.figures.flatMap((f) => f.list.steps))].sort((a, b) => a - b);
+    this.slider.max = String(Math.max(0, this.steps.length - 1));
+    this.slider.value = String(latest ? this.steps.length - 1 : Math.max(0, atOrBefore(this.steps, at)));
+  }
+
+  /** Ask again for the lists of the runs whose record count moved; follow the latest step if shown. */
+  async follow(infos, seen) {
+    const changed = this.figures.filter((f) => (infos.get(f.run)?.records ?? null) !== seen.get(f.run));
+    if (!changed.length) return;
+    const latest = +this.slider.value === this.steps.length - 1;
+    for (const f of changed) f.list = byStep(await getJSON("/api/images", { run: f.run, tag: this.tag }));
+    this.restep(latest);
+    await this.show();
   }
 
   show() {
@@ -133,6 +158,7 @@ export async function showImages(el, runs, infos) {
   const mine = ++generation;
   for (const card of live) card.dispose();
   live = [];
+  clearInterval(timer);
   el.replaceChildren();
   const tags = new Map(); // name -> [run, ...]
   for (const run of runs) for (const tag of infos.get(run)?.images || []) {
@@ -144,6 +170,7 @@ export async function showImages(el, runs, infos) {
     return;
   }
   const cards = [];
+  const seen = new Map(runs.map((r) => [r, infos.get(r)?.records ?? null])); // as the lists are asked
   for (const tag of [...tags.keys()].sort()) {
     const lists = new Map();
     for (const run of tags.get(tag)) lists.set(run, byStep(await getJSON("/api/images", { run, tag })));
@@ -153,5 +180,26 @@ export async function showImages(el, runs, infos) {
     el.appendChild(card.el);
   }
   live = cards;
+  follow(el, cards, infos, seen, mine);
   await Promise.all(cards.map((c) => c.show()));
+}
+
+/** While `el` is shown and no newer panel was built, the cards follow their runs (see the top). */
+function follow(el, cards, infos, seen, mine) {
+  let busy = false;
+  const id = setInterval(async () => {
+    if (mine !== generation || !el.isConnected) { clearInterval(id); return; }
+    if (busy || el.closest("section")?.hidden) return;
+    busy = true;
+    try {
+      const now = new Map([...seen.keys()].map((r) => [r, infos.get(r)?.records ?? null]));
+      await Promise.all(cards.map((c) => c.follow(infos, seen)));
+      for (const [r, n] of now) seen.set(r, n);
+    } catch {
+      // a failed look is tried again at the next tick
+    } finally {
+      busy = false;
+    }
+  }, FOLLOW_MS);
+  timer = id;
 }
