@@ -137,6 +137,7 @@ def test_a_runs_gpus_are_charted_on_its_time_axis_and_listed_with_their_runs(bro
         assert page.inner_text(f"{row} td:first-child") == NODE  # the host as the tree names it
         assert page.get_attribute(f"{row} td:first-child", "title") == f"host name {handle.store.get_run(SYSTEM).host}"
         assert "idle" not in page.inner_text(f"{row} td.runs")
+        assert page.query_selector(".run-row[data-run='train'] .gpu-idle") is None
 
         # the GPU under the running run goes idle: flagged in the tab, and on the run's GPU line
         nv.gpus[0].util = 0
@@ -144,6 +145,8 @@ def test_a_runs_gpus_are_charted_on_its_time_axis_and_listed_with_their_runs(bro
         wait_for(page, f"() => document.querySelector(\"{row}.idle .badge.gpu-idle\") !== null", timeout=15)
         wait_for(page, f"() => document.querySelector(\"{row} td.util\")?.textContent === '0%'")
         assert page.query_selector(f"{spare}.idle") is None
+        # and on the run's row in the run list
+        wait_for(page, "() => document.querySelector(\".run-row[data-run='train'] .badge.gpu-idle\")?.textContent === 'GPU idle'")
         page.click("#tabs button[data-tab=scalars]")
         wait_for(page, f"() => window.tailboard.charts.get({UTIL!r})?.series[0]?.label.endsWith('· idle')")
         assert not errors, errors

@@ -8,6 +8,7 @@
 import { buildTree, compactTree, runColor } from "./state.js";
 import { h, label, visible } from "./dom.js";
 import { badgeOf } from "./alerts.js";
+import { hasIdleGpu } from "./gpu.js";
 
 const MAX_ROWS = 200000;
 /** Height of every row in CSS pixels (style.css gives .run-row this height). */
@@ -185,9 +186,10 @@ export class RunList {
     const stalled = (Array.isArray(info.streams) ? info.streams : []).filter((s) => s && s.stalled).map((s) => visible(s.name));
     const stalledTitle = stalled.length ? `no new records from ${stalled.join(", ")} while the run goes on` : "";
     const alerts = badgeOf(info.alerts); // the run's active alerts: how many, the most urgent level's colour
+    const idle = hasIdleGpu({ ...info, id }); // a GPU of this running run has done nothing for a while
     return {
       key: "r" + id,
-      sig: JSON.stringify([name, depth, sel, status, skipped, meta, title, color, stalledTitle, alerts]),
+      sig: JSON.stringify([name, depth, sel, status, skipped, meta, title, color, stalledTitle, alerts, idle]),
       make: () => h("div", { class: sel ? "run-row selected" : "run-row", dataset: { run: id }, style: indent(depth), title },
         h("input", { type: "checkbox", tabindex: "-1", checked: sel }),
         h("span", { class: "sw", style: { background: color } }),
@@ -196,6 +198,7 @@ export class RunList {
         stalledTitle ? h("span", { class: "badge stalled node-stalled", title: stalledTitle }, `⏸ ${stalled.length}`) : null,
         skipped ? h("span", { class: "skipped", title: "bad lines skipped" }, `⚠ ${skipped}`) : null,
         alerts ? h("span", { class: `alert-badge ${alerts.level}`, title: alerts.title }, `▲ ${alerts.n}`) : null,
+        idle ? h("span", { class: "badge gpu-idle", title: "a GPU this run uses has been idle (see the GPUs tab)" }, "GPU idle") : null,
         h("span", { class: "meta" }, meta)),
     };
   }
