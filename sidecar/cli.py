@@ -36,7 +36,8 @@ EXIT_CODES = """exit codes:
      to export, no Playwright or Chromium for export --png...
   2  usage: a bad option, a file instead of a folder, a token file that cannot be read"""
 
-SIDECAR_EXTRA = "pip install 'tailboard[sidecar]'"
+# tailboard is not on PyPI yet: the extra is installed from a checkout or a built wheel (README: Install)
+SIDECAR_EXTRA = "pip install -e '.[sidecar]' in tailboard's checkout (README: Install)"
 
 
 class CliError(Exception):

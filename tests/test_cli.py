@@ -113,7 +113,7 @@ def test_a_missing_extra_is_one_line_with_the_pip_command(tmp_path: Path, logdir
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
     assert re.fullmatch(r"tailboard: serve needs the sidecar extra \(\w+ is not installed\): "
-                        r"pip install 'tailboard\[sidecar\]'", lines[0])
+                        r"pip install -e '\.\[sidecar\]' in tailboard's checkout \(README: Install\)", lines[0])
 
 
 def test_a_taken_port_names_its_holder_and_another_port(tmp_path: Path, logdir: Path) -> None:

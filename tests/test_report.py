@@ -233,7 +233,7 @@ def test_without_the_sidecar_extra_help_works_and_export_says_what_to_install(lo
     done = export(logs, "-o", tmp_path / "r.html", code=without)
     assert done.returncode == 1
     assert re.fullmatch(r"tailboard: export needs the sidecar extra \((orjson|numpy) is not installed\): "
-                        r"pip install 'tailboard\[sidecar\]'\n", done.stderr), done.stderr
+                        r"pip install -e '\.\[sidecar\]' in tailboard's checkout \(README: Install\)\n", done.stderr), done.stderr
 
 
 def test_png_without_playwright_says_what_to_install(logs: Path, tmp_path: Path) -> None:

@@ -224,4 +224,4 @@ def test_without_rich_is_one_line_naming_the_extra(tmp_path: Path) -> None:
                           timeout=TIMEOUT, env=environment(), check=False)
     assert proc.returncode == 1
     assert proc.stderr.decode() == ("tailboard: top needs the sidecar extra (rich is not installed): "
-                                    "pip install 'tailboard[sidecar]'\n")
+                                    "pip install -e '.[sidecar]' in tailboard's checkout (README: Install)\n")
