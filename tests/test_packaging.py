@@ -34,6 +34,10 @@ def test_wheel_contents_and_a_bare_writer_import(tmp_path: Path, wheel: Path) ->
         for init in (ROOT / folder).rglob("__init__.py"):
             name = f"{prefix}/{init.relative_to(ROOT / folder).as_posix()}"
             assert name in names, f"{name} (add its package to pyproject.toml)"
+    # and every file of the viewer (the page's modules, the report's page)
+    for f in (ROOT / "viewer").iterdir():
+        if f.is_file() and f.suffix in (".js", ".html", ".css"):
+            assert f"tailboard/viewer/{f.name}" in names, f"tailboard/viewer/{f.name} (add it to the package data)"
     assert not any("/tests/" in n for n in names)
     meta = next(n for n in names if n.endswith("METADATA"))
     text = zipfile.ZipFile(wheel).read(meta).decode()
