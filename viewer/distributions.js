@@ -8,7 +8,7 @@ import { decodeValues } from "./protocol.js";
 import { runColor } from "./state.js";
 import { formatNumber, Scale, linearTicks } from "./scale.js";
 import { getJSON } from "./api.js";
-import { h, label, visible } from "./dom.js";
+import { fitCanvas, h, label, visible } from "./dom.js";
 import { Heatmap, heatmapRecords } from "./heatmap.js";
 import { Ridges } from "./ridges.js";
 
@@ -117,13 +117,7 @@ export async function showVectors(el, runs, infos) {
     const shown = series.map((s) => ({ ...s, k: atOrBefore(s.steps, step) }));
     legend.replaceChildren(...shown.map((s) => h("span", { class: "dist-key" }, swatch(s.run), label(s.run),
       ` · step ${formatNumber(s.steps[s.k])}`)));
-    const dpr = window.devicePixelRatio || 1;
-    canvas.width = Math.round(canvas.clientWidth * dpr);
-    canvas.height = Math.round(canvas.clientHeight * dpr);
-    const ctx = canvas.getContext("2d");
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    const w = canvas.clientWidth, H = canvas.clientHeight;
-    ctx.clearRect(0, 0, w, H);
+    const { ctx, w, h: H } = fitCanvas(canvas);
     const vals = shown.map((s) => s.values[s.k]);
     let lo = 0, hi = 0, n = 0;
     for (const v of vals) {

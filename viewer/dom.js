@@ -63,3 +63,16 @@ export function visible(text, { multiline = false } = {}) {
 export function label(text, cls = null) {
   return h("bdi", cls ? { class: cls } : null, visible(text));
 }
+
+/** A canvas sized to its CSS box in device pixels, its context scaled to CSS pixels and cleared:
+ *  {ctx, w, h} in CSS pixels. What every panel drawing does first. */
+export function fitCanvas(canvas) {
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.round(canvas.clientWidth * dpr);
+  canvas.height = Math.round(canvas.clientHeight * dpr);
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  const w = canvas.clientWidth, hgt = canvas.clientHeight;
+  ctx.clearRect(0, 0, w, hgt);
+  return { ctx, w, h: hgt };
+}

@@ -8,7 +8,7 @@
 
 import { decodeValues } from "./protocol.js";
 import { formatNumber, Scale, linearTicks } from "./scale.js";
-import { h } from "./dom.js";
+import { fitCanvas, h } from "./dom.js";
 
 /** The plot box inside the canvas, in CSS pixels: room for the value labels and the step labels. */
 export const BOX = { left: 50, right: 8, top: 8, bottom: 20 };
@@ -75,13 +75,7 @@ export class Heatmap {
    * the values the plot spans ({lo, hi}, e.g. shared by the runs shown side by side), else its own. */
   draw(hist, { dark = false, muted = "#6b7280", range = null } = {}) {
     const { canvas } = this;
-    const dpr = window.devicePixelRatio || 1;
-    canvas.width = Math.round(canvas.clientWidth * dpr);
-    canvas.height = Math.round(canvas.clientHeight * dpr);
-    const ctx = canvas.getContext("2d");
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    const w = canvas.clientWidth, H = canvas.clientHeight;
-    ctx.clearRect(0, 0, w, H);
+    const { ctx, w, h: H } = fitCanvas(canvas);
     this.tooltip.hidden = true;
     const data = (this.data = heatmapRecords(hist));
     const n = data.records.length;

@@ -5,7 +5,7 @@
 // the bin at its value. Like the other charts, it only draws.
 
 import { formatNumber, Scale, linearTicks } from "./scale.js";
-import { h } from "./dom.js";
+import { fitCanvas, h } from "./dom.js";
 
 export const RIDGE_BOX = { left: 50, right: 60, top: 8, bottom: 20 };
 export const MAX_RIDGES = 48; // more steps are thinned to this many, evenly, the newest kept
@@ -58,13 +58,7 @@ export class Ridges {
   /** Draw heatmapRecords() output over the value range {lo, hi}; `color` strokes the outlines. */
   draw(data, { lo, hi, color = "#2563eb", background = "#ffffff", muted = "#6b7280" } = {}) {
     const { canvas } = this;
-    const dpr = window.devicePixelRatio || 1;
-    canvas.width = Math.round(canvas.clientWidth * dpr);
-    canvas.height = Math.round(canvas.clientHeight * dpr);
-    const ctx = canvas.getContext("2d");
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    const w = canvas.clientWidth, H = canvas.clientHeight;
-    ctx.clearRect(0, 0, w, H);
+    const { ctx, w, h: H } = fitCanvas(canvas);
     this.tooltip.hidden = true;
     const records = ridgeIndices(data.records.length).map((j) => data.records[j]);
     this.drawn = [];
