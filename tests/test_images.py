@@ -421,3 +421,28 @@ async def test_paths_out_of_the_run_folder_are_refused(served: Any) -> None:
         assert raw.status_code == 403
         unknown = await client.get("/api/image", params={"run": "../a", "path": "media/samples/0.png"})
         assert unknown.status_code == 404
+
+
+def test_tensorboard_event_files_images(tmp_path: Path) -> None:
+    from tailboard.sidecar.readers.tfevents import TfEventsReader
+    from tailboard.sidecar.store import Store
+    from torch.utils.tensorboard import SummaryWriter as TorchWriter
+
+    frames = [np.random.default_rng(i).integers(0, 256, (3, 6, 4), dtype=np.uint8) for i in range(3)]
+    with TorchWriter(str(tmp_path / "tb")) as w:
+        for i, frame in enumerate(frames):
+            w.add_image("samples", frame, i)
+            w.add_scalar("loss", 1.0, i)
+    (event_file,) = (tmp_path / "tb").iterdir()
+    data = event_file.read_bytes()
+    store = Store(tmp_path, readers=None)
+    store.open_stream("tb", event_file.name, str(event_file), "key", reader="tfevents")
+    store.ingest("tb", event_file.name, data, 0, len(data))
+    assert store.metrics("tb") == ["loss"]
+    got = store.images("tb", "samples")
+    assert got["steps"] == [0, 1, 2] and (got["widths"], got["heights"], got["channels"]) == ([4] * 3, [6] * 3, [3] * 3)
+    assert got["paths"] == ["@0", "@1", "@2"]
+    for path, frame in zip(got["paths"], frames):
+        assert read_png(store.image("tb", path))[3] == frame.transpose(1, 2, 0).tobytes()
+    parsed, _ = TfEventsReader().decode(data, TfEventsReader().new_state(), now=0.0)
+    assert "unsupported_summary" not in parsed.skipped

@@ -187,7 +187,7 @@ def write_torch(folder: Path) -> dict[str, Any]:
         w.add_histogram("weights", torch.from_numpy(rng.normal(size=1000)), step, walltime=1_700_000_300.0 + step)
         w.add_text("notes", f"step **{step}**\nünï", step, walltime=1_700_000_400.0 + step)
     w.add_histogram("spiky", np.array([0.0, 0.0, 1e-3, 5.0, -2.0]), 9, walltime=1_700_000_500.0)
-    w.add_image("img", np.zeros((3, 4, 4), dtype=np.float32), 1)  # unsupported: counted
+    w.add_audio("sound", torch.zeros(1, 800), 1, sample_rate=8000)  # unsupported: counted
     w.close()
     return {"unsupported_summary": 1}
 
@@ -511,7 +511,8 @@ def test_unsupported_and_malformed_events_are_counted(tmp_path: Path) -> None:
     summary = b"\x0a" + bytes([len(good)]) + good + b"\x0a\x02\x08\xff"
     data += frame(b"\x09" + struct.pack("<d", 6.0) + b"\x10\x03\x2a" + bytes([len(summary)]) + summary)
     res = whole(data)
-    assert res.skipped == {"unsupported_event": 2, "unsupported_summary": 1, "bad_value": 1,
+    # the image value has no encoded picture: counted as an image that can't be shown
+    assert res.skipped == {"unsupported_event": 2, "unsupported_image": 1, "bad_value": 1,
                            "malformed_event": 2}
     assert res.scalars("a") == ([1.0], [1.0], [4.0]) and res.scalars("b") == ([3.0], [3.0], [6.0])
     assert res.records == 2

@@ -31,7 +31,9 @@ become:
 - a "text" string tensor (``add_text``): ``{"k": "text", ...}``, its strings joined by newlines;
 - "hparams" ``session_start_info`` (``add_hparams``): ``{"k": "config", "t": T, "config": {...}}``
   with the hyper-parameter values;
-- anything else (images, audio, graphs, run metadata, other plugins, the hparams experiment and
+- an image (``Summary.Value.image``, an "images" tensor): its PNG bytes, kept by the store in
+  memory and shown as the writer's image files are;
+- anything else (audio, graphs, run metadata, other plugins, the hparams experiment and
   session end): counted as ``unsupported_summary`` (per value) or ``unsupported_event``, never an
   error. A record that is not a well-formed event is ``malformed_event``; a value that cannot be
   read as its kind (a "scalars" tensor of two values) is ``bad_value``. Non-finite floats in

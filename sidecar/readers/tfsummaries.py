@@ -1,16 +1,25 @@
 """TensorBoard events one at a time: those outside the bulk scalar layout (``tfscalars``).
 
-Scalars, histograms, texts, hparams, the file version and restarts, read from the wire with
+Scalars, histograms, texts, images, hparams, the file version and restarts, read from the wire with
 ``protowire`` as the ``tfevents`` module docstring lists them; anything else is counted.
+
+An image (``Summary.Value.image``, what ``add_image`` writes, or an "images" string tensor of TF2:
+width, height, then one encoded image per sample) becomes ``{"k": "image", ...}`` with its PNG bytes
+in ``png`` (base64); the store keeps those bytes in memory, bounded (``store/images.py``). Width,
+height and channels are read from the PNG's own header. An image that is not a PNG (TF1 could write
+JPEG or GIF) is counted as ``unsupported_image``.
 """
 
 from __future__ import annotations
 
+import base64
 import math
+import struct
 from typing import Any
 
 import numpy as np
 from tailboard.format import K_CONFIG, K_HIST, K_TEXT, KIND, encode_float, to_json_value
+from tailboard.values import K_IMAGE
 
 from ..ingest import Parsed
 from . import protowire as pw
@@ -120,6 +129,21 @@ def _hist_record(step: int, t: float, name: str, lo: float, hi: float, counts: n
     return rec
 
 
+_PNG_CHANNELS = {0: 1, 4: 2, 2: 3, 6: 4, 3: 3}  # colour type -> channels (a palette shows as RGB)
+
+
+def _image_record(step: int, t: float, name: str, data: pw.Value | None) -> dict[str, Any] | None:
+    """The image record of an encoded image, or None when it is not a PNG with a readable header."""
+    if type(data) is not bytes or len(data) < 33 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return None
+    w, h, _, colour = struct.unpack(">IIBB", data[16:26])
+    c = _PNG_CHANNELS.get(colour)
+    if c is None or not (0 < w < 1 << 31 and 0 < h < 1 << 31):
+        return None
+    return {KIND: K_IMAGE, "step": step, "t": t, "name": name, "w": w, "h": h, "c": c,
+            "png": base64.b64encode(data).decode("ascii")}
+
+
 class SummaryEvents:
     """What the events of one chunk that are not in the bulk scalar layout hold, in record order."""
 
@@ -198,6 +222,22 @@ class SummaryEvents:
             extra = {"n": num, "sum": total, "sumsq": squares, "min": mn, "max": mx}
             self.others.append((i, _hist_record(step, wall, tag, mn, mx, counts, edges, extra)))
             return True
+        if 4 in v or (plugin == "images" and 8 in v):
+            encoded: list[Any]
+            if 4 in v:
+                encoded = [_last(_message(v, 4), 4)]
+            else:  # TF2: [width, height, image, image, ...] as strings
+                t = _message(v, 8)
+                encoded = list(t.get(8, []))[2:] if (_last(t, 1) or 0) == DT_STRING else []
+            kept = False
+            for k, data in enumerate(encoded):
+                rec = _image_record(step, wall, tag if k == 0 else f"{tag}/{k}", data)
+                if rec is None:
+                    skip("unsupported_image")
+                    continue
+                self.others.append((i, rec))
+                kept = True
+            return kept
         if plugin == "hparams":
             content = _last(plugin_data, 2)
             hparams = pw.fields(content) if type(content) is bytes else {}
