@@ -60,6 +60,10 @@ def test_text_records_are_markdown_that_cannot_act(browser: Any, tmp_path: Path)
         page.goto(page_url(handle, "runs=exp/a"))
         wait_for(page, "() => window.tailboard && window.tailboard.state.infos.size === 2 "
                        "&& window.tailboard.view.runs.includes('exp/a')")
+        # the link's run is ticked in the run list, the other is not
+        wait_for(page, "() => document.querySelector(\".run-row[data-run='exp/a'] input\")?.checked === true")
+        assert page.evaluate("() => document.querySelector(\".run-row[data-run='exp/b'] input\").checked") is False
+        assert page.inner_text("#run-count") == "1 / 2 runs"
         page.click("button[data-tab=text]")
         wait_for(page, "() => !!document.querySelector('#tab-text .md table')")
         md = "#tab-text .md"

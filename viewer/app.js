@@ -62,6 +62,7 @@ const runList = new RunList($("runs"), {
     setSelection([...sel]);
   },
 });
+runList.setSelected(view.runs); // the runs of the link: ticked before the first runs message
 
 // Alerts (alertview.js) and the stop control (stop.js): each takes the server messages it needs.
 const alerts = new AlertsView($("tab-alerts"), $("alert-count"), { get: getJSON });
