@@ -57,10 +57,7 @@ const conn = new Connection({ points: 2000, onStatus: showConnection, onMessage:
 
 const runList = new RunList($("runs"), {
   dark: isDark,
-  onSelect: (sel) => {
-    state.userSelected = true;
-    setSelection([...sel]);
-  },
+  onSelect: (sel) => { state.userSelected = true; setSelection([...sel]); },
 });
 runList.setSelected(view.runs); // the runs of the link: ticked before the first runs message
 
