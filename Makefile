@@ -13,7 +13,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 LOGDIR ?= demo-logs
 PORT   ?= 6007
 
-.PHONY: venv chromium test test-py test-js test-containers demo bench lint clean
+.PHONY: venv chromium test test-py test-js test-containers demo bench lint clean screenshots
 
 venv: $(STAMP)
 
@@ -70,6 +70,10 @@ test-js:
 # Only the demo extra: the test set (dev extra) is `make test`'s.
 demo: $(DEMO_STAMP)
 	@$(PY) examples/demo.py --logdir $(LOGDIR) --port $(PORT)
+
+# docs/img/*.png made again from real logs, the sidecar and Chromium (docs/screenshots.py).
+screenshots: venv chromium
+	$(PY) docs/screenshots.py
 
 # Benchmarks: each runs tailboard beside the peer it is compared with and prints ratios
 # (figures in docs/benchmarks.md). Loopback only; each stops by itself.
