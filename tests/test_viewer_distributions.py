@@ -4,6 +4,8 @@ value range, TensorBoard's offset ridges, and vectors of two runs side by side u
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +46,25 @@ def write_runs(root: Path) -> None:
         (folder / "rank0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
 
 
-def test_histograms_of_two_runs_share_one_value_range_and_show_as_ridges(browser: Any, tmp_path: Path) -> None:
-    write_runs(tmp_path)
-    handle = serve_in_thread(tmp_path, token="tok", follower_options={"poll_interval": 0.05})
+@contextmanager
+def comparing(browser: Any, root: Path) -> Iterator[tuple[Any, list[str]]]:
+    """Both runs served and selected in a page; the page's errors collected."""
+    write_runs(root)
+    handle = serve_in_thread(root, token="tok", follower_options={"poll_interval": 0.05})
     page = browser.new_page(viewport={"width": 1300, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
         page.goto(page_url(handle, "runs=cmp/a,cmp/b"))
         wait_for(page, "() => window.tailboard && window.tailboard.view.runs.length === 2 && window.tailboard.charts.size > 0")
+        yield page, errors
+    finally:
+        page.close()
+        handle.stop()
+
+
+def test_histograms_of_two_runs_share_one_value_range_and_show_as_ridges(browser: Any, tmp_path: Path) -> None:
+    with comparing(browser, tmp_path) as (page, errors):
         page.click("button[data-tab=histograms]")
         wait_for(page, "() => document.querySelectorAll('#tab-histograms .dist-card canvas').length === 2")
         assert page.eval_on_selector_all("#tab-histograms .dist-title", "els => els.map((e) => e.textContent)") == ["cmp/a", "cmp/b"]
@@ -82,20 +94,10 @@ def test_histograms_of_two_runs_share_one_value_range_and_show_as_ridges(browser
         assert f"step {STEPS - 1}" in tip and "0.25 to 0.5" in tip and "8 values" in tip, tip
         assert colour != (0, 0, 0)
         assert not errors, errors
-    finally:
-        page.close()
-        handle.stop()
 
 
 def test_vectors_of_two_runs_side_by_side_under_one_step(browser: Any, tmp_path: Path) -> None:
-    write_runs(tmp_path)
-    handle = serve_in_thread(tmp_path, token="tok", follower_options={"poll_interval": 0.05})
-    page = browser.new_page(viewport={"width": 1300, "height": 900})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    try:
-        page.goto(page_url(handle, "runs=cmp/a,cmp/b"))
-        wait_for(page, "() => window.tailboard && window.tailboard.view.runs.length === 2 && window.tailboard.charts.size > 0")
+    with comparing(browser, tmp_path) as (page, errors):
         colours = {r: line_colour(page, "loss", f"cmp/{r}") for r in "ab"}
         assert colours["a"] != colours["b"]
         page.click("button[data-tab=vectors]")
@@ -129,6 +131,3 @@ def test_vectors_of_two_runs_side_by_side_under_one_step(browser: Any, tmp_path:
         tip = page.inner_text("#tab-vectors .tooltip")
         assert "index 0" in tip and "cmp/a 1 (step 0)" in tip and "cmp/b 10 (step 0)" in tip, tip
         assert not errors, errors
-    finally:
-        page.close()
-        handle.stop()
