@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import tempfile
-import time
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import tailboard
 import torch
 from tailboard import png
+
+from writer import per_call  # bench/writer.py's timing (this folder is first on sys.path)
 
 CALLS = {64: 400, 512: 20}
 
@@ -39,17 +38,6 @@ def picture(n: int, noise: float, seed: int = 0) -> np.ndarray:
     y, x = np.mgrid[0:n, 0:n] / n
     base = np.stack([np.sin(6 * x) * 0.5 + 0.5, y, x * y], -1) * 255
     return (base + rng.normal(0, noise, base.shape)).clip(0, 255).astype(np.uint8)
-
-
-def per_call(fn: Callable[[int], None], calls: int, repeats: int) -> float:
-    """Median over repeats of microseconds per call."""
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for i in range(calls):
-            fn(i)
-        out.append((time.perf_counter() - t0) / calls * 1e6)
-    return statistics.median(out)
 
 
 def folder_bytes(path: Path) -> int:
