@@ -16,6 +16,7 @@ store's own objects), and the results of our own child: the decoded points and t
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import pickle
@@ -28,6 +29,11 @@ from collections import deque
 from typing import Any, BinaryIO
 
 from .ingest import Parsed
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: pipes keep their default size
+    fcntl = None  # type: ignore[assignment]
 
 #: A decoded chunk and the reader's state after it.
 Decoded = tuple[Parsed, Any]
@@ -65,6 +71,25 @@ def _recv(inp: BinaryIO) -> Any:
     return pickle.loads(_read_exactly(inp, n))
 
 
+#: Bytes a result pipe holds: a chunk's decoded arrays (about half a megabyte a 1 MiB chunk) fit, so
+#: a worker hands its result over and goes on to the next chunk without waiting for the parent.
+PIPE_BYTES = 1 << 20
+
+
+def _widen(fd: int) -> None:
+    """Make the pipe at ``fd`` hold PIPE_BYTES where the system allows it (the default 64 KiB makes
+    the worker wait, a result at a time, until the parent's thread gets round to reading)."""
+    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    if setpipe is None:
+        return
+    try:
+        fcntl.fcntl(fd, setpipe, PIPE_BYTES)
+    except OSError:
+        with contextlib.suppress(OSError):  # over the user's pipe allowance: as large as it may be
+            with open("/proc/sys/fs/pipe-max-size") as f:
+                fcntl.fcntl(fd, setpipe, min(PIPE_BYTES, int(f.read())))
+
+
 class _Worker:
     def __init__(self, slot: int) -> None:
         env = dict(os.environ)
@@ -88,6 +113,8 @@ class _Worker:
         finally:
             if fd >= 0:
                 os.close(fd)  # the map and the child keep it
+        assert self.proc.stdout is not None
+        _widen(self.proc.stdout.fileno())
         self.slot = slot
         self.busy: deque[Any] = deque()  # the caller's tags of the chunks sent, in order
         self.sent = 0

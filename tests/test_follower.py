@@ -669,3 +669,36 @@ async def test_a_parse_worker_killed_mid_catch_up_loses_nothing(
             a, b = serial.series(f"r{r}", m), parallel_store.series(f"r{r}", m)
             assert a.steps.tolist() == b.steps.tolist() == list(map(float, range(20_000)))
             assert a.values.tolist() == b.values.tolist()
+
+
+def test_a_parse_worker_hands_over_its_results_without_waiting_for_the_parent() -> None:
+    """A worker writes each chunk's result into its pipe and goes on to the next one while the
+    parent is busy elsewhere: the pipe holds both queued results (with the default 64 KiB pipe the
+    worker stalled after the first 64 KiB until the parent read)."""
+    import fcntl
+    import struct
+    import termios
+
+    from tailboard.sidecar import parallel
+    from tailboard.sidecar.readers.jsonl import JsonlReader
+
+    reader = JsonlReader()
+    chunk = b"".join(b'{"iter":%d,"loss":%d.5,"acc":%d.25,"lr":0.1}\n' % (i, i, i) for i in range(10_000))
+    with parallel.ParsePool(1) as pool:
+        for tag in range(parallel.DEPTH):
+            pool.submit(tag, chunk, (reader, reader.new_state()))
+        out = pool.workers[0].proc.stdout
+        assert out is not None
+
+        def waiting() -> int:
+            return struct.unpack("i", fcntl.ioctl(out.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+
+        deadline = time.monotonic() + 20
+        while waiting() < 2 * 70_000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # both answers written whole: the worker has nothing left to wait for
+        size = waiting()
+        got = [pool.collect()[0] for _ in range(parallel.DEPTH)]
+    assert size > 2 * 70_000, size  # each answer holds 30,000 points: about 0.5 MB
+    for tag, (parsed, _) in got:
+        assert sum(len(s[0]) for seg in parsed.segments for s in seg.values()) == 30_000, tag
