@@ -56,7 +56,7 @@ import resource
 import stat
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Callable, ParamSpec
 
@@ -66,7 +66,7 @@ from .parallel import DEPTH, ParsePool
 from .readers.base import Reader
 from .readers.registry import EXAMPLES, Registry
 from .store.feed import Feed
-from .tail import Chunk, FileTail, Framing, Opened, Reset, Skipped
+from .tail import Chunk, Events, FileTail, Framing, Opened, Reset, Skipped
 from .watch import Hints, Watcher, stat_signature
 
 __all__ = ["Follower"]
@@ -148,7 +148,9 @@ class _Lane:
 
     files: deque[_Followed]
     current: _Followed | None = None
-    events: Iterator[Any] | None = None
+    events: Events | None = None
+    # bytes of the last chunk a worker decoded (``decode_head``), sent back to its deferring tail
+    taken: int | None = None
 
 
 class Follower:
@@ -374,6 +376,7 @@ class Follower:
         loaded = 0
         last_report = 0.0
         lanes: deque[_Lane] = deque()
+        failed = 0  # chunks that could not be handed to a worker
         with pool:
             while (lanes or waiting or pool.busy()) and not self._stopping:
                 while waiting and len(lanes) + pool.busy() < started:
@@ -386,23 +389,29 @@ class Follower:
                     f, chunk = got
                     try:
                         state = self.store.parse_state(f.ref.run_id, f.ref.stream)
-                        pool.submit((lane, f, chunk), chunk.data, state)
-                    except OSError:
-                        logger.exception("a parse worker is gone; parsing %s here", f.ref.path)
-                        self._ingest_here(f, chunk)
-                        lanes.append(lane)
-                    except Exception:
-                        logger.exception("store.parse_state failed for %s", f.ref.path)
+                        pool.submit((lane, f, chunk), chunk.data, state, head=f.tail.defer)
+                    except Exception as exc:  # noqa: BLE001 - the chunk is parsed here instead
+                        # nothing is lost, so a warning; with its traceback the first time only
+                        why = "a parse worker is gone" if isinstance(exc, OSError) else "handing it over failed"
+                        logger.warning("%s (%r); parsing %s here", why, exc, f.ref.path, exc_info=not failed)
+                        failed += 1
+                        lane.taken = self._ingest_here(f, chunk)  # the lane moves on, whatever failed
                         lanes.append(lane)
                 if not pool.busy():
                     continue
                 for (lane, f, chunk), parsed in pool.collect():
                     if isinstance(parsed, BaseException):
                         logger.warning("a parse worker failed on %s (%s); parsing it here", f.ref.path, parsed)
-                        self._ingest_here(f, chunk)
+                        lane.taken = self._ingest_here(f, chunk)
                     else:
-                        self._feed(self.store.ingest_parsed, f.ref.run_id, f.ref.stream, parsed[0], parsed[1],
-                                   chunk.start, chunk.end)
+                        got_parsed, after, *took = parsed
+                        end = chunk.end
+                        if took:  # decoded by decode_head: the rest waits in the tail
+                            lane.taken = took[0]
+                            end = chunk.start + took[0]
+                        if end > chunk.start:
+                            self._feed(self.store.ingest_parsed, f.ref.run_id, f.ref.stream, got_parsed, after,
+                                       chunk.start, end)
                     loaded += len(chunk.data)
                     f.active = time.monotonic()
                     lanes.append(lane)
@@ -417,8 +426,15 @@ class Follower:
         self._progress(min(loaded, total), total, False)
         return now
 
-    def _ingest_here(self, f: _Followed, chunk: Chunk) -> None:
-        self._feed(self.store.ingest, f.ref.run_id, f.ref.stream, chunk.data, chunk.start, chunk.end)
+    def _ingest_here(self, f: _Followed, chunk: Chunk) -> int | None:
+        """Decode a chunk in this thread; for a deferring tail, how many of its bytes were records."""
+        data, end, taken = chunk.data, chunk.end, None
+        if f.tail.defer:
+            taken = f.tail.framing.complete(data)
+            data, end = data[:taken], chunk.start + taken
+        if end > chunk.start:
+            self._feed(self.store.ingest, f.ref.run_id, f.ref.stream, data, chunk.start, end)
+        return taken
 
     def _lane_chunk(self, lane: _Lane) -> tuple[_Followed, Chunk] | None:
         """The next chunk of a run's lane, moving on to its next file when one is read out."""
@@ -431,24 +447,35 @@ class Follower:
                         lane.current = None
                     return None
                 lane.current = lane.files.popleft()
-                lane.events = lane.current.tail.read()
+                tail = lane.current.tail
+                # a worker frames the records it decodes: this thread does not frame them first
+                tail.defer = not tail.framing.lines and not tail.framing.whole and \
+                    hasattr(self.readers[lane.current.reader], "decode_head")
+                lane.events = tail.read()
             assert lane.current is not None
-            chunk = self._next_chunk(lane.current, lane.events)
+            taken, lane.taken = lane.taken, None
+            chunk = self._next_chunk(lane.current, lane.events, taken)
             if chunk is not None:
                 return lane.current, chunk
+            lane.current.tail.defer = False
             self._held(lane.current)
             self._park_if_idle(lane.current)
             lane.events = None
 
-    def _next_chunk(self, f: _Followed, events: Iterator[Any]) -> Chunk | None:
-        """Advance a tail's events to its next chunk, handling the other events on the way."""
+    def _next_chunk(self, f: _Followed, events: Events, taken: int | None = None) -> Chunk | None:
+        """Advance a tail's events to its next chunk, handling the other events on the way;
+        ``taken``: what the last chunk of a deferring tail held (sent back to it)."""
         if f.seen is None:
             f.seen = stat_signature(f.ref.path)
         try:
-            for ev in events:
+            while True:
+                ev = events.send(taken)
+                taken = None
                 if isinstance(ev, Chunk):
                     return ev
                 self._handle(f, ev)
+        except StopIteration:
+            pass
         except OSError as exc:
             self._failed(f, exc)
         return None

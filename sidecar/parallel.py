@@ -35,8 +35,8 @@ try:
 except ImportError:  # not POSIX: pipes keep their default size
     fcntl = None  # type: ignore[assignment]
 
-#: A decoded chunk and the reader's state after it.
-Decoded = tuple[Parsed, Any]
+#: A decoded chunk and the reader's state after it (and with ``head``, the bytes it took).
+Decoded = tuple[Parsed, Any] | tuple[Parsed, Any, int]
 
 __all__ = ["ParsePool"]
 
@@ -85,9 +85,9 @@ def _widen(fd: int) -> None:
     try:
         fcntl.fcntl(fd, setpipe, PIPE_BYTES)
     except OSError:
-        with contextlib.suppress(OSError):  # over the user's pipe allowance: as large as it may be
-            with open("/proc/sys/fs/pipe-max-size") as f:
-                fcntl.fcntl(fd, setpipe, min(PIPE_BYTES, int(f.read())))
+        # over the user's pipe allowance: as large as it may be
+        with contextlib.suppress(OSError), open("/proc/sys/fs/pipe-max-size") as f:
+            fcntl.fcntl(fd, setpipe, min(PIPE_BYTES, int(f.read())))
 
 
 class _Worker:
@@ -119,15 +119,15 @@ class _Worker:
         self.busy: deque[Any] = deque()  # the caller's tags of the chunks sent, in order
         self.sent = 0
 
-    def submit(self, tag: Any, data: bytes, state: tuple[Any, Any]) -> None:
+    def submit(self, tag: Any, data: bytes, state: tuple[Any, Any], head: bool = False) -> None:
         assert self.proc.stdin is not None
         if self.map is not None and len(data) <= self.slot:
             # slots are used in turn; at most DEPTH chunks are in flight, so a slot is free
             at = (self.sent % DEPTH) * self.slot
             self.map[at : at + len(data)] = data
-            _send(self.proc.stdin, ((at, len(data)), state))  # type: ignore[arg-type]
+            _send(self.proc.stdin, ((at, len(data)), state, head))  # type: ignore[arg-type]
         else:
-            _send(self.proc.stdin, (data, state))  # type: ignore[arg-type]
+            _send(self.proc.stdin, (data, state, head))  # type: ignore[arg-type]
         self.sent += 1
         self.busy.append(tag)
 
@@ -178,11 +178,13 @@ class ParsePool:
     def busy(self) -> int:
         return sum(len(w.busy) for w in self.workers)
 
-    def submit(self, tag: Any, data: bytes, state: tuple[Any, Any]) -> None:
+    def submit(self, tag: Any, data: bytes, state: tuple[Any, Any], *, head: bool = False) -> None:
+        """Parse ``data`` with ``state`` (the reader and its state): ``decode``, or with ``head`` the
+        reader's ``decode_head`` (``data`` may end inside a record; the result says what it took)."""
         w = min(self.workers, key=lambda w: len(w.busy))
         if len(w.busy) >= DEPTH:
             raise RuntimeError("no idle parse worker")
-        w.submit(tag, data, state)
+        w.submit(tag, data, state, head)
 
     def collect(self) -> list[tuple[Any, Decoded | BaseException]]:
         """Wait for one busy worker to finish its oldest chunk: ``[(tag, parsed) or (tag, error)]``.
@@ -228,7 +230,7 @@ def _serve(argv: list[str]) -> None:
     shared = mmap.mmap(int(argv[0]), int(argv[1])) if len(argv) == 2 else None
     while True:
         try:
-            data, state = _recv(inp)
+            data, state, head = _recv(inp)
         except EOFError:
             return
         try:
@@ -236,7 +238,8 @@ def _serve(argv: list[str]) -> None:
                 assert shared is not None
                 data = shared[data[0] : data[0] + data[1]]
             reader, st = state
-            result: tuple[bool, Any] = (True, reader.decode(data, st, now=time.time()))
+            decode = reader.decode_head if head else reader.decode
+            result: tuple[bool, Any] = (True, decode(data, st, now=time.time()))
         except Exception as exc:  # reported to the parent, which parses the chunk itself
             result = (False, repr(exc))
         _send(out, result)

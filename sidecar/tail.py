@@ -8,7 +8,10 @@ and yields what changed, as plain events:
 
 - :class:`Opened` - the file's key is known (its head holds a full first line or 256 bytes); the
   stream now continues in this file from offset 0. Also sent after a rotation.
-- :class:`Chunk` - bytes ``[start, end)`` of the file, complete lines only.
+- :class:`Chunk` - bytes ``[start, end)`` of the file, complete lines only. A tail whose ``defer``
+  is set (records that are not lines; the parallel catch-up) hands out every byte it read instead,
+  and the consumer, which frames them itself, sends back how many of them were complete records
+  (``events.send(n)`` as it asks for the next event): the rest is held as usual.
 - :class:`Skipped` - something was stepped over (an over-long line, a run of NUL bytes), or
   ``"not_regular"``: the path names a FIFO, a device, a socket or a folder, which is never read.
   That is told once (and logged once) until a regular file is back at the path; meanwhile the path
@@ -33,7 +36,7 @@ import hashlib
 import logging
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 from ..format import MAX_LINE_BYTES
@@ -103,6 +106,9 @@ class Reset:
 
 
 TailEvent = Opened | Chunk | Skipped | Reset
+
+#: What ``FileTail.read`` yields; a consumer of a deferring tail sends back what a chunk held.
+Events = Generator[TailEvent, int | None, None]
 
 
 class NotRegularFile(OSError):
@@ -243,6 +249,8 @@ class FileTail:
         self._parked = False  # descriptor closed while idle, place kept
         self._refused: str | None = None  # why the path is not read now (told once)
         self._untold: Skipped | None = None  # a refusal not yet handed to the consumer
+        #: records that are not lines: hand out all bytes read, the consumer says what it took
+        self.defer = False
 
     # -- state ------------------------------------------------------------------------------
 
@@ -367,7 +375,7 @@ class FileTail:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def read(self) -> Iterator[TailEvent]:
+    def read(self) -> Events:
         """Yield everything new since the last call. Never raises for what the file contains."""
         if self._fd is None:
             opened = self._open()
@@ -403,7 +411,7 @@ class FileTail:
         if st is not None:
             yield from self.read()
 
-    def _drain(self) -> Iterator[TailEvent]:
+    def _drain(self) -> Events:
         fd = self._fd
         assert fd is not None
         if self._truncated(fd):
@@ -462,12 +470,16 @@ class FileTail:
             if len(new) < self.read_bytes:
                 return
 
-    def _records(self, buf: bytes) -> Iterator[TailEvent]:
+    def _records(self, buf: bytes) -> Events:
         """Hand out the complete records at the start of ``buf`` (records that are not lines)."""
         framing = self.framing
-        done = framing.complete(buf)
-        if done:
-            yield Chunk(buf[:done], self.offset, self.offset + done)
+        if self.defer:
+            taken = yield Chunk(buf, self.offset, self.offset + len(buf))
+            done = len(buf) if taken is None else min(max(taken, 0), len(buf))
+        else:
+            done = framing.complete(buf)
+            if done:
+                yield Chunk(buf[:done], self.offset, self.offset + done)
         rest = len(buf) - done
         if rest > framing.max_record:
             # a record that never ends within the bound: drop what is held (the reader finds the
@@ -477,7 +489,7 @@ class FileTail:
         self.offset += done
         self._partial = buf[done:]
 
-    def _truncation(self, fd: int) -> Iterator[TailEvent]:
+    def _truncation(self, fd: int) -> Events:
         rewritten = self._stamp is not None
         logger.info("%s: %s at offset %d, reading from the start", self.path,
                     "rewritten" if rewritten else "truncated", self.offset)

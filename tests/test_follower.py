@@ -624,51 +624,101 @@ async def test_catch_up_without_worker_processes_falls_back_to_this_one(
     assert [store.series(f"r{r}", "x").values.tolist() for r in range(3)] == [list(map(float, range(2000)))] * 3
 
 
+def write_parallel_backlog(root: Path, fmt: str) -> dict[str, list[float]]:
+    """Four runs of 20,000 steps of ``x`` and ``y`` in the format, and the steps each holds."""
+    for r in range(4):
+        (root / f"r{r}").mkdir(parents=True)
+        if fmt == "jsonl":
+            (root / f"r{r}" / "rank0.jsonl").write_bytes(b"".join(
+                b'{"k":"scalars","step":%d,"t":1,"v":{"x":%d,"y":%d}}\n' % (i, i * r, -i) for i in range(20_000)))
+            continue
+        from torch.utils.tensorboard import SummaryWriter
+
+        w = SummaryWriter(str(root / f"r{r}"), max_queue=50_000, flush_secs=3600)
+        for i in range(20_000):
+            w.add_scalar("x", i * r, i, walltime=1.7e9 + i)
+            w.add_scalar("y", -i, i, walltime=1.7e9 + i)
+        w.close()
+    return {m: list(map(float, range(20_000))) for m in ("x", "y")}
+
+
+async def load_backlog(root: Path, workers: int) -> Any:
+    from tailboard.sidecar.store import Store
+
+    store = Store(root)
+    follower = Follower(root, store, read_bytes=32 << 10, sweep_interval=30.0, workers=workers,
+                        parallel_min_bytes=0)
+    await follower.start()
+    await follower.stop()
+    assert follower.catch_up_workers == workers
+    return store
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "tfevents"])
 async def test_a_parse_worker_killed_mid_catch_up_loses_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fmt: str
 ) -> None:
     """A worker process killed (SIGKILL) while it holds chunks: those chunks are parsed here, the
-    worker is replaced, and the store ends up as after a serial catch-up."""
+    worker is replaced, and the store ends up as after a serial catch-up. Event files: the workers
+    frame what they decode (the follower's thread does not), and a chunk parsed here instead is
+    framed here, its torn last record held for the next."""
     import signal
 
     from tailboard.sidecar import parallel
-    from tailboard.sidecar.store import Store
 
+    if fmt == "tfevents":
+        pytest.importorskip("torch.utils.tensorboard")
     root = tmp_path / "logs"
-    for r in range(4):
-        (root / f"r{r}").mkdir(parents=True)
-        (root / f"r{r}" / "rank0.jsonl").write_bytes(b"".join(
-            b'{"k":"scalars","step":%d,"t":1,"v":{"x":%d,"y":%d}}\n' % (i, i * r, -i) for i in range(20_000)))
+    steps = write_parallel_backlog(root, fmt)
     submits = {"n": 0, "killed": 0}
     real_submit = parallel.ParsePool.submit
 
-    def submit_then_kill(self: Any, tag: Any, data: bytes, state: dict[str, Any]) -> None:
-        real_submit(self, tag, data, state)
+    def submit_then_kill(self: Any, tag: Any, data: bytes, state: dict[str, Any], **kw: Any) -> None:
+        real_submit(self, tag, data, state, **kw)
         submits["n"] += 1
         if submits["n"] == 5:  # two chunks are queued at that worker by now
             victim = max(self.workers, key=lambda w: len(w.busy))
             os.kill(victim.proc.pid, signal.SIGKILL)
             submits["killed"] += 1
 
-    async def load(workers: int) -> Store:
-        store = Store(root)
-        follower = Follower(root, store, read_bytes=32 << 10, sweep_interval=30.0, workers=workers,
-                            parallel_min_bytes=0)
-        await follower.start()
-        await follower.stop()
-        return store
-
-    serial = await load(0)
+    serial = await load_backlog(root, 0)
     monkeypatch.setattr(parallel.ParsePool, "submit", submit_then_kill)
     with caplog.at_level(logging.WARNING, logger="tailboard.sidecar"):
-        parallel_store = await load(2)
+        parallel_store = await load_backlog(root, 2)
     assert submits["killed"] == 1
     assert any("parse worker failed" in r.getMessage() for r in caplog.records)
     for r in range(4):
+        assert serial.get_run(f"r{r}").skipped == parallel_store.get_run(f"r{r}").skipped == {"total": 0}
         for m in ("x", "y"):
             a, b = serial.series(f"r{r}", m), parallel_store.series(f"r{r}", m)
-            assert a.steps.tolist() == b.steps.tolist() == list(map(float, range(20_000)))
+            assert a.steps.tolist() == b.steps.tolist() == steps[m]
             assert a.values.tolist() == b.values.tolist()
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "tfevents"])
+async def test_chunks_that_cannot_go_to_a_worker_are_parsed_here_and_the_catch_up_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fmt: str
+) -> None:
+    """Every hand-over to the workers fails (not with OSError): each chunk is parsed in this thread
+    and the catch-up moves on (it used to retry the same chunk for ever)."""
+    from tailboard.sidecar import parallel
+
+    if fmt == "tfevents":
+        pytest.importorskip("torch.utils.tensorboard")
+    root = tmp_path / "logs"
+    steps = write_parallel_backlog(root, fmt)
+
+    def refuse(self: Any, *args: Any, **kw: Any) -> None:
+        raise RuntimeError("no worker takes it")
+
+    monkeypatch.setattr(parallel.ParsePool, "submit", refuse)
+    with caplog.at_level(logging.WARNING, logger="tailboard.sidecar"):
+        store = await asyncio.wait_for(load_backlog(root, 2), 60)
+    assert any("parsing" in r.getMessage() and "here" in r.getMessage() for r in caplog.records)
+    for r in range(4):
+        assert store.get_run(f"r{r}").skipped == {"total": 0}
+        for m in ("x", "y"):
+            assert store.series(f"r{r}", m).steps.tolist() == steps[m]
 
 
 def test_a_parse_worker_hands_over_its_results_without_waiting_for_the_parent() -> None:

@@ -90,8 +90,9 @@ class Result:
         return s, v, t
 
 
-def follow(data: bytes, sizes: Iterable[int], reader: Reader | None = None) -> Result:
-    """Hand ``data`` to a reader as a tail would, in pieces of the given sizes (cycled)."""
+def follow(data: bytes, sizes: Iterable[int], reader: Reader | None = None, *, head: bool = False) -> Result:
+    """Hand ``data`` to a reader as a tail would, in pieces of the given sizes (cycled). ``head``:
+    as the parallel catch-up does, every byte read to ``decode_head``, which says what it took."""
     r = reader or TfEventsReader()
     state = r.new_state()
     out = Result()
@@ -104,6 +105,12 @@ def follow(data: bytes, sizes: Iterable[int], reader: Reader | None = None) -> R
         k += 1
         buf += data[pos : pos + step]
         pos += step
+        if head:
+            parsed, state, n = r.decode_head(buf, state, now=NOW)  # type: ignore[attr-defined]
+            assert 0 <= n <= len(buf)
+            out.add(parsed)
+            buf = buf[n:]
+            continue
         n = r.complete(buf)
         assert 0 <= n <= len(buf)
         if n:
@@ -378,6 +385,21 @@ def test_any_chunking_reads_as_the_whole_file(torch_file: Path, corrupt_file: Pa
     res = follow(data, sizes)
     assert res.held == 0
     same(res, whole(data))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sizes=st.lists(st.integers(1, 3000), min_size=1, max_size=8), corrupt=st.booleans())
+def test_decode_head_of_any_chunking_reads_as_complete_then_decode(torch_file: Path, corrupt_file: Path,
+                                                                   sizes: list[int], corrupt: bool) -> None:
+    """What the parse workers of the catch-up do (decode everything read, say how much of it was
+    whole records) gives what the tail's complete() and then decode() give, held bytes included."""
+    data = (corrupt_file if corrupt else torch_file).read_bytes()
+    cut = len(data) - 7  # a torn last record too
+    for d in (data, data[:cut]):
+        a, b = follow(d, sizes, head=True), follow(d, sizes)
+        same(a, b)
+        assert a.held == b.held
+    same(follow(data, sizes, head=True), whole(data))
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

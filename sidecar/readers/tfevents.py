@@ -145,10 +145,28 @@ class TfEventsReader:
     def decode(self, data: bytes, state: TfEventsState, *, now: float) -> tuple[Parsed, TfEventsState]:
         if not isinstance(state, TfEventsState):
             raise TypeError(f"decode needs the state new_state() or decode() returned, not {type(state).__name__}")
-        parsed = Parsed()
         buf = memoryview(data).cast("B")
         arr = np.frombuffer(buf, dtype=np.uint8)
-        frames = self._framing(data, arr)
+        return self._decode(buf, arr, self._framing(data, arr), state, now)
+
+    def decode_head(self, data: bytes, state: TfEventsState, *, now: float) -> tuple[Parsed, TfEventsState, int]:
+        """``complete`` and ``decode`` in one, framing once: the complete records at the start of
+        ``data`` (which may end inside a record) decoded, and how many bytes they take. The
+        parallel catch-up hands each chunk read to a worker this way, so the follower's thread
+        does not frame what the worker frames again."""
+        if not isinstance(state, TfEventsState):
+            raise TypeError(f"decode needs the state new_state() or decode() returned, not {type(state).__name__}")
+        buf = memoryview(data).cast("B")
+        arr = np.frombuffer(buf, dtype=np.uint8)
+        frames = frame(arr, final=False)
+        end = frames.end
+        # the records decode would find in data[:end]: complete ones only, corrupt stretches up to end
+        parsed, new_state = self._decode(buf[:end], arr[:end], frames, state, now)
+        return parsed, new_state, end
+
+    def _decode(self, buf: memoryview, arr: np.ndarray, frames: Frames, state: TfEventsState,
+                now: float) -> tuple[Parsed, TfEventsState]:
+        parsed = Parsed()
         for start, _, reason in frames.gaps:
             if not (start == 0 and state.in_gap):  # else counted with the chunk before
                 parsed.skip(reason)
