@@ -104,8 +104,11 @@ async def phase(port: int, run: tailboard.Run, n: int, seconds: float, rate: flo
     await asyncio.gather(*tasks)
     everything = set(written)
     complete = sum(1 for g in got if everything <= g)
-    ms = sorted(x * 1000 for l in lat for x in l)
-    p = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]
+    ms = sorted(x * 1000 for one in lat for x in one)
+
+    def p(q: float) -> float:
+        return ms[min(len(ms) - 1, int(q * len(ms)))]
+
     label = "one client stalled" if stall else "all clients reading"
     print(f"{label:<22} {n} fast clients: p50 {p(0.5):6.1f} ms  p99 {p(0.99):6.1f} ms  "
           f"complete {complete}/{n}  server RSS peak {peak:.0f} MB")

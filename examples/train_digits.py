@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
                 opt.zero_grad()
                 loss.backward()
                 # the metrics are computed either way, so --no-log isolates what logging costs
-                grad_norms = torch.stack([l.weight.grad.norm() for l in layers])
+                grad_norms = torch.stack([layer.weight.grad.norm() for layer in layers])
                 metrics = {
                     "train/loss": loss.detach(),
                     "train/accuracy": (out.argmax(1) == ytr[idx]).float().mean(),
@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> None:
                     "grad_norm/layers": grad_norms,
                 }
                 if step % args.hist_every == 0:
-                    for i, l in enumerate(layers):
-                        metrics[f"weights/fc{i}"] = tailboard.Histogram(l.weight.detach())
+                    for i, layer in enumerate(layers):
+                        metrics[f"weights/fc{i}"] = tailboard.Histogram(layer.weight.detach())
                 if run is not None:
                     run.log(metrics, step=step)
                 opt.step()

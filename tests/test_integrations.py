@@ -84,7 +84,7 @@ def test_importing_tailboard_imports_no_framework() -> None:
 # ---- Lightning ------------------------------------------------------------------------------------
 
 L = pytest.importorskip("lightning")
-from tailboard.integrations.lightning import TailboardLogger
+from tailboard.integrations.lightning import TailboardLogger  # noqa: E402 (Lightning tests only where it installs)
 
 
 class Tiny(L.LightningModule):  # type: ignore[misc]

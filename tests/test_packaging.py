@@ -41,8 +41,8 @@ def test_wheel_contents_and_a_bare_writer_import(tmp_path: Path, wheel: Path) ->
     assert not any("/tests/" in n for n in names)
     meta = next(n for n in names if n.endswith("METADATA"))
     text = zipfile.ZipFile(wheel).read(meta).decode()
-    requires = [l for l in text.splitlines() if l.startswith("Requires-Dist:")]
-    assert all("extra ==" in l for l in requires), requires  # no runtime dependency without an extra
+    requires = [line for line in text.splitlines() if line.startswith("Requires-Dist:")]
+    assert all("extra ==" in line for line in requires), requires  # no runtime dependency without an extra
     # the writer from the wheel alone, with site-packages out of the way
     unpacked = tmp_path / "unpacked"
     zipfile.ZipFile(wheel).extractall(unpacked)

@@ -86,7 +86,9 @@ def test_the_rate_is_over_the_last_points_and_starts_again_after_a_restart() -> 
 
     pace = Pace()
     assert pace.to_json() == {"last_step": None, "rate": None}
-    col = lambda steps, times: (np.asarray(steps, float), np.zeros(len(steps)), np.asarray(times, float))
+    def col(steps: Any, times: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.asarray(steps, float), np.zeros(len(steps)), np.asarray(times, float)
+
     # 100 steps at 1 step/s, then the last WINDOW at 4 steps/s: only those count
     pace.add([{"loss": col(range(100), range(100)), "lr": col([99], [99])}], 99)
     assert pace.rate() == pytest.approx(1.0)

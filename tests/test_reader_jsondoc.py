@@ -285,7 +285,9 @@ def model(hists: list[list[dict[str, Any]]]) -> list[Points]:
     prev: list[dict[str, Any]] = []
     for h in hists:
         n = len(prev)
-        same = lambda a, b: json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+        def same(a: Any, b: Any) -> bool:
+            return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
         if not n or (len(h) >= n and same(h[0], prev[0]) and same(h[n - 1], prev[n - 1])):
             new = points(h[n:])
         else:

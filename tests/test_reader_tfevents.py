@@ -30,12 +30,12 @@ from tailboard.sidecar.readers.tfevents import TfEventsReader
 torch = pytest.importorskip("torch")
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-from tensorboard.backend.event_processing import event_accumulator as ea
-from tensorboard.backend.event_processing import plugin_event_accumulator as pea
-from tensorboard.compat.proto import event_pb2, summary_pb2
-from tensorboard.summary.writer.record_writer import RecordWriter
-from tensorboard.util import tensor_util
-from torch.utils.tensorboard import SummaryWriter
+from tensorboard.backend.event_processing import event_accumulator as ea  # noqa: E402 (after the skip when torch is missing)
+from tensorboard.backend.event_processing import plugin_event_accumulator as pea  # noqa: E402 (after the skip when torch is missing)
+from tensorboard.compat.proto import event_pb2, summary_pb2  # noqa: E402 (after the skip when torch is missing)
+from tensorboard.summary.writer.record_writer import RecordWriter  # noqa: E402 (after the skip when torch is missing)
+from tensorboard.util import tensor_util  # noqa: E402 (after the skip when torch is missing)
+from torch.utils.tensorboard import SummaryWriter  # noqa: E402 (after the skip when torch is missing)
 
 NOW = 12345.5
 ALL = {ea.SCALARS: 0, ea.HISTOGRAMS: 0, ea.TENSORS: 0, ea.COMPRESSED_HISTOGRAMS: 0, ea.IMAGES: 0}

@@ -249,7 +249,7 @@ def test_the_stop_button_goes_to_the_trainer_and_back(browser: Any, tmp_path: Pa
 
 
 @needs_post
-def test_a_refused_stop_is_one_line_under_the_run(browser: Any, read_only_tree: Path) -> None:
+def test_a_refused_stop_is_one_line_under_the_run(browser: Any, read_only_tree: Path) -> None:  # noqa: F811
     handle = serve_in_thread(read_only_tree, token=TOKEN, follower_options=FAST, allow_control=True, gpu="off")
     p = Page(browser, handle)
     try:

@@ -36,7 +36,6 @@ from .format import (
     K_END,
     K_HEADER,
     K_HIST,
-    K_SCALARS,
     K_TEXT,
     K_VECTOR,
     KIND,
