@@ -330,6 +330,38 @@ def concat(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.n
     )
 
 
+def bucket_extremes(v: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For buckets ``[starts[i], ends[i])`` that follow one another without gaps and are not empty:
+    the index of each one's first smallest and first largest value that is not NaN (its start when
+    all are NaN), and the index of the first NaN of each bucket holding one. A few passes over the
+    values, whatever the number of buckets."""
+    if not starts.shape[0]:
+        empty = np.empty(0, np.int64)
+        return empty, empty, empty
+    lo, hi = int(starts[0]), int(ends[-1])
+    seg = v[lo:hi]
+    at = starts - lo
+    isnan = np.isnan(seg)
+    bucket = np.repeat(np.arange(at.shape[0]), ends - starts)
+
+    def first(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per bucket: whether ``mask`` holds there, and the first index where it does."""
+        hit = np.flatnonzero(mask)
+        k = np.searchsorted(hit, at)
+        found = k < hit.shape[0]
+        found[found] = bucket[hit[k[found]]] == np.flatnonzero(found)
+        return found, np.where(found, hit[np.minimum(k, max(hit.shape[0] - 1, 0))] if hit.shape[0] else 0, at)
+
+    out = []
+    for fill, reduce in ((np.inf, np.minimum), (-np.inf, np.maximum)):
+        key = np.where(isnan, fill, seg)
+        best = reduce.reduceat(key, at)
+        _, where = first((key == best[bucket]) & ~isnan)
+        out.append(where + lo)
+    found, where = first(isnan)
+    return out[0].astype(np.int64), out[1].astype(np.int64), (where[found] + lo).astype(np.int64)
+
+
 def downsample_m4(
     steps: np.ndarray,
     values: np.ndarray,
@@ -364,28 +396,7 @@ def downsample_m4(
     ends = bounds[1:]
     nonempty = ends > starts
     starts, ends = starts[nonempty], ends[nonempty]
-    mins_at = np.empty(starts.shape[0], dtype=np.int64)
-    maxs_at = np.empty(starts.shape[0], dtype=np.int64)
-    nan_at: list[int] = []
-    for i, (b0, b1) in enumerate(zip(starts.tolist(), ends.tolist())):
-        seg = v[b0:b1]
-        j = int(np.argmin(seg))  # argmin/argmax land on the first NaN when there is one
-        k = int(np.argmax(seg))
-        if seg[j] != seg[j] or seg[k] != seg[k]:
-            isnan = np.isnan(seg)
-            nan_at.append(b0 + int(np.argmax(isnan)))
-            if bool(isnan.all()):
-                j = k = 0
-            else:  # the first point holding the extreme and not NaN (nanargmin may pick a NaN
-                # when the extreme is an infinity)
-                low = np.where(isnan, np.inf, seg)
-                high = np.where(isnan, -np.inf, seg)
-                j = int(np.argmax((low == low.min()) & ~isnan))
-                k = int(np.argmax((high == high.max()) & ~isnan))
-        mins_at[i] = b0 + j
-        maxs_at[i] = b0 + k
-    keep = np.unique(
-        np.concatenate((starts, ends - 1, mins_at, maxs_at, np.asarray(nan_at, dtype=np.int64)))
-    )
+    mins_at, maxs_at, nan_at = bucket_extremes(v, starts, ends)
+    keep = np.unique(np.concatenate((starts, ends - 1, mins_at, maxs_at, nan_at)))
     envelope = (s[starts].copy(), v[mins_at].copy(), v[maxs_at].copy())
     return Series(s[keep], v[keep], t[keep], True, total, envelope)

@@ -422,3 +422,62 @@ def test_a_header_alone_starts_no_attempt_whatever_the_chunks(tmp_path: Path) ->
     p.write(header)
     p.write({"k": "scalars", "step": 0, "t": 1.0, "v": {"x": 1.0}})
     assert whole.get_run("r").attempts == pieces.get_run("r").attempts == 1  # type: ignore[union-attr]
+
+
+def _m4_by_definition(s: np.ndarray, v: np.ndarray, points: int, start: float | None,
+                      end: float | None) -> list[int]:
+    """The indices M4 keeps, bucket by bucket as its docstring defines them (a loop: slow, plain)."""
+    lo = 0 if start is None else int(np.searchsorted(s, start, side="left"))
+    hi = len(s) if end is None else int(np.searchsorted(s, end, side="right"))
+    if hi - lo <= points:
+        return list(range(lo, hi))
+    buckets = points // 4
+    a = float(s[lo]) if start is None else float(start)
+    b = float(s[hi - 1]) if end is None else float(end)
+    if b <= a:
+        b = a + 1.0
+    edges = a + (b - a) * np.arange(1, buckets, dtype=np.float64) / buckets
+    bounds = [0, *np.searchsorted(s[lo:hi], edges, side="left").tolist(), hi - lo]
+    keep: set[int] = set()
+    for b0, b1 in zip(bounds, bounds[1:]):
+        if b1 <= b0:
+            continue
+        idx = list(range(lo + b0, lo + b1))
+        real = [i for i in idx if not math.isnan(v[i])]
+        keep |= {idx[0], idx[-1]}
+        if real:
+            keep.add(min(real, key=lambda i: (v[i], i)))
+            keep.add(max(real, key=lambda i: (v[i], -i)))
+        nans = [i for i in idx if math.isnan(v[i])]
+        if nans:
+            keep.add(nans[0])
+    return sorted(keep)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, 1.0, -1.0])),
+             min_size=1, max_size=600),
+    st.lists(st.integers(0, 3), min_size=1, max_size=600),
+    st.integers(min_value=4, max_value=80),
+    st.one_of(st.none(), st.floats(-50, 700)),
+    st.one_of(st.none(), st.floats(-50, 700)),
+)
+def test_m4_keeps_what_its_definition_keeps(values: list[float], gaps: list[int], points: int,
+                                            start: float | None, end: float | None) -> None:
+    """Buckets of any size (steps repeat or jump; infinities, NaN runs, ties): the points kept, and
+    the envelope's smallest and largest values, are those the per-bucket definition gives."""
+    v = np.asarray(values, dtype=np.float64)
+    s = np.cumsum([gaps[i % len(gaps)] for i in range(len(v))]).astype(np.float64)
+    if start is not None and end is not None and end < start:
+        start, end = end, start
+    out = downsample_m4(s, v, s * 2, points, start=start, end=end)
+    want = _m4_by_definition(s, v, points, start, end)
+    assert out.steps.tolist() == s[want].tolist()
+    np.testing.assert_array_equal(out.values, v[want])
+    if out.downsampled:
+        _, mins, maxs = out.envelope  # type: ignore[misc]
+        kept = v[want]
+        real = kept[~np.isnan(kept)]
+        if real.size:
+            assert np.nanmin(mins) == real.min() and np.nanmax(maxs) == real.max()
