@@ -296,9 +296,10 @@ async def _run(args: argparse.Namespace) -> int:
         if args.forwarded_allow_ips is not None and not args.proxy_headers:
             raise ValueError("--forwarded-allow-ips says whose forwarded headers to believe: add --proxy-headers")
         if args.proxy_headers:
-            from .proxy import TrustedProxies
+            from .proxy import LOOPBACK_PROXIES, TrustedProxies
 
-            TrustedProxies(forwarded_allow_ips(args))  # a bad address is said here, in one line
+            # a bad address is said here, in one line; none given: a proxy on this host, as the server
+            TrustedProxies(forwarded_allow_ips(args) or LOOPBACK_PROXIES)
         if getattr(args, "allow_control", False) and args.no_auth:
             raise ValueError("--allow-control needs the token: it does not go with --no-auth")
     except re.error as e:

@@ -281,3 +281,11 @@ def test_the_public_url_is_the_one_printed(tmp_path: Path, logdir: Path) -> None
     assert "ssh -L" not in out
     done = run(tmp_path, "serve", str(logdir), "--public-url", "gpu-box:16007")
     assert done.returncode == 2 and "give http(s)://HOST[:PORT][/PREFIX]" in done.stderr
+
+
+def test_proxy_headers_alone_trusts_a_proxy_on_this_host(tmp_path: Path, logdir: Path) -> None:
+    """``--proxy-headers`` without ``--forwarded-allow-ips`` (nor uvicorn's variable) starts and
+    serves, believing a proxy on loopback only (it stopped with a TypeError before serving)."""
+    out, err = serve(tmp_path, "serve", str(logdir), "--port", "0", "--no-auth", "--proxy-headers")
+    assert "  open http://127.0.0.1:" in out, err
+    assert "Traceback" not in err, err
