@@ -41,6 +41,7 @@ def test_wheel_contents_and_a_bare_writer_import(tmp_path: Path, wheel: Path) ->
     assert not any("/tests/" in n for n in names)
     meta = next(n for n in names if n.endswith("METADATA"))
     text = zipfile.ZipFile(wheel).read(meta).decode()
+    assert "License-Expression: Apache-2.0" in text.splitlines()  # an SPDX expression (PEP 639)
     requires = [line for line in text.splitlines() if line.startswith("Requires-Dist:")]
     assert all("extra ==" in line for line in requires), requires  # no runtime dependency without an extra
     # the writer from the wheel alone, with site-packages out of the way
