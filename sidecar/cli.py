@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import math
 import os
 import re
 import signal
@@ -20,6 +21,7 @@ import socket
 import sys
 import tempfile
 import threading
+from typing import Any
 
 from tailboard import __version__
 
@@ -137,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "there (auto, the default) or not at all (off); see docs/gpu.md")
     sp.add_argument("--gpu-interval", type=interval, default=1.0, metavar="SECONDS",
                     help=f"seconds between GPU samples (default 1, at least {MIN_INTERVAL:g})")
+    sp.add_argument("--gpu-idle", type=idle_rule, default=None, metavar="PERCENT/SAMPLES",
+                    help="a GPU under a running run is idle when its utilisation stays under PERCENT for "
+                         "SAMPLES samples in a row (default 5/60: a minute at 1 Hz)")
+    sp.add_argument("--gpu-history", type=gpu_history, default=None, metavar="HOURS/DAYS",
+                    help="GPU samples kept in memory: the last HOURS as sampled, then up to DAYS thinned "
+                         "to each minute's first, smallest, largest and last (default 6/7; the files keep all)")
     sp.add_argument("--allow-control", action="store_true",
                     help="let the page ask a run to stop (POST /api/runs/RUN/stop writes a request into the "
                          "run's folder, which run.should_stop() reads); needs the token")
@@ -243,6 +251,37 @@ def count(text: str) -> int:
     return value
 
 
+def _pair(text: str, what: str) -> tuple[float, float]:
+    a, sep, b = text.partition("/")
+    try:
+        if not sep:
+            raise ValueError
+        return float(a), float(b)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+
+def idle_rule(text: str) -> Any:
+    """--gpu-idle PERCENT/SAMPLES as the store's rule."""
+    from .store.gpus import IdleRule
+
+    util, samples = _pair(text, "PERCENT/SAMPLES, e.g. 5/60")
+    if not 0 <= util <= 100 or samples != int(samples) or samples < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: PERCENT from 0 to 100, SAMPLES a whole number from 1")
+    return IdleRule(util=util, samples=int(samples))
+
+
+def gpu_history(text: str) -> Any:
+    """--gpu-history HOURS/DAYS as the store's retention of system runs."""
+    from .store.retention import SystemRetention
+
+    hours, days = _pair(text, "HOURS/DAYS, e.g. 6/7")
+    if not (hours > 0 and days > 0 and hours <= 24 * days and math.isfinite(days)):
+        raise argparse.ArgumentTypeError(f"{text!r}: HOURS and DAYS above 0, HOURS no longer than DAYS")
+    full = max(hours * 3600.0, 60.0)
+    return SystemRetention(full=full, keep=max(days * 86400.0, full))
+
+
 def _gpu(args: argparse.Namespace) -> int:
     """`tailboard gpu LOGDIR`: the sampler alone, until SIGINT / SIGTERM."""
     from .gpu import GpuSampler
@@ -331,6 +370,8 @@ async def _run(args: argparse.Namespace) -> int:
         gpu=getattr(args, "gpu", "off"),
         gpu_interval=getattr(args, "gpu_interval", 1.0),
         nvml_module=getattr(args, "nvml_module", "pynvml"),
+        gpu_idle=getattr(args, "gpu_idle", None),
+        system_retention=getattr(args, "gpu_history", None),
         frame_ancestors=args.frame_ancestors,
         alerts=alerts,
         webhooks=args.webhook,

@@ -47,6 +47,8 @@ from .metrics import IngestLag, StoreCollector, new_registry
 from .proxy import LOOPBACK_PROXIES, TrustedProxies, base_path
 from .readers.registry import Registry
 from .store import Store
+from .store.gpus import IdleRule
+from .store.retention import SystemRetention
 
 __all__ = ["Server", "ServerHandle", "bound_url", "is_loopback", "page_url", "serve_in_thread", "site_url"]
 
@@ -115,6 +117,8 @@ class Server:
         gpu: str = "off",
         gpu_interval: float = 1.0,
         nvml_module: str | Any = "pynvml",
+        gpu_idle: IdleRule | None = None,
+        system_retention: SystemRetention | None = None,
         frame_ancestors: list[str] | None = None,
         alerts: AlertConfig | None = DEFAULT_ALERTS,
         webhooks: list[str] | None = None,
@@ -147,7 +151,7 @@ class Server:
         self.token = (token or new_token()) if auth else None
         self.tls = bool(certfile)
         self.store = Store(self.logdir, stall_after=stall_after, max_points=max_points, evict_idle=evict_idle,
-                           readers=readers)
+                           readers=readers, gpu_idle=gpu_idle, system_retention=system_retention)
         self.follower = Follower(self.logdir, self.store, poll=poll, **(follower_options or {}))
         # GPU telemetry runs in a thread of its own (NVML calls block) and writes into the tree the
         # follower reads, as the system run of this host (docs/gpu.md)

@@ -524,10 +524,10 @@ nvml.gpus[1].fail["nvmlDeviceGetPowerUsage"] = 3
 """
 
 
-def command(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+def command(tmp_path: Path, *args: str, module: str = FAKE_MODULE) -> subprocess.Popen[str]:
     modules = tmp_path / "modules"
     modules.mkdir(exist_ok=True)
-    (modules / "fakenvml.py").write_text(FAKE_MODULE)
+    (modules / "fakenvml.py").write_text(module)
     env = {**os.environ, "PYTHONPATH": str(modules)}
     return subprocess.Popen([sys.executable, "-m", "tailboard.sidecar", *args], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -563,20 +563,62 @@ def test_tailboard_gpu_without_a_driver_says_so_and_exits(tmp_path: Path) -> Non
     assert not (tmp_path / "modules" / "_system").exists()
 
 
+def served_at(proc: subprocess.Popen[str]) -> str:
+    """The base URL a `tailboard serve` child prints, once it serves."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = re.search(r"open (http://[^/]+)/", proc.stdout.readline())
+        if found:
+            return found.group(1)
+    raise AssertionError("the server did not start")
+
+
+def test_the_idle_rule_and_the_gpu_history_are_set_from_the_command_line(tmp_path: Path) -> None:
+    """`--gpu-idle 50/2`: a GPU at 30% under a running run is idle after two samples (under the
+    default 5/60 it is not). Bad values are one line each."""
+    logdir = tmp_path / "logs"
+    logdir.mkdir()
+    run = tailboard.init(logdir / "train")
+    run.log({"loss": 1.0})
+    module = FAKE_MODULE + f"nvml.gpus[0].util = 30\nnvml.gpus[0].processes = [({os.getpid()}, 2**30)]\n"
+    for rule, idle in (("50/2", True), (None, False)):
+        extra = ["--gpu-idle", rule, "--gpu-history", "1/2"] if rule else []
+        proc = command(tmp_path, "serve", str(logdir), "--port", "0", "--no-auth", "--nvml-module", "fakenvml:nvml",
+                       *extra, module=module)
+        try:
+            url = served_at(proc)
+
+            def flags() -> list[bool] | None:
+                runs = {r["id"]: r for r in httpx.get(url + "/api/runs", timeout=5).json()["runs"]}
+                system = runs.get(system_run_id(socket.gethostname()), {})
+                if len(system.get("metrics", [])) == 0 or "train" not in runs or not runs["train"]["gpus"]:
+                    return None
+                return [g["idle"] for g in runs["train"]["gpus"]]
+
+            assert wait_for(flags, 20, "the run's GPU") is not None
+            if idle:
+                wait_for(lambda: flags() == [True], 20, "the GPU flagged idle")
+            else:
+                time.sleep(3)  # three samples at 30%: busy under the default rule
+                assert flags() == [False]
+        finally:
+            proc.kill()
+            proc.communicate()
+    run.finish()
+    for bad in (["--gpu-idle", "101/5"], ["--gpu-idle", "5"], ["--gpu-history", "48/1"], ["--gpu-history", "x/y"]):
+        proc = command(tmp_path, "serve", str(logdir), *bad)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 2 and err.strip().splitlines()[-1].startswith("tailboard serve: error: argument"), err
+
+
 def test_tailboard_serve_samples_gpus_and_stops_them_with_the_server(tmp_path: Path) -> None:
     logdir = tmp_path / "logs"
     logdir.mkdir()
     proc = command(tmp_path, "serve", str(logdir), "--port", "0", "--token", "secret-token",
                    "--nvml-module", "fakenvml:nvml")
     try:
-        assert proc.stdout is not None
-        url = ""
-        deadline = time.monotonic() + 30
-        while not url and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            found = re.search(r"open (http://[^/]+)/", line)
-            url = found.group(1) if found else ""
-        assert url, "the server did not start"
+        url = served_at(proc)
         run_id = system_run_id(socket.gethostname())
 
         def system_run() -> dict[str, Any] | None:
