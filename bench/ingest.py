@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/ingest.py [--formats native,foreign,tfevents,csv,jsondoc,text] [--runs 20]
         [--scale 1] [--repeats 3] [--budget 30] [--ea-runs 1] [--skip-rustboard] [--commit HEAD]
+        [--against REV]
 
 For each format one run's log is written by the real writer of that format (or in its exact layout),
 then copied into --runs run folders. Each loader then runs in a fresh subprocess (its resident memory
@@ -35,6 +36,8 @@ Loaders:
 
 --commit REV runs tailboard (the sidecar and the native writer) as it was at that commit, from a `git
 archive` in the temp folder, so that committed code is measured while the working tree changes.
+--against REV also runs tailboard as it was at REV, as one more loader taking its turn with the others
+(the change a commit made, measured side by side on the same files at the same moments).
 """
 
 from __future__ import annotations
@@ -100,6 +103,14 @@ def value(i: int, j: int) -> float:
 def use_commit(rev: str, into: Path) -> str:
     """Run the package as it was at commit ``rev`` (this process and its children), so that main can
     be measured while the working tree changes; returns what runs. Without it, the working tree runs."""
+    src, what = extract_commit(rev, into)
+    sys.path.insert(0, str(src))  # found before the editable install (a meta path finder at the end)
+    os.environ["PYTHONPATH"] = str(src)
+    return what
+
+
+def extract_commit(rev: str, into: Path) -> tuple[Path, str]:
+    """The package as it was at commit ``rev``, importable from the folder returned, and what it is."""
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout.strip()
 
@@ -111,9 +122,7 @@ def use_commit(rev: str, into: Path) -> str:
     archive.wait()
     (src / "writer").rename(src / "tailboard")  # the layout of pyproject.toml's package-dir
     (src / "sidecar").rename(src / "tailboard" / "sidecar")
-    sys.path.insert(0, str(src))  # found before the editable install (a meta path finder at the end)
-    os.environ["PYTHONPATH"] = str(src)
-    return git("log", "-1", "--format=%h %s", sha)[:100]
+    return src, git("log", "-1", "--format=%h %s", sha)[:100]
 
 
 # -- one run of each format, written as its writer writes it; returns its file and its points ------
@@ -432,9 +441,16 @@ CHILDREN: dict[str, Callable[[str, dict[str, Any]], dict[str, float]]] = {
 }
 
 
+#: --against: the folder tailboard at that commit is imported from ("tailboard-against" loader)
+AGAINST: dict[str, str] = {}
+
+
 def run_child(kind: str, root: Path, spec: dict[str, Any]) -> dict[str, float]:
+    env = None
+    if kind == "tailboard-against":
+        kind, env = "tailboard", {**os.environ, "PYTHONPATH": AGAINST["src"]}
     out = subprocess.run([sys.executable, __file__, "--child", kind, str(root), json.dumps(spec)],
-                         capture_output=True, text=True, timeout=900, check=False)
+                         capture_output=True, text=True, timeout=900, check=False, env=env)
     if out.returncode:
         raise RuntimeError(f"{kind} on {root} failed:\n{out.stderr[-2000:]}")
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -469,14 +485,15 @@ def measure(fmt: str, root: Path, args: argparse.Namespace) -> list[tuple[str, d
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     skip = {"rustboard"} if args.skip_rustboard else set()
     skip |= {"accumulator"} if args.ea_runs < 1 else set()
-    kinds = ["tailboard"] + [p for p in PEERS[fmt] if p not in skip]
+    kinds = ["tailboard"] + (["tailboard-against"] if AGAINST else []) + [p for p in PEERS[fmt] if p not in skip]
     rows = list(measure_loaders(kinds, root, spec, args).items())
     if "rustboard" in kinds:
         # Its start-up (the Python server) taken off whole: this favours it, as its data server starts
         # loading before the web server is up. tailboard's start-up is not timed either.
         start = measure_loaders(["rustboard-startup"], root, spec, args)["rustboard-startup"]
-        rust = rows[1][1]
-        rows.insert(2, ("rustboard-loading", {**rust, "seconds": rust["seconds"] - start["seconds"],
+        at = kinds.index("rustboard")
+        rust = rows[at][1]
+        rows.insert(at + 1, ("rustboard-loading", {**rust, "seconds": rust["seconds"] - start["seconds"],
                                               "cpu": rust["cpu"] - start["cpu"], "all": []}))
         print(f"  TensorBoard's start-up on an empty folder: {start['seconds']:.2f} s, {start['cpu']:.2f} CPU s")
     ours = rows[0][1]
@@ -509,6 +526,8 @@ def main() -> None:
     ap.add_argument("--ea-runs", type=int, default=1, help="runs EventAccumulator loads (it is slow; 0: not run)")
     ap.add_argument("--skip-rustboard", action="store_true", help="do not run tensorboard --load_fast=true")
     ap.add_argument("--commit", help="run tailboard as it was at this commit (default: the working tree)")
+    ap.add_argument("--against", metavar="REV",
+                    help="also run tailboard as it was at this commit, beside the other loaders")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -525,6 +544,11 @@ def main() -> None:
     try:
         if args.commit:
             print(f"tailboard at {use_commit(args.commit, top)}")
+        if args.against:
+            src, what = extract_commit(args.against, top / "against")
+            AGAINST["src"] = str(src)
+            LABELS["tailboard-against"] = f"the same at {what.split()[0]}"
+            print(f"beside tailboard at {what}")
         for fmt in formats:
             results[fmt] = dict(measure(fmt, top / fmt, args))
             shutil.rmtree(top / fmt, ignore_errors=True)  # the page cache and the disk for the next one
