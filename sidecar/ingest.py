@@ -33,6 +33,7 @@ from tailboard.format import (
     K_CONFIG,
     K_HEADER,
     K_HIST,
+    K_IMAGE,
     K_SCALARS,
     K_TEXT,
     K_VECTOR,
@@ -392,7 +393,7 @@ def _parse(
             t = decode_float(obj.get("t"))
             if t is not None and math.isfinite(t):
                 last_time = t
-            if kind in (K_VECTOR, K_HIST, K_TEXT):
+            if kind in (K_VECTOR, K_HIST, K_TEXT, K_IMAGE):  # records of a step
                 s = decode_float(obj.get("step"))
                 if s is not None:
                     last_step = s

@@ -322,6 +322,45 @@ def test_image_lines_are_records_not_metrics(tmp_path: Path) -> None:
     assert read_png(store.image("r", got["paths"][2]))[3] == bytes([2] * 6)
 
 
+def test_images_arrive_in_order_with_their_attempt_whatever_the_chunks(tmp_path: Path) -> None:
+    """The writer's file fed to the Store in pieces cut at any line (as the tail hands it over):
+    every image, in order, in the attempt it was written in, as when the file is read whole."""
+    from tailboard.sidecar.store import Store
+
+    with tailboard.init(tmp_path / "r") as run:
+        for i in range(6):
+            run.log({"loss": 1.0 / (i + 1), "img": Image(np.full((2, 2), i, np.uint8))}, step=i)
+            if i % 2:
+                run.log({"other": Image(np.zeros((1, 1), np.uint8))}, step=i)
+    with tailboard.init(tmp_path / "r") as again:  # resumed at step 3
+        for i in range(3, 5):
+            again.log({"img": Image(np.full((2, 2), 9, np.uint8)), "loss": 0.1}, step=i)
+    data = (tmp_path / "r" / "rank0.jsonl").read_bytes()
+    lines = data.splitlines(keepends=True)
+
+    def read(cuts: list[int]) -> tuple[Any, ...]:
+        store = Store(tmp_path)
+        store.open_stream("r", "rank0.jsonl", str(tmp_path / "r" / "rank0.jsonl"), "key")
+        at = 0
+        for a, b in zip([0, *cuts], [*cuts, len(lines)]):
+            piece = b"".join(lines[a:b])
+            store.ingest("r", "rank0.jsonl", piece, at, at + len(piece))
+            at += len(piece)
+        info = store.get_run("r")
+        assert info is not None and info.skipped == {"total": 0}
+        per_attempt = [store.series("r", "loss", attempt=k).steps.tolist() for k in range(info.attempts)]
+        return store.images("r", "img"), store.images("r", "other"), per_attempt
+
+    whole = read([])
+    img, other, per_attempt = whole
+    assert img["steps"] == [0, 1, 2, 3, 4, 5, 3, 4] and other["steps"] == [1, 3, 5]
+    assert img["paths"][6:] == ["media/img/3-1.png", "media/img/4-1.png"]  # the second attempt's
+    assert per_attempt == [[0, 1, 2, 3, 4, 5], [3, 4]]
+    rng = np.random.default_rng(7)
+    for cuts in [list(range(1, len(lines)))] + [sorted(set(rng.integers(1, len(lines), 4).tolist())) for _ in range(20)]:
+        assert read(cuts) == whole, cuts
+
+
 def test_bad_image_records_are_counted(tmp_path: Path) -> None:
     from tailboard.sidecar.store import Store
 

@@ -81,7 +81,7 @@ odd_value = st.sampled_from([True, False, None, "NaN", "Infinity", "-Infinity", 
 @st.composite
 def line(draw: Any, step: int) -> bytes:
     kind = draw(st.sampled_from(["same"] * 8 + ["other_names", "odd", "header", "text", "bad", "foreign", "raw",
-                                                 "odd_step", "tokens", "python_json"]))
+                                                 "odd_step", "tokens", "python_json", "image", "image"]))
     names = NAMES[:3]
     if kind == "same":
         return scalars(step, {n: draw(number) for n in names}, late_t=draw(st.sampled_from([False] * 5 + [True])))
@@ -102,6 +102,11 @@ def line(draw: Any, step: int) -> bytes:
         return encode({"k": "header", "format": "tailboard", "version": 1, "pid": 1})
     if kind == "text":
         return encode({"k": "text", "step": step, "name": "n", "text": 'a "quoted": {x}'})
+    if kind == "image":  # the writer's, or as another program writes one (spaces, no time, odd numbers)
+        rec = {"k": "image", "step": draw(st.sampled_from([step, step, 2**53 + 1, "x", None])),
+               "t": draw(st.sampled_from([1.7e9 + step, None])), "name": "samples/gen",
+               "path": f"media/samples/gen/{step}.png", "w": 28, "h": 28, "c": 1, "bytes": 412}
+        return encode(rec) if draw(st.booleans()) else json.dumps(rec).encode() + b"\n"
     if kind == "foreign":
         return orjson.dumps({"epoch": step, "loss": draw(number) if draw(st.booleans()) else 1.0}) + b"\n"
     if kind == "raw":
@@ -315,3 +320,26 @@ def test_the_writers_layout_with_bare_nonfinite_tokens_keeps_the_fast_path() -> 
     assert got is not None
     names, table = got
     assert same_floats(table[:, 2:], [[math.nan, -math.inf, math.inf]] * 40)
+
+
+def image(step: int, name: str = "img") -> bytes:
+    return encode({"k": "image", "step": step, "t": 1.7e9 + step, "name": name, "path": f"media/{name}/{step}.png",
+                   "w": 2, "h": 3, "c": 1, "bytes": 70})
+
+
+def test_images_between_scalars_are_records_of_their_attempt_in_file_order() -> None:
+    """An image is a kind of the format: kept in place among the writer's lines (never its sizes as
+    metrics), in the attempt it was written in, and its step is the chunk's last when it comes last."""
+    header = encode({"k": "header", "format": "tailboard", "version": 1, "pid": 1})
+    data = (header + scalars(0, {"loss": 1.0}) + image(0) + scalars(1, {"loss": 0.5}) + image(1, "b")
+            + header + image(1) + scalars(1, {"loss": 0.7}) + image(2))
+    state = {"prev_step": None, "next_index": 0, "attempt_started": False, "native": False}
+    got = parse_chunk(data, now=1.0, **state)
+    same(got, general(data, **state))
+    assert [(seg, rec["k"], rec["name"], rec["step"]) for seg, rec in got.others if rec["k"] == "image"] == [
+        (0, "image", "img", 0), (0, "image", "b", 1), (1, "image", "img", 1), (1, "image", "img", 2)]
+    assert [set(seg) for seg in got.segments] == [{"loss"}, {"loss"}]
+    assert got.records == 9 and got.last_step == 2.0 and got.last_time == 1.7e9 + 2 and got.started
+    # an image alone after the records of an attempt is one of its records: a header after it restarts
+    first = parse_chunk(header + image(5), now=1.0, **state)
+    assert first.started and first.last_step == 5.0 and first.others[-1] == (0, orjson.loads(image(5)))

@@ -1,4 +1,4 @@
-"""Record kinds (sidecar/store/kinds.py): histograms keep their bins' edges when those are bounds,
+"""Record kinds (sidecar/store/kinds.py): each is a kind of the format; histograms keep their bins' edges when those are bounds,
 refuse the record when they are not, and /api/histograms serves them, one per record."""
 
 from __future__ import annotations
@@ -44,6 +44,20 @@ BAD = [
     hist(18, counts=[1, 2], edges={"0": 0.0}),
     hist(19, counts="12", edges=[0.0, 1.0, 2.0]),
 ]
+
+
+def test_every_kind_the_store_keeps_is_a_kind_of_the_format() -> None:
+    """A record the store can keep is one the format defines (docs/format.md), so the chunk parser
+    keeps it as a record of its attempt instead of reading its numbers as metrics."""
+    from tailboard import format as fmt
+    from tailboard.sidecar.ingest import parse_chunk
+
+    assert set(KINDS) <= fmt.KINDS and fmt.K_IMAGE in KINDS
+    for kind in KINDS:
+        line = json.dumps({"k": kind, "step": 3, "t": 1700000003.0, "name": "x", "w": 1, "h": 1, "c": 1}).encode()
+        got = parse_chunk(line + b"\n", prev_step=None, next_index=0, attempt_started=False, now=1.0)
+        assert got.segments == [{}] and [rec["k"] for _, rec in got.others] == [kind], kind
+        assert got.last_step == 3.0 and got.started, kind
 
 
 def test_histograms_keep_valid_edges_and_refuse_records_whose_edges_are_not_bounds() -> None:

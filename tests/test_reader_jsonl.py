@@ -77,6 +77,24 @@ def attempts(parsed: list[Parsed]) -> list[dict[str, tuple[list[float], list[Any
     return out
 
 
+def images(parsed: list[Parsed]) -> list[tuple[int, Any, Any]]:
+    """The image records of the chunks, in order: (attempt, as ``attempts`` counts them; step; name)."""
+    out, at = [], 0
+    for p in parsed:
+        out += [(at + seg, rec.get("step"), rec.get("name")) for seg, rec in p.others if rec.get("k") == "image"]
+        at += len(p.segments) - 1
+    return out
+
+
+def image_line(step: int | None, name: str = "samples", compact: bool = True) -> bytes:
+    """An image record as another program writes it (compact, as the writer does, or with spaces)."""
+    rec: dict[str, Any] = {"k": "image", "step": step, "t": 1.7e9 + (step or 0), "name": name,
+                           "path": f"media/{name}/{step}.png", "w": 4, "h": 4, "c": 3, "bytes": 90}
+    if step is None:
+        del rec["step"]
+    return json.dumps(rec, separators=(",", ":") if compact else None).encode() + b"\n"
+
+
 class Log:
     """A real file appended to and fed to a real Store, as the follower does."""
 
@@ -215,6 +233,46 @@ def test_a_real_restart_still_starts_an_attempt(tmp_path: Path, fast: bool) -> N
 
 
 @pytest.mark.parametrize("fast", FAST)
+def test_images_among_foreign_lines_keep_their_place_and_change_no_step(tmp_path: Path, fast: bool) -> None:
+    """A program that writes image records among its own lines: each image is kept in the attempt
+    its place gives it, in order, and the lines' steps are what they are without the images (here
+    an iter counted within each epoch), wherever the chunks are cut."""
+    lines, plain = [], []
+    for epoch in (1, 2, 3):
+        for i in (10, 20, 30):
+            line = dumps({"mode": "train", "epoch": epoch, "iter": i, "loss": 1.0 / (epoch * i)})
+            lines.append(line)
+            plain.append(line)
+        lines.append(image_line(epoch * 30, compact=epoch != 2))
+    data, without = b"".join(lines), b"".join(plain)
+    expected = [(0, 30, "samples"), (0, 60, "samples"), (0, 90, "samples")]
+    reference = attempts(decode(without, fast)[0])
+    assert reference[0]["train/loss"][0] == [10, 20, 30, 40, 50, 60, 70, 80, 90]
+    for cuts in ((), range(1, len(lines)), (3, 4), (4, 7)):  # a chunk may start with an image
+        parsed, state = decode(data, fast, cuts)
+        assert attempts(parsed) == reference and images(parsed) == expected, cuts
+        assert state.index == len(lines) and state.last_step == 90.0 and not state.native
+    log = Log(tmp_path)
+    use(log.store, fast)
+    log.append(data)
+    info = log.store.get_run("run")
+    assert info is not None and info.attempts == 1 and info.listed["images"] == ("samples",)
+    assert log.store.images("run", "samples")["steps"] == [30, 60, 90] and "w" not in log.store.metrics("run")
+
+
+@pytest.mark.parametrize("fast", FAST)
+def test_an_image_after_a_restart_belongs_to_the_new_attempt(fast: bool) -> None:
+    first = dumps(*({"step": s, "loss": 1.0 / s} for s in range(1, 6))) + image_line(5)
+    again = dumps(*({"step": s, "loss": 2.0} for s in range(3, 5))) + image_line(None, "late") + image_line(4)
+    data = first + again
+    for cuts in ((), (6,), (6, 7), (8,), (9,)):
+        parsed, state = decode(data, fast, cuts)
+        assert images(parsed) == [(0, 5, "samples"), (1, None, "late"), (1, 4, "samples")], cuts
+        assert [a["loss"][0] for a in attempts(parsed)] == [[1, 2, 3, 4, 5], [3, 4]]
+        assert state.index == 10 and state.last_step == 4.0
+
+
+@pytest.mark.parametrize("fast", FAST)
 def test_bad_input_is_counted_never_raised(fast: bool) -> None:
     data = (b'{"step": 1, "loss": 1}\n{"k": [1], "loss": 2}\n[1, 2]\n{"step": \n'
             b'{"a": "\xff"}\n{"step": 1e400, "loss": 1' + b"0" * 400 + b"}\n" + b'{"a":' * 1100 + b"1" + b"}" * 1100 + b"\n")
@@ -239,7 +297,10 @@ TOKENS = [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-0", b"1844674407370955
 
 @st.composite
 def line(draw: Any, step: int) -> bytes:
-    kind = draw(st.sampled_from(["flat"] * 6 + ["nested", "tokens", "bad", "layout"]))
+    kind = draw(st.sampled_from(["flat"] * 6 + ["nested", "tokens", "bad", "layout", "image"]))
+    if kind == "image":
+        return image_line(draw(st.sampled_from([step, step, None])), draw(st.sampled_from(["a", "b/c"])),
+                          draw(st.booleans()))
     if kind == "bad":
         bad: bytes = draw(st.sampled_from([b'{"step": 1,\n', b"[1]\n", b"nope\n", b'{"a": 1}{"a": 2}\n', b'{"a": -NaN}\n',
                                      b'{"a": Inf}\n', b'\xef\xbb\xbf{"a": 1}\n', b'{"a": 1, "a": 2}\n', b"\n",
@@ -306,7 +367,7 @@ def log_text(draw: Any) -> bytes:
 def test_the_fast_path_gives_the_points_of_one_object_at_a_time(data: bytes) -> None:
     got, st_fast = decode(data, True)
     slow, st_slow = decode(data, False)
-    assert attempts(got) == attempts(slow)
+    assert attempts(got) == attempts(slow) and images(got) == images(slow)
     assert [p.skipped for p in got] == [p.skipped for p in slow]
     assert [p.records for p in got] == [p.records for p in slow]
     assert repr(st_fast) == repr(st_slow)  # repr: NaN equal to NaN
@@ -317,7 +378,7 @@ def test_the_fast_path_gives_the_points_of_one_object_at_a_time(data: bytes) -> 
 def test_chunk_boundaries_anywhere_give_the_points_of_one_chunk(data: bytes, cuts: list[int], fast: bool) -> None:
     whole, st_whole = decode(data, fast)
     pieces, st_pieces = decode(data, fast, cuts)
-    assert attempts(pieces) == attempts(whole)
+    assert attempts(pieces) == attempts(whole) and images(pieces) == images(whole)
     assert sum(p.records for p in pieces) == whole[0].records
     assert repr(st_pieces) == repr(st_whole)
 
@@ -400,7 +461,7 @@ def test_steps_in_whole_arrays_are_the_steps_of_the_loop(data: bytes, cuts: list
         loop, st_loop = decode(data, True, cuts)
     finally:
         jsonl._Tracker.whole = True
-    assert attempts(arrays) == attempts(loop)
+    assert attempts(arrays) == attempts(loop) and images(arrays) == images(loop)
     assert repr(st_arrays) == repr(st_loop)
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "K_VECTOR",
     "K_HIST",
     "K_TEXT",
+    "K_IMAGE",
     "K_END",
     "KINDS",
     "STATUS_FINISHED",
@@ -57,8 +58,10 @@ K_SCALARS = "scalars"
 K_VECTOR = "vector"
 K_HIST = "hist"
 K_TEXT = "text"
+# an image: the PNG is a file beside the log, the record says where (docs/format.md)
+K_IMAGE = "image"
 K_END = "end"
-KINDS = frozenset({K_HEADER, K_CONFIG, K_SCALARS, K_VECTOR, K_HIST, K_TEXT, K_END})
+KINDS = frozenset({K_HEADER, K_CONFIG, K_SCALARS, K_VECTOR, K_HIST, K_TEXT, K_IMAGE, K_END})
 
 STATUS_FINISHED = "finished"
 STATUS_FAILED = "failed"

@@ -21,12 +21,10 @@ differ anywhere, are read one object at a time (``jsonl_columns.fields_from_obje
 same columns, so the points are the same (bench/jsonl_decode.py measures this against pyarrow's JSON
 reader, which was slower).
 
-Image records (``{"k":"image",...}``, the writer's ``tailboard.Image``) are handed on as they are,
-with the segment their place in the file gives them (``_pass_images``). ``format.KINDS`` does not
-name that kind, so ``ingest.parse_chunk`` would read one as a foreign line (its ``w``, ``h``, ``c``
-as metrics): each image line is swapped for a config record that changes nothing, at the same
-place, and put back in the records afterwards. Only chunks that hold the string ``"image"`` pay for
-this (one substring search per chunk otherwise), and only their lines that hold it are parsed.
+Image records (``{"k":"image",...}``, the writer's ``tailboard.Image``) are a record kind of the
+format (``format.KINDS``): ``ingest.parse_chunk`` keeps them with the other records of tailboard's
+own streams, and among foreign lines (another program may write them too) each is a row of no fields
+whose record is kept in its place (``jsonl_columns.Fields.records``, ``jsonl_steps``).
 """
 
 from __future__ import annotations
@@ -36,8 +34,7 @@ from collections.abc import Callable
 
 import numpy as np
 import orjson
-from tailboard.format import K_CONFIG, KIND, KINDS
-from tailboard.values import K_IMAGE
+from tailboard.format import K_IMAGE, KIND, KINDS
 
 from ..ingest import Parsed, decode_line, decode_lines, parse_chunk, read_layout
 from .jsonl_columns import Fields, discriminator_hash, field_hash, fields_from_objects, merged
@@ -53,13 +50,12 @@ __all__ = ["Fields", "JsonlReader", "JsonlState", "discriminator_hash", "field_h
 SUFFIXES = (".jsonl", ".ndjson")
 #: The start of every line tailboard's writer writes (its kind, a string; a foreign "k" may be anything).
 NATIVE_HEAD = b'{"k":"'
+#: The start of a line of an image record, which is no evidence of tailboard's own stream (another
+#: program may write one among its lines): a chunk that starts so is read as foreign lines first.
+IMAGE_HEAD = NATIVE_HEAD + b'%s"' % K_IMAGE.encode()
 #: Fewest lines of one layout read as a template; fewer are read with the rest of their chunk.
 MIN_TEMPLATE = 16
 _NUMBER = b"0123456789.-+eENaIfinty"  # the bytes of number tokens: NaN, Infinity and -Infinity too
-#: What every image line holds (the kind's name as a JSON string).
-IMAGE_MARK = b'"%s"' % K_IMAGE.encode()
-#: The key of the stand-in config record of an image line (see the module docstring).
-_STAND_IN = "tailboard/image"
 
 
 class JsonlReader:
@@ -104,19 +100,14 @@ class JsonlReader:
         steps before are unknown, so steps going back inside ``data`` still start an attempt, before
         it none does."""
         before = dataclasses.replace(after, last_step=None, started=True, counters=(), layouts=())
-        if after.native or data.startswith(NATIVE_HEAD):
+        if _native(data, after):
             parsed = parse_chunk(data, prev_step=None, next_index=0, attempt_started=True, native=after.native)
         else:
             parsed, _ = self.decode(data, before, now=0.0)
         return dataclasses.replace(before, index=max(0, after.index - parsed.records))
 
     def decode(self, data: bytes, state: JsonlState, *, now: float) -> tuple[Parsed, JsonlState]:
-        if IMAGE_MARK in data:
-            return _pass_images(self._decode, data, state, now)
-        return self._decode(data, state, now=now)
-
-    def _decode(self, data: bytes, state: JsonlState, *, now: float) -> tuple[Parsed, JsonlState]:
-        if not (state.native or data.startswith(NATIVE_HEAD)):
+        if not _native(data, state):
             got = decode_foreign(data, state, now=now, fast=self.fast, bulk=self.bulk)
             if got is not None:
                 return got
@@ -131,43 +122,10 @@ class JsonlReader:
         )
 
 
-def _pass_images(
-    decode: Callable[..., tuple[Parsed, JsonlState]], data: bytes, state: JsonlState, now: float
-) -> tuple[Parsed, JsonlState]:
-    """``decode`` of ``data`` with each image line swapped for a stand-in config record, and the
-    image records put back in the stand-ins' places (module docstring). A line that is not an
-    image object is left for ``decode`` to count."""
-    lines = data.split(b"\n")
-    images: list[dict[str, object]] = []
-    last_image = last_header = -1
-    for i, line in enumerate(lines):
-        if line.startswith(NATIVE_HEAD + b'header"'):
-            last_header = i
-        if IMAGE_MARK not in line or not line.lstrip().startswith(b"{"):
-            continue
-        try:
-            rec = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        if type(rec) is dict and rec.get(KIND) == K_IMAGE:
-            lines[i] = orjson.dumps({KIND: K_CONFIG, "config": {}, _STAND_IN: len(images)})
-            images.append(rec)
-            last_image = i
-    parsed, after = decode(b"\n".join(lines), state, now=now)
-    others = []
-    for seg, rec in parsed.others:
-        at = rec.get(_STAND_IN)
-        if rec.get(KIND) == K_CONFIG and type(at) is int and len(rec) == 3 and 0 <= at < len(images):
-            rec = images[at]
-        others.append((seg, rec))
-    parsed.others = others
-    if images and last_image > last_header:  # an image is a record of the attempt, as a vector is
-        parsed.started = True
-        step = images[-1].get("step")
-        if not any(lines[last_image + 1 :]) and (type(step) is int or type(step) is float):
-            parsed.last_step = float(step)  # the chunk's last record
-    return parsed, dataclasses.replace(after, last_step=parsed.last_step if parsed.last_step is not None
-                                       else after.last_step, started=parsed.started)
+def _native(data: bytes, state: JsonlState) -> bool:
+    """Whether ``data`` is read as tailboard's own records straight away (``ingest.parse_chunk``):
+    its stream is (it had a header), or it starts as the writer's lines but for an image's."""
+    return state.native or data.startswith(NATIVE_HEAD) and not data.startswith(IMAGE_HEAD)
 
 
 # ---- a chunk as columns: lines of one layout read as templates ---------------------------------
@@ -232,7 +190,7 @@ def fields_by_layout(data: bytes, parsed: Parsed, fast: bool = True,
                      bulk: Callable[[bytes], Fields | None] | None = None) -> Fields | None:
     """A chunk's columns: lines of each layout met ``MIN_TEMPLATE`` times or more read as a
     template (``fast``), the others by ``bulk`` if given, else one object at a time; rows in file
-    order. None when the chunk holds tailboard's own records."""
+    order. None when the chunk holds tailboard's own records other than images."""
     if data and not data.endswith(b"\n"):
         data += b"\n"  # a last line without its newline (a reader's chunks end with one)
     whole = fields_from_template(data) if fast else None
@@ -265,10 +223,17 @@ def fields_by_layout(data: bytes, parsed: Parsed, fast: bool = True,
         else:
             where: list[int] = []
             objs = decode_lines(text, parsed, where)
-            if any(type(o) is dict and type(o.get("k")) is str and o["k"] in KINDS for o in objs):
+            own = [j for j, o in enumerate(objs) if type(o) is dict and type(o.get(KIND)) is str and o[KIND] in KINDS]
+            images = [(j, objs[j]) for j in own if objs[j][KIND] == K_IMAGE]
+            if len(images) < len(own):
                 return None
+            for j, _ in images:
+                objs[j] = {}  # a row of no fields; the record is kept beside the columns
             kept: list[int] = []
             got = fields_from_objects(objs, parsed, kept)
+            if images:
+                row = {j: r for r, j in enumerate(kept)}
+                got.records = [(row[j], rec) for j, rec in images]
             parts.append((got, np.array([rest[where[k]] for k in kept], np.int64)))
     if not parts:
         return fields_from_objects([], parsed)
@@ -277,8 +242,9 @@ def fields_by_layout(data: bytes, parsed: Parsed, fast: bool = True,
 
 def decode_foreign(data: bytes, state: JsonlState, *, now: float, fast: bool = True,
                    bulk: Callable[[bytes], Fields | None] | None = None) -> tuple[Parsed, JsonlState] | None:
-    """Foreign lines by the rules of ``jsonl_columns`` and ``jsonl_steps``; None when the chunk
-    holds tailboard's own records (``ingest.parse_chunk`` reads those)."""
+    """Foreign lines, and images among them, by the rules of ``jsonl_columns`` and ``jsonl_steps``;
+    None when the chunk holds tailboard's own records of other kinds (``ingest.parse_chunk`` reads
+    those)."""
     skipped = Parsed()
     fields = fields_by_layout(data, skipped, fast, bulk)
     if fields is None:

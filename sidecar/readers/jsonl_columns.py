@@ -60,6 +60,9 @@ class Fields:
     #: per row: index into ``prefixes`` (discriminator prefix; "" first)
     prefix: np.ndarray
     prefixes: list[str]
+    #: tailboard's own records among the rows (images), each with its row: a row of no fields, so that
+    #: it is numbered and placed in its attempt as a line with no counter is
+    records: list[tuple[int, dict[str, Any]]] = dataclasses.field(default_factory=list)
     _present: tuple[list[str], np.ndarray] | None = dataclasses.field(default=None, repr=False)
 
     def names_at(self, row: int) -> tuple[str, ...]:
@@ -150,7 +153,6 @@ def fields_from_objects(objs: list[Any], parsed: Parsed, kept: list[int] | None 
                   list(prefixes))
 
 
-
 def merged(parts: list[tuple[Fields, np.ndarray]]) -> Fields:
     """Columns of several sets of rows (each with the line number of its rows), in line order."""
     lines = np.concatenate([where for _, where in parts])
@@ -163,10 +165,12 @@ def merged(parts: list[tuple[Fields, np.ndarray]]) -> Fields:
     layout = np.empty(n, np.uint64)
     prefix = np.empty(n, np.int64)
     prefixes: dict[str, int] = {"": 0}
+    records: list[tuple[int, dict[str, Any]]] = []
     at = 0
     for f, _ in parts:
         mine = place[at : at + f.n]
         at += f.n
+        records += [(int(mine[row]), rec) for row, rec in f.records]
         for name, (values, has) in f.numbers.items():
             if name not in numbers:
                 numbers[name] = (np.full(n, np.nan), np.zeros(n, bool))
@@ -177,5 +181,6 @@ def merged(parts: list[tuple[Fields, np.ndarray]]) -> Fields:
         layout[mine] = f.layout
         ids = np.array([prefixes.setdefault(p, len(prefixes)) for p in f.prefixes], np.int64)
         prefix[mine] = ids[f.prefix]
-    return Fields(n, numbers, iso, layout, prefix, list(prefixes))
+    records.sort(key=lambda r: r[0])
+    return Fields(n, numbers, iso, layout, prefix, list(prefixes), records)
 

@@ -27,6 +27,10 @@ not have (a resumed run's first line may log less). Lines of another layout may 
 step. The last step of the last ``MAX_LAYOUTS`` layouts is kept. Lines with no counter never start
 an attempt.
 
+Images (tailboard's ``image`` records, which other programs may write too) are rows of no fields
+(``Fields.records``): numbered as a line with no counter is, in the attempt their place gives them,
+never starting one; their own step and time are the chunk's last when one is its last record.
+
 Steps are found in whole arrays when nothing happens in a chunk (every counter going forward, or
 back only as its coarser counter moves on), else line by line; both give the same steps and state.
 """
@@ -35,11 +39,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from bisect import bisect_right
 from itertools import pairwise
 from typing import Any
 
 import numpy as np
-from tailboard.format import STEP_KEYS, TIME_KEYS
+from tailboard.format import STEP_KEYS, TIME_KEYS, decode_float
 
 from ..ingest import Parsed
 from .jsonl_columns import Fields
@@ -250,6 +255,12 @@ def _series(fields: Fields, tracker: _Tracker, now: float) -> Parsed:
             wall[clock[name]] = t[clock[name]]
     wall[np.isnan(wall)] = now
     steps, starts = tracker.steps(fields, key, raw, outer)
+    for row, rec in fields.records:  # an image: its own step and time (for the chunk's last ones)
+        s, t = decode_float(rec.get("step")), decode_float(rec.get("t"))
+        if s is not None:
+            steps[row] = s
+        if t is not None and math.isfinite(t):
+            wall[row] = t
 
     parsed = Parsed(segments=[])
     bounds = [0, *starts, n]
@@ -283,6 +294,7 @@ def _series(fields: Fields, tracker: _Tracker, now: float) -> Parsed:
             if rows.shape[0]:
                 seg[name] = (steps[rows], values, wall[rows])
         parsed.segments.append(seg)
+    parsed.others = [(bisect_right(starts, row), rec) for row, rec in fields.records]
     parsed.records = n
     parsed.started = tracker.started
     if n:
