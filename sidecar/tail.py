@@ -251,6 +251,7 @@ class FileTail:
         self._untold: Skipped | None = None  # a refusal not yet handed to the consumer
         #: records that are not lines: hand out all bytes read, the consumer says what it took
         self.defer = False
+        self._starved = False  # deferring, the last hand-out held no whole record
 
     # -- state ------------------------------------------------------------------------------
 
@@ -473,12 +474,16 @@ class FileTail:
     def _records(self, buf: bytes) -> Events:
         """Hand out the complete records at the start of ``buf`` (records that are not lines)."""
         framing = self.framing
-        if self.defer:
+        if self.defer and not self._starved:
             taken = yield Chunk(buf, self.offset, self.offset + len(buf))
             done = len(buf) if taken is None else min(max(taken, 0), len(buf))
+            # nothing whole yet (a record longer than a read): frame here until one is, rather than
+            # hand the consumer the same growing bytes after every read
+            self._starved = done == 0
         else:
             done = framing.complete(buf)
             if done:
+                self._starved = False
                 yield Chunk(buf[:done], self.offset, self.offset + done)
         rest = len(buf) - done
         if rest > framing.max_record:

@@ -408,3 +408,49 @@ def test_park_unread_file_reopens_from_its_start(tmp_path: Path) -> None:
     ev = read_all(tail)
     assert [type(e) for e in ev] == [Opened, Chunk] and chunk_bytes(ev) == b'{"b":1}\n'
     tail.close()
+
+
+def test_a_deferring_tail_hands_out_every_byte_and_keeps_what_the_consumer_left(tmp_path: Path) -> None:
+    """``defer``: each chunk is every byte read; the consumer sends back how many were whole records
+    and the rest comes again, first, in the next chunk. While a record longer than a read is
+    incomplete the tail frames it itself instead of handing out the same growing bytes each read."""
+    from tailboard.sidecar.tail import Framing
+
+    def whole(buf: bytes) -> int:  # records: a 4-byte length, then that many bytes
+        at = 0
+        while at + 4 <= len(buf) and at + 4 + int.from_bytes(buf[at:at + 4], "little") <= len(buf):
+            at += 4 + int.from_bytes(buf[at:at + 4], "little")
+        return at
+
+    def record(n: int, fill: bytes) -> bytes:
+        return n.to_bytes(4, "little") + fill * n
+
+    p = tmp_path / "records.bin"
+    small = b"".join(record(10, b"%c" % (97 + i)) for i in range(30))  # 420 bytes
+    big = record(1000, b"B")
+    append(p, small + big[:500])
+    tail = FileTail(str(p), read_bytes=128, framing=Framing(whole, max_record=1 << 20))
+    tail.defer = True
+    events = tail.read()
+    handed: list[Chunk] = []
+    got = b""
+    taken: int | None = None
+    for _ in range(1000):
+        try:
+            ev = events.send(taken)
+        except StopIteration:
+            break
+        taken = None
+        if isinstance(ev, Chunk):
+            handed.append(ev)
+            assert ev.start == len(got)  # what was left comes again first
+            taken = whole(ev.data)
+            got += ev.data[:taken]
+    assert got == small
+    starved = [c for c in handed if whole(c.data) == 0]
+    assert len(starved) == 1  # the big record's head is handed out once, not after every read
+    assert tail.offset == len(small)
+    append(p, big[500:])
+    rest = [e for e in tail.read() if isinstance(e, Chunk)]
+    assert b"".join(c.data for c in rest) == big and rest[0].start == len(small)
+    assert tail.offset == len(small) + len(big)
