@@ -721,6 +721,60 @@ async def test_chunks_that_cannot_go_to_a_worker_are_parsed_here_and_the_catch_u
             assert store.series(f"r{r}", m).steps.tolist() == steps[m]
 
 
+async def test_a_parallel_catch_up_of_event_files_with_records_longer_than_a_read_equals_the_serial_one(
+    tmp_path: Path,
+) -> None:
+    """Event files holding images (records of 60 KB, longer than the 16 KiB reads), histograms and
+    texts between scalars, a torn last record and a corrupt one: the workers frame what they decode
+    and the store ends up exactly as after a serial catch-up."""
+    pytest.importorskip("torch.utils.tensorboard")
+    import numpy as np
+    from torch.utils.tensorboard import SummaryWriter
+
+    root = tmp_path / "logs"
+    rng = np.random.default_rng(7)
+    for r in range(3):
+        w = SummaryWriter(str(root / f"tb{r}"), max_queue=10_000, flush_secs=3600)
+        for i in range(300):
+            w.add_scalar("loss", 1 / (i + 1 + r), i, walltime=1.7e9 + i)
+            if i % 50 == 0:
+                w.add_image("sample", rng.integers(0, 255, (3, 150, 150), dtype=np.uint8), i, walltime=1.7e9 + i)
+                w.add_histogram("weights", rng.normal(size=500), i, walltime=1.7e9 + i)
+                w.add_text("note", f"step {i} of run {r}", i, walltime=1.7e9 + i)
+        w.close()
+    (path,) = (root / "tb1").glob("events.out.tfevents.*")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10  # inside some record: counted, the rest kept
+    path.write_bytes(bytes(data[:-5]))  # and a torn last record, held
+
+    async def load(workers: int) -> Any:
+        from tailboard.sidecar.store import Store
+
+        store = Store(root)
+        follower = Follower(root, store, read_bytes=16 << 10, sweep_interval=30.0, workers=workers,
+                            parallel_min_bytes=0)
+        await follower.start()
+        await follower.stop()
+        assert follower.catch_up_workers == workers
+        return store
+
+    def contents(store: Any) -> dict[str, Any]:
+        out = {}
+        for r in range(3):
+            run = f"tb{r}"
+            s = store.series(run, "loss")
+            images = store.images(run, "sample")
+            out[run] = (s.steps.tolist(), s.values.tolist(), s.times.tolist(), store.get_run(run).skipped,
+                        store.histograms(run, "weights"), store.texts(run),
+                        [(step, store.image(run, at)) for step, at in zip(images["steps"], images["paths"])])
+        return out
+
+    serial, parallel = contents(await load(0)), contents(await load(2))
+    assert parallel == serial
+    assert len(serial["tb0"][0]) == 300 and len(serial["tb0"][6]) == 6 and serial["tb0"][3] == {"total": 0}
+    assert serial["tb1"][3]["total"] >= 1 and len(serial["tb1"][0]) >= 290
+
+
 def test_a_parse_worker_hands_over_its_results_without_waiting_for_the_parent() -> None:
     """A worker writes each chunk's result into its pipe and goes on to the next one while the
     parent is busy elsewhere: the pipe holds both queued results (with the default 64 KiB pipe the
