@@ -5,6 +5,7 @@ attempt, and malformed input is counted, never raised."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import os
@@ -13,9 +14,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from readerkit import Points, keep
+from tailboard.sidecar.ingest import Parsed
+from tailboard.sidecar.readers import csvlog
 from tailboard.sidecar.readers.csvlog import CsvReader
 from tailboard.sidecar.tail import Chunk, FileTail, Reset
 from trainerkit import lightning_fit
@@ -336,3 +339,144 @@ def test_state_is_small_and_picklable() -> None:
     assert len(pickle.dumps(state)) < 400
     assert pickle.loads(pickle.dumps(state)) == state
     np.testing.assert_equal(state.emitted, 20_000)
+
+
+# -- the plain reading (rows of numbers and empty cells read from the bytes) equals the csv module's
+
+#: numbers as JSON spells them, some read by orjson otherwise than as floats (an integer -0)
+JSON_CELLS = st.one_of(
+    st.just(""),
+    st.integers(-(2**70), 2**70).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.floats(allow_nan=False, allow_infinity=False, width=32).map(repr),
+    st.sampled_from(["-0", "0", "-0.0", "-0e0", "1e-400", "-1e-400", "1E+05", "0.1e1", "18446744073709551616"]),
+)
+#: numbers that JSON spells otherwise, and empty cells with spaces
+FLOAT_CELLS = ["nan", "NaN", "-nan", "inf", "-Infinity", "+inf", "1e400", "-1e400", "-0", " -0", "+1", "+0",
+               ".5", "5.", "007", "1_0", " 3 ", "  ", "\t2"]
+#: cells the plain reading leaves to the csv module
+TEXT_CELLS = ["NA", "null", "-", "x", "e", "true", "1 2", "--1", "\x0c", "x,y", 'say "hi"', "two\nlines", "é",
+              "1704067200", "2024-01-01 10:00:00"]
+PLAIN_NAMES = ["epoch", "step", "Step", "train/loss", "val/loss", "time", "timestamp", "lr", "e"]
+#: raw text between rows: a blank line, lone CRs (each ends a row for the csv module)
+RAW = ["\n", "\r\n", "\r", "1\r", "\r\r\n"]
+
+
+@st.composite
+def plain_files(draw: Any) -> list[bytes]:
+    """Versions of one file, each rewritten whole with a column more (Lightning's CSVLogger) or
+    another history (the same start, other rows): mostly numbers and empty cells, with numbers JSON
+    does not spell, text, quotes, rows of another width, headers written again, blank lines and
+    lone CRs now and then."""
+    rates = (draw(st.sampled_from([0, 0, 20, 300])), draw(st.sampled_from([0, 0, 0, 5, 50])))  # in 1,000
+    cell = st.integers(0, 999).flatmap(lambda r: st.sampled_from(FLOAT_CELLS) if r < rates[0] else
+                                       st.sampled_from(TEXT_CELLS) if r < rates[0] + rates[1] else JSON_CELLS)
+    end = draw(st.sampled_from(["\n", "\r\n"]))
+    delim = draw(st.sampled_from([",", ",", ",", "\t"]))
+    names = draw(st.lists(st.sampled_from(PLAIN_NAMES), min_size=1, max_size=6, unique=True))
+    start = draw(st.sampled_from(["", "", "", "", "\ufeff", "1,2" + end]))  # a BOM, a row before the header
+    odd_rows = draw(st.sampled_from([0, 0, 1, 5]))
+    rows: list[list[str] | str] = []
+    versions = []
+    for v in range(draw(st.integers(1, 3))):
+        if v and draw(st.integers(0, 3)) == 0:
+            rows = rows[: draw(st.integers(0, len(rows)))]
+        for _ in range(draw(st.integers(0, 40))):
+            kind = draw(st.sampled_from(["row"] * 30 + ["sparse"] * 8 + ["bad", "header", "raw"] * odd_rows))
+            if kind == "header":
+                rows.append(list(names))
+            elif kind == "raw":
+                rows.append(draw(st.sampled_from(RAW)))
+            elif kind == "sparse":  # Lightning's validation rows: most cells empty
+                rows.append([draw(cell) if draw(st.integers(0, 3)) == 0 else "" for _ in names])
+            else:
+                size = len(names) + (draw(st.sampled_from([-1, 1])) if kind == "bad" else 0)
+                rows.append([draw(cell) for _ in range(size)])
+        buf = io.StringIO()
+        buf.write(start)
+        w = csv.writer(buf, delimiter=delim, lineterminator=end)
+        w.writerow(names)
+        for r in rows:
+            if isinstance(r, str):
+                buf.write(r)
+            else:
+                w.writerow(r)
+        data = buf.getvalue().encode()
+        versions.append(data if draw(st.integers(0, 9)) else data[: -len(end)])  # a last line without its end
+        extra = draw(st.sampled_from(["acc", "grad", "time", "val/acc"]))
+        if extra not in names:
+            rows = [r + [""] if isinstance(r, list) and len(r) == len(names) else r for r in rows]
+            names.append(extra)
+    return versions
+
+
+def same_decode(data: bytes, state: Any, now: float = 7.0) -> tuple[Any, bool]:
+    """Decode ``data`` both ways and check that they give the same Parsed and state; returns the
+    state after and whether the plain reading took the chunk."""
+    fast, fast_state = csvlog._decode(data, state, now=now)
+    slow, slow_state = csvlog._decode(data, state, now=now, plain=False)
+    assert fast_state == slow_state
+    assert (fast.records, fast.skipped, fast.started) == (slow.records, slow.skipped, slow.started)
+    assert repr((fast.last_step, fast.last_time)) == repr((slow.last_step, slow.last_time))
+    assert [list(s) for s in fast.segments] == [list(s) for s in slow.segments]
+    for a, b in zip(fast.segments, slow.segments):
+        for name in a:
+            for x, y in zip(a[name], b[name]):  # steps, values, times: bit for bit (-0.0, NaN)
+                assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), name
+    probe = dataclasses.replace(state, last_steps=dict(state.last_steps))
+    return fast_state, csvlog._read_plain(data, probe, csvlog._Points(), Parsed(), now)
+
+
+@settings(max_examples=400, deadline=None)
+@given(versions=plain_files(), cuts=st.lists(st.integers(0, 6000), max_size=8), st_=st.data())
+def test_plain_reading_equals_the_csv_modules(versions: list[bytes], cuts: list[int], st_: Any) -> None:
+    """Any chunking, any rewrite (read again from offset 0 with ``rewound``), an export's
+    ``first_read``: every chunk decodes to the same Parsed and state through the bytes as through
+    the csv module, or goes through the csv module."""
+    r = CsvReader()
+    state = r.new_state()
+    for n, data in enumerate(versions):
+        if n:
+            state = r.rewound(state)
+        buf, at = b"", 0
+        for b in sorted({c for c in cuts if 0 < c < len(data)}) + [len(data)]:
+            buf += data[at:b]
+            at = b
+            k = r.complete(buf)
+            if k:
+                state, took = same_decode(buf[:k], state)
+                event(f"plain: {took}")
+                buf = buf[k:]
+        if buf and st_.draw(st.booleans()):  # an export reads a last line without its end too
+            state, _ = same_decode(buf, state)
+    same_decode(versions[-1], r.first_read(state))
+
+
+def test_plain_reading_takes_lightnings_files_and_reads_minus_zero_as_float_does() -> None:
+    """Lightning's metrics.csv (sparse validation rows, CRLF) is read from its bytes in every chunk,
+    the header's too; an integer -0 is -0.0 as ``float`` reads it, in either reading."""
+    rows = ["epoch,step,train/loss,val/loss\r\n"]
+    for i in range(300):
+        rows.append(f"0,{i},{math.sin(i)!r},\r\n")
+        if i % 50 == 49:
+            rows.append(f"0,{i},,{math.cos(i)!r}\r\n")
+    data = "".join(rows).encode()
+    r = CsvReader()
+    state, buf = r.new_state(), b""
+    for at in range(0, len(data), 1000):
+        buf += data[at : at + 1000]
+        n = r.complete(buf)
+        state, took = same_decode(buf[:n], state)
+        assert took
+        buf = buf[n:]
+    for chunk in (b"step,loss,x\n0,-0,-0\n1,0,x\n",  # a text cell
+                  b"step,loss\n0,1\n1\r,2\n",  # a lone CR ends a row: "1", then ",2"
+                  b"step,loss\n0,1\n" + b"2," + b"9" * 100_000 + b"\n"):  # a field the csv module refuses
+        _, took = same_decode(chunk, r.new_state())
+        assert not took  # the csv module reads these chunks
+    for chunk in (b"loss\n1\n\n2\n", b"loss\r\n1\r\n\r\n \r\n2\r\n", b"step,loss\n0, 1 \n1,  \n2,-0 \n"):
+        _, took = same_decode(chunk, r.new_state())  # blank lines are no rows, a cell of spaces is empty
+        assert took
+    for plain in (True, False):
+        parsed, _ = csvlog._decode(b"step,loss\n0,-0\n1,0\n2,-0.0\n", r.new_state(), now=0.0, plain=plain)
+        assert np.signbit(parsed.segments[0]["loss"][1]).tolist() == [True, False, True]
