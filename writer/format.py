@@ -159,12 +159,18 @@ def encode(record: Mapping[str, Any]) -> bytes:
     return text.encode("utf-8") + b"\n"
 
 
+#: Types that are never mappings: ``flatten`` asks no abstract-class check of them (that check, per
+#: field of every line, was most of the time of reading another program's JSON lines of mixed layouts).
+_LEAVES = frozenset({float, int, str, bool, type(None), list})
+
+
 def flatten(obj: Mapping[str, Any], prefix: str = "", sep: str = "/") -> dict[str, Any]:
     """Nested dicts flattened to one level, keys joined with "/": {"a": {"b": 1}} -> {"a/b": 1}."""
     out: dict[str, Any] = {}
     for key, value in obj.items():
-        name = f"{prefix}{sep}{key}" if prefix else str(key)
-        if isinstance(value, Mapping):
+        name = f"{prefix}{sep}{key}" if prefix else key if type(key) is str else str(key)
+        kind = type(value)
+        if kind is dict or (kind not in _LEAVES and isinstance(value, Mapping)):
             out.update(flatten(value, name, sep))
         else:
             out[name] = value

@@ -113,13 +113,22 @@ def fields_from_objects(objs: list[Any], parsed: Parsed, kept: list[int] | None 
             parsed.skip("bad_value")
             continue
         h = 0
+        told = False  # a discriminator holds a string: the metrics take its prefix
         for name, v in flat.items():
             if v is None:
                 continue
-            h += field_hash(name)
-            if type(v) is str:
+            fh = _hashes.get(name)
+            h += fh if fh is not None else field_hash(name)
+            kind = type(v)
+            if kind is float or kind is int:  # the usual field: no other test
+                rows, xs = numbers.setdefault(name, ([], []))
+                rows.append(n)
+                xs.append(float(v))
+                continue
+            if kind is str:
                 if name in _DISC:
                     h += discriminator_hash(name, v)
+                    told = True
                     continue
                 if name in _TIME:
                     t = absolute_time(v)
@@ -134,8 +143,7 @@ def fields_from_objects(objs: list[Any], parsed: Parsed, kept: list[int] | None 
                 rows.append(n)
                 xs.append(x)
         layout.append(h & _M64)
-        p = discriminator_prefix(flat)
-        prefix.append(prefixes.setdefault(p, len(prefixes)))
+        prefix.append(prefixes.setdefault(discriminator_prefix(flat), len(prefixes)) if told else 0)
         if kept is not None:
             kept.append(i)
         n += 1
