@@ -481,3 +481,41 @@ def test_m4_keeps_what_its_definition_keeps(values: list[float], gaps: list[int]
         real = kept[~np.isnan(kept)]
         if real.size:
             assert np.nanmin(mins) == real.min() and np.nanmax(maxs) == real.max()
+
+
+def test_the_last_step_is_the_latest_attempt_s_whatever_the_chunks(tmp_path: Path) -> None:
+    """A run resumed from an earlier step: its last step is the new attempt's latest, however the
+    tail cut the file (it stayed at the old attempt's largest when the new header came alone)."""
+    import tailboard
+
+    with tailboard.init(tmp_path / "r") as run:
+        for i in range(100):
+            run.log({"loss": 1.0 / (i + 1)}, step=i)
+    with tailboard.init(tmp_path / "r", config={"lr": 0.1}) as again:  # resumed at step 3, a config after its header
+        for i in range(3, 11):
+            again.log({"loss": 0.1}, step=i)
+    lines = (tmp_path / "r" / "rank0.jsonl").read_bytes().splitlines(keepends=True)
+    assert b'"config"' in lines[-10] or any(b'"config"' in line for line in lines[-12:])
+
+    def last_step(cuts: list[int]) -> tuple[Any, ...]:
+        store = Store(tmp_path)
+        store.open_stream("r", "rank0.jsonl", str(tmp_path / "r" / "rank0.jsonl"), "key")
+        at = 0
+        seen = []
+        for a, b in zip([0, *cuts], [*cuts, len(lines)]):
+            piece = b"".join(lines[a:b])
+            store.ingest("r", "rank0.jsonl", piece, at, at + len(piece))
+            at += len(piece)
+            seen.append(store.get_run("r").last_step)  # type: ignore[union-attr]
+        info = store.get_run("r")
+        assert info is not None
+        return info.last_step, info.attempts, seen
+
+    assert last_step([])[:2] == (10, 2)
+    header = next(i for i, line in enumerate(lines) if i and b'"header"' in line)
+    for cuts in ([header], [header, header + 1], [header - 1, header + 1], list(range(1, len(lines)))):
+        got, attempts, seen = last_step(cuts)
+        assert (got, attempts) == (10, 2), cuts
+        assert all(s is None or s <= 99 for s in seen) and seen[-1] == 10
+        after = [s for a, s in zip([0, *cuts], seen) if a >= header]  # pieces from the new header on
+        assert all(s is None or s <= 10 for s in after), (cuts, seen)

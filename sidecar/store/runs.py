@@ -315,9 +315,18 @@ class Run:
         st.records += parsed.records
         self.records += parsed.records
         st.pace.add(parsed.segments, parsed.last_step)
-        if parsed.last_step is not None:
-            self.last_step = (parsed.last_step if self.last_step is None or new_attempt
-                              else max(self.last_step, parsed.last_step))
+        # The chunk's last step counts only when the chunk holds records with steps (after a header
+        # or a config alone it is the reader's, of the attempt before), and it is the new attempt's
+        # only when the last segment holds them (a chunk may end with a new attempt's header).
+        def stepped(segments: range) -> bool:
+            return any(len(s[0]) for i in segments for s in parsed.segments[i].values()) or \
+                any(i in segments and "step" in rec for i, rec in parsed.others)
+
+        if new_attempt:
+            last = len(parsed.segments) - 1
+            self.last_step = parsed.last_step if stepped(range(last, last + 1)) else None
+        elif parsed.last_step is not None and stepped(range(len(parsed.segments))):
+            self.last_step = parsed.last_step if self.last_step is None else max(self.last_step, parsed.last_step)
         if parsed.records:
             self.updated = st.updated = parsed.last_time if parsed.last_time is not None else now
             if live:
