@@ -16,7 +16,7 @@ import math
 import operator
 from typing import Any, Callable, Iterable, Mapping
 
-from .format import NAN, NEG_INF, POS_INF, encode_float, to_json_value
+from .format import K_IMAGE, NAN, NEG_INF, POS_INF, encode_float, to_json_value
 
 __all__ = [
     "Histogram",
@@ -66,8 +66,6 @@ class Histogram:
         self.bins = bins
 
 
-#: The record kind of an image (docs/format.md): the PNG is a file beside the log, the record says where.
-K_IMAGE = "image"
 #: Layouts of an image's dimensions ``Image`` takes (TensorBoard's ``dataformats``).
 IMAGE_FORMATS = ("HW", "HWC", "CHW")
 #: Largest image written, in pixels (16 MP): a larger one is dropped and counted, not encoded.

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 from tailboard.format import K_CONFIG, K_HIST, K_TEXT, KIND, encode_float, to_json_value
-from tailboard.values import K_IMAGE
+from tailboard.format import K_IMAGE
 
 from ..ingest import Parsed
 from . import protowire as pw
