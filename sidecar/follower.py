@@ -184,6 +184,7 @@ class Follower:
         workers: int | None = None,
         parallel_min_bytes: int = 64 << 20,
         readers: Registry | None = None,
+        load_average: Callable[[], float] | None = None,
     ) -> None:
         if max_open_files is not None and max_open_files < 1:
             raise ValueError(f"max_open_files must be at least 1, got {max_open_files}")
@@ -203,8 +204,12 @@ class Follower:
         self._housekeeping_every = sweep_interval
         self._housekept = time.monotonic()
         # Catch-up parses in this many processes when the backlog is at least parallel_min_bytes
-        # (JSON parsing holds the GIL: threads would not help). None: one per usable core.
+        # (JSON parsing holds the GIL: threads would not help). None: one per usable core, unless
+        # every core is already busy (``load_average``, the system's over the last minute, at least
+        # the cores): the workers' own cost (their start, results sent back) then makes the
+        # catch-up slower than one process, and it takes CPU from the jobs running there.
         self.workers = _usable_cores() if workers is None else workers
+        self._load_average = None if workers is not None else (load_average or _load_average)
         self.parallel_min_bytes = parallel_min_bytes
         self.catch_up_workers = 0  # how many processes the catch-up used (0: this one only)
         self._files: dict[str, _Followed] = {}
@@ -325,7 +330,11 @@ class Follower:
                 total += os.stat(f.ref.path).st_size
         self._progress(0, total, False)
         loaded = 0
-        if self.workers > 1 and len(files) > 1 and total >= self.parallel_min_bytes:
+        load = self._load_average() if self._load_average is not None else 0.0
+        busy = load >= _usable_cores()
+        if busy and total >= self.parallel_min_bytes:
+            logger.info("every core is busy (load average %.1f): catching up in this process", load)
+        if self.workers > 1 and len(files) > 1 and total >= self.parallel_min_bytes and not busy:
             try:
                 pool = ParsePool(self.workers, slot=2 * self.read_bytes + self.max_line_bytes)
             except (OSError, ValueError) as exc:
@@ -803,6 +812,14 @@ def _version(ref: StreamRef, st: os.stat_result) -> tuple[int, float]:
     """Which of two versions of a stream is newer: the latest modified; then the highest
     checkpoint, the run's own file (no checkpoint) last."""
     return st.st_mtime_ns, math.inf if ref.version is None else ref.version
+
+
+def _load_average() -> float:
+    """The system's load average over the last minute; 0 where it cannot be read."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
 
 
 def _usable_cores() -> int:

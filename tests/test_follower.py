@@ -806,3 +806,33 @@ def test_a_parse_worker_hands_over_its_results_without_waiting_for_the_parent() 
     assert size > 2 * 70_000, size  # each answer holds 30,000 points: about 0.5 MB
     for tag, (parsed, _) in got:
         assert sum(len(s[0]) for seg in parsed.segments for s in seg.values()) == 30_000, tag
+
+
+@pytest.mark.parametrize("load, workers", [(0.3, 2), (64.0, 0)])
+async def test_a_backlog_is_parsed_in_workers_only_while_some_core_is_free(
+    tmp_path: Path, load: float, workers: int
+) -> None:
+    """With the default workers, a machine whose load average is at least its cores catches up in
+    one process (workers would cost more than they bring and take CPU from the jobs there); asked
+    for workers explicitly, it gets them whatever the load."""
+    from tailboard.sidecar import follower as follower_module
+    from tailboard.sidecar.store import Store
+
+    if follower_module._usable_cores() < 2:
+        pytest.skip("one usable core: no parse workers by default")
+    steps = write_parallel_backlog(tmp_path / "logs", "jsonl")
+    root = tmp_path / "logs"
+
+    async def load_with(**options: Any) -> Any:
+        store = Store(root)
+        follower = Follower(root, store, sweep_interval=30.0, parallel_min_bytes=0, **options)
+        await follower.start()
+        await follower.stop()
+        return follower, store
+
+    cores = follower_module._usable_cores()
+    follower, store = await load_with(load_average=lambda: load * cores / 2)
+    assert follower.catch_up_workers == (cores if workers else 0)
+    assert store.series("r3", "y").steps.tolist() == steps["y"]
+    busy, _ = await load_with(workers=2, load_average=lambda: 1e9)  # explicit: the load is not asked
+    assert busy.catch_up_workers == 2
