@@ -212,3 +212,153 @@ def test_a_truncated_log_is_new_lines_and_its_steps_decide_the_attempt() -> None
         keep(attempts, parsed)
         state = r.rewound(state)
     assert attempts == [{"loss": [(1.0, 1.0), (2.0, 0.5), (3.0, 0.25)]}, {"loss": [(1.0, 0.9)]}]
+
+
+# -- the bulk decode (textfast) reads every chunk as the line-by-line decode does -----------------
+
+def _num(draw: Any) -> str:
+    """A number as scripts print them: fixed, exponent, 4 significant digits, repr, NaN/inf, long."""
+    x = draw(st.one_of(st.integers(-3, 3), st.floats(-1e6, 1e6, allow_nan=False), st.sampled_from([0.0, -0.0, 1e-30, 7e22, 3e-23])))
+    fmt = draw(st.sampled_from(["{:.4f}", "{:.3e}", "{:.4g}", "{!r}", "{:.0f}", "{:.22f}", "nan", "-inf", "Infinity",
+                                "NaN", "1e400", "{:+.2f}", "{:.2E}"]))
+    return fmt.format(float(x)) if "{" in fmt else fmt
+
+
+def _int(draw: Any, hi: int = 30) -> int:
+    return draw(st.integers(0, hi))
+
+
+def _stamp(draw: Any) -> str:
+    y, mo, d = draw(st.sampled_from([1969, 1999, 2024, 2199, 2301])), _int(draw, 13), _int(draw, 32)
+    h, mi, s = _int(draw, 25), _int(draw, 60), _int(draw, 60)
+    frac = draw(st.sampled_from(["", ",123", ".5", ".123456789"]))
+    zone = draw(st.sampled_from(["", "", "Z", "+05:30", "-0800", "+2500", "-00:00"]))
+    sep = draw(st.sampled_from([" ", "T"]))
+    return f"{y:04d}-{mo:02d}-{d:02d}{sep}{h:02d}:{mi:02d}:{s:02d}{frac}{zone}"
+
+
+@st.composite
+def _log_line(draw: Any) -> str:
+    shape = draw(st.integers(0, 12))
+    n, v = (lambda hi=30: _int(draw, hi)), (lambda: _num(draw))
+    if shape == 0:
+        line = f"{_stamp(draw)} INFO epoch {n(3)} | step {n()} | loss={v()} lr={v()} acc={v()}"
+    elif shape == 1:
+        line = f"Epoch [{n(3)}/3], Step [{n()}/{draw(st.sampled_from([30, 600]))}], Loss: {v()}"
+    elif shape == 2:
+        line = f"{n()}/30 [====] - {n(9)}s {n(9)}ms/step - loss: {v()} - accuracy: {v()}"
+    elif shape == 3:
+        line = f"Epoch {n(3)}/3"
+    elif shape == 4:
+        line = f"{{'loss': '{v()}', 'grad_norm': {v()}, 'learning_rate': '{v()}', 'epoch': '{v()}'}}"
+    elif shape == 5:
+        line = f"Train Epoch: {n(3)} [{n(600)}/600 ({n(99)}%)]\tLoss: {v()}"
+    elif shape == 6:
+        line = f"t={draw(st.sampled_from(['1700000000', '1700000000123', '5', v()]))} iter {n()} acc={v()} time={v()}"
+    elif shape == 7:
+        line = f"step={n()} m{n(9)}={v()} 'top {n(9)}': {v()}"
+    elif shape == 8:
+        line = f"global step {n()} | Val Loss: {v()}"
+    elif shape == 9:
+        line = f"validation: acc={v()}"
+    elif shape == 10:
+        line = f"epoch={v()} Step [{n()}/{n(600)}] loss={v()} timestamp={v()}"
+    elif shape == 11:
+        line = f"{_stamp(draw)} step={v()} loss={v()}"
+    else:
+        line = draw(st.sampled_from(CORPUS))
+    if draw(st.integers(0, 9)) == 0:
+        line = f"\x1b[32m{line[:5]}\x1b[0m{line[5:]}"
+    if draw(st.integers(0, 9)) == 0:
+        line = f"  3%|▎   | {n()}/600 [00:01<00:30]\r" + line
+    return line + draw(st.sampled_from(["\n", "\n", "\n", "\r\n", "\r"]))
+
+
+def _same(a: Any, b: Any) -> None:
+    """Equal Parsed results: the same segments (metric order too), arrays equal bit for bit."""
+    assert [list(s) for s in a.segments] == [list(s) for s in b.segments]
+    for sa, sb in zip(a.segments, b.segments):
+        for name in sa:
+            for x, y in zip(sa[name], sb[name]):
+                assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), name
+    assert repr((a.records, a.last_step, a.last_time, a.started, a.skipped, a.others)) == \
+        repr((b.records, b.last_step, b.last_time, b.started, b.skipped, b.others))
+
+
+@settings(max_examples=400, deadline=None)
+@given(picked=st.lists(_log_line(), max_size=60), repeat=st.integers(1, 4),
+       cuts=st.lists(st.integers(0, 20000), max_size=8), min_group=st.sampled_from([1, 2, 16]))
+def test_the_bulk_decode_reads_as_line_by_line(picked: list[str], repeat: int, cuts: list[int], min_group: int) -> None:
+    from tailboard.sidecar.readers.textfast import decode_bulk
+
+    data = "".join(picked * repeat).encode()  # repeated: a script run again, lines of one shape
+    r = TextReader()
+    bulk, lines, at, buf = r.new_state(), r.new_state(), 0, b""
+    for b in sorted({c for c in cuts if 0 < c < len(data)}) + [len(data)]:
+        buf += data[at:b]
+        at = b
+        n = r.complete(buf)
+        if n:
+            got, bulk = decode_bulk(r, buf[:n], bulk, now=7.0, min_group=min_group)
+            want, lines = r.decode_lines(buf[:n], lines, now=7.0)
+            _same(got, want)
+            assert repr(bulk) == repr(lines)
+            buf = buf[n:]
+
+
+def test_a_backlog_of_one_shape_is_read_in_bulk_as_line_by_line() -> None:
+    """The shape of bench/ingest.py's text log, 3,000 lines in one chunk; a restart, NaN and a
+    line of another shape inside; and every line read through the per-line rules gives the same."""
+    text = "".join(f"2024-03-{1 + i // 1000:02d} 12:{i // 60 % 60:02d}:{i % 60:02d},{i % 1000:03d} INFO epoch {i // 1000} | "
+                   f"step {i % 1700} | loss={1 + i / 3000:.4f} lr={5e-5 * (1 - i / 3000):.3e} acc={'nan' if i == 5 else i % 97}\n"
+                   + ("validation: acc=0.5\n" if i % 500 == 0 else "") for i in range(3000))
+    r = TextReader()
+    got, st_bulk = r.decode(text.encode(), r.new_state(), now=0.0)
+    want, st_lines = r.decode_lines(text.encode(), r.new_state(), now=0.0)
+    _same(got, want)
+    assert repr(st_bulk) == repr(st_lines)
+    assert len(got.segments) == 2 and got.records == 3006
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "Australia/Lord_Howe", "America/St_Johns"])
+def test_local_times_in_bulk_are_those_of_datetime_across_changes_of_offset(zone: str) -> None:
+    """Times without a zone are local: in bulk, offsets are asked once an hour, and every second
+    of an hour in which the offset changes (Lord Howe moves by 30 minutes, St John's is -3:30)."""
+    import os
+    import time
+
+    from tailboard.sidecar.readers.textfast import decode_bulk
+
+    days = ["2024-03-31", "2024-10-27", "2024-04-07", "2024-10-06", "2024-03-10", "2024-11-03"]
+    log = lines(*(f"{day} {h:02d}:{m:02d}:{s:02d},{ms:03d} step={i} loss=0.5"
+                  for i, (day, h, m, s, ms) in enumerate((day, h, m, s, (h * m * s) % 1000) for day in days
+                                                         for h in range(24) for m in (0, 15, 29, 30, 59) for s in (0, 59))))
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = zone
+    time.tzset()
+    try:
+        r = TextReader()
+        got, _ = decode_bulk(r, log, r.new_state(), now=0.0, min_group=1)
+        want, _ = r.decode_lines(log, r.new_state(), now=0.0)
+    finally:
+        if old is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
+    _same(got, want)
+    assert len(set(got.segments[0]["loss"][2].tolist())) > 1000
+
+
+def test_many_new_attempts_in_a_chunk_read_as_line_by_line() -> None:
+    """Two scripts printing into one file (steps go back at every other line): after 16 attempts in
+    a chunk the rest is read line by line, with the same result."""
+    from tailboard.sidecar.readers.textfast import decode_bulk
+
+    log = lines(*(f"step={i // 2 + (i % 2) * 5} loss={i}" for i in range(200)), "Epoch [1/2], Step [10/60], Loss: 1",
+                "Epoch [2/2], Step [20/60], Loss: 1", "validation: acc=0.5")
+    r = TextReader()
+    got, st_bulk = decode_bulk(r, log, r.new_state(), now=0.0, min_group=1)
+    want, st_lines = r.decode_lines(log, r.new_state(), now=0.0)
+    _same(got, want)
+    assert repr(st_bulk) == repr(st_lines) and len(got.segments) > 50

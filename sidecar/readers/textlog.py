@@ -82,6 +82,7 @@ _ISO_WITHIN = 64  # a line's date-time is its prefix (logging's asctime): looked
 _STEP_NAMES = frozenset(STEP_KEYS) | {"global step"}
 _TIME_NAMES = frozenset(TIME_KEYS)
 _TEXT_SUFFIXES = (".log", ".txt", ".out")
+_BULK_FROM = 64  # lines in a chunk from which it is read in bulk
 
 
 @dataclasses.dataclass
@@ -132,11 +133,23 @@ class TextReader:
         return state
 
     def decode(self, data: bytes, state: TextState, *, now: float) -> tuple[Parsed, TextState]:
+        if self.pattern is None and data.count(b"\n", 0, _BULK_FROM * 512) >= _BULK_FROM:
+            # a backlog: lines of the same shape are read together (textfast), the rest as here
+            from .textfast import decode_bulk  # after this module is whole: textfast uses its rules
+
+            return decode_bulk(self, data, state, now=now)
+        return self.decode_lines(data, state, now=now)
+
+    def decode_lines(self, data: bytes, state: TextState, *, now: float) -> tuple[Parsed, TextState]:
+        """``decode`` one line at a time."""
         st = dataclasses.replace(state, last_steps=dict(state.last_steps))
-        parsed = Parsed()
-        segments: list[dict[str, tuple[list[float], list[float], list[float]]]] = [{}]
         lines = data.decode("utf-8", "replace").split("\n")
         lines.pop()  # after the last newline: nothing, or redraws a later "\r" already overwrote
+        return self._lines(lines, st, now), st
+
+    def _lines(self, lines: list[str], st: TextState, now: float) -> Parsed:
+        parsed = Parsed()
+        segments: list[dict[str, tuple[list[float], list[float], list[float]]]] = [{}]
         for raw in lines:
             st.line += 1
             step, kind, metrics, t = self._line(_visible(raw), st, now)
@@ -164,50 +177,16 @@ class TextReader:
             for seg in segments
         ]
         parsed.started = st.started
-        return parsed, st
+        return parsed
 
     def _line(self, line: str, st: TextState, now: float) -> tuple[float, str, dict[str, float], float]:
         """(step, kind of step, metrics, wall time) of one visible line; updates the carried context."""
         if self.pattern is not None:
             return self._match(line, st, now)
-        if "|" in line and _TQDM.search(line):
+        read = _read(line)
+        if read is None:
             return 0.0, "", {}, now
-        positions: dict[str, tuple[float, float | None]] = {}
-        metrics: dict[str, float] = {}
-        t = None
-        for m in _PAIR.finditer(line):
-            key = m["key"]
-            if " " in key or key[0] in "'\"":
-                key = " ".join(key.strip("'\"").split())
-            low = key.lower()
-            value = float(m["num"])
-            if " " in low and low not in _STEP_NAMES and low.rpartition(" ")[2] in _STEP_NAMES:
-                low = low.rpartition(" ")[2]  # "Train Epoch: 1"
-            if low in _STEP_NAMES:
-                positions.setdefault(low.replace(" ", "_"), (value, None))
-            elif low in _TIME_NAMES and t is None and _absolute(value) is not None:
-                t = _absolute(value)
-            else:
-                metrics.setdefault(key, value)
-        # counters ("Step [100/600]", "Epoch 3/10", "iter 20"), when the line names a position that
-        # was not a pair
-        after_epoch = 0
-        low_line = line.lower()
-        if low_line.count("step") + low_line.count("iter") + low_line.count("epoch") > len(positions):
-            for m in _COUNTER.finditer(line):
-                name = m["name"].lower().replace(" ", "_")
-                total = m["total"]
-                if total or name not in positions:
-                    positions[name] = (float(m["n"]), float(total) if total else None)
-                if name == "epoch" and not after_epoch:
-                    after_epoch = m.end()
-        if "epoch" in positions and "step" not in positions:
-            # PyTorch's MNIST example: "Train Epoch: 1 [640/60000 (1%)]", samples within the epoch
-            progress = _PROGRESS.search(line, after_epoch)
-            if progress:
-                positions["batch"] = (float(progress["n"]), float(progress["total"]))
-        if t is None and metrics and "-" in line[:_ISO_WITHIN]:
-            t = _iso_time(line[:_ISO_WITHIN])
+        positions, metrics, t = read
         step, kind = self._position(positions, st)
         return step, kind, metrics, now if t is None else t
 
@@ -259,6 +238,77 @@ class TextReader:
         return step, kind, metrics, now if t is None else t
 
 
+@dataclasses.dataclass(frozen=True)
+class LineScan:
+    """Where the numbers of a visible line are and what the rules make of them, as far as the text
+    decides: what only values decide (is a ``time`` pair an absolute time?) is left to ``_read``.
+    Lines that differ only in ASCII digits scan alike: every character class of the rules holds all
+    ten digits or none, and names are compared as text (textfast relies on this)."""
+
+    # pairs that are not positions, in order: (name, named as a wall time, key span, number span)
+    pairs: tuple[tuple[str, bool, int, int, int, int], ...]
+    # position name -> (number span, total span or (-1, -1))
+    positions: dict[str, tuple[int, int, int, int]]
+    iso: re.Match[str] | None  # the date-time in the first _ISO_WITHIN characters, if any
+
+
+def _scan(line: str) -> LineScan | None:
+    """The structure of a visible line; None for a progress bar (it holds nothing)."""
+    if "|" in line and _TQDM.search(line):
+        return None
+    pairs: list[tuple[str, bool, int, int, int, int]] = []
+    positions: dict[str, tuple[int, int, int, int]] = {}
+    for m in _PAIR.finditer(line):
+        key = m["key"]
+        if " " in key or key[0] in "'\"":
+            key = " ".join(key.strip("'\"").split())
+        low = key.lower()
+        if " " in low and low not in _STEP_NAMES and low.rpartition(" ")[2] in _STEP_NAMES:
+            low = low.rpartition(" ")[2]  # "Train Epoch: 1"
+        if low in _STEP_NAMES:
+            positions.setdefault(low.replace(" ", "_"), (*m.span("num"), -1, -1))
+        else:
+            pairs.append((key, low in _TIME_NAMES, *m.span("key"), *m.span("num")))
+    # counters ("Step [100/600]", "Epoch 3/10", "iter 20"), when the line names a position that
+    # was not a pair
+    after_epoch = 0
+    low_line = line.lower()
+    if low_line.count("step") + low_line.count("iter") + low_line.count("epoch") > len(positions):
+        for m in _COUNTER.finditer(line):
+            name = m["name"].lower().replace(" ", "_")
+            if m["total"] or name not in positions:
+                positions[name] = (*m.span("n"), *m.span("total"))
+            if name == "epoch" and not after_epoch:
+                after_epoch = m.end()
+    if "epoch" in positions and "step" not in positions:
+        # PyTorch's MNIST example: "Train Epoch: 1 [640/60000 (1%)]", samples within the epoch
+        progress = _PROGRESS.search(line, after_epoch)
+        if progress:
+            positions["batch"] = (*progress.span("n"), *progress.span("total"))
+    head = line[:_ISO_WITHIN]
+    return LineScan(tuple(pairs), positions, _ISO.search(head) if "-" in head else None)
+
+
+def _read(line: str) -> tuple[dict[str, tuple[float, float | None]], dict[str, float], float | None] | None:
+    """(positions, metrics, wall time or None) of a visible line, or None for a progress bar."""
+    scan = _scan(line)
+    if scan is None:
+        return None
+    metrics: dict[str, float] = {}
+    t = None
+    for name, timed, _, _, a, b in scan.pairs:
+        value = float(line[a:b])
+        if timed and t is None and _absolute(value) is not None:
+            t = _absolute(value)
+        else:
+            metrics.setdefault(name, value)
+    positions = {name: (float(line[a:b]), float(line[c:d]) if c >= 0 else None)
+                 for name, (a, b, c, d) in scan.positions.items()}
+    if t is None and metrics and scan.iso is not None:
+        t = _iso_from(scan.iso)
+    return positions, metrics, t
+
+
 def _visible(raw: str) -> str:
     """What a terminal shows of a line: the last redraw, without escape codes or NULs."""
     line = raw.removesuffix("\r").rpartition("\r")[2]
@@ -285,8 +335,10 @@ def _absolute(value: float) -> float | None:
 
 def _iso_time(text: str) -> float | None:
     m = _ISO.search(text)
-    if m is None:
-        return None
+    return None if m is None else _iso_from(m)
+
+
+def _iso_from(m: re.Match[str]) -> float | None:
     zone = m[4] or ""
     if zone == "Z":
         zone = "+00:00"
