@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Callable, Iterable
 
+import numpy as np
 import orjson
 from prometheus_client.registry import CollectorRegistry
 from starlette.applications import Starlette
@@ -34,6 +35,7 @@ from .hub import Client, Hub, SlowClient
 from .limits import Limits
 from .metrics import exposition
 from .proxy import BasePath, TrustedProxies
+from .series import Series
 from .store import Reset, Store
 from .store.images import ImageError, image_answer
 
@@ -191,6 +193,56 @@ async def api_series(request: Request) -> Response:
         return {"run": run, "metric": metric, **P.series_json(s, envelope=True), "cursor": state.store.cursor(run)}
 
     return await state.answer(query)
+
+
+async def api_latest(request: Request) -> Response:
+    """Each metric's latest point, the one a chart draws at its right edge (the largest step, of the
+    latest attempt that logged it): one request where a page showing current figures (the GPUs
+    tab) would ask ``/api/series`` once per metric. ``prefix`` keeps the metrics whose name starts
+    with it. At most ``Limits.max_records`` metrics, by name: ``total`` says how many matched and
+    ``truncated`` whether some were left out."""
+    state = _state(request)
+    run = _known_run(request)
+    prefix = request.query_params.get("prefix", "")
+    limit = state.limits.max_records
+
+    def query() -> dict[str, Any]:
+        store = state.store
+        names = [n for n in store.metrics(run) if n.startswith(prefix)]
+        info = store.get_run(run)
+        hint = None if info is None else info.last_step
+        got, steps, values, times = [], [], [], []
+        for name in names[:limit]:
+            try:
+                last = _latest_point(store, run, name, hint)
+            except KeyError:  # the run was read again meanwhile and no longer has it
+                continue
+            if last is not None:
+                got.append(name)
+                steps.append(last[0])
+                values.append(last[1])
+                times.append(last[2])
+        columns = P.series_json(Series(np.array(steps, np.float64), np.array(values, np.float64),
+                                       np.array(times, np.float64), False, len(got)))
+        return {"run": run, "metrics": got, "steps": columns["steps"], "values": columns["values"],
+                "times": columns["times"], "total": len(names), "truncated": len(names) > limit,
+                "cursor": store.cursor(run)}
+
+    return await state.answer(query)
+
+
+def _latest_point(store: Store, run: str, metric: str, hint: float | None) -> tuple[float, float, float] | None:
+    """The last point of a metric's history (``Store.series``, so exactly what ``/api/series`` ends
+    with). Most metrics were logged at the run's last step: asked from there, the answer is a bisection
+    and a few points; the others are asked over their whole range (M4 of 4 points keeps the last)."""
+    s = None
+    if hint is not None and math.isfinite(hint):
+        s = store.series(run, metric, start=hint, points=4)
+    if s is None or not len(s):
+        s = store.series(run, metric, points=4)
+    if not len(s):
+        return None
+    return float(s.steps[-1]), float(s.values[-1]), float(s.times[-1])
 
 
 async def api_histograms(request: Request) -> Response:
@@ -512,6 +564,7 @@ def create_app(
         Route("/api/runs", api_runs),
         Route("/api/run", api_run),
         Route("/api/series", api_series),
+        Route("/api/latest", api_latest),
         Route("/api/histograms", api_histograms),
         Route("/api/vectors", api_vectors),
         Route("/api/texts", api_texts),

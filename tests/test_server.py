@@ -483,3 +483,38 @@ async def test_healthz_reports_how_late_the_event_loop_runs(served: Any) -> None
         held = (await http.get("/healthz")).json()["loop_lag"]
     assert quiet["max_ms"] < 300
     assert held["max_ms"] >= 250 and held["p99_ms"] <= held["max_ms"]
+
+
+async def test_latest_answers_each_metrics_last_point_in_one_request(tmp_path: Path) -> None:
+    """/api/latest: per metric, the point /api/series ends with (a resumed run's new attempt, a
+    metric logged now and then, a NaN), as columns; capped at the record limit, the answer saying so."""
+    from tailboard.sidecar.limits import Limits
+
+    with tailboard.init(tmp_path / "r") as run:
+        for i in range(100):
+            run.log({"loss": 1.0 / (i + 1), **({"eval/acc": i / 100} if i % 30 == 0 else {}),
+                     **({"grad": float("nan") if i == 2 else 1.0} if i < 8 else {})}, step=i)
+    with tailboard.init(tmp_path / "r") as again:  # resumed at step 3
+        for i in range(3, 11):
+            again.log({"loss": 0.5 + i}, step=i)
+    server = await start(tmp_path, limits=Limits(max_records=2))
+    try:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10,
+                                     headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+            got = (await http.get("/api/latest", params={"run": "r"})).json()
+            assert (got["metrics"], got["total"], got["truncated"]) == (["eval/acc", "grad"], 3, True)
+            # as the charts draw them: the first attempt up to the second one's first step (3)
+            assert got["steps"] == [0, 2] and got["values"] == [0.0, "NaN"]
+            for name, step, value, t in zip(got["metrics"], got["steps"], got["values"], got["times"]):
+                s = (await http.get("/api/series", params={"run": "r", "metric": name})).json()
+                assert (s["steps"][-1], s["values"][-1], s["times"][-1]) == (step, value, t), name
+            loss = (await http.get("/api/latest", params={"run": "r", "prefix": "lo"})).json()
+            assert (loss["metrics"], loss["steps"], loss["values"]) == (["loss"], [10], [10.5])
+            assert (loss["total"], loss["truncated"]) == (1, False) and loss["cursor"]
+            none = (await http.get("/api/latest", params={"run": "r", "prefix": "nope/"})).json()
+            assert (none["metrics"], none["steps"], none["total"], none["truncated"]) == ([], [], 0, False)
+            assert (await http.get("/api/latest", params={"run": "nope"})).status_code == 404
+            assert (await http.get("/api/latest", params={"run": "r"}, headers={"Authorization": "Bearer no"})
+                    ).status_code == 401
+    finally:
+        await server.stop()

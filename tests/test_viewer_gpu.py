@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import browserkit
 import pytest
@@ -152,3 +153,55 @@ def test_a_runs_gpus_are_charted_on_its_time_axis_and_listed_with_their_runs(bro
         assert not errors, errors
     finally:
         page.close()
+
+
+RESOURCES = """() => performance.getEntriesByType('resource').map((e) => [e.name, e.startTime])"""
+
+
+def test_the_gpus_tab_asks_once_per_host_per_refresh(browser: Any, tmp_path: Path) -> None:
+    """Two hosts of four GPUs each: every refresh of the tab is one /api/latest request per host (not
+    one /api/series request per GPU and figure), and every row shows its GPU's own figures."""
+    hosts = {"node-a": range(0, 4), "node-b": range(4, 8)}
+    samplers = []
+    for node, ids in hosts.items():
+        nv = FakeNvml([FakeGpu(uuid_for(i), util=10 * i + 5, power_mw=(100 + i) * 1000, temp=30 + i,
+                               mem_used=i * GiB) for i in ids])
+        samplers.append(GpuSampler(str(tmp_path), nvml=nv, node=node))
+    for sampler in samplers:
+        sampler.start()
+    handle = serve_in_thread(tmp_path, token="tok", follower_options={"poll_interval": 0.05})
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(page_url(handle))
+        wait_for(page, "() => window.tailboard?.state?.infos?.size === 2")
+        page.evaluate("() => performance.setResourceTimingBufferSize(100000)")
+        page.click("#tabs button[data-tab=gpus]")
+        for node, ids in hosts.items():
+            for i in ids:
+                row = f"#tab-gpus tr.gpu-row[data-system='{system_run_id(node)}'][data-key='{gpu_key(uuid_for(i))}']"
+                wait_for(page, f"() => document.querySelector(\"{row} td.util\")?.textContent === '{10 * i + 5}%'")
+                assert page.inner_text(f"{row} td:nth-child(8)") == f"{100 + i} W"
+        # three refreshes at least (POLL_MS apart); the requests of one refresh start together
+        wait_for(page, f"() => ({RESOURCES})().filter(([u]) => u.includes('/api/latest?')).length >= 6", timeout=20)
+        latest = [(url, start) for url, start in page.evaluate(RESOURCES) if "/api/latest?" in url]
+        refreshes: list[list[str]] = []
+        for i, (url, start) in enumerate(latest):
+            if i == 0 or start - latest[i - 1][1] > 500:
+                refreshes.append([])
+            refreshes[-1].append(parse_qs(urlsplit(url).query)["run"][0])
+        assert len(refreshes) >= 3
+        for runs in refreshes[:-1]:  # the last may still be under way
+            assert sorted(runs) == sorted(system_run_id(n) for n in hosts), refreshes
+        assert sorted(set(parse_qs(urlsplit(u).query)["run"][0] for u in asked if "/api/latest?" in u)) == \
+            sorted(system_run_id(n) for n in hosts)
+        assert not [u for u in asked if "/api/series?" in u and "gpu%2F" in u], "no request per GPU and figure"
+        assert not errors, errors
+    finally:
+        page.close()
+        handle.stop()
+        for sampler in samplers:
+            sampler.stop()

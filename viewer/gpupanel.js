@@ -1,7 +1,8 @@
 // The GPUs tab: every GPU the system runs sample (gpu.js: gpuOverview), one row each, with its
 // latest figures, the runs on it ("unattributed" when none) and an idle flag (a GPU under a running
 // run whose utilisation stayed low: the server's rule, docs/gpu.md). Made again from the run objects
-// and the latest samples every POLL_MS while the tab is shown; stopped when it is hidden.
+// and the latest samples (one /api/latest request per host) every POLL_MS while the tab is shown;
+// stopped when it is hidden.
 
 import { getJSON } from "./api.js";
 import { decodeValues } from "./protocol.js";
@@ -37,20 +38,32 @@ class GpuOverview {
     this.refresh();
   }
 
-  /** Ask for the latest figures of every GPU listed (one request per figure, the last RECENT s). */
+  /** Ask for the latest figures of every GPU listed: one request per system run (a host), whatever
+   *  its number of GPUs. A figure older than RECENT s before the host's latest sample is not shown. */
   async refresh() {
     if (this.asking) return;
     this.asking = true;
     try {
       const rows = gpuOverview(this.infos).filter((r) => r.last != null);
-      await Promise.all(rows.flatMap((r) => LATEST.map(async (field) => {
-        const q = { run: r.system, metric: gpuMetric(r.key, field), start: String(r.last - RECENT) };
-        const s = await getJSON("/api/series", q).catch(() => null);
-        const values = s ? decodeValues(s.values) : [];
-        const at = `${r.system}\u0000${r.key}`;
-        if (!this.latest.has(at)) this.latest.set(at, new Map());
-        this.latest.get(at).set(field, values.length ? values[values.length - 1] : NaN);
+      const hosts = new Set(rows.map((r) => r.system));
+      const answers = new Map(await Promise.all([...hosts].map(async (system) => {
+        const got = await getJSON("/api/latest", { run: system, prefix: "gpu/" }).catch(() => null);
+        const byName = new Map();
+        if (got) {
+          const steps = decodeValues(got.steps), values = decodeValues(got.values);
+          got.metrics.forEach((name, i) => byName.set(name, [steps[i], values[i]]));
+        }
+        return [system, byName];
       })));
+      for (const r of rows) {
+        const got = answers.get(r.system);
+        const figures = new Map();
+        for (const field of LATEST) {
+          const [step, value] = got.get(gpuMetric(r.key, field)) || [-Infinity, NaN];
+          figures.set(field, step >= r.last - RECENT ? value : NaN);
+        }
+        this.latest.set(`${r.system}\u0000${r.key}`, figures);
+      }
     } finally {
       this.asking = false;
     }
