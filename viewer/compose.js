@@ -10,7 +10,7 @@ import { GroupSeries, AggregateCache, groupRuns, parseGroupSpec } from "./groups
 import { pairByStep, axisMetric, xValues } from "./xaxis.js";
 import { Palette } from "./colors.js";
 import { pathLabels, runLabels } from "./names.js";
-import { rankId, rankName, ranksKey, rankShade } from "./ranks.js";
+import { RanksBand, rankId, rankName, ranksKey, rankShade } from "./ranks.js";
 
 /** A run's series on a metric axis, paired when first read. */
 class PairedSeries {
@@ -142,7 +142,7 @@ export class SeriesComposer {
     }
     const cacheKey = `${metric}\u0000${key}`;
     const opts = { agg: "mean", band: "minmax" };
-    out.push(new GroupSeries({ id: groupId(key), group: key, label: label ?? run, color, members: ms, xsOf: (s) => xValues(s, axis),
+    out.push(new RanksBand({ id: groupId(key), group: key, label: label ?? run, color, members: ms, xsOf: (s) => xValues(s, axis),
       version: this._version(cacheKey, ms, `${axis}|ranks`), key: cacheKey, cache: this.aggregates, opts, stepAxis: axis === "step" }));
   }
 }

@@ -2,12 +2,14 @@
 // names a rank's series after the run's metric with its rank (`loss@rank3`; rank 0's is `loss`):
 // here those names fold into one chart per metric, where a run's ranks are drawn as their mean with
 // a min–max band, aligned by x as groups of runs are (groups.js draws it), or, for the runs the user
-// asks it for, as one line per rank in shades of the run's colour.
+// asks it for, as one line per rank in shades of the run's colour. The band's readout counts ranks
+// and names the ranks at its ends (RanksBand).
 //
 // Non-features: a rank is not a member of a group of runs (a run in a group counts with its first
 // rank that logs the metric).
 
 import { StragglerView } from "./straggler.js";
+import { GroupSeries } from "./groups.js";
 
 /** A rank's metric name: the run's metric and its rank ("loss@rank3"); rank 0's is the metric's. */
 const RANK = /@rank(\d+)$/;
@@ -118,4 +120,58 @@ export function rankShade(color, k, n) {
   if (!m || n < 2) return color;
   const light = Math.min(82, Math.max(18, Number(m[3]) - 18 + (36 * k) / (n - 1)));
   return `hsl(${m[1]} ${m[2]}% ${Math.round(light * 10) / 10}%)`;
+}
+
+/** "4 ranks", "1 rank". */
+export const ranksText = (n) => `${n} rank${n === 1 ? "" : "s"}`;
+
+/** Ranks as a readout names them: "rank 3", "ranks 0, 2", past three "5 ranks". */
+export function rankList(ranks) {
+  if (ranks.length === 1) return `rank ${ranks[0]}`;
+  return ranks.length <= 3 ? `ranks ${ranks.join(", ")}` : ranksText(ranks.length);
+}
+
+const finite = (v) => v === v && v !== Infinity && v !== -Infinity;
+
+/** The value of a series ({xs, values}, sorted by x) at x, as a group's band counts it (groups.js):
+ *  its point there, else the straight line between its neighbouring points; NaN outside its range. */
+export function valueAt(xs, values, x) {
+  let lo = 0, hi = xs.length;
+  while (lo < hi) { const mid = (lo + hi) >>> 1; if (xs[mid] < x) lo = mid + 1; else hi = mid; }
+  if (lo >= xs.length || (lo === 0 && xs[0] !== x)) return NaN;
+  if (xs[lo] === x) return values[lo];
+  return values[lo - 1] + (values[lo] - values[lo - 1]) * (x - xs[lo - 1]) / (xs[lo] - xs[lo - 1]);
+}
+
+/**
+ * The ranks at the ends of a band at x: {lo: [ranks of the lowest value], hi: [ranks of the
+ * highest]}, by rank, or null when no rank has a value there. ranks: [{rank, xs, values}].
+ */
+export function bandEnds(ranks, x) {
+  let min = Infinity, max = -Infinity;
+  const at = ranks.map((r) => valueAt(r.xs, r.values, x));
+  for (const v of at) if (finite(v)) { if (v < min) min = v; if (v > max) max = v; }
+  if (min === Infinity) return null;
+  const pick = (w) => ranks.filter((_, k) => at[k] === w).map((r) => r.rank).sort((a, b) => a - b);
+  return { lo: pick(min), hi: pick(max) };
+}
+
+/**
+ * A run's ranks drawn as their mean and min–max band: a group's series (groups.js) that knows its
+ * ranks, so that its readout counts ranks, not runs, and names the ranks at the band's ends.
+ * Takes GroupSeries's arguments; members: the ranks' series, each with its `rank`.
+ */
+export class RanksBand extends GroupSeries {
+  constructor(args) {
+    super(args);
+    const { members, xsOf } = args;
+    this.ranks = members.map((m) => m.rank);
+    // the ranks' x values, made when the readout first asks (on a time axis they are computed)
+    this._ranked = () => (this._rs ||= members.map((m) => ({ rank: m.rank, xs: xsOf(m), values: m.values })));
+  }
+
+  /** The ranks at the band's ends at point i (see bandEnds). */
+  endsAt(i) {
+    return bandEnds(this._ranked(), this.xs[i]);
+  }
 }

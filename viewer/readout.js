@@ -5,12 +5,14 @@
 // its wall time. A group of runs (groups.js) has a row of its own: its line's value, its band
 // (min – max, or ± the standard deviation) and how many of its runs have a value there (n); it has
 // no step or time of its own off a step axis. Its legend entry says how many runs it holds and,
-// clicked, shows its runs instead (and back). Rows come from the chart's readout; DOM is rebuilt
-// only when what it says changes.
+// clicked, shows its runs instead (and back). A run's ranks drawn as their band (ranks.js) read as
+// a group does, counted in ranks, with the ranks at the band's low and high ends named. Rows come
+// from the chart's readout; DOM is rebuilt only when what it says changes.
 
 import { h, label, visible } from "./dom.js";
 import { formatValue, formatElapsed, formatWall } from "./scale.js";
 import { axisMetric } from "./xaxis.js";
+import { rankList, ranksText } from "./ranks.js";
 
 const COLUMNS = [
   ["smoothed", "smoothed"], ["value", "value"], ["band", "band"], ["n", "n"], ["step", "step"], ["relative", "relative"],
@@ -26,12 +28,15 @@ export function positionText(x, mode) {
   return metric ? `${visible(metric)} ${formatValue(x)}` : `step ${x}`;
 }
 
-/** A group's band at point i as text: "lo – hi", or "± sd" around its line. */
+/** A group's band at point i as text: "lo – hi", or "± sd" around its line; a run's ranks' band
+ *  names the ranks at its ends: "1.2 (rank 0) – 4.2 (rank 3)". */
 function bandText(s, i) {
   const b = s.band;
   if (!b) return "";
   if (s.bandKind === "std") return `± ${formatValue((b.hi[i] - b.lo[i]) / 2)}`;
-  return `${formatValue(b.lo[i])} – ${formatValue(b.hi[i])}`;
+  const ends = s.endsAt ? s.endsAt(i) : null;
+  const who = (side) => (ends ? ` (${rankList(ends[side])})` : "");
+  return `${formatValue(b.lo[i])}${who("lo")} – ${formatValue(b.hi[i])}${who("hi")}`;
 }
 
 /**
@@ -51,16 +56,20 @@ export function rowCells({ s, i, smoothed }) {
 /** "8 runs", "1 run". */
 export const runsText = (n) => `${n} run${n === 1 ? "" : "s"}`;
 
+/** What a band holds, counted: "4 ranks" for a run's ranks (ranks.js), else "8 runs". */
+export const sizeText = (s) => (s.ranks ? ranksText(s.size) : runsText(s.size));
+
 /** Highest smoothed value first (the line on top is the row on top); NaN last. */
 const rank = (v) => (Number.isNaN(v) ? -Infinity : v);
 const byValue = (a, b) => rank(b.smoothed) - rank(a.smoothed) || (a.s.id < b.s.id ? -1 : 1);
 
-/** A run's name cell: its label, then its full id when that says more (a group's: how many runs). */
+/** A run's name cell: its label, then its full id when that says more (a group's: how many runs,
+ *  or ranks). */
 function runCell(s) {
   const group = s.group != null;
   return h("td", { class: "run", title: group ? visible(s.group) : visible(s.id) },
     h("i", { class: "sw", style: { background: s.color } }), label(s.label ?? s.id, "lbl"),
-    group ? h("small", { class: "full" }, runsText(s.size))
+    group ? h("small", { class: "full" }, sizeText(s))
       : s.label != null && s.label !== s.id ? h("small", { class: "full" }, visible(s.id)) : null);
 }
 
@@ -90,13 +99,14 @@ const signature = (x, rows, chart) => `${x}|${chart.view.xaxis}|${chart.view.smo
   rows.map(({ s, i, smoothed }) => [s.id, s.label, s.color, s.steps?.[i], s.values[i], smoothed, s.times?.[i], s.t0,
     s.band?.lo[i], s.band?.hi[i], s.count?.[i]].join("\u0000")).join("\u0001");
 
-/** A legend entry: a run, a group (with how many runs, a click shows them), or the head of a group
- *  shown as its runs (a click shows the group again). */
+/** A legend entry: a run, a group (with how many runs or ranks, a click shows them), or the head of
+ *  a group shown as its runs (a click shows the group again). */
 function legendItem(s) {
   const sw = h("i", { class: "sw", style: { background: s.color } });
   if (s.group != null) {
-    return h("span", { class: "lg-item lg-group", dataset: { run: s.id, group: s.group }, title: `${visible(s.group)}: show its runs` },
-      "▸ ", sw, label(s.label), h("small", null, ` ${runsText(s.size)}`));
+    const title = s.ranks ? `${visible(s.label)}: show each rank's line` : `${visible(s.group)}: show its runs`;
+    return h("span", { class: "lg-item lg-group", dataset: { run: s.id, group: s.group }, title },
+      "▸ ", sw, label(s.label), h("small", null, ` ${sizeText(s)}`));
   }
   return h("span", { class: "lg-item", dataset: { run: s.id }, title: visible(s.id) }, sw, label(s.label ?? s.id));
 }
@@ -106,7 +116,8 @@ function legendItems(series) {
   let head = null;
   for (const s of series) {
     if (s.member != null && s.member !== head) {
-      out.push(h("span", { class: "lg-item lg-group open", dataset: { group: s.member }, title: `${visible(s.member)}: show the group` },
+      const title = s.rank != null ? `${visible(s.memberOf)}: show its ranks' band` : `${visible(s.member)}: show the group`;
+      out.push(h("span", { class: "lg-item lg-group open", dataset: { group: s.member }, title },
         "▾ ", h("i", { class: "sw", style: { background: s.color } }), label(s.memberOf), h("small", null, ":")));
     }
     head = s.member ?? null;
@@ -138,7 +149,7 @@ export class Readout {
   /** One entry per series ({id, label, color}; a group's: group, size; a group's run's: member,
    *  memberOf), in their order. */
   setLegend(series) {
-    const sig = series.map((s) => [s.id, s.label, s.color, s.group, s.size, s.member, s.memberOf].join("\u0000")).join("\u0001");
+    const sig = series.map((s) => [s.id, s.label, s.color, s.group, s.size, !!s.ranks, s.member, s.memberOf].join("\u0000")).join("\u0001");
     if (sig === this.sig.legend) return;
     this.sig.legend = sig;
     this.legend.replaceChildren(...legendItems(series));

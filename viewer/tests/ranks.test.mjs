@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { splitRank, baseName, rankName, RankIndex, rankShade, ranksKey } from "../ranks.js";
+import { splitRank, baseName, rankName, RankIndex, rankShade, ranksKey, ranksText, rankList, valueAt, bandEnds } from "../ranks.js";
 import { paceRows, slowestRow, shownRows, ageText, rankStreams } from "../straggler.js";
 import { SeriesComposer } from "../compose.js";
 
@@ -117,6 +117,14 @@ test("a run's ranks are drawn as their mean and min–max band aligned by step, 
   assert.deepEqual([band.band.lo[at], band.band.hi[at], band.count[at]], [6, 9, 4]);
   // step 10: rank 3 stopped at 8
   assert.deepEqual([band.band.lo[5], band.band.hi[5], band.count[5]], [10, 12, 3]);
+  // it knows its ranks: the ranks at its ends at each point (rank 3 between its steps at step 6)
+  assert.deepEqual(band.ranks, [0, 1, 2, 3]);
+  assert.deepEqual(band.endsAt(at), { lo: [0], hi: [3] });
+  assert.deepEqual(band.endsAt(5), { lo: [0], hi: [2] });
+  // on a time axis too (times: the steps, so x = seconds since the first point)
+  const [timed] = c.seriesOf("loss", "relative", runOf, opts);
+  assert.deepEqual(timed.ranks, [0, 1, 2, 3]);
+  assert.deepEqual(timed.endsAt([...timed.xs].indexOf(10)), { lo: [0], hi: [2] });
 
   const lines = c.seriesOf("loss", "step", runOf, { ...opts, open: new Set([ranksKey(run)]) });
   assert.deepEqual(lines.map((s) => s.label), ["rank 0", "rank 1", "rank 2", "rank 3"]);
@@ -139,4 +147,28 @@ test("a run's ranks are drawn as their mean and min–max band aligned by step, 
   c.regroup([run], "", new Map(), 2);
   // without ranks (a page of runs without ranks): as before
   assert.equal(c.seriesOf("loss", "step", runOf, { ...opts, ranks: null })[0], data.get("loss"));
+});
+
+test("the ranks at a band's ends: by the band's own reading of each rank at x", () => {
+  const xs = f64([0, 2, 4]), values = f64([1, 3, 2]);
+  assert.deepEqual([0, 1, 2, 3, 4].map((x) => valueAt(xs, values, x)), [1, 2, 3, 2.5, 2]);
+  assert.ok(Number.isNaN(valueAt(xs, values, -1)) && Number.isNaN(valueAt(xs, values, 4.5)));
+  assert.ok(Number.isNaN(valueAt(f64([]), f64([]), 0)));
+  const ranks = [
+    { rank: 0, xs, values },
+    { rank: 1, xs: f64([0, 4]), values: f64([3, 3]) },
+    { rank: 2, xs: f64([1, 3]), values: f64([0, NaN]) }, // no value at 3, and none outside 1..3
+  ];
+  assert.deepEqual(bandEnds(ranks, 0), { lo: [0], hi: [1] });
+  assert.deepEqual(bandEnds(ranks, 1), { lo: [2], hi: [1] });
+  // rank 2's line runs to a NaN: no value between, as the band does not count it; ranks 0 and 1 tie
+  assert.deepEqual(bandEnds(ranks, 2), { lo: [0, 1], hi: [0, 1] });
+  assert.deepEqual(bandEnds(ranks, 3), { lo: [0], hi: [1] });
+  assert.equal(bandEnds(ranks, 9), null);
+  assert.equal(bandEnds([], 0), null);
+});
+
+test("ranks as the readout counts and names them", () => {
+  assert.deepEqual([1, 4].map(ranksText), ["1 rank", "4 ranks"]);
+  assert.deepEqual([[3], [0, 2], [0, 1, 5], [0, 1, 2, 3]].map(rankList), ["rank 3", "ranks 0, 2", "ranks 0, 1, 5", "4 ranks"]);
 });

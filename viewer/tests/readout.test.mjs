@@ -1,6 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { rowCells, positionText } from "../readout.js";
+import { rowCells, positionText, sizeText } from "../readout.js";
+import { RanksBand } from "../ranks.js";
+import { AggregateCache } from "../groups.js";
 import { formatValue, formatElapsed, formatWall } from "../scale.js";
 
 test("values keep six significant digits", () => {
@@ -48,4 +50,22 @@ test("a group's row reads its line, its band and how many runs it holds there", 
     { smoothed: "1.1", value: "1", band: "0.5 – 1.25", n: "7/8", step: "10", relative: "", wall: "" });
   const sd = rowCells({ s: { ...g, steps: null, bandKind: "std" }, i: 0, smoothed: 2 });
   assert.deepEqual([sd.band, sd.step], ["± 0.5", "–"]); // off a step axis a group has no step of its own
+});
+
+test("a run's ranks' band reads in ranks, naming the ranks at its ends; a group of runs in runs", () => {
+  const f64 = (a) => Float64Array.from(a);
+  // rank k at steps 0, 1: k + step, but rank 2 is the lowest at step 1
+  const members = [[0, [0, 1]], [1, [1, 2]], [2, [2, -1]]].map(([rank, v]) =>
+    ({ id: `ddp//rank${rank}`, rank, steps: f64([0, 1]), values: f64(v) }));
+  const band = new RanksBand({ id: "b", group: "ranks of ddp", label: "ddp", color: "red", members, xsOf: (m) => m.steps,
+    version: "1", key: "loss", cache: new AggregateCache(), opts: { agg: "mean", band: "minmax" }, stepAxis: true });
+  assert.equal(sizeText(band), "3 ranks");
+  assert.deepEqual(rowCells({ s: band, i: 0, smoothed: 1 }), { smoothed: "1", value: "1", band: "0 (rank 0) – 2 (rank 2)", n: "3/3",
+    step: "0", relative: "", wall: "" });
+  assert.equal(rowCells({ s: band, i: 1, smoothed: 1 }).band, "-1 (rank 2) – 2 (rank 1)");
+  const group = { group: "lr=0.1", size: 4, steps: f64([0]), values: f64([1]), times: null, count: Uint32Array.of(4), bandKind: "minmax",
+    band: { lo: f64([0.5]), hi: f64([2]) } };
+  assert.equal(sizeText(group), "4 runs");
+  assert.equal(sizeText({ ...group, size: 1 }), "1 run");
+  assert.equal(rowCells({ s: group, i: 0, smoothed: 1 }).band, "0.5 – 2");
 });
