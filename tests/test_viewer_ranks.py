@@ -1,9 +1,14 @@
 """A distributed run in headless Chromium: four ranks written live by the real writer, one of them
 slower. The page draws the run's metric once, as the ranks' mean with a min-max band (or each rank's
-line on demand), and its straggler view names the slow rank and follows the ranks as they move."""
+line on demand), and its straggler view names the slow rank and follows the ranks as they move.
+The band's data table counts ranks and names the ranks at its ends (a group of runs counts runs),
+and the chart's CSV holds every rank's points."""
 
 from __future__ import annotations
 
+import csv
+import itertools
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -174,6 +179,159 @@ def test_a_run_of_four_ranks_is_one_band_with_its_straggler_named_live(browser: 
         page.click("[data-metric='loss'] .lg-group[data-group='ranks of ddp']")
         wait_for(page, "() => window.tailboard.charts.get('loss').series.length === 1")
         wait_for(page, f"() => !document.querySelector(\"{CARD} input.rank-lines\").checked")
+        assert not errors, errors
+    finally:
+        page.close()
+
+
+# ---- a finished run of ranks beside runs without ranks ------------------------------------------
+# sweep/ddp: four ranks, whose order differs from their numbers (rank 1 lowest, rank 2 highest);
+# rank 3 logs every other step and rank 2 stops early. sweep/a and sweep/b: runs of one file.
+# "=calc": a run whose name a spreadsheet would read as a formula.
+BASE = {0: 2.0, 1: 1.0, 2: 4.0, 3: 3.0}
+STEPS = {0: range(0, 60), 1: range(0, 60), 2: range(0, 45), 3: range(0, 60, 2)}
+
+
+def rank_value(rank: int, step: int) -> float:
+    return BASE[rank] + step / 64 + (0.1 if step % 3 == 0 else 0.0)
+
+
+@pytest.fixture
+def finished(tmp_path: Path) -> Iterator[tuple[ServerHandle, Path]]:
+    runs = [tailboard.init(tmp_path / "sweep" / "ddp", rank=r, world_size=RANKS) for r in range(RANKS)]
+    for r, run in enumerate(runs):
+        for step in STEPS[r]:
+            run.log({"loss": rank_value(r, step)}, step=step)
+        run.finish()
+    for name, level in (("sweep/a", 2.5), ("sweep/b", 5.0), ("=calc", 7.0)):
+        run = tailboard.init(tmp_path / name)
+        for step in range(0, 60, 5):
+            run.log({"loss": level + step / 100}, step=step)
+        run.finish()
+    handle = serve_in_thread(tmp_path, token="tok")
+    try:
+        yield handle, tmp_path
+    finally:
+        handle.stop()
+
+
+def held(run: str, metric: str, n: int) -> str:
+    """JS: the page holds n points of a run's series."""
+    return f"window.tailboard.state.runs.get({run!r})?.series.get({metric!r})?.length === {n}"
+
+
+def all_held() -> str:
+    return " && ".join([held("sweep/ddp", "loss" if r == 0 else f"loss@rank{r}", len(STEPS[r])) for r in range(RANKS)])
+
+
+def hover_rows(page: Any, step: float) -> list[dict[str, str]]:
+    """The rows of the loss chart's floating data table with the pointer at `step`."""
+    page.mouse.move(*page.evaluate("""(x) => { const c = window.tailboard.charts.get('loss');
+        const r = c.canvas.getBoundingClientRect(); return [r.x + c.sx.px(x), r.y + (c.sy.p0 + c.sy.p1) / 2]; }""", step))
+    wait_for(page, f"""() => {{ const t = document.querySelector("[data-metric='loss'] .tooltip");
+        return t && !t.hidden && t.querySelector('.tt-x').innerText === 'step {step}'; }}""")
+    return list(page.evaluate("""() => [...document.querySelectorAll("[data-metric='loss'] .tooltip tbody tr")].map((tr) =>
+        ({ group: tr.dataset.group || '', label: tr.querySelector('.lbl').innerText, full: tr.querySelector('.full')?.innerText || '',
+           band: tr.querySelector('td.band')?.innerText || '', n: tr.querySelector('td.n')?.innerText || '' }))"""))
+
+
+def legend(page: Any) -> list[str]:
+    return [" ".join(t.split()) for t in page.evaluate(
+        "() => [...document.querySelectorAll(\"[data-metric='loss'] .legend .lg-item\")].map((e) => e.innerText)")]
+
+
+def band_text(lo: tuple[float, list[int]], hi: tuple[float, list[int]]) -> tuple[list[float], list[str]]:
+    """The numbers and the rank names a band cell "1.2 (rank 1) – 4.5 (rank 2)" should hold."""
+    def names(ranks: list[int]) -> str:
+        return f"rank {ranks[0]}" if len(ranks) == 1 else "ranks " + ", ".join(map(str, ranks))
+    return [lo[0], hi[0]], [names(lo[1]), names(hi[1])]
+
+
+def parse_band(text: str) -> tuple[list[float], list[str]]:
+    ends = [part.strip() for part in text.split(" – ")]
+    return [float(e.split(" (")[0]) for e in ends], [e.split(" (")[1].rstrip(")") for e in ends]
+
+
+def test_a_ranks_band_reads_in_ranks_and_names_its_ends_while_a_group_of_runs_reads_in_runs(browser: Any, finished: Any) -> None:
+    handle, _ = finished
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(page_url(handle, "runs=sweep/ddp&smooth=0"))
+        wait_for(page, f"() => {all_held()} && window.tailboard.charts.get('loss')?.series.length === 1 && "
+                       "window.tailboard.charts.get('loss').draws > 0")
+        assert legend(page) == ["▸ sweep/ddp 4 ranks"]
+        # step 31: rank 3 between its steps 30 and 32; step 50: rank 2 stopped at 44
+        for step in (31, 50):
+            [row] = hover_rows(page, step)
+            vals = {r: rank_value(r, step) for r in range(RANKS) if step in STEPS[r]}
+            if 3 not in vals:  # rank 3 between its points: on the line between them
+                vals[3] = (rank_value(3, step - 1) + rank_value(3, step + 1)) / 2
+            lo, hi = min(vals.values()), max(vals.values())
+            want_nums, want_names = band_text((lo, [r for r, v in vals.items() if v == lo]),
+                                              (hi, [r for r, v in vals.items() if v == hi]))
+            nums, names = parse_band(row["band"])
+            assert row["full"] == "4 ranks" and row["n"] == f"{len(vals)}/4", row
+            assert nums == pytest.approx(want_nums, rel=1e-5) and names == want_names, (step, row)
+        assert names == ["rank 1", "rank 3"]  # at 50, rank 2 (the highest) has stopped
+
+        # the same run in a group of runs: the group counts runs (the run of ranks with its rank 0)
+        page.goto(page_url(handle, "runs=sweep/a,sweep/b,sweep/ddp&group=path:1&smooth=0"))
+        wait_for(page, f"() => {all_held()} && {held('sweep/a', 'loss', 12)} && {held('sweep/b', 'loss', 12)} && "
+                       "window.tailboard.charts.get('loss')?.series.length === 1 && "
+                       "window.tailboard.charts.get('loss').series[0].group === 'sweep' && window.tailboard.charts.get('loss').draws > 0")
+        assert legend(page) == ["▸ sweep 3 runs"]
+        [row] = hover_rows(page, 30)
+        assert row["full"] == "3 runs" and row["n"] == "3/3", row
+        group_vals = [2.5 + 30 / 100, 5.0 + 30 / 100, rank_value(0, 30)]
+        assert [float(v) for v in row["band"].split(" – ")] == pytest.approx([min(group_vals), max(group_vals)], rel=1e-5)
+        assert "rank" not in row["band"]
+        assert not errors, errors
+    finally:
+        page.close()
+
+
+def file_points(path: Path) -> list[tuple[int, float, float]]:
+    """(step, loss, time) of each scalars record of a file the writer wrote, in order."""
+    out = []
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("k") == "scalars" and "loss" in rec["v"]:
+            out.append((rec["step"], rec["v"]["loss"], rec["t"]))
+    return out
+
+
+def test_the_csv_of_a_chart_of_ranks_holds_every_ranks_points(browser: Any, finished: Any) -> None:
+    handle, root = finished
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(page_url(handle, "runs=sweep/ddp,=calc&smooth=0"))
+        wait_for(page, f"() => {all_held()} && {held('=calc', 'loss', 12)} && window.tailboard.charts.get('loss')?.draws > 0")
+        for lines in (False, True):  # the band, then each rank's line: the same CSV
+            if lines:
+                page.click("[data-run='sweep/ddp'].rank-card input.rank-lines")
+                wait_for(page, f"() => window.tailboard.charts.get('loss').series.length === {RANKS + 1}")
+            with page.expect_download(timeout=10_000) as info:
+                page.click("[data-metric='loss'] button.csv")
+            assert info.value.suggested_filename == "loss.csv"
+            text = Path(info.value.path()).read_text()
+            header, *rows = list(csv.reader(text.splitlines()))
+            assert header == ["run", "rank", "metric", "step", "value", "wall_time"]
+            assert all(len(r) == 6 and r[2] == "loss" for r in rows)
+            for rank in range(RANKS):
+                got = [(int(r[3]), float(r[4]), float(r[5])) for r in rows if r[0] == "sweep/ddp" and r[1] == str(rank)]
+                want = file_points(root / "sweep" / "ddp" / f"rank{rank}.jsonl")
+                assert [s for s, _, _ in want] == list(STEPS[rank])
+                assert got == want, rank  # exactly: every step, value and time
+            # a block per rank, in rank order, then the run without ranks
+            blocks = [key for key, _ in itertools.groupby((r[0], r[1]) for r in rows)]
+            assert blocks == [("sweep/ddp", str(k)) for k in range(RANKS)] + [("'=calc", "")]
+            # a name a spreadsheet would read as a formula is neutralised, and quoted
+            assert "\n\"'=calc\",,\"loss\",0,7," in text
+            assert len(rows) == sum(len(s) for s in STEPS.values()) + 12
         assert not errors, errors
     finally:
         page.close()

@@ -6,6 +6,7 @@ import { LABEL_MODES } from "./names.js";
 import { Palette } from "./colors.js";
 import { parseGroupSpec, AGGREGATES, BANDS } from "./groups.js";
 import { validAxis } from "./xaxis.js";
+import { splitRank } from "./ranks.js";
 
 export { assignHues } from "./colors.js";
 
@@ -89,6 +90,10 @@ export class SeriesBuffer {
   }
 }
 
+/** The run each series buffer is of (RunData.metric makes them): a CSV of a metric finds the
+ *  run's ranks' series from its own (toCSV). */
+const owners = new WeakMap();
+
 /** Everything the page holds for one run. */
 export class RunData {
   constructor(id) {
@@ -99,8 +104,19 @@ export class RunData {
   }
   metric(name) {
     let s = this.series.get(name);
-    if (!s) { s = new SeriesBuffer(); this.series.set(name, s); }
+    if (!s) { s = new SeriesBuffer(); this.series.set(name, s); owners.set(s, this); }
     return s;
+  }
+  /** [[rank, buffer]] by rank of `metric` when the run holds other ranks' series of it
+   *  (`loss@rank3`, ranks.js; rank 0's is the metric's own), else null. */
+  ranksOf(metric) {
+    const out = [];
+    for (const [name, buf] of this.series) {
+      const { base, rank } = splitRank(name);
+      if (name === metric) out.push([0, buf]);
+      else if (base === metric && rank > 0) out.push([rank, buf]);
+    }
+    return out.some(([rank]) => rank > 0) ? out.sort((a, b) => a[0] - b[0]) : null;
   }
   applySnapshot(msg) {
     this.series.clear();
@@ -272,13 +288,33 @@ export function compactTree(node) {
   return { ...node, children };
 }
 
-/** Series as CSV text: one row per (run, step). */
+/**
+ * A name as a CSV cell: quoted, its quotes doubled, and one that a spreadsheet would read as a
+ * formula (it starts with =, +, -, @, a tab or a carriage return) led by an apostrophe. Names are
+ * log content; numbers are written as they are.
+ */
+export function csvName(text) {
+  const t = String(text);
+  return `"${(/^[=+\-@\t\r]/.test(t) ? `'${t}` : t).replaceAll('"', '""')}"`;
+}
+
+/**
+ * Series as CSV text: one row per (run, step). entries: [[run, buffer]]. A run that holds its
+ * ranks' series of the metric (a buffer of a RunData, ranks.js) has a block of rows per rank, in
+ * rank order, and the CSV a `rank` column (empty for a run without ranks).
+ */
 export function toCSV(metric, entries) {
-  const rows = ["run,metric,step,value,wall_time"];
-  for (const [run, buf] of entries) {
-    const v = buf.view();
-    for (let i = 0; i < v.steps.length; i++) {
-      rows.push(`${JSON.stringify(run)},${JSON.stringify(metric)},${v.steps[i]},${v.values[i]},${Number.isFinite(v.times[i]) ? v.times[i] : ""}`);
+  const blocks = entries.map(([run, buf]) => [run, owners.get(buf)?.ranksOf(metric) ?? [[null, buf]]]);
+  const ranked = blocks.some(([, list]) => list[0][0] != null);
+  const rows = [ranked ? "run,rank,metric,step,value,wall_time" : "run,metric,step,value,wall_time"];
+  const name = csvName(metric);
+  for (const [run, list] of blocks) {
+    for (const [rank, buf] of list) {
+      const lead = ranked ? `${csvName(run)},${rank ?? ""},${name}` : `${csvName(run)},${name}`;
+      const v = buf.view();
+      for (let i = 0; i < v.steps.length; i++) {
+        rows.push(`${lead},${v.steps[i]},${v.values[i]},${Number.isFinite(v.times[i]) ? v.times[i] : ""}`);
+      }
     }
   }
   return rows.join("\n") + "\n";

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SeriesBuffer, RunData, runColor, assignHues, setColorSelection, viewToQuery, queryToView, groupByPrefix, buildTree, compactTree, toCSV, DEFAULT_VIEW, MAX_POINTS } from "../state.js";
+import { SeriesBuffer, RunData, runColor, assignHues, setColorSelection, viewToQuery, queryToView, groupByPrefix, buildTree, compactTree, toCSV, csvName, DEFAULT_VIEW, MAX_POINTS } from "../state.js";
 
 test("a series buffer replaces, appends and bumps its version", () => {
   const b = new SeriesBuffer(2);
@@ -62,6 +62,46 @@ test("CSV export writes one row per point", () => {
   b.append({ steps: [0, 1], values: [1, 2], times: [5, 6] });
   const csv = toCSV("loss", [["r", b]]);
   assert.equal(csv, 'run,metric,step,value,wall_time\n"r","loss",0,1,5\n"r","loss",1,2,6\n');
+});
+
+test("a CSV of a run of several ranks holds every rank's points, a block per rank labelled with it", () => {
+  const ddp = new RunData("ddp");
+  // the sidecar's names: rank 0's series is the metric's, rank N's `loss@rankN` (they come in any order)
+  ddp.applySnapshot({ series: {
+    "loss@rank2": { steps: [0, 1], values: [3, 3.5], times: [10, 11] },
+    loss: { steps: [0, 1, 2], values: [1, 1.5, 1.25], times: [10, 11, 12] },
+    "loss@rank1": { steps: [0], values: [2], times: [null] },
+    "loss@rank10": { steps: [4], values: [-0.5], times: [14] },
+    "lossy@rank1": { steps: [0], values: [9], times: [10] }, // another metric's
+    "loss@rank0": { steps: [0], values: [8], times: [10] }, // no rank of this run's: a metric of its own
+    acc: { steps: [0], values: [0.5], times: [10] },
+  } });
+  const solo = new SeriesBuffer();
+  solo.append({ steps: [7], values: [4], times: [20] });
+  assert.deepEqual(ddp.ranksOf("loss").map(([rank]) => rank), [0, 1, 2, 10]);
+  assert.equal(ddp.ranksOf("acc"), null);
+  const csv = toCSV("loss", [["ddp", ddp.series.get("loss")], ["solo", solo]]);
+  assert.equal(csv, [
+    "run,rank,metric,step,value,wall_time",
+    '"ddp",0,"loss",0,1,10', '"ddp",0,"loss",1,1.5,11', '"ddp",0,"loss",2,1.25,12',
+    '"ddp",1,"loss",0,2,',
+    '"ddp",2,"loss",0,3,10', '"ddp",2,"loss",1,3.5,11',
+    '"ddp",10,"loss",4,-0.5,14',
+    '"solo",,"loss",7,4,20',
+  ].join("\n") + "\n");
+  // a metric no other rank logs: the CSV of a run without ranks, as before
+  assert.equal(toCSV("acc", [["ddp", ddp.series.get("acc")]]), 'run,metric,step,value,wall_time\n"ddp","acc",0,0.5,10\n');
+});
+
+test("names in a CSV are quoted and never read as a formula", () => {
+  assert.equal(csvName("sweep/lr_0.1"), '"sweep/lr_0.1"');
+  assert.equal(csvName('say "hi", then,\nleave'), '"say ""hi"", then,\nleave"');
+  for (const lead of ["=", "+", "-", "@", "\t", "\r"]) assert.equal(csvName(`${lead}1+1`), `"'${lead}1+1"`);
+  assert.equal(csvName('=HYPERLINK("x")'), `"'=HYPERLINK(""x"")"`);
+  const b = new SeriesBuffer();
+  b.append({ steps: [3], values: [-2], times: [5] });
+  // a value is a number, written as one, even when it starts with a minus
+  assert.equal(toCSV("@loss", [["=cmd|x", b]]), 'run,metric,step,value,wall_time\n"\'=cmd|x","\'@loss",3,-2,5\n');
 });
 
 test("a long live stream stays within MAX_POINTS per series, arrays included", () => {
