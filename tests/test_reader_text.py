@@ -239,7 +239,7 @@ def _stamp(draw: Any) -> str:
 
 @st.composite
 def _log_line(draw: Any) -> str:
-    shape = draw(st.integers(0, 12))
+    shape = draw(st.integers(0, 13))
     n, v = (lambda hi=30: _int(draw, hi)), (lambda: _num(draw))
     if shape == 0:
         line = f"{_stamp(draw)} INFO epoch {n(3)} | step {n()} | loss={v()} lr={v()} acc={v()}"
@@ -265,6 +265,8 @@ def _log_line(draw: Any) -> str:
         line = f"epoch={v()} Step [{n()}/{n(600)}] loss={v()} timestamp={v()}"
     elif shape == 11:
         line = f"{_stamp(draw)} step={v()} loss={v()}"
+    elif shape == 12:
+        line = f"ünï step {n()} loss_λ={v()} acc=٣{n(9)} top@{n(9)}={v()} {_stamp(draw)}"
     else:
         line = draw(st.sampled_from(CORPUS))
     if draw(st.integers(0, 9)) == 0:
@@ -286,12 +288,15 @@ def _same(a: Any, b: Any) -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(picked=st.lists(_log_line(), max_size=60), repeat=st.integers(1, 4),
+@given(picked=st.lists(_log_line(), max_size=60), repeat=st.integers(1, 4), bad_utf8=st.booleans(),
        cuts=st.lists(st.integers(0, 20000), max_size=8), min_group=st.sampled_from([1, 2, 16]))
-def test_the_bulk_decode_reads_as_line_by_line(picked: list[str], repeat: int, cuts: list[int], min_group: int) -> None:
+def test_the_bulk_decode_reads_as_line_by_line(picked: list[str], repeat: int, bad_utf8: bool, cuts: list[int],
+                                                min_group: int) -> None:
     from tailboard.sidecar.readers.textfast import decode_bulk
 
     data = "".join(picked * repeat).encode()  # repeated: a script run again, lines of one shape
+    if bad_utf8:
+        data = data.replace(b"ss", b"s\xffs").replace(b"\xce\xbb", b"\xce")
     r = TextReader()
     bulk, lines, at, buf = r.new_state(), r.new_state(), 0, b""
     for b in sorted({c for c in cuts if 0 < c < len(data)}) + [len(data)]:

@@ -42,7 +42,7 @@ def decode_bulk(reader: TextReader, data: bytes, state: TextState, *, now: float
     body = data[: data.rfind(b"\n") + 1]
     with np.errstate(all="ignore"):  # inf and NaN are values here, as in float arithmetic
         chunk = _Chunk(body, now)
-        for group in _groups(chunk.buf):
+        for group in _groups(chunk.buf, chunk.ends - chunk.starts):
             chunk.read_group(group, min_group)
         done = chunk.walk(st)
         parsed = chunk.emit(done)
@@ -53,14 +53,22 @@ def decode_bulk(reader: TextReader, data: bytes, state: TextState, *, now: float
     return parsed, st
 
 
-def _groups(buf: bytes) -> list[np.ndarray]:
-    """Indices of the lines of each shape, in order of first appearance."""
+def _groups(buf: bytes, lengths: np.ndarray) -> list[np.ndarray]:
+    """Indices of the lines of each shape (lines of ``lengths`` bytes), in order of first appearance."""
     shapes = buf.translate(_ZEROS).split(b"\n")
     shapes.pop()
     ids = {s: i for i, s in enumerate(dict.fromkeys(shapes))}
-    if len(ids) == 1:
+    if len(ids) <= 1:
         return [np.arange(len(shapes))]
-    gid = np.fromiter(map(ids.__getitem__, shapes), np.intp, len(shapes))
+    sizes = [len(s) for s in ids]
+    if len(set(sizes)) == len(sizes):  # as usual, shapes differ in length (a step gained a digit)
+        by_size = np.zeros(max(sizes) + 1, np.intp)
+        by_size[sizes] = np.arange(len(sizes))
+        gid = by_size[lengths]
+    else:
+        gid = np.fromiter(map(ids.__getitem__, shapes), np.intp, len(shapes))
+    if len(ids) <= 32:
+        return [np.flatnonzero(gid == i) for i in range(len(ids))]
     order = np.argsort(gid, kind="stable")
     return np.split(order, np.cumsum(np.bincount(gid))[:-1])
 
@@ -150,6 +158,9 @@ class _Chunk:
     def _read_shape(self, idx: np.ndarray, line: str, scan: LineScan) -> np.ndarray | None:
         """Reads the lines ``idx`` of the shape of ``line`` that read as it does; which did (a mask),
         or None when its numbers are not ASCII."""
+        spans = [p[4:] for p in scan.pairs] + [s for p in scan.positions.values() for s in (p[:2], p[2:]) if s[0] >= 0]
+        if not all(line[a:b].isascii() for a, b in spans):  # digits of other scripts: line by line
+            return None
         at = _byte_offsets(line)
         starts = self.starts[idx]
         ok = np.ones(idx.shape[0], bool)
@@ -159,12 +170,7 @@ class _Chunk:
             if digits:
                 got = self.arr[starts[:, None] + np.asarray(digits)]
                 ok &= (got == got[0]).all(1)
-        values = []
-        for _, _, _, _, a, b in scan.pairs:
-            v = _numbers(self.arr, starts, at[a], line[a:b])
-            if v is None:
-                return None
-            values.append(v)
+        values = [_numbers(self.arr, starts, at[a], line[a:b]) for _, _, _, _, a, b in scan.pairs]
         timed = [j for j, p in enumerate(scan.pairs) if p[1]]
         for j in timed:  # whether a time pair is a wall time, as _absolute says
             v = values[j]
@@ -185,17 +191,12 @@ class _Chunk:
             if name != "epoch" and name != source:
                 continue
             v = _numbers(self.arr, starts, at[a], line[a:b])
-            if v is None:
-                return None
             if name == "epoch":
                 self.hasE[sel], self.E[sel] = True, v[ok]
                 continue
             self.hasS[sel], self.S[sel] = True, v[ok]
             if c >= 0:
-                total = _numbers(self.arr, starts, at[c], line[c:d])
-                if total is None:
-                    return None
-                self.hasT[sel], self.T[sel] = True, total[ok]
+                self.hasT[sel], self.T[sel] = True, _numbers(self.arr, starts, at[c], line[c:d])[ok]
         if metrics:
             self.hasM[sel] = True
             for rank, (name, j) in enumerate(metrics.items()):
@@ -374,11 +375,9 @@ def _append(parsed: Parsed, rest: Parsed) -> None:
         parsed.last_step, parsed.last_time = rest.last_step, rest.last_time
 
 
-def _numbers(arr: np.ndarray, starts: np.ndarray, at: int, text: str) -> np.ndarray | None:
-    """The values of the number that is ``text`` in the first line and at byte ``at`` of every line
-    (lines of one shape: only its digits differ), as ``float`` reads it; None if it is not ASCII."""
-    if not text.isascii():
-        return None
+def _numbers(arr: np.ndarray, starts: np.ndarray, at: int, text: str) -> np.ndarray:
+    """The values of the number that is ``text`` (ASCII) in the first line and at byte ``at`` of
+    every line (lines of one shape: only their digits differ), as ``float`` reads them."""
     m = _NUMBER_LAYOUT.fullmatch(text)
     if m is None:
         if not any("0" <= c <= "9" for c in text):  # nan or inf: letters, the same in every line
