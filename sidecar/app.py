@@ -37,7 +37,7 @@ from .metrics import exposition
 from .proxy import BasePath, TrustedProxies
 from .series import Series
 from .store import Reset, Store
-from .store.images import ImageError, image_answer
+from .store.images import ImageError
 
 __all__ = ["create_app"]
 
@@ -54,6 +54,9 @@ WS_1009_MESSAGE_TOO_BIG = 1009
 WS_1013_TRY_AGAIN_LATER = 1013
 #: The largest body of a control request (a small JSON object).
 MAX_CONTROL_BODY = 4096
+#: The policy of an image answer (instead of the page's): it loads and runs nothing, even opened by
+#: itself, and is never framed.
+IMAGE_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 #: Ended alerts an /api/alerts answer lists at most.
 MAX_RECENT_ALERTS = 500
 
@@ -274,18 +277,20 @@ async def api_images(request: Request) -> Response:
 
 
 async def api_image(request: Request) -> Response:
-    """An image's PNG bytes (store.images: only from inside the run's folder, or from memory);
-    ``encoding=base64``: as JSON ``{"type", "base64"}``, for a page whose requests all read JSON."""
+    """An image's PNG bytes (store.images: only from inside the run's folder, or from memory), as
+    the bytes themselves: the page shows them from a Blob. Served as an image and nothing else: no
+    sniffing, and a policy of their own that lets them run or load nothing, even opened as a page."""
     state = _state(request)
     run, path = _known_run(request), request.query_params.get("path", "")
-    as_json = request.query_params.get("encoding") == "base64"
+    if "encoding" in request.query_params:
+        raise ValueError("encoding is not taken: the answer is the PNG's bytes")
     try:
-        data = await state.hub.in_worker(
-            lambda: image_answer(state.store.image(run, path), as_json), size=len)
+        data = await state.hub.in_worker(lambda: state.store.image(run, path), size=len)
     except ImageError as e:
         return ORJSONResponse({"error": str(e)}, status_code=e.status)
-    media = "application/json" if as_json else "image/png"
-    return Response(data, media_type=media, headers={"cache-control": "private, max-age=3600"})
+    return Response(data, media_type="image/png", headers={
+        "cache-control": "private, max-age=3600", "x-content-type-options": "nosniff",
+        "content-security-policy": IMAGE_CSP})
 
 
 async def api_records(request: Request) -> Response:

@@ -408,13 +408,14 @@ async def test_the_api_lists_and_serves_images(served: Any) -> None:
         got = await client.get("/api/image", params={"run": "b", "path": "media/samples/5.png"})
         assert got.status_code == 200 and got.headers["content-type"] == "image/png"
         assert got.headers["x-content-type-options"] == "nosniff"
-        assert got.content == (root / "b/media/samples/5.png").read_bytes()
+        # the image's own policy, not the page's: opened by itself it loads and runs nothing
+        assert got.headers.get_list("content-security-policy") == ["default-src 'none'; frame-ancestors 'none'; sandbox"]
+        assert got.content == (root / "b/media/samples/5.png").read_bytes()  # the bytes, not base64 in JSON
         assert read_png(got.content)[3] == bytes([201] * 60)
-        as_json = (await client.get("/api/image", params={"run": "b", "path": "media/samples/5.png",
-                                                          "encoding": "base64"})).json()
-        import base64
-
-        assert base64.b64decode(as_json["base64"]) == got.content and as_json["type"] == "image/png"
+        page = await client.get("/api/runs")
+        assert "img-src 'self' data: blob:" in page.headers["content-security-policy"]  # the page shows it from a Blob
+        as_json = await client.get("/api/image", params={"run": "b", "path": "media/samples/5.png", "encoding": "base64"})
+        assert as_json.status_code == 400 and "PNG's bytes" in as_json.json()["error"]
         missing = await client.get("/api/images", params={"run": "a", "tag": "nope"})
         assert missing.status_code == 404
         for params in ({"run": "a", "tag": "samples"}, {"run": "a", "path": "media/samples/0.png"}):

@@ -28,6 +28,7 @@ W, H = 8, 6
 TRAINER = textwrap.dedent("""
     import sys, torch, tailboard
     root, run_id, steps, base = sys.argv[1], sys.argv[2], [int(s) for s in sys.argv[3].split(",")], int(sys.argv[4])
+    tag = sys.argv[5] if len(sys.argv) > 5 else %(tag)r
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -41,7 +42,7 @@ TRAINER = textwrap.dedent("""
                 image = torch.empty(3, %(h)d, %(w)d)
                 image[0], image[1], image[2] = base / 255, step * 4 / 255, (255 - base) / 255
                 image[:, 0, 0] = 1.0
-                metrics[%(tag)r] = tailboard.Image(image)
+                metrics[tag] = tailboard.Image(image)
             run.log(metrics, step=step)
 """ % {"h": H, "w": W, "tag": TAG})
 BASE = {"sweep/a": 40, "sweep/b": 200}
@@ -85,12 +86,12 @@ SHOWN = """([tag, runs]) => { const card = [...document.querySelectorAll('.img-c
     return runs.every((r) => out[r]) ? out : null; }"""
 
 
-def shown(page: Any, steps: dict[str, int]) -> dict[str, Any]:
+def shown(page: Any, steps: dict[str, int], tag: str = TAG) -> dict[str, Any]:
     """What each run's figure shows, once every one shows the image of the step given."""
     runs = list(steps)
-    wait_for(page, f"() => {{ const s = ({SHOWN})({[TAG, runs]!r}); "
+    wait_for(page, f"() => {{ const s = ({SHOWN})({[tag, runs]!r}); "
                    f"return s && Object.entries({steps!r}).every(([r, k]) => s[r].step === k); }}")
-    return page.evaluate(SHOWN, [TAG, runs])  # type: ignore[no-any-return]
+    return page.evaluate(SHOWN, [tag, runs])  # type: ignore[no-any-return]
 
 
 def test_images_of_two_runs_side_by_side_follow_the_step_slider(browser: Any, images_site: ServerHandle) -> None:
@@ -134,6 +135,45 @@ def test_images_of_two_runs_side_by_side_follow_the_step_slider(browser: Any, im
     got = shown(page, {"sweep/a": 30, "sweep/b": 20})
     assert got["sweep/a"]["middle"] == list(colour("sweep/a", 30))
     assert got["sweep/b"]["middle"] == list(colour("sweep/b", 20))
+    assert errors == []
+    page.close()
+
+
+def test_a_name_logged_while_the_tab_is_open_gets_its_card(browser: Any, images_site: ServerHandle) -> None:
+    """The trainers log an image name the tab did not know when it opened: it gets a card, in name
+    order, then a figure for the second run once that one logs it too; the bytes come as a PNG (no
+    JSON), and the object URLs are revoked when the tab is hidden."""
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    answers: list[tuple[str, str]] = []
+    page.on("response", lambda r: answers.append((r.url, r.headers.get("content-type", "")))
+            if "/api/image?" in r.url else None)
+    page.goto(page_url(images_site))
+    wait_for(page, "() => document.querySelectorAll('.run-row[data-run]').length === 2")
+    page.click("#tabs button[data-tab='images']")
+    shown(page, {"sweep/a": 40, "sweep/b": 40})
+    script, root = images_site_script(images_site), str(images_site.server.logdir)
+    late = "late/<i>pred</i>"  # sorts before TAG ("s..."): its card comes first
+    subprocess.run([sys.executable, str(script), root, "sweep/a", "3,7", str(BASE["sweep/a"]), late],
+                   check=True, timeout=120)
+    got = shown(page, {"sweep/a": 7}, tag=late)
+    assert got["sweep/a"]["middle"] == list(colour("sweep/a", 7)) and got["sweep/a"]["corner"] == [255, 255, 255]
+    assert got["sweep/a"]["meta"] == f"step 7 · {W}×{H}"
+    assert page.eval_on_selector_all(".img-card", "cs => cs.map((c) => c.dataset.tag)") == [late, TAG]
+    assert page.eval_on_selector_all(f".img-card[data-tag='{late}'] .img-figure", "fs => fs.map((f) => f.dataset.run)") == ["sweep/a"]
+    # the other run logs it too: its figure joins the card, beside a's, in the selection's order
+    subprocess.run([sys.executable, str(script), root, "sweep/b", "5", str(BASE["sweep/b"]), late], check=True, timeout=120)
+    got = shown(page, {"sweep/a": 7, "sweep/b": 5}, tag=late)  # the slider stays at the latest step
+    assert got["sweep/b"]["middle"] == list(colour("sweep/b", 5)) and got["sweep/a"]["step"] == 7
+    assert page.eval_on_selector_all(f".img-card[data-tag='{late}'] .img-figure", "fs => fs.map((f) => f.dataset.run)") == ["sweep/a", "sweep/b"]
+    assert answers and all(kind == "image/png" and "encoding=" not in url for url, kind in answers), answers
+    # another tab: the images' object URLs are revoked
+    urls = page.eval_on_selector_all(".img-card img", "is => is.map((i) => i.src)")
+    assert len(urls) == 4 and all(u.startswith("blob:") for u in urls)
+    page.click("#tabs button[data-tab='scalars']")
+    wait_for(page, "() => [...document.querySelectorAll('.img-card img')].every((i) => !i.src)")
+    assert page.evaluate("(us) => Promise.all(us.map((u) => fetch(u).then(() => false, () => true)))", urls) == [True] * 4
     assert errors == []
     page.close()
 

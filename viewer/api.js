@@ -117,8 +117,11 @@ export function openSocket(path, base = location) {
   return new WebSocket(wsURL(path, base), wsProtocols());
 }
 
-/** GET `path` (params: an object or URLSearchParams) as JSON. Throws Unauthorized on 401. */
-export async function getJSON(path, params = null, { signal } = {}) {
+/**
+ * GET `path` (params: an object or URLSearchParams): the Response once its status is a success.
+ * Throws Unauthorized on 401 (the page asks for the token again), an Error naming the status else.
+ */
+async function get(path, params, signal) {
   const q = params == null ? "" : String(params instanceof URLSearchParams ? params : new URLSearchParams(params));
   const headers = {};
   const token = getToken();
@@ -132,7 +135,20 @@ export async function getJSON(path, params = null, { signal } = {}) {
     throw new Unauthorized(path);
   }
   if (!res.ok) throw new Error(`${path}: ${res.status}`);
-  return res.json();
+  return res;
+}
+
+/** GET `path` (params: an object or URLSearchParams) as JSON. Throws Unauthorized on 401. */
+export async function getJSON(path, params = null, { signal } = {}) {
+  return (await get(path, params, signal)).json();
+}
+
+/**
+ * GET `path` as a Blob of its bytes and its Content-Type (an image: the token is a header, so an
+ * <img> cannot fetch it itself; show it through URL.createObjectURL). Errors as getJSON.
+ */
+export async function getBlob(path, params = null, { signal } = {}) {
+  return (await get(path, params, signal)).blob();
 }
 
 /**
