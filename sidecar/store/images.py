@@ -25,7 +25,7 @@ from typing import Any
 
 from ..tail import open_regular
 
-__all__ = ["BAD_IMAGE", "BLOB_BYTES", "MAX_IMAGE_BYTES", "ImageError", "ImagesHeld", "contained", "image_answer",
+__all__ = ["BAD_IMAGE", "BLOB_BYTES", "MAX_IMAGE_BYTES", "ImageError", "ImagesHeld", "contained",
            "path_ok", "read_blob", "read_file"]
 
 #: The skip reason of an image record that names no usable file or has no sizes.
@@ -115,13 +115,6 @@ def read_file(folder: str, path: str, limit: int = MAX_IMAGE_BYTES) -> bytes:
     if not data.startswith(b"\x89PNG\r\n\x1a\n"):
         raise ImageError("not a PNG file")
     return data
-
-
-def image_answer(data: bytes, as_json: bool) -> bytes:
-    """The body of an image answer: the PNG itself, or ``{"type", "base64"}`` as JSON."""
-    if not as_json:
-        return data
-    return b'{"type":"image/png","base64":"%s"}' % base64.b64encode(data)
 
 
 def _opened_path(fd: int) -> str | None:
