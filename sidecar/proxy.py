@@ -5,7 +5,8 @@
   proxy_pass http://127.0.0.1:6007; }``): ``/tb/...`` reaches the app with ``root_path`` set to
   ``/tb`` (the ASGI way: ``path`` still holds the prefix, Starlette routes on what follows it),
   ``/tb`` is redirected to ``/tb/`` (the page's URLs are relative to its folder: they need the
-  slash), and anything else is 404 before any other check. A proxy that strips the prefix needs no
+  slash), ``/healthz`` answers at the root too (container probes reach the port itself, not the
+  proxy; it holds no data), and anything else is 404 before any other check. A proxy that strips the prefix needs no
   ``--base-url``: the page never names its own prefix.
 - ``TrustedProxies`` reads ``X-Forwarded-For``, ``-Proto`` and ``-Host`` (or, when none of them is
   there, a ``Forwarded`` header) from a peer in its allow-list, and rewrites the scope as the browser
@@ -69,6 +70,13 @@ class BasePath:
         path: str = scope.get("path", "")
         if path.startswith(self.prefix + "/"):
             scope = dict(scope)
+            scope["root_path"] = scope.get("root_path", "") + self.prefix
+            await self.app(scope, receive, send)
+        elif path == "/healthz" and scope["type"] == "http":
+            # container probes knock on the port itself, not through the proxy: no data, no token
+            scope = dict(scope)
+            scope["path"] = self.prefix + path
+            scope["raw_path"] = scope["path"].encode("latin-1")
             scope["root_path"] = scope.get("root_path", "") + self.prefix
             await self.app(scope, receive, send)
         elif path == self.prefix and scope["type"] == "http":

@@ -143,10 +143,13 @@ def test_everything_is_served_below_the_prefix_and_nothing_elsewhere(logs: Any) 
                 assert http.get(direct + path).status_code == 401, path
                 assert http.get(direct + path, headers=auth).status_code == 200, path
             assert http.get(direct + "/tb/api/runs", headers=auth).json()["runs"][0]["id"] == "exp/a"
-            # outside the prefix there is nothing, token or not
-            for path in ("/", "/index.html", "/api/runs", "/healthz", "/metrics", "/tbx/", "/t"):
+            # outside the prefix there is nothing, token or not, but the health check of probes
+            for path in ("/", "/index.html", "/api/runs", "/metrics", "/tbx/", "/t", "/healthz/x"):
                 res = http.get(direct + path, headers=auth)
                 assert res.status_code == 404, path
+            health = http.get(direct + "/healthz")
+            assert health.status_code == 200 and health.json()["ok"] is True
+            assert health.json().keys() == http.get(direct + "/tb/healthz").json().keys()
             # the folder without its slash is sent to it (the page's URLs are relative to it)
             res = http.get(direct + "/tb?x=1")
             assert res.status_code == 308 and res.headers["location"] == "tb/?x=1"
