@@ -29,9 +29,9 @@ _KINDS = ("step", "epoch", "line")
 _STEP_ORDER = ("step", "global_step", "iteration", "iter", "batch")
 _NUMBER_LAYOUT = re.compile(r"([-+]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([-+]?)([0-9]{1,4}))?")
 _POW10 = 10.0 ** np.arange(23)  # exact doubles: one product or quotient by them rounds once
-_MAX_RESTARTS = 16
-_YEARS = (1971, 2200)
-_EPOCH = datetime(1970, 1, 1)  # date-times read in bulk: microseconds since 1970 stay below 2**53
+_MAX_RESTARTS = 16  # new attempts in a chunk after which its other lines are read one by one
+_YEARS = (1971, 2200)  # date-times read in bulk: microseconds since 1970 stay below 2**53
+_EPOCH = datetime(1970, 1, 1)
 
 
 def decode_bulk(reader: TextReader, data: bytes, state: TextState, *, now: float,

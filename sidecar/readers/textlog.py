@@ -42,6 +42,9 @@ A user pattern (``TextReader(pattern=...)``) replaces these rules: its named gro
 ``epoch`` and ``time`` are the step, epoch and wall time, every other named group holding a number is
 a metric, and lines it does not match hold nothing.
 
+A chunk of many lines (a backlog) is read in bulk by ``textfast``, with the same results: the lines
+of one shape (the same text but for the digits) at once.
+
 Rewrites: a text log is only appended to; when it is truncated (a new run without ``tee -a``, or a
 copy-truncate rotation) everything in it is new, so ``rewound`` keeps the state as it is and the
 steps decide whether a new attempt starts.
