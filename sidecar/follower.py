@@ -330,11 +330,17 @@ class Follower:
                 total += os.stat(f.ref.path).st_size
         self._progress(0, total, False)
         loaded = 0
+        # only the files of readers that are worth a worker count (see _worth_shipping)
+        shipped = [f for f in files if self._worth_shipping(f)]
+        heavy = 0
+        for f in shipped:
+            with contextlib.suppress(OSError):
+                heavy += os.stat(f.ref.path).st_size
         load = self._load_average() if self._load_average is not None else 0.0
         busy = load >= _usable_cores()
-        if busy and total >= self.parallel_min_bytes:
+        if busy and heavy >= self.parallel_min_bytes:
             logger.info("every core is busy (load average %.1f): catching up in this process", load)
-        if self.workers > 1 and len(files) > 1 and total >= self.parallel_min_bytes and not busy:
+        if self.workers > 1 and len(shipped) > 1 and heavy >= self.parallel_min_bytes and not busy:
             try:
                 pool = ParsePool(self.workers, slot=2 * self.read_bytes + self.max_line_bytes)
             except (OSError, ValueError) as exc:
@@ -396,6 +402,11 @@ class Follower:
                     if got is None:
                         continue  # the run is read to its end
                     f, chunk = got
+                    if not self._worth_shipping(f):
+                        lane.taken = self._ingest_here(f, chunk)
+                        loaded += len(chunk.data)
+                        lanes.append(lane)
+                        continue
                     try:
                         state = self.store.parse_state(f.ref.run_id, f.ref.stream)
                         pool.submit((lane, f, chunk), chunk.data, state, head=f.tail.defer)
@@ -407,6 +418,7 @@ class Follower:
                         lane.taken = self._ingest_here(f, chunk)  # the lane moves on, whatever failed
                         lanes.append(lane)
                 if not pool.busy():
+                    last_report = self._report(loaded, total, last_report)
                     continue
                 for (lane, f, chunk), parsed in pool.collect():
                     if isinstance(parsed, BaseException):
@@ -434,6 +446,11 @@ class Follower:
             return last
         self._progress(min(loaded, total), total, False)
         return now
+
+    def _worth_shipping(self, f: _Followed) -> bool:
+        """Whether a file's chunks go to the parse workers: not those of a reader that says it
+        decodes faster than its result travels back (``parallel = False``), which this thread reads."""
+        return bool(getattr(self.readers[f.reader], "parallel", True))
 
     def _ingest_here(self, f: _Followed, chunk: Chunk) -> int | None:
         """Decode a chunk in this thread; for a deferring tail, how many of its bytes were records."""

@@ -836,3 +836,51 @@ async def test_a_backlog_is_parsed_in_workers_only_while_some_core_is_free(
     assert store.series("r3", "y").steps.tolist() == steps["y"]
     busy, _ = await load_with(workers=2, load_average=lambda: 1e9)  # explicit: the load is not asked
     assert busy.catch_up_workers == 2
+
+
+async def test_csv_is_read_by_the_follower_itself_during_a_parallel_catch_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CSV decodes faster than a worker's result travels back: its chunks are read in the
+    follower's process, the JSON lines beside it by the workers, and the store is the serial one's.
+    A backlog of CSV alone starts no worker."""
+    from tailboard.sidecar import parallel
+    from tailboard.sidecar.store import Store
+
+    root = tmp_path / "logs"
+    steps = write_parallel_backlog(root, "jsonl")
+    for r in range(3):
+        (root / f"c{r}").mkdir()
+        (root / f"c{r}" / "metrics.csv").write_text(
+            "step,loss,acc\n" + "".join(f"{i},{i * r / 7},{'' if i % 3 else i / 9}\n" for i in range(20_000)))
+    shipped: list[str] = []
+    real_submit = parallel.ParsePool.submit
+
+    def submit(self: Any, tag: Any, data: bytes, state: Any, **kw: Any) -> None:
+        shipped.append(tag[1].ref.path)
+        real_submit(self, tag, data, state, **kw)
+
+    monkeypatch.setattr(parallel.ParsePool, "submit", submit)
+
+    async def load(workers: int, where: Path = root) -> Any:
+        store = Store(where)
+        follower = Follower(where, store, read_bytes=32 << 10, sweep_interval=30.0, workers=workers,
+                            parallel_min_bytes=0)
+        await follower.start()
+        await follower.stop()
+        return follower, store
+
+    (_, serial), (both, parallel_store) = await load(0), await load(2)
+    assert both.catch_up_workers == 2 and shipped and not [p for p in shipped if p.endswith(".csv")]
+    for r in range(3):
+        for m in ("loss", "acc"):
+            a, b = serial.series(f"c{r}", m), parallel_store.series(f"c{r}", m)
+            assert a.steps.tolist() == b.steps.tolist() and a.values.tolist() == b.values.tolist()
+        assert len(parallel_store.series(f"c{r}", "loss").steps) == 20_000
+    assert parallel_store.series("r2", "y").steps.tolist() == steps["y"]
+    import shutil
+
+    for r in range(4):
+        shutil.rmtree(root / f"r{r}")  # CSV alone now
+    alone, _ = await load(2)
+    assert alone.catch_up_workers == 0

@@ -82,6 +82,9 @@ class CsvState:
 
 class CsvReader:
     name = "csv"
+    #: the catch-up reads CSV in the follower's own process: rows of numbers decode faster than a
+    #: parse worker's result travels back (serial 0.73 s against 1.36 s with two workers, 4.5M points)
+    parallel = False
 
     def claims(self, filename: str, head: bytes) -> float:
         if not filename.lower().endswith((".csv", ".tsv")):
