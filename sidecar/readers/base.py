@@ -36,6 +36,11 @@ class Reader(Protocol):
       records that the stream checked rather than emitted after a rewrite are exported too.
     - ``state_before(data, after) -> state``: the state before ``data`` when only the state after it is
       known (a cursor older than the states the store keeps).
+    - ``parallel = False``: the catch-up decodes its files in the follower's process, not in parse
+      workers (a decode cheaper than sending its result back).
+    - ``decode_head(data, state, *, now) -> (parsed, state, taken)`` (records that are not lines):
+      ``complete`` and ``decode`` in one, on bytes that may end inside a record; ``taken`` is how
+      many were whole records. The parallel catch-up then frames each chunk once, in the worker.
     """
 
     #: Short name, shown in /api/runs and used by --include/--exclude rules ("jsonl", "tfevents").
