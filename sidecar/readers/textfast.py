@@ -391,16 +391,16 @@ def _numbers(arr: np.ndarray, starts: np.ndarray, at: int, text: str) -> np.ndar
         d = arr[starts[:, None] + (at + np.asarray(offs, np.intp))].astype(np.float64) - 48.0
         return d @ _POW10[len(offs) - 1 :: -1][: len(offs)]
 
-    whole = digits(mantissa)  # an integer below 10**15: exact
-    shift = -len(m[3] or "")
-    if m[5] is not None:
-        exp = digits(list(range(*m.span(5)))) * (-1 if m[4] == "-" else 1) + shift
-    else:
-        exp = np.full(starts.shape[0], float(shift))
-    fast = np.abs(exp) <= 22
-    e = np.where(fast, exp, 0).astype(np.intp)
     # Clinger's fast path: an integer below 2**53 times or over an exact power of ten rounds once,
     # as the correctly rounded decimal does
+    whole = digits(mantissa)  # an integer below 10**15: exact
+    shift = -len(m[3] or "")  # 15 digits at most
+    if m[5] is None:
+        values = np.asarray(whole / _POW10[-shift], np.float64)
+        return -values if m[1] == "-" else values
+    exp = digits(list(range(*m.span(5)))) * (-1 if m[4] == "-" else 1) + shift
+    fast = np.abs(exp) <= 22
+    e = np.where(fast, exp, 0).astype(np.intp)
     values = np.where(e >= 0, whole * _POW10[np.maximum(e, 0)], whole / _POW10[np.maximum(-e, 0)])
     if m[1] == "-":
         values = -values
