@@ -487,3 +487,80 @@ def test_lines_of_two_layouts_are_each_read_as_a_template(monkeypatch: pytest.Mo
     [got] = attempts(parsed)
     assert got["loss"][0] == [20.0 * i + 19 for i in range(60)] and got["bbox/AP"][1] == [49.0, 69.0, 89.0]
     assert "time" in got and got["time"][2][0] == 5.0
+
+
+# -- another program's lines whose fields vary line by line: read a column at a time -------------
+
+FIELD = st.sampled_from(["loss", "acc", "lr", "step", "iter", "epoch", "mode", "split", "phase", "stage", "time", "t",
+                         "timestamp", "_timestamp", "x/y", "ünï", "k"])
+LEAF = st.one_of(number, number, number, st.floats(), st.none(), st.booleans(), st.lists(number, max_size=2),
+                 st.sampled_from(["train", "val", "", "NaN", "Infinity", "-Infinity", "2024-01-02T03:04:05Z",
+                                  "2024-01-02 03:04:05.5+02:00", "x", "1.5", 1.7e9, 1.7e12, 0.41, 1, 0, -0.0,
+                                  2**63, 2**64 - 1, 1e308]))
+DEEP = b'{"a":' * 1000 + b"1" + b"}" * 1000 + b"\n"  # read by orjson, too deep to flatten
+
+
+@st.composite
+def varying_lines(draw: Any) -> bytes:
+    """Lines that each hold their own subset of fields, in a few orders (as a logger writing the
+    metrics computed at each step), with every kind of value among them: nested objects, nulls,
+    booleans, huge integers, bare and spelled non-finite numbers, times, discriminators, and now and
+    then a line that is not an object, not JSON, or an image."""
+    orders = draw(st.lists(st.lists(FIELD, unique=True, max_size=7), min_size=1, max_size=4))
+    out = []
+    for _ in range(draw(st.integers(0, 70))):
+        kind = draw(st.sampled_from(["order"] * 10 + ["subset", "nested", "token", "other"]))
+        if kind == "other":
+            out.append(draw(st.sampled_from([b"[1, 2]\n", b"3\n", b'"x"\n', b"{}\n", b"nope\n", b"\n", DEEP,
+                                             image_line(draw(st.integers(0, 3)))])))
+            continue
+        names = draw(st.sampled_from(orders))
+        if kind == "subset":
+            names = [n for n in names if draw(st.booleans())]
+        rec: dict[str, Any] = {n: draw(LEAF) for n in names}
+        if kind == "nested" and names:
+            rec[names[0]] = {draw(FIELD): draw(LEAF), "m": {"deep": draw(st.one_of(number, st.none()))}}
+        text = json.dumps(rec, allow_nan=True, separators=draw(st.sampled_from([None, (",", ":")])))
+        if kind == "token" and names:  # a number as another program may write it
+            rec[names[-1]] = 0.000123456789
+            text = json.dumps(rec, allow_nan=True).replace("0.000123456789", draw(st.sampled_from(TOKENS)).decode())
+        out.append(text.encode() + b"\n")
+    return b"".join(out)
+
+
+def assert_same_fields(a: jsonl.Fields, b: jsonl.Fields) -> None:
+    """The same columns, bit for bit (NaN and -0.0 too), the same layouts and prefixes, in the same order."""
+    assert a.n == b.n
+    assert list(a.numbers) == list(b.numbers) and list(a.iso) == list(b.iso)
+    for name, (values, has) in a.numbers.items():
+        assert values.tobytes() == b.numbers[name][0].tobytes() and has.tolist() == b.numbers[name][1].tolist()
+    for name, t in a.iso.items():
+        assert t.tobytes() == b.iso[name].tobytes()
+    assert a.layout.dtype == b.layout.dtype and a.layout.tolist() == b.layout.tolist()
+    assert a.prefix.tolist() == b.prefix.tolist() and a.prefixes == b.prefixes
+    assert a.records == b.records
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=varying_lines())
+def test_columns_read_at_once_are_those_of_one_object_at_a_time(data: bytes) -> None:
+    from tailboard.sidecar.ingest import decode_lines
+    from tailboard.sidecar.readers.jsonl_columns import fields_one_at_a_time
+
+    objs = decode_lines(data, Parsed())
+    got, want = Parsed(), Parsed()
+    kept_got: list[int] = []
+    kept_want: list[int] = []
+    assert_same_fields(jsonl.fields_from_objects(objs, got, kept_got), fields_one_at_a_time(objs, want, kept_want))
+    assert kept_got == kept_want and got.skipped == want.skipped
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=varying_lines(), cuts=st.lists(st.integers(1, 70), max_size=3))
+def test_lines_of_varying_fields_give_the_points_of_one_object_at_a_time(data: bytes, cuts: list[int]) -> None:
+    got, st_got = decode(data, True, cuts)
+    want, st_want = decode(data, False, cuts)
+    assert attempts(got) == attempts(want) and images(got) == images(want)
+    assert [p.skipped for p in got] == [p.skipped for p in want]
+    assert [p.records for p in got] == [p.records for p in want]
+    assert repr(st_got) == repr(st_want)

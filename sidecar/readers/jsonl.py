@@ -17,9 +17,10 @@ of one layout differ only in their numbers: a chunk's lines are grouped by layou
 the number bytes taken out) and each group of ``MIN_TEMPLATE`` lines or more is read as a template
 of its first line (every other byte compared, the numbers read by one orjson call:
 ``ingest.read_layout``, the writer's fast path made general); the other lines, and groups that
-differ anywhere, are read one object at a time (``jsonl_columns.fields_from_objects``). Both give the
-same columns, so the points are the same (bench/jsonl_decode.py measures this against pyarrow's JSON
-reader, which was slower).
+differ anywhere, are decoded by one orjson call and their fields read in whole-array passes
+(``jsonl_columns.fields_from_objects``: lines whose fields vary line by line, bench/jsonl_mixed.py).
+Both give the columns of one object at a time, so the points are the same (bench/jsonl_decode.py
+measures this against pyarrow's JSON reader, which was slower).
 
 Image records (``{"k":"image",...}``, the writer's ``tailboard.Image``) are a record kind of the
 format (``format.KINDS``): ``ingest.parse_chunk`` keeps them with the other records of tailboard's
@@ -37,7 +38,7 @@ import orjson
 from tailboard.format import K_IMAGE, KIND, KINDS
 
 from ..ingest import Parsed, decode_line, decode_lines, parse_chunk, read_layout
-from .jsonl_columns import Fields, discriminator_hash, field_hash, fields_from_objects, merged
+from .jsonl_columns import Fields, discriminator_hash, field_hash, fields_from_objects, fields_one_at_a_time, merged
 from .jsonl_steps import (
     JsonlState,
     _Tracker,  # noqa: F401 (tests switch its whole-array path off)
@@ -56,13 +57,15 @@ IMAGE_HEAD = NATIVE_HEAD + b'%s"' % K_IMAGE.encode()
 #: Fewest lines of one layout read as a template; fewer are read with the rest of their chunk.
 MIN_TEMPLATE = 16
 _NUMBER = b"0123456789.-+eENaIfinty"  # the bytes of number tokens: NaN, Infinity and -Infinity too
+_KIND_KEY = b'"%s"' % KIND.encode()  # a line without it (nor an escape) has no kind: not one of tailboard's
 
 
 class JsonlReader:
     name = "jsonl"
     #: records end at newlines: the tail cuts lines itself (over-long lines and NUL runs skipped)
     lines = True
-    #: lines of one layout read as templates (tests switch it off to compare with one at a time)
+    #: lines of one layout read as templates, the others as columns (tests switch it off to compare
+    #: with one object at a time)
     fast = True
     #: a decoder of the other lines into columns, tried before one object at a time (returning None
     #: where it cannot be exact); bench/jsonl_decode.py puts pyarrow's JSON reader here
@@ -147,6 +150,14 @@ def fields_from_template(data: bytes) -> Fields | None:
         return None
     if type(obj) is not dict or first.count(b":") != len(obj) or type(obj.get("k")) is str:
         return None
+    last = data[data.rfind(b"\n", 0, len(data) - 1) + 1 : -1]
+    if last != first:  # lines of other fields, said before reading every line (the usual miss)
+        try:
+            other = decode_line(last)
+        except ValueError:
+            return None
+        if type(other) is not dict or list(other) != list(obj):
+            return None
     consts: list[bytes] = []
     anchors: list[int] = []
     before: list[int] = []
@@ -189,55 +200,83 @@ def fields_from_template(data: bytes) -> Fields | None:
 def fields_by_layout(data: bytes, parsed: Parsed, fast: bool = True,
                      bulk: Callable[[bytes], Fields | None] | None = None) -> Fields | None:
     """A chunk's columns: lines of each layout met ``MIN_TEMPLATE`` times or more read as a
-    template (``fast``), the others by ``bulk`` if given, else one object at a time; rows in file
-    order. None when the chunk holds tailboard's own records other than images."""
+    template (``fast``), the others by ``bulk`` if given, else by ``fields_from_objects`` (without
+    ``fast``, one object at a time); rows in file order. None when the chunk holds tailboard's own
+    records other than images."""
     if data and not data.endswith(b"\n"):
         data += b"\n"  # a last line without its newline (a reader's chunks end with one)
     whole = fields_from_template(data) if fast else None
     if whole is not None:
         return whole
-    lines = data.split(b"\n")
-    lines.pop()
-    groups: dict[bytes, list[int]] = {}
-    if fast:  # the lines of a layout are alike once their numbers are taken out
-        for i, shape in enumerate(data.translate(None, _NUMBER).split(b"\n")[:-1]):
-            groups.setdefault(shape, []).append(i)
-    else:
-        groups[b""] = list(range(len(lines)))
+    if not data:
+        return fields_from_objects([], parsed)
     parts: list[tuple[Fields, np.ndarray]] = []
-    rest: list[int] = []
-    for rows in groups.values():
-        got = None
-        if fast and len(rows) >= MIN_TEMPLATE:
-            got = fields_from_template(b"\n".join([lines[i] for i in rows]) + b"\n")
-        if got is None:
-            rest.extend(rows)
-        else:
-            parts.append((got, np.array(rows)))
-    if rest:
-        rest.sort()
-        text = b"\n".join([lines[i] for i in rest]) + b"\n"
+    rest: np.ndarray | None = None  # the lines left for the other ways; None: all
+    lines: list[bytes] = []  # cut only when some are read as templates
+    if fast:  # the lines of a layout are alike once their numbers are taken out
+        shapes = data.translate(None, _NUMBER).split(b"\n")[:-1]
+        n = len(shapes)
+        firsts: dict[bytes, int] = {}
+        group = np.fromiter(map(firsts.setdefault, shapes, range(n)), np.int64, n)  # its shape's first line
+        sizes = np.bincount(group, minlength=n)
+        left = np.ones(n, bool)
+        for at in np.flatnonzero((sizes >= MIN_TEMPLATE) & (sizes < n)).tolist():  # all the lines: tried above
+            lines = lines or data.split(b"\n")
+            rows = np.flatnonzero(group == at)
+            got = fields_from_template(b"\n".join([lines[i] for i in rows.tolist()]) + b"\n")
+            if got is not None:
+                parts.append((got, rows))
+                left[rows] = False
+        if parts:
+            rest = np.flatnonzero(left)
+    if rest is None or rest.shape[0]:
+        text = data if rest is None else b"\n".join([lines[i] for i in rest.tolist()]) + b"\n"
+        line_no = np.arange(len(shapes) if fast else data.count(b"\n")) if rest is None else rest
         got = bulk(text) if bulk is not None else None
-        if got is not None:
-            parts.append((got, np.array(rest)))
-        else:
-            where: list[int] = []
-            objs = decode_lines(text, parsed, where)
-            own = [j for j, o in enumerate(objs) if type(o) is dict and type(o.get(KIND)) is str and o[KIND] in KINDS]
-            images = [(j, objs[j]) for j in own if objs[j][KIND] == K_IMAGE]
-            if len(images) < len(own):
+        if got is None:
+            got, line_no = _objects(text, line_no, parsed, fast)
+            if got is None:
                 return None
-            for j, _ in images:
-                objs[j] = {}  # a row of no fields; the record is kept beside the columns
-            kept: list[int] = []
-            got = fields_from_objects(objs, parsed, kept)
-            if images:
-                row = {j: r for r, j in enumerate(kept)}
-                got.records = [(row[j], rec) for j, rec in images]
-            parts.append((got, np.array([rest[where[k]] for k in kept], np.int64)))
+        parts.append((got, line_no))
     if not parts:
         return fields_from_objects([], parsed)
     return parts[0][0] if len(parts) == 1 else merged(parts)  # one part: its rows are in order
+
+
+def _objects(text: bytes, line_no: np.ndarray, parsed: Parsed, fast: bool) -> tuple[Fields | None, np.ndarray]:
+    """Lines read as objects, and the line number of each row (``line_no``: of each line of
+    ``text``); None when they hold tailboard's own records other than images."""
+    where: list[int] | None = None
+    try:  # as decode_lines reads lines when all are JSON, without cutting them first
+        objs = orjson.loads(b"[" + text[:-1].replace(b"\n", b",") + b"]")
+    except orjson.JSONDecodeError:
+        objs = None
+    if objs is None or len(objs) != line_no.shape[0]:
+        where = []
+        objs = decode_lines(text, parsed, where)
+    # a line can have a kind only if its text holds the key, or an escape that may spell it (the
+    # search for one byte is fast; for the key, a quote being everywhere, a hundred times slower)
+    maybe = b"\\" in text or _KIND_KEY[1:2] in text and _KIND_KEY in text
+    own = [j for j, o in enumerate(objs) if type(o) is dict and type(o.get(KIND)) is str and o[KIND] in KINDS] \
+        if maybe else []
+    images = [(j, objs[j]) for j in own if objs[j][KIND] == K_IMAGE]
+    if len(images) < len(own):
+        return None, line_no
+    for j, _ in images:
+        objs[j] = {}  # a row of no fields; the record is kept beside the columns
+    kept: list[int] = []
+    if fast:
+        got = fields_from_objects(objs, parsed, kept)
+    else:
+        got = fields_one_at_a_time(objs, parsed, kept)
+    if images:
+        row = {j: r for r, j in enumerate(kept)}
+        got.records = [(row[j], rec) for j, rec in images]
+    if where is not None and len(where) < line_no.shape[0]:  # lines that are not JSON
+        line_no = line_no[np.array(where, np.int64)]
+    if len(kept) < len(objs):  # values that are not objects
+        line_no = line_no[np.array(kept, np.int64)]
+    return got, line_no
 
 
 def decode_foreign(data: bytes, state: JsonlState, *, now: float, fast: bool = True,
