@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 
 from ..ingest import Parsed
-from .textlog import _ISO_WITHIN, LineScan, TextReader, TextState, _iso_time, _read, _scan, _visible
+from .textlog import ISO_WITHIN, LineScan, TextReader, TextState, iso_time, read_line, scan_line, visible
 
 __all__ = ["decode_bulk"]
 
@@ -47,7 +47,8 @@ def decode_bulk(reader: TextReader, data: bytes, state: TextState, *, now: float
         done = chunk.walk(st)
         parsed = chunk.emit(done)
     if done < chunk.n:  # attempts on attempts: the rest line by line
-        rest = reader._lines(chunk.raw_lines()[done:], st, now)
+        at = int(np.flatnonzero(np.frombuffer(body, np.uint8) == 10)[done - 1]) + 1
+        rest, st = reader.decode_lines(body[at:], st, now=now)
         _append(parsed, rest)
     parsed.started = st.started
     return parsed, st
@@ -82,7 +83,7 @@ class _Chunk:
         special = b"\r" in body or b"\x1b" in body or b"\x00" in body
         if special or not (body.isascii() or _is_utf8(body)):
             raw = self.raw_lines()
-            body = "".join((_visible(line) if special else line) + "\n" for line in raw).encode()
+            body = "".join((visible(line) if special else line) + "\n" for line in raw).encode()
         self.buf = body
         self.arr = np.frombuffer(body, np.uint8)
         self.ends = np.flatnonzero(self.arr == 10)
@@ -111,8 +112,8 @@ class _Chunk:
 
     # -- what each line holds -------------------------------------------------------------------
 
-    def read_line(self, i: int) -> None:
-        read = _read(self.line(i))
+    def read_alone(self, i: int) -> None:
+        read = read_line(self.line(i))
         if read is None:
             return
         positions, metrics, t = read
@@ -140,16 +141,16 @@ class _Chunk:
         while idx.shape[0]:
             if idx.shape[0] < min_group:
                 for i in idx.tolist():
-                    self.read_line(i)
+                    self.read_alone(i)
                 return
             line = self.line(int(idx[0]))
-            scan = _scan(line)
+            scan = scan_line(line)
             if scan is None:  # progress bars
                 return
             ok = self._read_shape(idx, line, scan)
             if ok is None:
                 for i in idx.tolist():
-                    self.read_line(i)
+                    self.read_alone(i)
                 return
             idx = idx[~ok]
             if ok.sum() < min_group:  # scattered: the rest line by line
@@ -212,7 +213,7 @@ class _Chunk:
         """The wall times of lines whose date-time is at the place of ``m`` (see _iso_from)."""
         if not m[0].isascii():
             for i in sel.tolist():
-                t = _iso_time(self.line(i)[:_ISO_WITHIN])
+                t = iso_time(self.line(i)[:ISO_WITHIN])
                 self.t[i] = self.now if t is None else t
             return
 
@@ -247,13 +248,13 @@ class _Chunk:
         times = (utc * 1_000_000 + micro) / 1e6  # as timedelta.total_seconds: one rounding
         self.t[sel[ok]] = times[ok]
         for i in sel[~ok].tolist():  # the rules, one line at a time
-            t = _iso_time(self.line(i)[:_ISO_WITHIN])
+            t = iso_time(self.line(i)[:ISO_WITHIN])
             self.t[i] = self.now if t is None else t
 
     # -- steps and attempts, in file order ------------------------------------------------------
 
     def walk(self, st: TextState) -> int:
-        """Gives every line the step and the attempt ``TextReader._lines`` would and carries ``st``
+        """Gives every line the step and the attempt ``TextReader.decode_lines`` would and carries ``st``
         over them; the number of lines done (all, unless attempts restarted too often)."""
         line0 = st.line
         at = restarts = 0

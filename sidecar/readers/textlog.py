@@ -81,7 +81,7 @@ _COUNTER = re.compile(
 )
 _PROGRESS = re.compile(r"\[\s*(?P<n>\d+)\s*/\s*(?P<total>\d+)\b")
 _ISO = re.compile(r"(?<!\d)(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:[.,](\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?")
-_ISO_WITHIN = 64  # a line's date-time is its prefix (logging's asctime): looked for there only
+ISO_WITHIN = 64  # a line's date-time is its prefix (logging's asctime): looked for there only
 _STEP_NAMES = frozenset(STEP_KEYS) | {"global step"}
 _TIME_NAMES = frozenset(TIME_KEYS)
 _TEXT_SUFFIXES = (".log", ".txt", ".out")
@@ -120,7 +120,7 @@ class TextReader:
             return 0.0
         text = head.decode("utf-8", "replace")
         lines = text.split("\n")[:-1]  # complete lines only
-        hits = sum(1 for line in lines if self._line(_visible(line), TextState(), 0.0)[2])
+        hits = sum(1 for line in lines if self._line(visible(line), TextState(), 0.0)[2])
         return 0.0 if not hits else 0.5 if hits < 3 else 0.6
 
     def complete(self, buf: bytes) -> int:
@@ -155,7 +155,7 @@ class TextReader:
         segments: list[dict[str, tuple[list[float], list[float], list[float]]]] = [{}]
         for raw in lines:
             st.line += 1
-            step, kind, metrics, t = self._line(_visible(raw), st, now)
+            step, kind, metrics, t = self._line(visible(raw), st, now)
             if not metrics:
                 continue
             if kind in st.last_steps and step < st.last_steps[kind]:
@@ -186,7 +186,7 @@ class TextReader:
         """(step, kind of step, metrics, wall time) of one visible line; updates the carried context."""
         if self.pattern is not None:
             return self._match(line, st, now)
-        read = _read(line)
+        read = read_line(line)
         if read is None:
             return 0.0, "", {}, now
         positions, metrics, t = read
@@ -236,7 +236,7 @@ class TextReader:
             if value is not None:
                 positions[key] = (value, None)
         t = _float(groups.get("time", ""))
-        t = _absolute(t) if t is not None else _iso_time(groups.get("time", ""))
+        t = _absolute(t) if t is not None else iso_time(groups.get("time", ""))
         step, kind = self._position(positions, st)
         return step, kind, metrics, now if t is None else t
 
@@ -244,7 +244,7 @@ class TextReader:
 @dataclasses.dataclass(frozen=True)
 class LineScan:
     """Where the numbers of a visible line are and what the rules make of them, as far as the text
-    decides: what only values decide (is a ``time`` pair an absolute time?) is left to ``_read``.
+    decides: what only values decide (is a ``time`` pair an absolute time?) is left to ``read_line``.
     Lines that differ only in ASCII digits scan alike: every character class of the rules holds all
     ten digits or none, and names are compared as text (textfast relies on this)."""
 
@@ -252,10 +252,10 @@ class LineScan:
     pairs: tuple[tuple[str, bool, int, int, int, int], ...]
     # position name -> (number span, total span or (-1, -1))
     positions: dict[str, tuple[int, int, int, int]]
-    iso: re.Match[str] | None  # the date-time in the first _ISO_WITHIN characters, if any
+    iso: re.Match[str] | None  # the date-time in the first ISO_WITHIN characters, if any
 
 
-def _scan(line: str) -> LineScan | None:
+def scan_line(line: str) -> LineScan | None:
     """The structure of a visible line; None for a progress bar (it holds nothing)."""
     if "|" in line and _TQDM.search(line):
         return None
@@ -288,13 +288,13 @@ def _scan(line: str) -> LineScan | None:
         progress = _PROGRESS.search(line, after_epoch)
         if progress:
             positions["batch"] = (*progress.span("n"), *progress.span("total"))
-    head = line[:_ISO_WITHIN]
+    head = line[:ISO_WITHIN]
     return LineScan(tuple(pairs), positions, _ISO.search(head) if "-" in head else None)
 
 
-def _read(line: str) -> tuple[dict[str, tuple[float, float | None]], dict[str, float], float | None] | None:
+def read_line(line: str) -> tuple[dict[str, tuple[float, float | None]], dict[str, float], float | None] | None:
     """(positions, metrics, wall time or None) of a visible line, or None for a progress bar."""
-    scan = _scan(line)
+    scan = scan_line(line)
     if scan is None:
         return None
     metrics: dict[str, float] = {}
@@ -312,7 +312,7 @@ def _read(line: str) -> tuple[dict[str, tuple[float, float | None]], dict[str, f
     return positions, metrics, t
 
 
-def _visible(raw: str) -> str:
+def visible(raw: str) -> str:
     """What a terminal shows of a line: the last redraw, without escape codes or NULs."""
     line = raw.removesuffix("\r").rpartition("\r")[2]
     if "\x1b" in line:
@@ -336,7 +336,7 @@ def _absolute(value: float) -> float | None:
     return None
 
 
-def _iso_time(text: str) -> float | None:
+def iso_time(text: str) -> float | None:
     m = _ISO.search(text)
     return None if m is None else _iso_from(m)
 
