@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from array import array
-from itertools import chain
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -168,6 +168,8 @@ def fields_one_at_a_time(objs: list[Any], parsed: Parsed, kept: list[int] | None
 
 
 _NUM = frozenset({float, int})
+_NUMBER, _NULL, _BOOL, _OTHER = range(4)
+_KIND_CODES = {float: _NUMBER, int: _NUMBER, type(None): _NULL, bool: _BOOL}
 #: Fewer objects than this are read one at a time (the first line of a template, a few odd lines):
 #: reading at once costs a tenth of a millisecond or so whatever the chunk.
 FEW = 16
@@ -246,20 +248,21 @@ def fields_from_objects(objs: list[Any], parsed: Parsed, kept: list[int] | None 
 
 def _other_values(vals: list[Any], names: list[str], row_of: np.ndarray, weights: np.ndarray, n: int) -> tuple[
         np.ndarray, dict[str, tuple[list[int], list[float]]], dict[str, list[str | None]]]:
-    """The values that are not numbers, one by one by the rules of ``fields_one_at_a_time``: where a
-    value is a number (the non-finite spellings too: ``vals`` gets it, and 0.0 in place of every
-    other), each absolute time by field (rows, times), each discriminator's strings by row; a null
-    takes its field's hash out of ``weights``, a discriminator adds its value's."""
-    is_number = np.fromiter(map(_NUM.__contains__, map(type, vals)), bool, len(vals))
+    """The values that are not numbers by the rules of ``fields_one_at_a_time``: where a value is a
+    number (the non-finite spellings too, which ``vals`` gets in their place), each absolute time by
+    field (rows, times), each discriminator's strings by row. A null takes its field's hash out of
+    ``weights``, a discriminator adds its value's; nulls and booleans are not numbers and are left
+    in ``vals`` (numpy reads them as NaN and 1.0 or 0.0), strings and lists are replaced by 0.0.
+    Only strings and lists are looked at one by one."""
+    kinds = np.fromiter(map(_KIND_CODES.get, map(type, vals), repeat(_OTHER)), np.int8, len(vals))
+    is_number = kinds == _NUMBER
+    weights[kinds == _NULL] = 0
     iso: dict[str, tuple[list[int], list[float]]] = {}
     disc: dict[str, list[str | None]] = {}
-    odd = np.flatnonzero(~is_number)
-    for p, r in zip(odd.tolist(), row_of[odd].tolist()):  # nulls, strings, booleans, lists
+    odd = np.flatnonzero(kinds == _OTHER)
+    for p, r in zip(odd.tolist(), row_of[odd].tolist()):  # strings, lists
         v = vals[p]
         vals[p] = 0.0
-        if v is None:
-            weights[p] = 0
-            continue
         if type(v) is str:
             name = names[p]
             if name in _DISC:
