@@ -66,22 +66,6 @@ def write(path: Path, shape: str, points: int) -> int:
     raise ValueError(f"no shape {shape!r}")
 
 
-def extract(rev: str, into: Path) -> tuple[Path, str]:
-    """The package at commit ``rev``, laid out as pyproject.toml's package-dir, under ``into``."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout.strip()
-
-    sha = git("rev-parse", "--verify", f"{rev}^{{commit}}")
-    src = into / "src"
-    src.mkdir(parents=True)
-    archive = subprocess.Popen(["git", "-C", str(REPO), "archive", sha, "writer", "sidecar"], stdout=subprocess.PIPE)
-    subprocess.run(["tar", "-x", "-C", str(src)], stdin=archive.stdout, check=True)
-    archive.wait()
-    (src / "writer").rename(src / "tailboard")
-    (src / "sidecar").rename(src / "tailboard" / "sidecar")
-    return src, git("log", "-1", "--format=%h %s", sha)[:80]
-
-
 def child(src: str, path: str) -> None:
     """One reading of ``path``, by the reader found first on ``src`` (the working tree when empty)."""
     if src:
@@ -116,7 +100,10 @@ def main() -> None:
         child(*args.child)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        src, what = extract(args.commit, Path(tmp) / "old")
+        sys.path.insert(0, str(REPO / "bench"))
+        from ingest import extract_commit
+
+        src, what = extract_commit(args.commit, Path(tmp) / "old")
         print(f"old: {what}\nnew: the working tree\nreader alone, 1 MiB chunks, medians of {args.repeats}\n")
         print(f"{'shape':<13} {'points':>9} {'MiB':>6}  {'old M/s':>8} {'cpu s':>6}  {'new M/s':>8} {'cpu s':>6}  {'ratio':>6}")
         for shape in args.shapes.split(","):

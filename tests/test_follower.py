@@ -642,11 +642,12 @@ def write_parallel_backlog(root: Path, fmt: str) -> dict[str, list[float]]:
     return {m: list(map(float, range(20_000))) for m in ("x", "y")}
 
 
-async def load_backlog(root: Path, workers: int) -> Any:
+async def load_backlog(root: Path, workers: int, read_bytes: int = 32 << 10) -> Any:
+    """The store after a catch-up of ``root`` with that many parse workers (0: in this process)."""
     from tailboard.sidecar.store import Store
 
     store = Store(root)
-    follower = Follower(root, store, read_bytes=32 << 10, sweep_interval=30.0, workers=workers,
+    follower = Follower(root, store, read_bytes=read_bytes, sweep_interval=30.0, workers=workers,
                         parallel_min_bytes=0)
     await follower.start()
     await follower.stop()
@@ -747,17 +748,6 @@ async def test_a_parallel_catch_up_of_event_files_with_records_longer_than_a_rea
     data[len(data) // 2] ^= 0x10  # inside some record: counted, the rest kept
     path.write_bytes(bytes(data[:-5]))  # and a torn last record, held
 
-    async def load(workers: int) -> Any:
-        from tailboard.sidecar.store import Store
-
-        store = Store(root)
-        follower = Follower(root, store, read_bytes=16 << 10, sweep_interval=30.0, workers=workers,
-                            parallel_min_bytes=0)
-        await follower.start()
-        await follower.stop()
-        assert follower.catch_up_workers == workers
-        return store
-
     def contents(store: Any) -> dict[str, Any]:
         out = {}
         for r in range(3):
@@ -769,7 +759,7 @@ async def test_a_parallel_catch_up_of_event_files_with_records_longer_than_a_rea
                         [(step, store.image(run, at)) for step, at in zip(images["steps"], images["paths"])])
         return out
 
-    serial, parallel = contents(await load(0)), contents(await load(2))
+    serial, parallel = contents(await load_backlog(root, 0, 16 << 10)), contents(await load_backlog(root, 2, 16 << 10))
     assert parallel == serial
     assert len(serial["tb0"][0]) == 300 and len(serial["tb0"][6]) == 6 and serial["tb0"][3] == {"total": 0}
     assert serial["tb1"][3]["total"] >= 1 and len(serial["tb1"][0]) >= 290
