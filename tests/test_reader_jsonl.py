@@ -77,6 +77,11 @@ def attempts(parsed: list[Parsed]) -> list[dict[str, tuple[list[float], list[Any
     return out
 
 
+def series_order(parsed: list[Parsed]) -> list[list[list[str]]]:
+    """The series of each segment of each chunk, in the order the chunk's lines first hold them."""
+    return [[list(seg) for seg in p.segments] for p in parsed]
+
+
 def images(parsed: list[Parsed]) -> list[tuple[int, Any, Any]]:
     """The image records of the chunks, in order: (attempt, as ``attempts`` counts them; step; name)."""
     out, at = [], 0
@@ -363,11 +368,18 @@ def log_text(draw: Any) -> bytes:
 
 
 @settings(max_examples=300, deadline=None)
-@given(data=log_text())
-def test_the_fast_path_gives_the_points_of_one_object_at_a_time(data: bytes) -> None:
-    got, st_fast = decode(data, True)
+@given(data=log_text(), small=st.booleans())
+def test_the_fast_path_gives_the_points_of_one_object_at_a_time(data: bytes, small: bool) -> None:
+    """``small``: blocks of a few lines read as templates too (by default they are read as columns)."""
+    default = jsonl.MIN_TEMPLATE_BYTES
+    jsonl.MIN_TEMPLATE_BYTES = 0 if small else default
+    try:
+        got, st_fast = decode(data, True)
+    finally:
+        jsonl.MIN_TEMPLATE_BYTES = default
     slow, st_slow = decode(data, False)
     assert attempts(got) == attempts(slow) and images(got) == images(slow)
+    assert series_order(got) == series_order(slow)
     assert [p.skipped for p in got] == [p.skipped for p in slow]
     assert [p.records for p in got] == [p.records for p in slow]
     assert repr(st_fast) == repr(st_slow)  # repr: NaN equal to NaN
@@ -482,6 +494,7 @@ def test_lines_of_two_layouts_are_each_read_as_a_template(monkeypatch: pytest.Mo
         return real(objs, parsed, kept)
 
     monkeypatch.setattr(jsonl, "fields_from_objects", counted)
+    monkeypatch.setattr(jsonl, "MIN_TEMPLATE_BYTES", 0)  # 60 lines: columns would be as fast
     parsed, _ = decode(dumps(*lines), True)
     assert sorted(one_by_one) == [1, 3]  # the train template's first line; the three eval lines
     [got] = attempts(parsed)
@@ -561,6 +574,29 @@ def test_lines_of_varying_fields_give_the_points_of_one_object_at_a_time(data: b
     got, st_got = decode(data, True, cuts)
     want, st_want = decode(data, False, cuts)
     assert attempts(got) == attempts(want) and images(got) == images(want)
+    assert series_order(got) == series_order(want)
     assert [p.skipped for p in got] == [p.skipped for p in want]
     assert [p.records for p in got] == [p.records for p in want]
     assert repr(st_got) == repr(st_want)
+
+
+def test_many_small_layouts_are_read_as_columns_not_as_templates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A logger writing the metrics computed at each step: dozens of layouts of a few lines each in a
+    chunk. A template costs the same whatever its lines, so these are read as columns (only the
+    whole chunk is tried as one), with the points of one object at a time."""
+    names = ["loss", "acc", "lr", "grad_norm", "loss_cls", "loss_box", "top_x", "recall"]
+    lines = [{"step": i, **{n: i / (j + 1) for j, n in enumerate(names) if (i % 40) >> (j % 6) & 1 or j == 0}}
+             for i in range(40 * 20)]
+    templates: list[int] = []
+    real = jsonl.fields_from_template
+
+    def counted(data: bytes) -> jsonl.Fields | None:
+        templates.append(data.count(b"\n"))
+        return real(data)
+
+    monkeypatch.setattr(jsonl, "fields_from_template", counted)
+    got, _ = decode(dumps(*lines), True)
+    assert templates == [len(lines)]
+    want, _ = decode(dumps(*lines), False)
+    assert attempts(got) == attempts(want)
+    assert len(attempts(got)) == 1 and attempts(got)[0]["loss"][0] == list(range(800))

@@ -14,7 +14,8 @@ one series per metric).
 
 This module holds the reader and the first step. A program writes its lines from one dict, so lines
 of one layout differ only in their numbers: a chunk's lines are grouped by layout (their text with
-the number bytes taken out) and each group of ``MIN_TEMPLATE`` lines or more is read as a template
+the number bytes taken out) and each group of ``MIN_TEMPLATE`` lines or more (and of
+``MIN_TEMPLATE_BYTES``: a template has a fixed cost) is read as a template
 of its first line (every other byte compared, the numbers read by one orjson call:
 ``ingest.read_layout``, the writer's fast path made general); the other lines, and groups that
 differ anywhere, are decoded by one orjson call and their fields read in whole-array passes
@@ -56,6 +57,12 @@ NATIVE_HEAD = b'{"k":"'
 IMAGE_HEAD = NATIVE_HEAD + b'%s"' % K_IMAGE.encode()
 #: Fewest lines of one layout read as a template; fewer are read with the rest of their chunk.
 MIN_TEMPLATE = 16
+#: Fewest bytes of a chunk's lines of one layout read as a template (the chunk's whole lines are
+#: tried whatever their size): a template costs some 0.15 ms whatever its lines, more than reading
+#: fewer bytes as columns takes (bench/jsonl_mixed.py "half, words": 252 layouts of some 30 lines
+#: in a chunk, 4.9x faster so; a chunk of one layout, and mmcv's lines, still read 1.3x and 1.8x
+#: faster as templates than as columns).
+MIN_TEMPLATE_BYTES = 32 << 10
 _NUMBER = b"0123456789.-+eENaIfinty"  # the bytes of number tokens: NaN, Infinity and -Infinity too
 _KIND_KEY = b'"%s"' % KIND.encode()  # a line without it (nor an escape) has no kind: not one of tailboard's
 
@@ -199,10 +206,10 @@ def fields_from_template(data: bytes) -> Fields | None:
 
 def fields_by_layout(data: bytes, parsed: Parsed, fast: bool = True,
                      bulk: Callable[[bytes], Fields | None] | None = None) -> Fields | None:
-    """A chunk's columns: lines of each layout met ``MIN_TEMPLATE`` times or more read as a
-    template (``fast``), the others by ``bulk`` if given, else by ``fields_from_objects`` (without
-    ``fast``, one object at a time); rows in file order. None when the chunk holds tailboard's own
-    records other than images."""
+    """A chunk's columns: the whole chunk, else lines of each layout met ``MIN_TEMPLATE`` times or
+    more in ``MIN_TEMPLATE_BYTES`` or more, read as a template (``fast``); the others by ``bulk`` if
+    given, else by ``fields_from_objects`` (without ``fast``, one object at a time); rows in file
+    order. None when the chunk holds tailboard's own records other than images."""
     if data and not data.endswith(b"\n"):
         data += b"\n"  # a last line without its newline (a reader's chunks end with one)
     whole = fields_from_template(data) if fast else None
@@ -219,8 +226,9 @@ def fields_by_layout(data: bytes, parsed: Parsed, fast: bool = True,
         firsts: dict[bytes, int] = {}
         group = np.fromiter(map(firsts.setdefault, shapes, range(n)), np.int64, n)  # its shape's first line
         sizes = np.bincount(group, minlength=n)
+        big = (sizes >= MIN_TEMPLATE) & (sizes * (len(data) / n) >= MIN_TEMPLATE_BYTES)  # at the mean line's length
         left = np.ones(n, bool)
-        for at in np.flatnonzero((sizes >= MIN_TEMPLATE) & (sizes < n)).tolist():  # all the lines: tried above
+        for at in np.flatnonzero(big & (sizes < n)).tolist():  # all the lines: tried above
             lines = lines or data.split(b"\n")
             rows = np.flatnonzero(group == at)
             got = fields_from_template(b"\n".join([lines[i] for i in rows.tolist()]) + b"\n")

@@ -337,7 +337,9 @@ def _prefix_of(values: tuple[Any, ...]) -> str:
 
 
 def merged(parts: list[tuple[Fields, np.ndarray]]) -> Fields:
-    """Columns of several sets of rows (each with the line number of its rows), in line order."""
+    """Columns of several sets of rows (each with the line number of its rows), in line order; the
+    fields and prefixes in the order the rows first hold them, as one object at a time meets them
+    (each part holds its own in that order)."""
     lines = np.concatenate([where for _, where in parts])
     order = np.argsort(lines, kind="stable")
     n = int(lines.shape[0])
@@ -349,21 +351,43 @@ def merged(parts: list[tuple[Fields, np.ndarray]]) -> Fields:
     prefix = np.empty(n, np.int64)
     prefixes: dict[str, int] = {"": 0}
     records: list[tuple[int, dict[str, Any]]] = []
+    first: dict[str, tuple[int, int]] = {}  # field -> (row, rank in its part) where first held
+    first_iso: dict[str, tuple[int, int]] = {}
     at = 0
     for f, _ in parts:
         mine = place[at : at + f.n]
         at += f.n
         records += [(int(mine[row]), rec) for row, rec in f.records]
-        for name, (values, has) in f.numbers.items():
+        for rank, (name, (values, has)) in enumerate(f.numbers.items()):
             if name not in numbers:
                 numbers[name] = (np.full(n, np.nan), np.zeros(n, bool))
             numbers[name][0][mine] = values
             numbers[name][1][mine] = has
-        for name, t in f.iso.items():
+            _first(first, name, mine, has, rank)
+        for rank, (name, t) in enumerate(f.iso.items()):
             iso.setdefault(name, np.full(n, np.nan))[mine] = t
+            _first(first_iso, name, mine, ~np.isnan(t), rank)
         layout[mine] = f.layout
         ids = np.array([prefixes.setdefault(p, len(prefixes)) for p in f.prefixes], np.int64)
         prefix[mine] = ids[f.prefix]
     records.sort(key=lambda r: r[0])
-    return Fields(n, numbers, iso, layout, prefix, list(prefixes), records)
+    numbers = {name: numbers[name] for name in sorted(numbers, key=lambda k: first.get(k, (n, 0)))}
+    iso = {name: iso[name] for name in sorted(iso, key=lambda k: first_iso.get(k, (n, 0)))}
+    names = list(prefixes)
+    if len(names) > 2:  # numbered in the order the rows first hold them, "" first
+        ids, at_row = np.unique(prefix, return_index=True)
+        seen = [i for i in ids[np.argsort(at_row)].tolist() if i]
+        renumber = np.zeros(len(names), np.int64)
+        renumber[seen] = np.arange(1, len(seen) + 1)
+        prefix, names = renumber[prefix], [""] + [names[i] for i in seen]
+    return Fields(n, numbers, iso, layout, prefix, names, records)
+
+
+def _first(first: dict[str, tuple[int, int]], name: str, rows: np.ndarray, held: np.ndarray, rank: int) -> None:
+    """Keep in ``first`` the earliest (row, rank) where ``name`` is held (``rows``: in order)."""
+    where = np.flatnonzero(held)
+    if where.shape[0]:
+        got = (int(rows[where[0]]), rank)
+        if name not in first or got < first[name]:
+            first[name] = got
 
