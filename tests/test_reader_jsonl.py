@@ -507,7 +507,7 @@ def test_lines_of_two_layouts_are_each_read_as_a_template(monkeypatch: pytest.Mo
 FIELD = st.sampled_from(["loss", "acc", "lr", "step", "iter", "epoch", "mode", "split", "phase", "stage", "time", "t",
                          "timestamp", "_timestamp", "x/y", "ünï", "k"])
 LEAF = st.one_of(number, number, number, st.floats(), st.none(), st.booleans(), st.lists(number, max_size=2),
-                 st.sampled_from(["train", "val", "", "NaN", "Infinity", "-Infinity", "2024-01-02T03:04:05Z",
+                 st.sampled_from(["train", "val", "", "v\x00", "NaN", "Infinity", "-Infinity", "2024-01-02T03:04:05Z",
                                   "2024-01-02 03:04:05.5+02:00", "x", "1.5", 1.7e9, 1.7e12, 0.41, 1, 0, -0.0,
                                   2**63, 2**64 - 1, 1e308]))
 DEEP = b'{"a":' * 1000 + b"1" + b"}" * 1000 + b"\n"  # read by orjson, too deep to flatten

@@ -168,8 +168,8 @@ def fields_one_at_a_time(objs: list[Any], parsed: Parsed, kept: list[int] | None
 
 
 _NUM = frozenset({float, int})
-_NUMBER, _NULL, _BOOL, _OTHER = range(4)
-_KIND_CODES = {float: _NUMBER, int: _NUMBER, type(None): _NULL, bool: _BOOL}
+_NUMBER, _NULL, _BOOL, _STR, _OTHER = range(5)
+_KIND_CODES = {float: _NUMBER, int: _NUMBER, type(None): _NULL, bool: _BOOL, str: _STR}
 #: Fewer objects than this are read one at a time (the first line of a template, a few odd lines):
 #: reading at once costs a tenth of a millisecond or so whatever the chunk.
 FEW = 16
@@ -221,14 +221,12 @@ def fields_from_objects(objs: list[Any], parsed: Parsed, kept: list[int] | None 
     ids = np.fromiter(itemgetter(*names)(column), np.int64, total) if total > 1 else np.array([0] * total, np.int64)
     weights = np.fromiter(map(field_hash, column), np.uint64, len(column))[ids]  # a field's share of its row's layout
     is_number: np.ndarray | None = None
-    iso: dict[str, tuple[list[int], list[float]]] = {}
+    iso: dict[str, np.ndarray] = {}
     disc: dict[str, list[str | None]] = {}
     if kinds <= _NUM:  # the usual chunk: numbers only
         values = numeric if numeric is not None else np.array(vals, np.float64)
     else:
-        vals = vals.copy()
-        is_number, iso, disc = _other_values(vals, names, row_of, weights, n)
-        values = np.array(vals, np.float64)
+        is_number, values, iso, disc = _other_values(vals, list(column), ids, row_of, weights, n)
     sums = np.concatenate((np.zeros(1, np.uint64), np.cumsum(weights, dtype=np.uint64)))
     ends = np.cumsum(lens)
     layout = sums[ends] - sums[ends - lens]  # mod 2**64, as the sum of each row's field hashes
@@ -239,51 +237,54 @@ def fields_from_objects(objs: list[Any], parsed: Parsed, kept: list[int] | None 
         combos = list(zip(*[disc[k] for k in DISCRIMINATOR_KEYS if k in disc]))
         ids_of = {c: prefixes.setdefault(_prefix_of(c), len(prefixes)) for c in dict.fromkeys(combos)}
         prefix = np.fromiter(map(ids_of.__getitem__, combos), np.int64, n)
-    out_iso = {}
-    for name, (rows_t, ts) in iso.items():
-        out_iso[name] = np.full(n, np.nan)
-        out_iso[name][rows_t] = ts
-    return Fields(n, numbers, out_iso, layout, prefix, list(prefixes))
+    return Fields(n, numbers, iso, layout, prefix, list(prefixes))
 
 
-def _other_values(vals: list[Any], names: list[str], row_of: np.ndarray, weights: np.ndarray, n: int) -> tuple[
-        np.ndarray, dict[str, tuple[list[int], list[float]]], dict[str, list[str | None]]]:
-    """The values that are not numbers by the rules of ``fields_one_at_a_time``: where a value is a
-    number (the non-finite spellings too, which ``vals`` gets in their place), each absolute time by
-    field (rows, times), each discriminator's strings by row. A null takes its field's hash out of
-    ``weights``, a discriminator adds its value's; nulls and booleans are not numbers and are left
-    in ``vals`` (numpy reads them as NaN and 1.0 or 0.0), strings and lists are replaced by 0.0.
-    Only strings and lists are looked at one by one."""
+def _other_values(vals: list[Any], names: list[str], ids: np.ndarray, row_of: np.ndarray, weights: np.ndarray,
+                  n: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, list[str | None]]]:
+    """Values of which some are not numbers, by the rules of ``fields_one_at_a_time``: where a value
+    is a number (the non-finite spellings too), the values as floats there, the absolute times by
+    field (NaN where none, the fields in the order their first time comes), each discriminator's
+    strings by row. A null takes its field's hash out of ``weights``, a discriminator string adds its
+    value's. Strings are read a field at a time, each distinct string of a field once."""
     kinds = np.fromiter(map(_KIND_CODES.get, map(type, vals), repeat(_OTHER)), np.int8, len(vals))
     is_number = kinds == _NUMBER
     weights[kinds == _NULL] = 0
-    iso: dict[str, tuple[list[int], list[float]]] = {}
+    values = np.zeros(len(vals))
+    at = np.flatnonzero(is_number)
+    values[at] = np.array(list(map(vals.__getitem__, at.tolist())), np.float64)
+    iso: dict[str, np.ndarray] = {}
+    first_time: dict[str, int] = {}
     disc: dict[str, list[str | None]] = {}
-    odd = np.flatnonzero(kinds == _OTHER)
-    for p, r in zip(odd.tolist(), row_of[odd].tolist()):  # strings, lists
-        v = vals[p]
-        vals[p] = 0.0
-        if type(v) is str:
-            name = names[p]
-            if name in _DISC:
-                weights[p] = (int(weights[p]) + discriminator_hash(name, v)) & _M64
-                told = disc.get(name)
-                if told is None:
-                    told = disc[name] = [None] * n
-                told[r] = v
-                continue
-            if name in _TIME:
-                t = absolute_time(v)
-                if t is not None:
-                    rows, ts = iso.setdefault(name, ([], []))
-                    rows.append(r)
-                    ts.append(t)
-                    continue
-        x = decode_float(v)
-        if x is not None:
-            vals[p] = x
-            is_number[p] = True
-    return is_number, iso, disc
+    at = np.flatnonzero(kinds == _STR)
+    order = np.argsort(ids[at], kind="stable")
+    at = at[order]
+    cuts = np.flatnonzero(np.diff(ids[at])) + 1
+    for ps in np.split(at, cuts) if at.shape[0] else []:  # the strings of one field, in file order
+        name = names[int(ids[ps[0]])]
+        strs = list(map(vals.__getitem__, ps.tolist()))
+        if name in _DISC:
+            hashes = {v: discriminator_hash(name, v) for v in set(strs)}
+            weights[ps] += np.fromiter(map(hashes.__getitem__, strs), np.uint64, len(strs))  # mod 2**64
+            told = np.full(n, None, object)
+            told[row_of[ps]] = strs  # the strings themselves (an object array takes no copy as text)
+            disc[name] = told.tolist()
+            continue
+        if name in _TIME:
+            times = {v: absolute_time(v) for v in set(strs)}
+            got = np.array([times[v] is not None for v in strs], bool)
+            if got.any():
+                iso[name] = np.full(n, np.nan)
+                iso[name][row_of[ps[got]]] = [times[v] for v in strs if times[v] is not None]
+                first_time[name] = int(ps[got][0])
+            ps, strs = ps[~got], [v for v in strs if times[v] is None]
+        spelled = {v: decode_float(v) for v in set(strs)}
+        got = np.array([spelled[v] is not None for v in strs], bool)
+        if got.any():  # "NaN", "Infinity", "-Infinity"
+            is_number[ps[got]] = True
+            values[ps[got]] = [spelled[v] for v in strs if spelled[v] is not None]
+    iso = {name: iso[name] for name in sorted(iso, key=first_time.__getitem__)}
+    return is_number, values, iso, disc
 
 
 def _number_columns(names: list[str], ids: np.ndarray, row_of: np.ndarray, values: np.ndarray,
