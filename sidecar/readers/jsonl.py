@@ -59,10 +59,10 @@ IMAGE_HEAD = NATIVE_HEAD + b'%s"' % K_IMAGE.encode()
 MIN_TEMPLATE = 16
 #: Fewest bytes of a chunk's lines of one layout read as a template (the chunk's whole lines are
 #: tried whatever their size): a template costs some 0.15 ms whatever its lines, more than reading
-#: fewer bytes as columns takes (bench/jsonl_mixed.py "half, words": 252 layouts of some 30 lines
-#: in a chunk, 4.9x faster so; a chunk of one layout, and mmcv's lines, still read 1.3x and 1.8x
-#: faster as templates than as columns).
-MIN_TEMPLATE_BYTES = 32 << 10
+#: a few KiB as columns takes (bench/jsonl_mixed.py "half, words": 252 layouts of some 30 lines in
+#: a chunk, 4.6x faster so). Columns catch up with templates at 30-100 KiB of lines of numbers, and
+#: of strings; a chunk of one layout and mmcv's lines still read 1.3x and 1.8x faster as templates.
+MIN_TEMPLATE_BYTES = 8 << 10
 _NUMBER = b"0123456789.-+eENaIfinty"  # the bytes of number tokens: NaN, Infinity and -Infinity too
 _KIND_KEY = b'"%s"' % KIND.encode()  # a line without it (nor an escape) has no kind: not one of tailboard's
 
