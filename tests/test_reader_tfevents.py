@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tailboard.sidecar.ingest import Parsed
 from tailboard.sidecar.readers import protowire as pw
@@ -389,6 +389,8 @@ def test_any_chunking_reads_as_the_whole_file(torch_file: Path, corrupt_file: Pa
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sizes=st.lists(st.integers(1, 3000), min_size=1, max_size=8), corrupt=st.booleans())
+@example(sizes=[1], corrupt=True)  # a byte at a time: a corrupt stretch seen by calls that take nothing
+@example(sizes=[5, 11], corrupt=True)
 def test_decode_head_of_any_chunking_reads_as_complete_then_decode(torch_file: Path, corrupt_file: Path,
                                                                    sizes: list[int], corrupt: bool) -> None:
     """What the parse workers of the catch-up do (decode everything read, say how much of it was

@@ -160,6 +160,8 @@ class TfEventsReader:
         arr = np.frombuffer(buf, dtype=np.uint8)
         frames = frame(arr, final=False)
         end = frames.end
+        if not end:  # nothing whole yet: the state stays as it is (a corrupt stretch goes on in it)
+            return Parsed(), state, 0
         # the records decode would find in data[:end]: complete ones only, corrupt stretches up to end
         parsed, new_state = self._decode(buf[:end], arr[:end], frames, state, now)
         return parsed, new_state, end
