@@ -15,8 +15,6 @@ read the same points.
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import statistics
 import sys
 import tempfile
@@ -24,26 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ingest import use_commit, write_csv
+from ingest import module_at, write_csv
 
 
 def reader_class(commit: str | None, tmp: Path) -> tuple[Any, str]:
-    """``CsvReader`` of the working tree (``commit`` None) or of a commit, imported beside any
-    tailboard already imported."""
-    saved = {k: sys.modules.pop(k) for k in list(sys.modules) if k.split(".")[0] == "tailboard"}
-    path, env = list(sys.path), os.environ.get("PYTHONPATH")
-    try:
-        what = use_commit(commit, tmp) if commit else "working tree"
-        return importlib.import_module("tailboard.sidecar.readers.csvlog").CsvReader, what
-    finally:
-        for k in [k for k in sys.modules if k.split(".")[0] == "tailboard"]:
-            del sys.modules[k]
-        sys.modules.update(saved)
-        sys.path[:] = path
-        if env is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = env
+    """``CsvReader`` of the working tree (``commit`` None) or of a commit."""
+    module, what = module_at(commit, tmp, "tailboard.sidecar.readers.csvlog")
+    return module.CsvReader, what
 
 
 def read(cls: Any, data: bytes, chunk: int) -> tuple[list[Any], float, float]:

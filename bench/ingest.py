@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import math
 import os
@@ -107,6 +108,25 @@ def use_commit(rev: str, into: Path) -> str:
     sys.path.insert(0, str(src))  # found before the editable install (a meta path finder at the end)
     os.environ["PYTHONPATH"] = str(src)
     return what
+
+
+def module_at(commit: str | None, into: Path, name: str) -> tuple[Any, str]:
+    """Module ``name`` of tailboard at ``commit`` (None: the working tree), imported beside any
+    tailboard already imported in this process (which stays as it was), and what it is."""
+    saved = {k: sys.modules.pop(k) for k in list(sys.modules) if k.split(".")[0] == "tailboard"}
+    path, env = list(sys.path), os.environ.get("PYTHONPATH")
+    try:
+        what = use_commit(commit, into) if commit else "working tree"
+        return importlib.import_module(name), what
+    finally:
+        for k in [k for k in sys.modules if k.split(".")[0] == "tailboard"]:
+            del sys.modules[k]
+        sys.modules.update(saved)
+        sys.path[:] = path
+        if env is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = env
 
 
 def extract_commit(rev: str, into: Path) -> tuple[Path, str]:

@@ -23,9 +23,7 @@ as points per CPU second, with the ratio. Both must read the same points.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-import os
 import random
 import statistics
 import sys
@@ -35,29 +33,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ingest import use_commit, write_foreign
+from ingest import module_at, write_foreign
 
 METRICS = [f"m{j}" for j in range(10)]
 WORDS = ["loss", "acc", "lr", "grad_norm", "loss_cls", "loss_box", "top_x", "recall", "prec", "score"]
 
 
 def reader_class(commit: str | None, tmp: Path) -> tuple[Any, str]:
-    """``JsonlReader`` of the working tree (``commit`` None) or of a commit, imported beside any
-    tailboard already imported."""
-    saved = {k: sys.modules.pop(k) for k in list(sys.modules) if k.split(".")[0] == "tailboard"}
-    path, env = list(sys.path), os.environ.get("PYTHONPATH")
-    try:
-        what = use_commit(commit, tmp) if commit else "working tree"
-        return importlib.import_module("tailboard.sidecar.readers.jsonl").JsonlReader, what
-    finally:
-        for k in [k for k in sys.modules if k.split(".")[0] == "tailboard"]:
-            del sys.modules[k]
-        sys.modules.update(saved)
-        sys.path[:] = path
-        if env is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = env
+    """``JsonlReader`` of the working tree (``commit`` None) or of a commit."""
+    module, what = module_at(commit, tmp, "tailboard.sidecar.readers.jsonl")
+    return module.JsonlReader, what
 
 
 def write_half(folder: Path, lines: int, shuffled: bool = False, metrics: list[str] = METRICS) -> Path:
