@@ -201,7 +201,7 @@ def finished(tmp_path: Path) -> Iterator[tuple[ServerHandle, Path]]:
     runs = [tailboard.init(tmp_path / "sweep" / "ddp", rank=r, world_size=RANKS) for r in range(RANKS)]
     for r, run in enumerate(runs):
         for step in STEPS[r]:
-            run.log({"loss": rank_value(r, step)}, step=step)
+            run.log({"loss": rank_value(r, step), **({"aux": r + step / 8} if r and step % 5 == 0 else {})}, step=step)
         run.finish()
     for name, level in (("sweep/a", 2.5), ("sweep/b", 5.0), ("=calc", 7.0)):
         run = tailboard.init(tmp_path / name)
@@ -332,6 +332,16 @@ def test_the_csv_of_a_chart_of_ranks_holds_every_ranks_points(browser: Any, fini
             # a name a spreadsheet would read as a formula is neutralised, and quoted
             assert "\n\"'=calc\",,\"loss\",0,7," in text
             assert len(rows) == sum(len(s) for s in STEPS.values()) + 12
+        # a metric rank 0 does not log: the CSV holds the ranks that do
+        wait_for(page, "() => window.tailboard.charts.get('aux')?.draws > 0")
+        with page.expect_download(timeout=10_000) as info:
+            page.click("[data-metric='aux'] button.csv")
+        header, *rows = list(csv.reader(Path(info.value.path()).read_text().splitlines()))
+        assert header == ["run", "rank", "metric", "step", "value", "wall_time"]
+        for rank in range(1, RANKS):
+            got = [(int(r[3]), float(r[4])) for r in rows if r[0] == "sweep/ddp" and r[1] == str(rank)]
+            assert got == [(s, rank + s / 8) for s in STEPS[rank] if s % 5 == 0], rank
+        assert not [r for r in rows if r[1] == "0"]
         assert not errors, errors
     finally:
         page.close()

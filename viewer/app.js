@@ -70,7 +70,7 @@ const grid = new ChartGrid($("sections"), {
   metrics: () => [...state.metrics],
   // the CSV holds every point the page has of the selected runs (not only what is drawn)
   toolbar: (metric, chart) => exportButtons(metric, chart, () =>
-    toCSV(metric, gpus.csvEntries(metric) ?? view.runs.map((r) => [r, state.runs.get(r)?.series.get(metric)]).filter(([, b]) => b))),
+    toCSV(metric, gpus.csvEntries(metric) ?? view.runs.map((r) => [r, state.runs.get(r)?.series.get(metric) ?? state.runs.get(r)?.ranksOf(metric)?.[0][1]]).filter(([, b]) => b))),
   onOpen: () => redraw(),
   onLayout: changeLayout,
 });
