@@ -685,19 +685,24 @@ def test_the_state_before_bytes_reads_their_points_as_the_state_kept_did(
     the state after them) to the points the state kept at the cursor gives, or to a new attempt."""
     seen: set[str] = set()
     events = []
+    first_plugin = []  # whether each event first writes its tag's plugin
     for k, (tag, style, meta) in enumerate(values):
         plugin = plugins.get(tag, "scalars") if tag not in seen or meta else None
+        first_plugin.append(tag not in seen)
         seen.add(tag)
         v = tensor_scalar(tag, style, plugin, float(k))
         events.append(event_pb2.Event(wall_time=100.0 + k, step=k, summary=summary_pb2.Summary(value=[v])))
     cut = min(cut, len(events) - 1)
     if restart:  # what purge_step writes, right after the cursor
         events.insert(cut, event_pb2.Event(wall_time=99.0, step=cut, session_log=event_pb2.SessionLog(status=1)))
+        first_plugin.insert(cut, False)
     data = bytearray(write_events(tmp_path / "events.out.tfevents.6.h", events))
     starts = record_starts(bytes(data))
     at = starts[cut + 1]  # the file version record, then the events
-    if corrupt and len(starts) > cut + 2:
-        data[starts[cut + 2] + 14] ^= 0x40
+    # a corrupt record after the cursor; not one that first writes a plugin (state_before's limit)
+    hit = next((j for j in range(cut + 1, len(events)) if not first_plugin[j]), None)
+    if corrupt and hit is not None:
+        data[starts[hit + 1] + 14] ^= 0x40
     r = TfEventsReader()
     _, kept = r.decode(bytes(data[:at]), r.new_state(), now=NOW)
     rest = bytes(data[at:])

@@ -139,7 +139,10 @@ class TfEventsReader:
         than the states a stream keeps): its points are the same. A tag's plugin is the first one
         written, so those known after ``data`` are those that held in it; a restart at its start
         is taken as one after records (a new attempt: the caller then sends a snapshot, exact
-        either way); the rest only counts skipped bytes or is not read."""
+        either way); the rest only counts skipped bytes or is not read. Not the same: when the
+        record that first wrote a tag's plugin (TF2 writes it with the first value only) is corrupt,
+        the tag's records before the next one holding its plugin were read as of no known plugin,
+        and are read here with the plugin ``after`` learnt from that next one."""
         return replace(after, started=True, in_gap=False)
 
     def decode(self, data: bytes, state: TfEventsState, *, now: float) -> tuple[Parsed, TfEventsState]:
