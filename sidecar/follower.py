@@ -324,18 +324,16 @@ class Follower:
         # had their only event before the watch existed.
         self._rediscover()
         files = list(self._files.values())
-        total = 0
+        sizes: dict[str, int] = {}
         for f in files:
             with contextlib.suppress(OSError):
-                total += os.stat(f.ref.path).st_size
+                sizes[f.ref.path] = os.stat(f.ref.path).st_size
+        total = sum(sizes.values())
         self._progress(0, total, False)
         loaded = 0
         # only the files of readers that are worth a worker count (see _worth_shipping)
         shipped = [f for f in files if self._worth_shipping(f)]
-        heavy = 0
-        for f in shipped:
-            with contextlib.suppress(OSError):
-                heavy += os.stat(f.ref.path).st_size
+        heavy = sum(sizes.get(f.ref.path, 0) for f in shipped)
         load = self._load_average() if self._load_average is not None else 0.0
         busy = load >= _usable_cores()
         if busy and heavy >= self.parallel_min_bytes:
