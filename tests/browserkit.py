@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -14,8 +15,9 @@ from typing import Any
 import pytest
 from tailboard.sidecar.server import ServerHandle
 
-__all__ = ["ARGS", "BROWSER_MARKS", "CHROMIUM", "OUT", "Probe", "browser", "ema", "ink", "line_colour", "page_url",
-           "pixels", "png_rgba", "probe", "wait_for"]
+__all__ = ["ARGS", "BROWSER_MARKS", "CHROMIUM", "OUT", "Probe", "browser", "ema", "hover", "ink", "line_colour",
+           "page_url", "pixels", "png_rgba", "probe", "screen_point", "tooltip_reads",
+           "wait_for"]
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -41,6 +43,38 @@ def browser() -> Iterator[Any]:
 
 def wait_for(page: Any, js: str, timeout: float = 10.0) -> Any:
     page.wait_for_function(js, timeout=timeout * 1000)
+
+
+def screen_point(page: Any, metric: str, x: float, y: float | None = None) -> tuple[float, float]:
+    """Where on the page (CSS pixels) x (and y, else the middle of the plot) of a chart is."""
+    return tuple(page.evaluate("""([m, x, y]) => { const c = window.tailboard.charts.get(m);
+        const r = c.canvas.getBoundingClientRect();
+        return [r.x + c.sx.px(x), r.y + (y == null ? (c.sy.p0 + c.sy.p1) / 2 : c.sy.px(y))]; }""", [metric, x, y]))
+
+
+def hover(page: Any, metric: str, x: float, until: str, *, y: float | None = None, timeout: float = 10.0) -> None:
+    """Put the pointer on x of a chart and wait until the JS condition `until` holds.
+
+    The place is worked out again on each try: a page that is still laying itself out (a scroll bar
+    that appears narrows every canvas and moves its scale) can leave the pointer over another step
+    than the one asked for, and a pointer that stays where it is sends no new event. Between tries
+    the pointer leaves the page's corner, so the next move is a fresh one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        page.mouse.move(*screen_point(page, metric, x, y))
+        try:
+            page.wait_for_function(until, timeout=max(0.1, min(2.0, deadline - time.monotonic())) * 1000)
+            return
+        except playwright.TimeoutError:
+            if time.monotonic() >= deadline:
+                raise
+        page.mouse.move(1, 1)
+
+
+def tooltip_reads(metric: str, head: str) -> str:
+    """JS: a chart's floating data table is shown, for the position `head` ("step 30")."""
+    return (f"""() => {{ const t = document.querySelector({f"[data-metric='{metric}'] .tooltip"!r});
+        return !!t && !t.hidden && t.querySelector('.tt-x')?.innerText === {head!r}; }}""")
 
 
 def ink(page: Any, metric: str) -> int:

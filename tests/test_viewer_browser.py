@@ -23,11 +23,14 @@ from browserkit import (
     OUT,
     Probe,
     ema,
+    hover,
     line_colour,
     page_url,
     pixels,
     png_rgba,
     probe,
+    screen_point,
+    tooltip_reads,
     wait_for,
 )
 from tailboard.sidecar.server import ServerHandle, serve_in_thread
@@ -1019,13 +1022,6 @@ def readout(page: Any, selector: str) -> dict[str, Any] | None:
     return page.evaluate(READOUT, selector)  # type: ignore[no-any-return]
 
 
-def screen_point(page: Any, metric: str, x: float, y: float | None = None) -> tuple[float, float]:
-    """Where on the page (CSS pixels) x (and y, else the middle of the plot) of a chart is."""
-    return tuple(page.evaluate("""([m, x, y]) => { const c = window.tailboard.charts.get(m);
-        const r = c.canvas.getBoundingClientRect();
-        return [r.x + c.sx.px(x), r.y + (y == null ? (c.sy.p0 + c.sy.p1) / 2 : c.sy.px(y))]; }""", [metric, x, y]))
-
-
 def elapsed_text(s: float) -> str:
     """A duration as the data table writes it: "340 ms", "4.25 s", "12.5 s", "3 min 05 s", "2 h 07 min"."""
     if s < 0.9995:
@@ -1054,8 +1050,7 @@ def test_the_legend_and_the_data_table_read_every_run_at_a_whole_step(browser: A
             {"run": RUNS[0], "text": "lr=0.5", "title": RUNS[0]}, {"run": RUNS[1], "text": "lr=2", "title": RUNS[1]}]
 
         # hover between steps 123 and 124, nearer 123
-        page.mouse.move(*screen_point(page, "train/loss", 123.3))
-        wait_for(page, "() => !document.querySelector(\"[data-metric='train/loss'] .tooltip\").hidden")
+        hover(page, "train/loss", 123.3, tooltip_reads("train/loss", "step 123"))
         shown = readout(page, "[data-metric='train/loss'] .tooltip")
         assert shown is not None and shown["head"] == "step 123", shown
         assert sorted(r["run"] for r in shown["rows"]) == sorted(RUNS)
@@ -1123,8 +1118,7 @@ def test_labels_made_from_hostile_names_and_configs_are_text(browser: Any, tmp_p
         legend = page.evaluate(LEGEND, "loss")
         assert [e["text"] for e in legend] == ["opt=<svg onload=__pwned=2>⟨U+202E⟩x", "opt=sgd"]
         assert [e["title"] for e in legend] == list(runs)
-        page.mouse.move(*screen_point(page, "loss", 10))
-        wait_for(page, "() => !document.querySelector(\"[data-metric='loss'] .tooltip\").hidden")
+        hover(page, "loss", 10, tooltip_reads("loss", "step 10"))
         shown = readout(page, "[data-metric='loss'] .tooltip")
         assert shown is not None and sorted(r["full"] for r in shown["rows"]) == sorted(runs)
         assert page.evaluate("() => ({ pwned: window.__pwned ?? null, img: !!document.querySelector('img'), "
@@ -1443,8 +1437,7 @@ def test_runs_grouped_by_folder_draw_their_mean_and_band_and_unfold_into_their_r
             assert not band_alphas(probe(page, "loss", 40, group_stats(lr, 40)[2] + 0.3, radius=2), colours[label])
 
         # the data table: a row per group, its mean, its band and how many runs it holds there
-        page.mouse.move(*screen_point(page, "loss", 170.2))
-        wait_for(page, "() => !document.querySelector(\"[data-metric='loss'] .tooltip\").hidden")
+        hover(page, "loss", 170.2, tooltip_reads("loss", "step 170"))
         shown = page.evaluate("""() => [...document.querySelectorAll("[data-metric='loss'] .tooltip tbody tr")].map((tr) =>
             ({ group: tr.dataset.group, label: tr.querySelector('.lbl').innerText, full: tr.querySelector('.full').innerText,
                value: tr.querySelector('td.value').innerText, band: tr.querySelector('td.band').innerText,
@@ -1510,8 +1503,7 @@ def test_groups_by_config_key_or_regex_with_a_median_and_std_band(browser: Any, 
             return q.get('group') === 're:seed(\\\\d)' && q.get('agg') === 'median' && q.get('band') === 'std'; }""")
         # two runs per group: the median is their mean, the band ± their standard deviation (at step
         # 30, which every seed logs: each group reads its own nearest point)
-        page.mouse.move(*screen_point(page, "loss", 30))
-        wait_for(page, "() => !document.querySelector(\"[data-metric='loss'] .tooltip\").hidden")
+        hover(page, "loss", 30, tooltip_reads("loss", "step 30"))
         rows = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll("[data-metric='loss'] .tooltip tbody tr")]
             .map((tr) => [tr.dataset.group, [tr.querySelector('td.value').innerText, tr.querySelector('td.band').innerText]]))""")
         for k in range(3):
@@ -1558,8 +1550,7 @@ def test_any_metric_as_the_x_axis_for_every_chart_or_one(browser: Any, seeds: Se
         colour = line_colour(page, "loss", runs[0])
         for step in (33, 101, 187):
             assert probe(page, "loss", 100 * step, seed_value(1.0, 0, step)).shows(colour), step
-        page.mouse.move(*screen_point(page, "loss", 4040))
-        wait_for(page, "() => !document.querySelector(\"[data-metric='loss'] .tooltip\").hidden")
+        hover(page, "loss", 4040, tooltip_reads("loss", "tokens 4000"))
         assert page.inner_text("[data-metric='loss'] .tooltip .tt-x") == "tokens 4000"
         steps = page.eval_on_selector_all("[data-metric='loss'] .tooltip td.step", "els => els.map((e) => e.innerText)")
         assert sorted(steps) == ["39", "40", "40"]  # each run's nearest point: seed 2 logs every 3 steps

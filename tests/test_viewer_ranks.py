@@ -18,7 +18,7 @@ from typing import Any
 import browserkit
 import pytest
 import tailboard
-from browserkit import BROWSER_MARKS, Probe, page_url, probe, wait_for
+from browserkit import BROWSER_MARKS, Probe, hover, page_url, probe, tooltip_reads, wait_for
 from tailboard.sidecar.server import ServerHandle, serve_in_thread
 
 browser = browserkit.browser  # the shared fixture
@@ -226,10 +226,7 @@ def all_held() -> str:
 
 def hover_rows(page: Any, step: float) -> list[dict[str, str]]:
     """The rows of the loss chart's floating data table with the pointer at `step`."""
-    page.mouse.move(*page.evaluate("""(x) => { const c = window.tailboard.charts.get('loss');
-        const r = c.canvas.getBoundingClientRect(); return [r.x + c.sx.px(x), r.y + (c.sy.p0 + c.sy.p1) / 2]; }""", step))
-    wait_for(page, f"""() => {{ const t = document.querySelector("[data-metric='loss'] .tooltip");
-        return t && !t.hidden && t.querySelector('.tt-x').innerText === 'step {step}'; }}""")
+    hover(page, "loss", step, tooltip_reads("loss", f"step {step}"))
     return list(page.evaluate("""() => [...document.querySelectorAll("[data-metric='loss'] .tooltip tbody tr")].map((tr) =>
         ({ group: tr.dataset.group || '', label: tr.querySelector('.lbl').innerText, full: tr.querySelector('.full')?.innerText || '',
            band: tr.querySelector('td.band')?.innerText || '', n: tr.querySelector('td.n')?.innerText || '' }))"""))
