@@ -28,7 +28,7 @@ def lines(path: Path) -> list[dict]:
     def refuse(tok: str) -> None:
         raise AssertionError(f"non-strict JSON token {tok}")
 
-    return [json.loads(l, parse_constant=refuse) for l in path.read_text().splitlines()]
+    return [json.loads(line, parse_constant=refuse) for line in path.read_text().splitlines()]
 
 
 def load(root: Path, run_id: str) -> Store:
