@@ -54,13 +54,17 @@ class ReverseProxy:
     def stop(self) -> None:
         async def close() -> None:
             self.server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            # let each connection run its finally (closing its sockets) before the loop stops
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
 
-        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(15)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        if not self.thread.is_alive():
+            self.loop.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
