@@ -52,6 +52,7 @@ SKIP_REASONS = (
     "invalid_utf8",
     "nul_bytes",
     "bad_value",
+    "bad_step",
     "line_too_long",
 )
 
@@ -315,6 +316,8 @@ def _parse(
         return parts[-1]
 
     uniform = _parse_uniform(data, ends) if try_uniform else None
+    if uniform is not None and not np.isfinite(uniform[1][:, 0]).all():
+        uniform = None  # a step that is not a finite number: the general path counts and skips it
     if uniform is not None:
         names, table = uniform
         cols = np.ascontiguousarray(table.T)  # one contiguous row per column: cheap to append and to pickle
@@ -340,6 +343,8 @@ def _parse(
             except (ValueError, TypeError):  # "NaN" spellings: numpy's own string parsing
                 table = np.array(list(map(list, map(dict.values, map(_V, objs)))), dtype=np.float64)
             s_arr = np.fromiter(map(_STEP, objs), dtype=np.float64, count=n)
+            if not np.isfinite(s_arr).all():
+                raise ValueError("a step that is not a finite number")
             t_arr = _finite_times(np.array([o.get("t", wall_now) for o in objs], dtype=np.float64), wall_now)
         except (ValueError, TypeError):
             pass  # a bad value somewhere: the record-by-record path below counts it
@@ -366,6 +371,9 @@ def _parse(
             step = obj.get("step")
             if type(step) is not int and type(step) is not float or type(v) is not dict:
                 parsed.skip("bad_value")
+                continue
+            if not math.isfinite(step):  # NaN, +-Infinity or past float range: no place on an axis
+                parsed.skip("bad_step")
                 continue
             t = obj.get("t")
             if type(t) is not float and type(t) is not int or not math.isfinite(t):
@@ -395,7 +403,7 @@ def _parse(
                 last_time = t
             if kind in (K_VECTOR, K_HIST, K_TEXT, K_IMAGE):  # records of a step
                 s = decode_float(obj.get("step"))
-                if s is not None:
+                if s is not None and math.isfinite(s):
                     last_step = s
             parsed.others.append((len(parts) - 1, obj))
             parsed.records += 1

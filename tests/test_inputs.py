@@ -720,3 +720,40 @@ async def test_a_resumed_writer_s_file_caught_up_after_the_file_it_resumes(tmp_p
     async with serving(tmp_path / "root") as s:
         want = given(range(6), loss) + [point(step, f32(acc(step))) for step in range(6, 12)]
         assert await s.points(f"exp{k}", "loss") == want
+
+
+async def test_steps_of_nan_or_infinity_are_never_served(tmp_path: Path) -> None:
+    """A step with no place on an axis (NaN, +-Infinity, a number past float range) from any format:
+    the writer's own lines are skipped and counted (``bad_step``), a foreign line's counter or a text
+    line's 400-digit step is no counter; no such step reaches /api/series, no attempt is faked, and
+    the other points are all there."""
+    import tailboard
+
+    run = tailboard.init(tmp_path / "native")
+    for step in range(3):
+        run.log({"loss": loss(step)}, step=step)
+    run.finish()
+    [native] = (tmp_path / "native").glob("*.jsonl")
+    with open(native, "ab") as f:  # lines another program wrote in tailboard's format
+        f.write(b'{"k":"scalars","step":NaN,"t":1.0,"v":{"loss":7}}\n{"k":"scalars","step":1e400,"t":1.0,"v":{"loss":8}}\n'
+                b'{"k":"scalars","step":-Infinity,"t":1.0,"v":{"loss":9}}\n{"k":"scalars","step":3,"t":1.0,"v":{"loss":0.5}}\n')
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "metrics.json").write_text(
+        '{"step": 0, "loss": 1}\n{"step": Infinity, "loss": 2}\n{"step": NaN, "loss": 3}\n{"step": 3, "loss": 4}\n')
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "train.log").write_text(f"step=0 loss=1.5\nstep={'9' * 400} loss=2.5\nstep=2 loss=3.5\n")
+    async with serving(tmp_path) as s:
+        assert await s.wait_points("native", "loss", 4) == [point(0, loss(0)), point(1, loss(1)), point(2, loss(2)),
+                                                            point(3, 0.5)]
+        assert await s.wait_points("foreign", "loss", 4) == [point(0, 1), point(1, 2), point(2, 3), point(3, 4)]
+        # a text line whose step is past float range has none: it belongs where the last step was
+        assert await s.wait_points("text", "loss", 3) == [point(0, 1.5), point(0, 2.5), point(2, 3.5)]
+        runs = await s.runs()
+        assert runs["native"]["skipped"] == {"total": 3, "bad_step": 3}
+        assert runs["text"]["skipped"] == runs["foreign"]["skipped"] == {"total": 0}
+        assert await s.points("foreign", "step") == [point(1, math.inf), point(2, math.nan)]
+        for name in ("native", "foreign", "text"):
+            assert runs[name]["attempts"] == 1 and math.isfinite(runs[name]["last_step"]), runs[name]
+            for metric in runs[name]["metrics"]:
+                steps = (await s.series(name, metric))["steps"]
+                assert all(type(x) in (int, float) and math.isfinite(x) for x in steps), (name, metric, steps)

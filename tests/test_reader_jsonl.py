@@ -278,6 +278,27 @@ def test_an_image_after_a_restart_belongs_to_the_new_attempt(fast: bool) -> None
 
 
 @pytest.mark.parametrize("fast", FAST)
+def test_a_counter_of_nan_or_infinity_makes_a_line_with_no_counter(tmp_path: Path, fast: bool) -> None:
+    """NaN, +-Infinity or a number past float range as the step has no place on an axis: the line is
+    numbered as a line with no counter is (its record number), starts no attempt, and the value
+    stays a point of a metric by that name; the steps around it keep their places."""
+    log = Log(tmp_path)
+    use(log.store, fast)
+    log.append(dumps(*({"step": s, "loss": s / 10} for s in range(5)))
+               + b'{"step": NaN, "loss": 7}\n{"step": Infinity, "loss": 8}\n{"step": -1e400, "loss": 9}\n'
+               + b'{"iter": Infinity, "epoch": 3, "loss": 10}\n' + dumps({"step": 5, "loss": 0.5}))
+    loss = log.store.series("run", "loss")
+    assert sorted(zip(loss.steps.tolist(), loss.values.tolist())) == [
+        (0, 0.0), (1, 0.1), (2, 0.2), (3, 0.3), (4, 0.4), (5, 0.5), (5, 7.0), (6, 8.0), (7, 9.0), (8, 10.0)]
+    step = log.store.series("run", "step")
+    assert step.steps.tolist() == [5, 6, 7] and [comparable(v) for v in step.values] == ["nan", math.inf, -math.inf]
+    assert log.store.series("run", "iter").values.tolist() == [math.inf]
+    assert log.store.series("run", "epoch").values.tolist() == [3.0]  # a coarser counter: a metric
+    info = log.store.get_run("run")
+    assert info is not None and info.attempts == 1 and info.last_step == 5
+
+
+@pytest.mark.parametrize("fast", FAST)
 def test_bad_input_is_counted_never_raised(fast: bool) -> None:
     data = (b'{"step": 1, "loss": 1}\n{"k": [1], "loss": 2}\n[1, 2]\n{"step": \n'
             b'{"a": "\xff"}\n{"step": 1e400, "loss": 1' + b"0" * 400 + b"}\n" + b'{"a":' * 1100 + b"1" + b"}" * 1100 + b"\n")
@@ -285,7 +306,9 @@ def test_bad_input_is_counted_never_raised(fast: bool) -> None:
     [p] = parsed
     assert p.skipped == {"not_object": 1, "malformed_json": 2, "invalid_utf8": 1}
     [got] = attempts(parsed)
-    assert got["loss"][:2] == ([1.0, 1.0, math.inf], [1.0, 2.0, math.inf])  # no counter: the record number
+    # no counter, or one past float range: the record number
+    assert got["loss"][:2] == ([1.0, 1.0, 2.0], [1.0, 2.0, math.inf])
+    assert got["step"][:2] == ([2.0], [math.inf])
 
 
 # ---- the fast paths against one object at a time, and chunking ----- --------------------------------
@@ -311,8 +334,9 @@ def line(draw: Any, step: int) -> bytes:
                                      b'{"a": Inf}\n', b'\xef\xbb\xbf{"a": 1}\n', b'{"a": 1, "a": 2}\n', b"\n",
                                      b'{"a": "\\ud800"}\n', b'{"x/y": 1, "x": {"y": 2}}\n']))
         return bad
-    if kind == "tokens":
-        return b'{"iter": %d, "loss": %s, "acc": %s}\n' % (step, draw(st.sampled_from(TOKENS)),
+    if kind == "tokens":  # now and then the counter too: NaN or Infinity makes a line with no counter
+        counter = draw(st.sampled_from([b"%d" % step] * 4 + TOKENS))
+        return b'{"iter": %s, "loss": %s, "acc": %s}\n' % (counter, draw(st.sampled_from(TOKENS)),
                                                          draw(st.sampled_from(TOKENS)))
     if kind == "layout":  # the usual lines, the counter moving as a log's does
         return json.dumps({"mode": draw(st.sampled_from(["train", "val"])), "epoch": step // 4,
@@ -340,13 +364,15 @@ def block(draw: Any, step: int) -> list[bytes]:
     for _ in range(draw(st.integers(16, 30))):
         step += draw(st.sampled_from([1] * 20 + [0, -2]))
         rec: dict[str, Any] = {**fixed, counter: step}
-        odd = draw(st.sampled_from([None] * 12 + ["token", "type"]))
+        odd = draw(st.sampled_from([None] * 12 + ["token", "type", "counter"]))
         for name in names:
             rec[name] = draw(number)
         if odd == "type":
             rec[names[0]] = draw(st.sampled_from(["x", None, True, [1]]))
         if odd == "token":
             rec[names[-1]] = 0.000123456789  # written, then replaced by the token
+        if odd == "counter":
+            rec[counter] = 0.000123456789
         text = json.dumps(rec, separators=(",", ":") if compact else None)
         text = text.replace("0.000123456789", draw(st.sampled_from(TOKENS)).decode())
         out.append(text.encode() + b"\n")
@@ -383,6 +409,7 @@ def test_the_fast_path_gives_the_points_of_one_object_at_a_time(data: bytes, sma
     assert [p.skipped for p in got] == [p.skipped for p in slow]
     assert [p.records for p in got] == [p.records for p in slow]
     assert repr(st_fast) == repr(st_slow)  # repr: NaN equal to NaN
+    assert all(math.isfinite(x) for att in attempts(got) for steps, _, _ in att.values() for x in steps)
 
 
 @settings(max_examples=200, deadline=None)

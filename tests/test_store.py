@@ -519,3 +519,30 @@ def test_the_last_step_is_the_latest_attempt_s_whatever_the_chunks(tmp_path: Pat
         assert all(s is None or s <= 99 for s in seen) and seen[-1] == 10
         after = [s for a, s in zip([0, *cuts], seen) if a >= header]  # pieces from the new header on
         assert all(s is None or s <= 10 for s in after), (cuts, seen)
+
+
+def test_points_whose_step_has_no_place_on_an_axis_are_counted_not_kept(tmp_path: Path) -> None:
+    """The store's own check behind the readers': a parsed chunk (as a parse worker hands one over)
+    holding steps of NaN or +-Infinity keeps its other points and counts those as ``bad_step``; the
+    run's last step stays a number."""
+    from tailboard.sidecar.ingest import Parsed
+
+    store = Store(tmp_path)
+    store.open_stream("run", "a.log", str(tmp_path / "a.log"), "1:2:3", reader="text")
+    _, state = store.parse_state("run", "a.log")
+    steps = np.array([0.0, math.inf, 2.0, math.nan, -math.inf, 3.0])
+    parsed = Parsed(segments=[{"loss": (steps, np.arange(6.0), np.full(6, 1.7e9)),
+                               "acc": (steps[:3], np.arange(3.0), np.full(3, 1.7e9))}],
+                    records=6, started=True, last_step=3.0, last_time=1.7e9)
+    store.ingest_parsed("run", "a.log", parsed, state, 0, 60)
+    loss, acc = store.series("run", "loss"), store.series("run", "acc")
+    assert loss.steps.tolist() == [0.0, 2.0, 3.0] and loss.values.tolist() == [0.0, 2.0, 5.0]
+    assert acc.steps.tolist() == [0.0, 2.0] and acc.values.tolist() == [0.0, 2.0]
+    info = store.get_run("run")
+    assert info is not None and info.skipped == {"total": 4, "bad_step": 4} and info.last_step == 3.0
+    off = Parsed(segments=[{"loss": (np.array([math.inf]), np.array([9.0]), np.array([1.7e9]))}],
+                 records=1, started=True, last_step=math.inf, last_time=1.7e9)
+    store.ingest_parsed("run", "a.log", off, state, 60, 80)
+    info = store.get_run("run")
+    assert info is not None and info.skipped == {"total": 5, "bad_step": 5} and info.last_step == 3.0
+    assert store.series("run", "loss").steps.tolist() == [0.0, 2.0, 3.0]

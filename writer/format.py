@@ -218,7 +218,8 @@ def foreign_scalars(
     not the step, an absolute time or a discriminator is a metric, named with the discriminators'
     prefix (``discriminator_prefix``); everything else is ignored. ``step`` is the first of
     ``step_keys`` present with a numeric value (the finer ones come first; the others stay
-    metrics); when none is, it is None and the reader numbers the line itself. ``wall_time`` is
+    metrics); when none is, or that value is NaN or +-Infinity (then a metric), it is None and
+    the reader numbers the line itself. ``wall_time`` is
     the first of ``time_keys`` holding an absolute time (``absolute_time``); a field of
     ``time_keys`` holding anything else (a duration) is a metric like any other.
     """
@@ -227,8 +228,9 @@ def foreign_scalars(
     for key in step_keys:
         v = decode_float(flat.get(key))
         if v is not None:
-            step = v
-            del flat[key]
+            if math.isfinite(v):  # NaN or +-Infinity: no place on an axis, a line with no step
+                step = v
+                del flat[key]
             break
     wall = None
     for key in time_keys:

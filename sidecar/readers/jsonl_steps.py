@@ -6,7 +6,8 @@ The rules below hold for every record another program wrote as a JSON object: li
 file (``jsonl``) and the entries of a document's history (``jsondoc``).
 
 Steps. A line's counters are its ``format.STEP_KEYS`` fields holding numbers; its step is the finest
-one (the first in that order), the coarser ones stay metrics. So per-iteration lines
+one (the first in that order), the coarser ones stay metrics. When the finest holds NaN or
++-Infinity (no place on an axis), the line is one with no counter, and that field stays a metric. So per-iteration lines
 (``{"iter": 120, "loss": ..}``) and per-epoch lines (``{"epoch": 2, "val_acc": ..}``) in one file
 each keep their own counter, and neither cuts the other's points. A line with no counter takes its
 record number.
@@ -245,7 +246,10 @@ def _series(fields: Fields, tracker: _Tracker, now: float) -> Parsed:
         key[has] = j
         raw[has] = values[has]
         outer[has] = coarser[has]
-        coarser[has] = values[has]
+        coarser[has] = np.where(np.isfinite(values[has]), values[has], np.nan)  # unknown when not finite
+    off_axis = (key >= 0) & ~np.isfinite(raw)
+    if off_axis.any():  # NaN or +-Infinity for the finest counter: a line with no counter
+        key[off_axis] = -1
     wall = np.full(n, np.nan)
     clock: dict[str, np.ndarray] = {}
     for name in reversed(TIME_KEYS):
@@ -257,7 +261,7 @@ def _series(fields: Fields, tracker: _Tracker, now: float) -> Parsed:
     steps, starts = tracker.steps(fields, key, raw, outer)
     for row, rec in fields.records:  # an image: its own step and time (for the chunk's last ones)
         s, t = decode_float(rec.get("step")), decode_float(rec.get("t"))
-        if s is not None:
+        if s is not None and math.isfinite(s):
             steps[row] = s
         if t is not None and math.isfinite(t):
             wall[row] = t

@@ -20,13 +20,22 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 
 from ..ingest import Parsed
-from .textlog import ISO_WITHIN, LineScan, TextReader, TextState, iso_time, read_line, scan_line, visible
+from .textlog import (
+    _STEP_ORDER,
+    ISO_WITHIN,
+    LineScan,
+    TextReader,
+    TextState,
+    iso_time,
+    read_line,
+    scan_line,
+    visible,
+)
 
 __all__ = ["decode_bulk"]
 
 _ZEROS = bytes.maketrans(b"123456789", b"000000000")
 _KINDS = ("step", "epoch", "line")
-_STEP_ORDER = ("step", "global_step", "iteration", "iter", "batch")
 _NUMBER_LAYOUT = re.compile(r"([-+]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([-+]?)([0-9]{1,4}))?")
 _POW10 = 10.0 ** np.arange(23)  # exact doubles: one product or quotient by them rounds once
 _MAX_RESTARTS = 16  # new attempts in a chunk after which its other lines are read one by one
@@ -191,13 +200,15 @@ class _Chunk:
         for name, (a, b, c, d) in scan.positions.items():
             if name != "epoch" and name != source:
                 continue
-            v = _numbers(self.arr, starts, at[a], line[a:b])
+            v = _numbers(self.arr, starts, at[a], line[a:b])[ok]
+            fin = np.isfinite(v)  # a counter past float range is not one (as read_line has it)
             if name == "epoch":
-                self.hasE[sel], self.E[sel] = True, v[ok]
+                self.hasE[sel], self.E[sel] = fin, v
                 continue
-            self.hasS[sel], self.S[sel] = True, v[ok]
+            self.hasS[sel], self.S[sel] = fin, v
             if c >= 0:
-                self.hasT[sel], self.T[sel] = True, _numbers(self.arr, starts, at[c], line[c:d])[ok]
+                total = _numbers(self.arr, starts, at[c], line[c:d])[ok]
+                self.hasT[sel], self.T[sel] = np.isfinite(total), total
         if metrics:
             self.hasM[sel] = True
             for rank, (name, j) in enumerate(metrics.items()):

@@ -53,6 +53,7 @@ steps decide whether a new attempt starts.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from datetime import datetime, timezone
 
@@ -83,6 +84,8 @@ _PROGRESS = re.compile(r"\[\s*(?P<n>\d+)\s*/\s*(?P<total>\d+)\b")
 _ISO = re.compile(r"(?<!\d)(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:[.,](\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?")
 ISO_WITHIN = 64  # a line's date-time is its prefix (logging's asctime): looked for there only
 _STEP_NAMES = frozenset(STEP_KEYS) | {"global step"}
+#: the step counters of a line, the one a line's step comes from first
+_STEP_ORDER = ("step", "global_step", "iteration", "iter", "batch")
 _TIME_NAMES = frozenset(TIME_KEYS)
 _TEXT_SUFFIXES = (".log", ".txt", ".out")
 _BULK_FROM = 64  # lines in a chunk from which it is read in bulk
@@ -202,7 +205,7 @@ class TextReader:
             if epoch[0] == 0:
                 st.first_epoch = 0
             st.epoch = epoch[0]
-        for name in ("step", "global_step", "iteration", "iter", "batch"):
+        for name in _STEP_ORDER:
             if name not in positions:
                 continue
             n, total = positions[name]
@@ -236,7 +239,7 @@ class TextReader:
         positions: dict[str, tuple[float, float | None]] = {}
         for key in ("step", "epoch"):
             value = _float(groups.get(key, ""))
-            if value is not None:
+            if value is not None and math.isfinite(value):
                 positions[key] = (value, None)
         t = _float(groups.get("time", ""))
         t = _absolute(t) if t is not None else iso_time(groups.get("time", ""))
@@ -310,9 +313,24 @@ def read_line(line: str) -> tuple[dict[str, tuple[float, float | None]], dict[st
             metrics.setdefault(name, value)
     positions = {name: (float(line[a:b]), float(line[c:d]) if c >= 0 else None)
                  for name, (a, b, c, d) in scan.positions.items()}
+    if positions and not all(math.isfinite(n) and (t is None or math.isfinite(t)) for n, t in positions.values()):
+        positions = _on_axis(positions)
     if t is None and metrics and scan.iso is not None:
         t = _iso_from(scan.iso)
     return positions, metrics, t
+
+
+def _on_axis(positions: dict[str, tuple[float, float | None]]) -> dict[str, tuple[float, float | None]]:
+    """A line's positions without those past float range (a counter of 400 digits): such an epoch
+    is none, such a total none, and such a step counter leaves the line with no step (the counters
+    after it in ``_STEP_ORDER`` are not looked at, as the bulk reader has it)."""
+    out = {name: (n, t if t is None or math.isfinite(t) else None) for name, (n, t) in positions.items()}
+    if "epoch" in out and not math.isfinite(out["epoch"][0]):
+        del out["epoch"]
+    source = next((name for name in _STEP_ORDER if name in out), None)
+    if source is not None and not math.isfinite(out[source][0]):
+        out = {name: p for name, p in out.items() if name == "epoch"}
+    return out
 
 
 def visible(raw: str) -> str:

@@ -294,6 +294,7 @@ class Run:
                 new_attempt = True
             att = self.attempts[-1]
             for name, (steps, values, times) in seg.items():
+                steps, values, times = _on_axis(steps, values, times, parsed)
                 key = name + st.suffix
                 col = att.series.get(key)
                 if col is None:
@@ -322,11 +323,12 @@ class Run:
             return any(len(s[0]) for i in segments for s in parsed.segments[i].values()) or \
                 any(i in segments and "step" in rec for i, rec in parsed.others)
 
+        last_step = parsed.last_step if parsed.last_step is not None and np.isfinite(parsed.last_step) else None
         if new_attempt:
             last = len(parsed.segments) - 1
-            self.last_step = parsed.last_step if stepped(range(last, last + 1)) else None
-        elif parsed.last_step is not None and stepped(range(len(parsed.segments))):
-            self.last_step = parsed.last_step if self.last_step is None else max(self.last_step, parsed.last_step)
+            self.last_step = last_step if stepped(range(last, last + 1)) else None
+        elif last_step is not None and stepped(range(len(parsed.segments))):
+            self.last_step = last_step if self.last_step is None else max(self.last_step, last_step)
         if parsed.records:
             self.updated = st.updated = parsed.last_time if parsed.last_time is not None else now
             if live:
@@ -400,3 +402,14 @@ def _servable(rec: dict[str, Any]) -> bool:
     except orjson.JSONEncodeError:
         return False
     return True
+
+
+def _on_axis(steps: Any, values: Any, times: Any, parsed: Parsed) -> tuple[Any, Any, Any]:
+    """The points of a series whose step is a finite number; the others are counted in ``parsed``
+    (``bad_step``), so that no reader's slip (a counter of 400 digits reads as infinity) puts a
+    point off every axis. The readers skip such steps themselves; this is the store's own check."""
+    ok = np.isfinite(np.asarray(steps, np.float64))
+    if ok.all():
+        return steps, values, times
+    parsed.skip("bad_step", int(ok.shape[0] - np.count_nonzero(ok)))
+    return (np.asarray(steps, np.float64)[ok], np.asarray(values, np.float64)[ok], np.asarray(times, np.float64)[ok])
