@@ -141,3 +141,27 @@ def test_records_refused_for_their_edges_are_counted_as_skipped(served: Any) -> 
     get(handle, "/api/histograms", run="tb/run1", name="w")  # the run is read
     info = get(handle, "/api/run", run="tb/run1")
     assert info["skipped"] == {"total": len(BAD), BAD_EDGES: len(BAD)}
+
+
+def test_records_of_a_step_with_no_place_on_an_axis_are_counted_as_skipped(tmp_path: Path) -> None:
+    """A histogram, vector or text record whose step is NaN, +-Infinity, past float range or not a
+    number at all is not served (the viewer places each at its step): counted as ``bad_step``."""
+    run = tmp_path / "run"
+    run.mkdir()
+    good = [hist(0, counts=[1, 2]), {"k": "vector", "step": 1, "t": 1.7e9, "name": "g", "v": [1.0, 2.0]},
+            {"k": "text", "step": 2, "t": 1.7e9, "name": "note", "text": "hi"}]
+    lines = [json.dumps(HEADER)] + [json.dumps(r) for r in good]
+    lines += ['{"k":"hist","step":NaN,"t":1.7e9,"name":"w","lo":0.0,"hi":1.0,"counts":[1]}',
+              '{"k":"hist","step":1e400,"t":1.7e9,"name":"w","lo":0.0,"hi":1.0,"counts":[1]}',
+              '{"k":"vector","step":"Infinity","t":1.7e9,"name":"g","v":[1.0]}',
+              '{"k":"vector","step":true,"t":1.7e9,"name":"g","v":[1.0]}',
+              '{"k":"text","step":"3","t":1.7e9,"name":"note","text":"no"}']
+    (run / "rank0.jsonl").write_text("\n".join(lines) + "\n")
+    handle = serve_in_thread(tmp_path, token=TOKEN, follower_options={"poll_interval": 0.05})
+    try:
+        assert get(handle, "/api/histograms", run="run", name="w")["steps"] == [0]
+        assert get(handle, "/api/vectors", run="run", name="g")["steps"] == [1]
+        assert get(handle, "/api/texts", run="run", name="note")["steps"] == [2]
+        assert get(handle, "/api/run", run="run")["skipped"] == {"total": 5, "bad_step": 5}
+    finally:
+        handle.stop()

@@ -355,6 +355,10 @@ class Run:
         elif kind == K_END:
             self.final = rec
         elif isinstance(kind, str) and kind in KINDS:
+            step = rec.get("step")
+            if step is not None and not _finite(decode_float(step)):  # no place on an axis
+                st.skipped["bad_step"] = st.skipped.get("bad_step", 0) + 1
+                return
             refused = KINDS[kind].keep(self.kept[kind], rec, st.suffix)
             if refused:
                 st.skipped[refused] = st.skipped.get(refused, 0) + 1
@@ -413,3 +417,7 @@ def _on_axis(steps: Any, values: Any, times: Any, parsed: Parsed) -> tuple[Any, 
         return steps, values, times
     parsed.skip("bad_step", int(ok.shape[0] - np.count_nonzero(ok)))
     return (np.asarray(steps, np.float64)[ok], np.asarray(values, np.float64)[ok], np.asarray(times, np.float64)[ok])
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and np.isfinite(x)
