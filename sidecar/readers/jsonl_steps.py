@@ -159,6 +159,9 @@ class _Tracker:
             if nested.any():  # the offsets in the loop's order of additions
                 bump = np.where(nested, r_prev + np.where(r <= 0, 1.0 - r, 0.0), 0.0)
                 off = np.cumsum(np.concatenate(([off0], bump)))[1:]
+                before = np.concatenate(([off0], off[:-1]))
+                if bool((r + off < r_prev + before)[nested].any()):
+                    return False  # forward only on paper: rounded back past 2**53; the loop judges it
             else:
                 off = np.full(r.shape[0], off0)
             plan.append((k, sel, r, o, off, np.flatnonzero(nested)))
