@@ -13,7 +13,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 LOGDIR ?= demo-logs
 PORT   ?= 6007
 
-.PHONY: venv chromium test test-py test-js test-containers demo bench lint clean screenshots
+.PHONY: venv chromium test test-py test-js test-containers demo bench lint fuzz clean screenshots
 
 venv: $(STAMP)
 
@@ -91,6 +91,11 @@ bench: venv
 	$(PY) bench/loop_stall.py
 	$(PY) bench/viewer.py
 	$(PY) bench/gpu.py
+
+# The property tests with fresh random cases (make test draws fixed ones): run it now and then, and
+# keep any case it finds as an @example of its test.
+fuzz: venv
+	TAILBOARD_HYPOTHESIS=fuzz $(PY) -m pytest -q $$(grep -l "@given" tests/test_*.py)
 
 lint: venv
 	$(PY) -m ruff check writer sidecar tests bench examples
