@@ -188,10 +188,15 @@ DDP_LIGHTNING = """
                         accelerator="cpu", devices=2, strategy="ddp", enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(M(), torch.utils.data.DataLoader(data, batch_size=4))
-    # end the process group before the interpreter does: gloo torn down at exit may abort the process
-    # ("terminate called without an active exception") on a busy machine
+    # end the process group before the interpreter does, and leave without its teardown: gloo's
+    # threads torn down at exit may abort the process ("terminate called without an active
+    # exception") on a busy machine; the run is finished by then (fit's end finalizes the logger)
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
+    import os
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 """
 
 
