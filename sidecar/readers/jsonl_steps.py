@@ -6,11 +6,11 @@ The rules below hold for every record another program wrote as a JSON object: li
 file (``jsonl``) and the entries of a document's history (``jsondoc``).
 
 Steps. A line's counters are its ``format.STEP_KEYS`` fields holding numbers; its step is the finest
-one (the first in that order), the coarser ones stay metrics. When the finest holds NaN or
-+-Infinity (no place on an axis), the line is one with no counter, and that field stays a metric. So per-iteration lines
+one (the first in that order), the coarser ones stay metrics. So per-iteration lines
 (``{"iter": 120, "loss": ..}``) and per-epoch lines (``{"epoch": 2, "val_acc": ..}``) in one file
 each keep their own counter, and neither cuts the other's points. A line with no counter takes its
-record number.
+record number; so does a line whose finest counter holds NaN or +-Infinity (no place on an axis),
+that field staying a metric.
 
 A counter that restarts while the next coarser counter of the line moves on (``iter`` counted
 within each ``epoch``) is not a restart of the run: the steps carry on from the last one before it.
