@@ -26,8 +26,8 @@ from tailboard.values import K_IMAGE
 
 from . import images
 
-__all__ = ["BAD_EDGES", "KINDS", "Histograms", "ImageRecords", "NamedRecords", "RecordKind", "TextRecords", "edges_ok",
-           "thin"]
+__all__ = ["BAD_EDGES", "KINDS", "Histograms", "ImageRecords", "NamedRecords", "RecordKind", "TextRecords",
+           "at_or_before", "edges_ok", "thin"]
 
 Record = dict[str, Any]
 
@@ -95,9 +95,15 @@ class NamedRecords(RecordKind):
             raise KeyError(f"unknown {self.kind} {name!r}")
         step = options.get("step")
         if step is not None:
-            recs = [r for r in recs if (decode_float(r.get("step")) or 0) <= step][-1:]
+            recs = at_or_before(recs, step)
         recs, total = thin(recs, limit)
         return {"total": total, **{key: [r.get(f) for r in recs] for key, f in self.columns}}
+
+
+def at_or_before(recs: list[Record], step: float) -> list[Record]:
+    """The last record (in arrival order) at or before ``step``, as a list of one or none; a record
+    without a step counts as step 0."""
+    return [r for r in recs if (decode_float(r.get("step")) or 0) <= step][-1:]
 
 
 def edges_ok(rec: Record) -> bool:
@@ -207,7 +213,7 @@ class ImageRecords(RecordKind):
             raise KeyError(f"unknown image {name!r}")
         step = options.get("step")
         if step is not None:
-            recs = [r for r in recs if (decode_float(r.get("step")) or 0) <= step][-1:]
+            recs = at_or_before(recs, step)
         recs, total = thin(recs, limit)
         out: dict[str, Any] = {"total": total}
         for key, f in (("steps", "step"), ("times", "t"), ("paths", "path"), ("widths", "w"),
