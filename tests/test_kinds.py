@@ -161,6 +161,9 @@ def test_records_of_a_step_with_no_place_on_an_axis_are_counted_as_skipped(tmp_p
     try:
         assert get(handle, "/api/histograms", run="run", name="w")["steps"] == [0]
         assert get(handle, "/api/vectors", run="run", name="g")["steps"] == [1]
+        # the latest at or before a step: the one at 1 for step 5, none for step 0.5
+        assert get(handle, "/api/vectors", run="run", name="g", step=5)["steps"] == [1]
+        assert get(handle, "/api/vectors", run="run", name="g", step=0.5)["steps"] == []
         assert get(handle, "/api/texts", run="run", name="note")["steps"] == [2]
         assert get(handle, "/api/run", run="run")["skipped"] == {"total": 5, "bad_step": 5}
     finally:
