@@ -16,7 +16,7 @@ import pytest
 from tailboard.sidecar.server import ServerHandle
 
 __all__ = ["ARGS", "BROWSER_MARKS", "CHROMIUM", "OUT", "Probe", "browser", "ema", "hover", "ink", "line_colour",
-           "page_url", "pixels", "png_rgba", "probe", "screen_point", "tooltip_reads",
+           "new_page", "page_url", "pixels", "png_rgba", "probe", "screen_point", "tooltip_reads",
            "wait_for"]
 
 CHROMIUM = "/usr/bin/chromium"
@@ -39,6 +39,15 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
         b.close()
+
+
+def new_page(browser: Any, **options: Any) -> tuple[Any, list[str]]:
+    """A new page (``options`` as Playwright's ``new_page`` takes them) and the list its uncaught
+    errors go to."""
+    page = browser.new_page(**options)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return page, errors
 
 
 def wait_for(page: Any, js: str, timeout: float = 10.0) -> Any:

@@ -25,6 +25,7 @@ from browserkit import (
     ema,
     hover,
     line_colour,
+    new_page,
     page_url,
     pixels,
     png_rgba,
@@ -98,9 +99,7 @@ def assert_blank(page: Any, metric: str, runs: list[str], x: float, y: float) ->
 
 def test_dashboard_lists_runs_paints_charts_and_updates_live(browser: Any, site: Any) -> None:
     handle, _, runs = site
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = new_page(browser, viewport={"width": 1400, "height": 900})
     page.goto(handle.url)
     # the token left the address bar (the page keeps it in localStorage and sends it in a header)
     wait_for(page, "() => !location.href.includes('token')")
@@ -176,9 +175,7 @@ def test_dashboard_lists_runs_paints_charts_and_updates_live(browser: Any, site:
 
 def test_panels_show_histograms_vectors_text_and_the_runs_table(browser: Any, site: Any) -> None:
     handle, _, _ = site
-    page = browser.new_page(viewport={"width": 1200, "height": 800})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = new_page(browser, viewport={"width": 1200, "height": 800})
     page.goto(handle.url)
     wait_for(page, "() => window.tailboard.state.infos.size === 2 && window.tailboard.charts.size > 0")
     painted = """() => { const c = document.querySelector('#tab-%s canvas'); if (!c || !c.width) return false;
@@ -447,9 +444,7 @@ def test_x_axis_modes_change_the_drawing_the_range_and_the_tick_labels(browser: 
 def test_the_url_carries_the_view_both_ways(browser: Any, site: Any) -> None:
     handle, _, _ = site
     query = f"x=relative&smooth=0.3&logy=1&outliers=1&metrics=loss&runs={RUNS[1]}"
-    page = browser.new_page(viewport={"width": 1200, "height": 800})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = new_page(browser, viewport={"width": 1200, "height": 800})
     try:
         page.goto(page_url(handle, query))
         wait_for(page, "() => window.tailboard && window.tailboard.charts.has('train/loss') "
@@ -754,9 +749,7 @@ def test_zooming_in_fetches_the_range_from_the_server_at_full_detail(browser: An
         run.log({"loss": value(i)}, step=i)
     run.finish()
     handle = serve_in_thread(tmp_path, token="tok", follower_options={"poll_interval": 0.05})
-    page = browser.new_page(viewport={"width": 1200, "height": 800})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = new_page(browser, viewport={"width": 1200, "height": 800})
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url) if "/api/series" in r.url else None)
     try:
@@ -877,9 +870,7 @@ def test_the_empty_page_says_what_was_found_under_the_log_folder_live(browser: A
     """Nothing, then files no reader claims (hostile names shown as text, nothing run), then a run:
     the page says each as it happens."""
     handle = serve_in_thread(tmp_path, token="tok", follower_options={"poll_interval": 0.05})
-    page = browser.new_page(viewport={"width": 1200, "height": 800})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = new_page(browser, viewport={"width": 1200, "height": 800})
     dialogs: list[str] = []
 
     def on_dialog(dialog: Any) -> None:
@@ -957,9 +948,7 @@ def test_a_histogram_with_unequal_bins_is_drawn_at_its_bins_bounds(browser: Any,
                                  "hi": 10.0, "counts": counts, "edges": edges}) + "\n")
     (run / "rank0.jsonl").write_text("".join(lines))
     handle = serve_in_thread(tmp_path, token="tok", follower_options={"poll_interval": 0.05})
-    page = browser.new_page(viewport={"width": 1200, "height": 800})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = new_page(browser, viewport={"width": 1200, "height": 800})
     try:
         page.goto(handle.url)
         wait_for(page, "() => (window.tailboard.state.infos.get('tb')?.histograms || []).length === 1")
@@ -1108,9 +1097,7 @@ def test_labels_made_from_hostile_names_and_configs_are_text(browser: Any, tmp_p
             for i in range(20):
                 run.log({"loss": 1 / (i + 1)}, step=i)
     handle = serve_in_thread(tmp_path, token="tok", follower_options={"poll_interval": 0.05})
-    page = browser.new_page(viewport={"width": 1200, "height": 800})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = new_page(browser, viewport={"width": 1200, "height": 800})
     try:
         page.goto(handle.url)
         wait_for(page, "() => window.tailboard && document.querySelectorAll(\"[data-metric='loss'] .lg-item\").length === 2")
@@ -1142,9 +1129,7 @@ def test_series_of_one_point_and_isolated_points_are_drawn_as_markers(browser: A
         w.add_hparams({"lr": 0.1 if name == "hp/a" else 0.01}, {"hparam/accuracy": accuracy})
         w.close()
     handle = serve_in_thread(tmp_path, token="tok", follower_options={"poll_interval": 0.05})
-    page = browser.new_page(viewport={"width": 1200, "height": 800})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = new_page(browser, viewport={"width": 1200, "height": 800})
     try:
         page.goto(page_url(handle, "smooth=0"))
         wait_for(page, """() => { const c = window.tailboard.charts.get('hparam/accuracy'), s = window.tailboard.charts.get('train/sparse');
@@ -1248,9 +1233,7 @@ def test_run_labels_say_what_differs_and_the_sidebar_widens(browser: Any, site: 
     long_id = "sweep/a_run_with_a_rather_long_descriptive_name_lr_0.5"
     with tailboard.init(root / long_id, config={"lr": 0.5}) as run:
         run.log({"train/loss": 1.0}, step=0)
-    page = browser.new_page(viewport={"width": 1200, "height": 800})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = new_page(browser, viewport={"width": 1200, "height": 800})
     try:
         page.goto(page_url(handle, f"runs={RUNS[0]},{RUNS[1]}"))
         wait_for(page, f"() => ({LEGEND})('train/loss').length === 2 && ({LEGEND})('train/loss')[0].text === 'lr=0.5'")

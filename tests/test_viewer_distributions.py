@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import browserkit
-from browserkit import BROWSER_MARKS, line_colour, page_url, wait_for
+from browserkit import BROWSER_MARKS, line_colour, new_page, page_url, wait_for
 from tailboard.sidecar.server import serve_in_thread
 
 browser = browserkit.browser  # the shared fixture
@@ -51,9 +51,7 @@ def comparing(browser: Any, root: Path) -> Iterator[tuple[Any, list[str]]]:
     """Both runs served and selected in a page; the page's errors collected."""
     write_runs(root)
     handle = serve_in_thread(root, token="tok", follower_options={"poll_interval": 0.05})
-    page = browser.new_page(viewport={"width": 1300, "height": 900})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = new_page(browser, viewport={"width": 1300, "height": 900})
     try:
         page.goto(page_url(handle, "runs=cmp/a,cmp/b"))
         wait_for(page, "() => window.tailboard && window.tailboard.view.runs.length === 2 && window.tailboard.charts.size > 0")

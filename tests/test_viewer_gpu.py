@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import browserkit
 import pytest
 import tailboard
-from browserkit import BROWSER_MARKS, page_url, probe, wait_for
+from browserkit import BROWSER_MARKS, new_page, page_url, probe, wait_for
 from tailboard.sidecar.gpu import GpuSampler, gpu_key, system_run_id
 from tailboard.sidecar.gpu.fake import FakeGpu, FakeNvml, uuid_for
 from tailboard.sidecar.server import ServerHandle, serve_in_thread
@@ -81,9 +81,7 @@ def colour_of(page: Any, chart: str, series_id: str) -> tuple[int, int, int]:
 
 def test_a_runs_gpus_are_charted_on_its_time_axis_and_listed_with_their_runs(browser: Any, live: Any) -> None:
     handle, nv, _ = live
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = new_page(browser, viewport={"width": 1400, "height": 1000})
     try:
         page.goto(page_url(handle, "x=relative"))
         # the page selects the training run by itself, never the host's system run
@@ -170,11 +168,9 @@ def test_the_gpus_tab_asks_once_per_host_per_refresh(browser: Any, tmp_path: Pat
     for sampler in samplers:
         sampler.start()
     handle = serve_in_thread(tmp_path, token="tok", follower_options={"poll_interval": 0.05})
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page, errors = new_page(browser, viewport={"width": 1400, "height": 1000})
     asked: list[str] = []
     page.on("request", lambda r: asked.append(r.url))
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
     try:
         page.goto(page_url(handle))
         wait_for(page, "() => window.tailboard?.state?.infos?.size === 2")

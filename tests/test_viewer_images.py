@@ -12,7 +12,7 @@ from typing import Any
 
 import browserkit
 import pytest
-from browserkit import BROWSER_MARKS, page_url, wait_for
+from browserkit import BROWSER_MARKS, new_page, page_url, wait_for
 from tailboard.sidecar.server import ServerHandle, serve_in_thread
 
 browser = browserkit.browser  # the shared fixture
@@ -95,9 +95,7 @@ def shown(page: Any, steps: dict[str, int], tag: str = TAG) -> dict[str, Any]:
 
 
 def test_images_of_two_runs_side_by_side_follow_the_step_slider(browser: Any, images_site: ServerHandle) -> None:
-    page = browser.new_page(viewport={"width": 1200, "height": 800})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = new_page(browser, viewport={"width": 1200, "height": 800})
     page.goto(page_url(images_site))
     wait_for(page, "() => document.querySelectorAll('.run-row[data-run]').length === 2")
     page.click("#tabs button[data-tab='images']")
@@ -143,9 +141,7 @@ def test_a_name_logged_while_the_tab_is_open_gets_its_card(browser: Any, images_
     """The trainers log an image name the tab did not know when it opened: it gets a card, in name
     order, then a figure for the second run once that one logs it too; the bytes come as a PNG (no
     JSON), and the object URLs are revoked when the tab is hidden."""
-    page = browser.new_page(viewport={"width": 1200, "height": 800})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = new_page(browser, viewport={"width": 1200, "height": 800})
     answers: list[tuple[str, str]] = []
     page.on("response", lambda r: answers.append((r.url, r.headers.get("content-type", "")))
             if "/api/image?" in r.url else None)

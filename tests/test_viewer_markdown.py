@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import browserkit
-from browserkit import BROWSER_MARKS, page_url, wait_for
+from browserkit import BROWSER_MARKS, new_page, page_url, wait_for
 from tailboard.sidecar.server import serve_in_thread
 
 browser = browserkit.browser  # the shared fixture
@@ -50,11 +50,9 @@ def test_text_records_are_markdown_that_cannot_act(browser: Any, tmp_path: Path)
             {"k": "text", "step": 0, "t": t0, "name": "notes", "text": text},
         )))
     handle = serve_in_thread(tmp_path, token="tok", follower_options={"poll_interval": 0.05})
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page, errors = new_page(browser, viewport={"width": 1200, "height": 900})
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
     try:
         page.goto(page_url(handle, "runs=exp/a"))

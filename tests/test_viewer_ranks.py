@@ -18,7 +18,7 @@ from typing import Any
 import browserkit
 import pytest
 import tailboard
-from browserkit import BROWSER_MARKS, Probe, hover, page_url, probe, tooltip_reads, wait_for
+from browserkit import BROWSER_MARKS, Probe, hover, new_page, page_url, probe, tooltip_reads, wait_for
 from tailboard.sidecar.server import ServerHandle, serve_in_thread
 
 browser = browserkit.browser  # the shared fixture
@@ -111,9 +111,7 @@ def settle(page: Any) -> None:
 
 def test_a_run_of_four_ranks_is_one_band_with_its_straggler_named_live(browser: Any, ddp: Any) -> None:
     handle, ranks = ddp
-    page = browser.new_page(viewport={"width": 1300, "height": 900})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = new_page(browser, viewport={"width": 1300, "height": 900})
     try:
         page.goto(page_url(handle, "runs=ddp&smooth=0"))
         # one chart for the ranks' metric, drawn as one series with a band
@@ -251,9 +249,7 @@ def parse_band(text: str) -> tuple[list[float], list[str]]:
 
 def test_a_ranks_band_reads_in_ranks_and_names_its_ends_while_a_group_of_runs_reads_in_runs(browser: Any, finished: Any) -> None:
     handle, _ = finished
-    page = browser.new_page(viewport={"width": 1300, "height": 900})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = new_page(browser, viewport={"width": 1300, "height": 900})
     try:
         page.goto(page_url(handle, "runs=sweep/ddp&smooth=0"))
         wait_for(page, f"() => {all_held()} && window.tailboard.charts.get('loss')?.series.length === 1 && "
@@ -301,9 +297,7 @@ def file_points(path: Path) -> list[tuple[int, float, float]]:
 
 def test_the_csv_of_a_chart_of_ranks_holds_every_ranks_points(browser: Any, finished: Any) -> None:
     handle, root = finished
-    page = browser.new_page(viewport={"width": 1300, "height": 900})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = new_page(browser, viewport={"width": 1300, "height": 900})
     try:
         page.goto(page_url(handle, "runs=sweep/ddp,=calc&smooth=0"))
         wait_for(page, f"() => {all_held()} && {held('=calc', 'loss', 12)} && window.tailboard.charts.get('loss')?.draws > 0")

@@ -19,7 +19,7 @@ from typing import Any
 
 import browserkit
 import pytest
-from browserkit import BROWSER_MARKS, ink, page_url, wait_for
+from browserkit import BROWSER_MARKS, ink, new_page, page_url, wait_for
 from tailboard.sidecar.server import ServerHandle, serve_in_thread
 
 browser = browserkit.browser  # the shared fixture
@@ -97,10 +97,8 @@ def hostile(tmp_path: Path) -> Iterator[ServerHandle]:
 
 def open_page(browser: Any, url: str, **kwargs: Any) -> tuple[Any, list[str]]:
     context = browser.new_context(viewport={"width": 1300, "height": 900}, **kwargs)
-    page = context.new_page()
+    page, errors = new_page(context)
     page.add_init_script(CSP_PROBE)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
     return page, errors
 
