@@ -10,6 +10,7 @@
 
 import { StragglerView } from "./straggler.js";
 import { GroupSeries } from "./groups.js";
+import { lowerBound } from "./decimate.js";
 
 /** A rank's metric name: the run's metric and its rank ("loss@rank3"); rank 0's is the metric's. */
 const RANK = /@rank(\d+)$/;
@@ -136,8 +137,7 @@ const finite = (v) => v === v && v !== Infinity && v !== -Infinity;
 /** The value of a series ({xs, values}, sorted by x) at x, as a group's band counts it (groups.js):
  *  its point there, else the straight line between its neighbouring points; NaN outside its range. */
 export function valueAt(xs, values, x) {
-  let lo = 0, hi = xs.length;
-  while (lo < hi) { const mid = (lo + hi) >>> 1; if (xs[mid] < x) lo = mid + 1; else hi = mid; }
+  const lo = lowerBound(xs, x);
   if (lo >= xs.length || (lo === 0 && xs[0] !== x)) return NaN;
   if (xs[lo] === x) return values[lo];
   return values[lo - 1] + (values[lo] - values[lo - 1]) * (x - xs[lo - 1]) / (xs[lo] - xs[lo - 1]);
