@@ -18,32 +18,16 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from ingest import module_at, write_csv
+from ingest import decode_in_chunks, module_at, write_csv
 
 
 def reader_class(commit: str | None, tmp: Path) -> tuple[Any, str]:
     """``CsvReader`` of the working tree (``commit`` None) or of a commit."""
     module, what = module_at(commit, tmp, "tailboard.sidecar.readers.csvlog")
     return module.CsvReader, what
-
-
-def read(cls: Any, data: bytes, chunk: int) -> tuple[list[Any], float, float]:
-    """Every chunk's segments, and the wall and CPU seconds of decoding them all."""
-    r = cls()
-    state, buf, got = r.new_state(), b"", []
-    wall, cpu = time.perf_counter(), time.process_time()
-    for at in range(0, len(data), chunk):
-        buf += data[at : at + chunk]
-        n = r.complete(buf)
-        if n:
-            parsed, state = r.decode(buf[:n], state, now=0.0)
-            buf = buf[n:]
-            got.append(parsed.segments)
-    return got, time.perf_counter() - wall, time.process_time() - cpu
 
 
 def same(a: list[Any], b: list[Any]) -> bool:
@@ -68,7 +52,7 @@ def main() -> None:
     results: dict[str, list[Any]] = {}
     for i in range(args.repeats):
         for name in ("old", "new") if i % 2 == 0 else ("new", "old"):
-            results[name], wall, cpu = read(old if name == "old" else new, data, args.chunk)
+            results[name], wall, cpu = decode_in_chunks(old if name == "old" else new, data, args.chunk)
             times[name].append((wall, cpu))
     if not same(results["old"], results["new"]):
         sys.exit("the two readers read different points")

@@ -129,6 +129,23 @@ def module_at(commit: str | None, into: Path, name: str) -> tuple[Any, str]:
             os.environ["PYTHONPATH"] = env
 
 
+def decode_in_chunks(cls: Any, data: bytes, chunk: int) -> tuple[list[Any], float, float]:
+    """``data`` decoded by a new reader of class ``cls`` in ``chunk``-byte reads cut where its
+    ``complete`` says, as the follower hands them over: every chunk's segments, and the wall and CPU
+    seconds of decoding them all."""
+    r = cls()
+    state, buf, got = r.new_state(), b"", []
+    wall, cpu = time.perf_counter(), time.process_time()
+    for at in range(0, len(data), chunk):
+        buf += data[at : at + chunk]
+        n = r.complete(buf)
+        if n:
+            parsed, state = r.decode(buf[:n], state, now=0.0)
+            buf = buf[n:]
+            got.append(parsed.segments)
+    return got, time.perf_counter() - wall, time.process_time() - cpu
+
+
 def extract_commit(rev: str, into: Path) -> tuple[Path, str]:
     """The package as it was at commit ``rev``, importable from the folder returned, and what it is."""
     def git(*args: str) -> str:

@@ -28,12 +28,11 @@ import random
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ingest import module_at, write_foreign
+from ingest import decode_in_chunks, module_at, write_foreign
 
 METRICS = [f"m{j}" for j in range(10)]
 WORDS = ["loss", "acc", "lr", "grad_norm", "loss_cls", "loss_box", "top_x", "recall", "prec", "score"]
@@ -84,21 +83,6 @@ def write_mmcv(folder: Path, lines: int) -> Path:
     return path
 
 
-def read(cls: Any, data: bytes, chunk: int) -> tuple[list[Any], float]:
-    """Every chunk's segments, and the CPU seconds of decoding them all."""
-    r = cls()
-    state, buf, got = r.new_state(), b"", []
-    cpu = time.process_time()
-    for at in range(0, len(data), chunk):
-        buf += data[at : at + chunk]
-        n = r.complete(buf)
-        if n:
-            parsed, state = r.decode(buf[:n], state, now=0.0)
-            buf = buf[n:]
-            got.append(parsed.segments)
-    return got, time.process_time() - cpu
-
-
 def same(a: list[Any], b: list[Any]) -> bool:
     """The same points in every chunk's segments, bit for bit (the order of the series aside: older
     commits listed them in the order of their templates, not of the lines)."""
@@ -138,7 +122,7 @@ def main() -> None:
         results: dict[str, list[Any]] = {}
         for i in range(args.repeats):
             for which in ("old", "new") if i % 2 == 0 else ("new", "old"):
-                results[which], cpu = read(old if which == "old" else new, data, args.chunk)
+                results[which], _, cpu = decode_in_chunks(old if which == "old" else new, data, args.chunk)
                 times[which].append(cpu)
         if not same(results["old"], results["new"]):
             sys.exit(f"{name}: the two readers read different points")
