@@ -21,8 +21,8 @@ import numpy as np
 
 from ..ingest import Parsed
 from .textlog import (
-    _STEP_ORDER,
     ISO_WITHIN,
+    STEP_ORDER,
     LineScan,
     TextReader,
     TextState,
@@ -129,7 +129,7 @@ class _Chunk:
         epoch = positions.get("epoch")
         if epoch is not None:
             self.hasE[i], self.E[i] = True, epoch[0]
-        for name in _STEP_ORDER:
+        for name in STEP_ORDER:
             if name in positions:
                 n, total = positions[name]
                 self.hasS[i], self.S[i] = True, n
@@ -196,7 +196,7 @@ class _Chunk:
             else:
                 metrics.setdefault(name, j)
         sel = idx[ok]
-        source = next((name for name in _STEP_ORDER if name in scan.positions), None)
+        source = next((name for name in STEP_ORDER if name in scan.positions), None)
         for name, (a, b, c, d) in scan.positions.items():
             if name != "epoch" and name != source:
                 continue

@@ -85,7 +85,7 @@ _ISO = re.compile(r"(?<!\d)(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:[.,](\d{
 ISO_WITHIN = 64  # a line's date-time is its prefix (logging's asctime): looked for there only
 _STEP_NAMES = frozenset(STEP_KEYS) | {"global step"}
 #: the step counters of a line, the one a line's step comes from first
-_STEP_ORDER = ("step", "global_step", "iteration", "iter", "batch")
+STEP_ORDER = ("step", "global_step", "iteration", "iter", "batch")
 _TIME_NAMES = frozenset(TIME_KEYS)
 _TEXT_SUFFIXES = (".log", ".txt", ".out")
 _BULK_FROM = 64  # lines in a chunk from which it is read in bulk
@@ -107,6 +107,7 @@ class TextState:
 
 class TextReader:
     name = "text"
+
     def __init__(self, pattern: str | None = None) -> None:
         # the catch-up reads text logs in the follower's own process: lines of one shape decode faster
         # than a parse worker's result travels back (5M points in 20 runs: 0.91 s against 1.49 s);
@@ -205,7 +206,7 @@ class TextReader:
             if epoch[0] == 0:
                 st.first_epoch = 0
             st.epoch = epoch[0]
-        for name in _STEP_ORDER:
+        for name in STEP_ORDER:
             if name not in positions:
                 continue
             n, total = positions[name]
@@ -323,11 +324,11 @@ def read_line(line: str) -> tuple[dict[str, tuple[float, float | None]], dict[st
 def _on_axis(positions: dict[str, tuple[float, float | None]]) -> dict[str, tuple[float, float | None]]:
     """A line's positions without those past float range (a counter of 400 digits): such an epoch
     is none, such a total none, and such a step counter leaves the line with no step (the counters
-    after it in ``_STEP_ORDER`` are not looked at, as the bulk reader has it)."""
+    after it in ``STEP_ORDER`` are not looked at, as the bulk reader has it)."""
     out = {name: (n, t if t is None or math.isfinite(t) else None) for name, (n, t) in positions.items()}
     if "epoch" in out and not math.isfinite(out["epoch"][0]):
         del out["epoch"]
-    source = next((name for name in _STEP_ORDER if name in out), None)
+    source = next((name for name in STEP_ORDER if name in out), None)
     if source is not None and not math.isfinite(out[source][0]):
         out = {name: p for name, p in out.items() if name == "epoch"}
     return out
