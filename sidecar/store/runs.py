@@ -6,6 +6,7 @@ parsed chunk is applied. No locking and no I/O here: the facade (``Store``) hold
 from __future__ import annotations
 
 import bisect
+import math
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -323,7 +324,7 @@ class Run:
             return any(len(s[0]) for i in segments for s in parsed.segments[i].values()) or \
                 any(i in segments and "step" in rec for i, rec in parsed.others)
 
-        last_step = parsed.last_step if parsed.last_step is not None and np.isfinite(parsed.last_step) else None
+        last_step = parsed.last_step if parsed.last_step is not None and math.isfinite(parsed.last_step) else None
         if new_attempt:
             last = len(parsed.segments) - 1
             self.last_step = last_step if stepped(range(last, last + 1)) else None
@@ -356,7 +357,8 @@ class Run:
             self.final = rec
         elif isinstance(kind, str) and kind in KINDS:
             step = rec.get("step")
-            if step is not None and not _finite(decode_float(step)):  # no place on an axis
+            at = decode_float(step)
+            if step is not None and (at is None or not math.isfinite(at)):  # no place on an axis
                 st.skipped["bad_step"] = st.skipped.get("bad_step", 0) + 1
                 return
             refused = KINDS[kind].keep(self.kept[kind], rec, st.suffix)
@@ -417,7 +419,3 @@ def _on_axis(steps: Any, values: Any, times: Any, parsed: Parsed) -> tuple[Any, 
         return steps, values, times
     parsed.skip("bad_step", int(ok.shape[0] - np.count_nonzero(ok)))
     return (np.asarray(steps, np.float64)[ok], np.asarray(values, np.float64)[ok], np.asarray(times, np.float64)[ok])
-
-
-def _finite(x: float | None) -> bool:
-    return x is not None and np.isfinite(x)
